@@ -1,0 +1,26 @@
+"""The ``gradq`` command line: one typer app; each concern registers its commands from its module."""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(
+    name="gradq",
+    help="gradq: distributed NumPy training on Celery + Redis, served over REST.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+
+def _register() -> None:
+    # Each module owns its commands; importing them here keeps main.py free of their logic.
+    from api.cli import keys, remote, train, up
+
+    for module in (up, train, remote, keys):
+        module.register(app)
+
+
+_register()
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# The whole test suite: installs what the tests need (venv, test extras, redis-server), then pytest.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+source "$ROOT/scripts/bootstrap.sh" test
+# Fashion-MNIST from Debian lets the real-data tests run; they skip without it.
+if [ ! -d /usr/share/datasets/fashion-mnist ] && command -v apt-get >/dev/null; then
+    apt_install dataset-fashion-mnist || echo "dataset-fashion-mnist unavailable; its tests skip"
+fi
+cd "$ROOT"
+exec "$VENV/bin/python" -m pytest "$@"

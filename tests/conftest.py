@@ -1,0 +1,58 @@
+"""Shared fixtures: a private redis-server, a Celery app pointed at it, real worker processes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.harness import CeleryWorker, RedisServer, wait_until
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory) -> Iterator[RedisServer]:
+    """One private redis-server for the whole session (never the one on 6379)."""
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis_url(redis_server: RedisServer) -> str:
+    """The private server's URL, emptied before each test so tests cannot see each other."""
+    redis_server.client.flushall()
+    return redis_server.url
+
+
+@pytest.fixture
+def redis_client(redis_server: RedisServer, redis_url: str):
+    return redis_server.client
+
+
+@pytest.fixture
+def celery_app(redis_url: str):
+    """The project's Celery app pointed at the private Redis for this test."""
+    from worker.celery_app import app, configure
+    from worker.config import Settings
+
+    configure(app, Settings(redis_url=redis_url))
+    return app
+
+
+@pytest.fixture
+def start_worker(redis_url: str, celery_app, tmp_path):
+    """Factory for real Celery worker subprocesses; all are stopped at teardown."""
+    started: list[CeleryWorker] = []
+
+    def start(concurrency: int = 2, wait: bool = True, **env: str) -> CeleryWorker:
+        log = tmp_path / f"worker{len(started)}.log"
+        worker = CeleryWorker(redis_url, concurrency=concurrency, log_path=log, **env)
+        started.append(worker)
+        if wait:
+            wait_until(lambda: celery_app.control.ping(destination=[worker.name], timeout=0.5),
+                       30, f"celery worker {worker.name} to answer ping")
+        return worker
+
+    yield start
+    for worker in started:
+        worker.stop()

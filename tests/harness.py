@@ -1,0 +1,127 @@
+"""Process helpers for integration tests: a private redis-server and real Celery workers.
+
+Everything binds to 127.0.0.1 on a free port in a temp dir, so tests never touch the Redis that
+may be running on 6379.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import redis
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_until(condition: Callable[[], object], timeout: float, what: str, interval=0.05):
+    """Poll ``condition`` until it returns a truthy value; raise TimeoutError naming ``what``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+class RedisServer:
+    """A redis-server child process on a free loopback port, data in ``workdir``."""
+
+    def __init__(self, workdir: Path, appendonly: bool = False):
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise RuntimeError("redis-server is not on PATH (apt-get install redis-server)")
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.process = subprocess.Popen(
+            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(workdir),
+             "--save", "", "--appendonly", "yes" if appendonly else "no",
+             "--maxmemory-policy", "noeviction"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        self.client = redis.Redis.from_url(self.url)
+        wait_until(self._answers, 10, f"redis-server on port {self.port}")
+
+    def _answers(self) -> bool:
+        try:
+            return bool(self.client.ping())
+        except redis.ConnectionError:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"redis-server exited with {self.process.returncode}") from None
+            return False
+
+    def stop(self) -> None:
+        self.client.close()
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+
+
+def worker_env(redis_url: str, **extra: str) -> dict[str, str]:
+    """Environment for a child process pointed at ``redis_url`` with the repo importable."""
+    env = dict(os.environ)
+    env["GRADQ_REDIS_URL"] = redis_url
+    env["PYTHONPATH"] = str(REPO_ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    env.update(extra)
+    return env
+
+
+class CeleryWorker:
+    """A real ``celery worker`` subprocess (prefork pool) in its own process group."""
+
+    def __init__(self, redis_url: str, concurrency: int = 2, queues: str | None = None,
+                 name: str | None = None, log_path: Path | None = None, **env: str):
+        from worker.celery_app import CONTROL_QUEUE, TRAINING_QUEUE
+
+        self.name = name or f"w{free_port()}@test"
+        queues = queues or f"{TRAINING_QUEUE},{CONTROL_QUEUE}"
+        self.log_path = log_path
+        log = open(log_path, "wb") if log_path else subprocess.DEVNULL  # noqa: SIM115
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "worker.celery_app", "worker",
+             "--pool", "prefork", "--concurrency", str(concurrency), "-Q", queues,
+             "-n", self.name, "--without-gossip", "--without-mingle", "--loglevel", "INFO"],
+            cwd=REPO_ROOT, env=worker_env(redis_url, **env), stdout=log,
+            stderr=subprocess.STDOUT, start_new_session=True,
+        )
+
+    def child_pids(self) -> list[int]:
+        """Pids of the pool's child processes (the ones that run tasks)."""
+        out = subprocess.run(["pgrep", "-P", str(self.process.pid)], capture_output=True, text=True)
+        return [int(pid) for pid in out.stdout.split()]
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(5)
+        else:
+            # the main process is gone; make sure no orphaned pool child survives it
+            try:
+                os.killpg(self.process.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass

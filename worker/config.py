@@ -1,0 +1,53 @@
+"""The one settings object of gradq, read from ``GRADQ_*`` environment variables.
+
+Every field is documented in README.md's configuration table; a test checks that the table and this
+class agree, so a new setting without documentation fails CI.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def default_data_dir() -> Path:
+    """The per-user cache folder for downloaded data sets (XDG convention)."""
+    cache_root = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(cache_root) / "gradq" / "datasets"
+
+
+class Settings(BaseSettings):
+    """Configuration shared by the API, the workers and the CLI."""
+
+    model_config = SettingsConfigDict(env_prefix="GRADQ_", extra="ignore")
+
+    redis_url: str = Field("redis://127.0.0.1:6379/0", description="Redis for broker, jobs, models")
+    api_url: str = Field("http://127.0.0.1:8000", description="Where CLI clients reach the API")
+    api_key: str | None = Field(None, description="Bearer key the CLI client sends")
+    data_dir: Path = Field(default_factory=default_data_dir, description="Data set cache folder")
+
+    api_keys_file: Path | None = Field(None, description="File of hashed API keys (tenant per key)")
+    api_keys: str | None = Field(None, description="Comma-separated tenant:key pairs")
+    max_dataset_bytes: int = Field(512 * 1024 * 1024, description="Upload size limit")
+    max_request_bytes: int = Field(16 * 1024 * 1024, description="JSON request body limit")
+    max_predict_batch: int = Field(1024, description="Samples per prediction request")
+    max_active_jobs_per_tenant: int = Field(16, description="Queued+running jobs per tenant")
+    max_parameters: int = Field(20_000_000, description="Parameter budget of one model")
+    model_cache_bytes: int = Field(256 * 1024 * 1024, description="API model LRU cache size")
+
+    max_pending_seconds: float = Field(600.0, description="Gang wait before a job fails")
+    peer_timeout_seconds: float = Field(30.0, description="Deadline for a dead shard's peers")
+    heartbeat_seconds: float = Field(2.0, description="Shard lease renewal period")
+    task_time_limit_seconds: int = Field(24 * 3600, description="Longest training task")
+    worker_max_memory_mb: int = Field(4096, description="Recycle a worker child above this RSS")
+    blas_threads: int | None = Field(None, description="BLAS threads per worker process")
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings (tests build their own ``Settings`` instead)."""
+    return Settings()
