@@ -50,9 +50,19 @@ class _Pool2D(Layer):
                     x[:, :, i : i + sh * (ho - 1) + 1 : sh, j : j + sw * (wo - 1) + 1 : sw],
                 )
 
-    def _empty_like_input(self, dout: np.ndarray) -> np.ndarray:
-        # Same memory order as the cached input so the next layer down reads it without a copy.
-        return np.zeros_like(self._like, dtype=dout.dtype)
+    def _grad_buffer(self, dout: np.ndarray) -> np.ndarray:
+        """dx with the cached input's memory order (so the layer below reads it without a copy);
+        zero-filled unless the windows tile the input exactly (then every entry gets written)."""
+        _, ho, wo = self.output_shape
+        _, h, w = self.input_shape
+        tiled = self.stride == self.pool_size and ho * self.stride[0] == h
+        tiled = tiled and wo * self.stride[1] == w
+        make = np.empty_like if tiled else np.zeros_like
+        return make(self._like, dtype=dout.dtype)
+
+    @property
+    def _overlapping(self) -> bool:
+        return self.stride[0] < self.pool_size[0] or self.stride[1] < self.pool_size[1]
 
     def config(self):
         return {
@@ -66,25 +76,34 @@ class MaxPool2D(_Pool2D):
     type_name = "maxpool2d"
 
     def forward(self, x: np.ndarray, training: bool) -> np.ndarray:
+        # Only ufuncs with out= and arithmetic on bool masks: NumPy's where=/putmask/boolean
+        # indexing paths are 5-20x slower here, and every temporary keeps x's memory order.
         views = self._views(x)
         _, first = next(views)
         best = first.copy(order="K")
-        arg = np.zeros(best.shape, dtype=np.uint8) if training else None
+        arg = np.zeros_like(best, dtype=np.uint8) if training else None
+        better = np.empty_like(best, dtype=bool)
         for k, v in views:
-            better = v > best  # strict: ties keep the earlier offset
-            np.copyto(best, v, where=better)
             if training:
-                arg[better] = k
+                np.greater(v, best, out=better)  # strict: ties keep the earlier offset
+                arg *= ~better
+                arg += better * np.uint8(k)
+            np.maximum(best, v, out=best)
         if training:
             self._arg, self._like = arg, x
         return best
 
     def backward(self, dout: np.ndarray, input_grad: bool = True) -> np.ndarray | None:
+        """Each window's gradient goes to its first maximum only (offset index cached in forward)."""
         if not input_grad:
             return None
-        dx = self._empty_like_input(dout)
+        dx = self._grad_buffer(dout)
+        overlapping = self._overlapping
         for k, dxv in self._views(dx):
-            np.add(dxv, dout, out=dxv, where=self._arg == k)
+            if overlapping:
+                dxv += dout * (self._arg == k)
+            else:
+                np.multiply(dout, self._arg == k, out=dxv)
         return dx
 
 
@@ -105,7 +124,11 @@ class AvgPool2D(_Pool2D):
         if not input_grad:
             return None
         g = dout * (1.0 / (self.pool_size[0] * self.pool_size[1]))
-        dx = self._empty_like_input(dout)
+        dx = self._grad_buffer(dout)
+        overlapping = self._overlapping
         for _, dxv in self._views(dx):
-            dxv += g
+            if overlapping:
+                dxv += g
+            else:
+                dxv[...] = g
         return dx
