@@ -94,7 +94,7 @@ class MaxPool2D(_Pool2D):
         return best
 
     def backward(self, dout: np.ndarray, input_grad: bool = True) -> np.ndarray | None:
-        """Each window's gradient goes to its first maximum only (offset index cached in forward)."""
+        """Each window's gradient goes to its first maximum only (offset cached in forward)."""
         if not input_grad:
             return None
         dx = self._grad_buffer(dout)

@@ -40,6 +40,7 @@ def _direct(x, w, b, stride, pad):
         ({"filters": 3, "kernel_size": [2, 4], "stride": [1, 2], "padding": 1}, (3, 6, 9)),
         ({"filters": 2, "kernel_size": 3, "stride": 2, "padding": "same"}, (1, 7, 8)),
         ({"filters": 2, "kernel_size": 4, "padding": "same", "use_bias": False}, (2, 5, 6)),
+        ({"filters": 3, "kernel_size": 3, "stride": 2, "padding": "same"}, (8, 7, 6)),
     ],
 )
 def test_forward_equals_direct_loop_definition(spec, input_shape):
