@@ -20,9 +20,21 @@ from nnlib import build_model
 def cnn_spec(padding: str) -> dict:
     return {
         "layers": [
-            {"type": "conv2d", "filters": 32, "kernel_size": 5, "padding": padding, "activation": "relu"},
+            {
+                "type": "conv2d",
+                "filters": 32,
+                "kernel_size": 5,
+                "padding": padding,
+                "activation": "relu",
+            },
             {"type": "maxpool2d", "pool_size": 2},
-            {"type": "conv2d", "filters": 64, "kernel_size": 5, "padding": padding, "activation": "relu"},
+            {
+                "type": "conv2d",
+                "filters": 64,
+                "kernel_size": 5,
+                "padding": padding,
+                "activation": "relu",
+            },
             {"type": "maxpool2d", "pool_size": 2},
             {"type": "flatten"},
             {"type": "dense", "units": 128, "activation": "relu"},
