@@ -28,6 +28,8 @@ from nnlib.layers.base import (
     spatial_input,
 )
 
+_COL2IM_CHUNK = 8  # samples per col2im chunk: a (8, Hp, Wp, C) slab fits in L2 for typical sizes
+
 
 def _padding(padding, size: int, kernel: int, stride: int) -> tuple[int, int]:
     """(before, after) padding of one spatial axis."""
@@ -73,6 +75,7 @@ class Conv2D(Layer):
         self.init_negative_slope = 0.0
         self._cache: tuple | None = None
         self._ones_cache: np.ndarray | None = None
+        self._work: dict[str, np.ndarray] = {}
 
     def build(self, input_shape, rng, dtype):
         c, h, w = spatial_input("kernel_size", list(self.kernel_size), tuple(input_shape))
@@ -105,15 +108,28 @@ class Conv2D(Layer):
         return self.output_shape
 
     def _padded_nhwc(self, x: np.ndarray) -> np.ndarray:
-        """(N, C, H, W) -> zero-padded channels-last (N, Hp, Wp, C) (a view when no padding)."""
+        """(N, C, H, W) -> zero-padded channels-last (N, Hp, Wp, C) (a view when no padding).
+
+        The padded array is a buffer kept between calls: its border stays zero, only the interior
+        is rewritten (im2col copies out of it, so nothing downstream holds on to it).
+        """
         xh = x.transpose(0, 2, 3, 1)
         (pt, pb), (pl, pr) = self.pad_h, self.pad_w
         if pt == pb == pl == pr == 0:
             return xh
         n, h, w, c = xh.shape
-        xp = np.zeros((n, h + pt + pb, w + pl + pr, c), dtype=x.dtype)
+        shape = (n, h + pt + pb, w + pl + pr, c)
+        xp = self._buffers_get("padded", shape, x.dtype, zero=True)
         xp[:, pt : pt + h, pl : pl + w, :] = xh
         return xp
+
+    def _buffers_get(self, name: str, shape: tuple, dtype, zero: bool = False) -> np.ndarray:
+        """A reusable work array: allocating fresh 10-100 MB arrays every step costs page faults."""
+        buf = self._work.get(name)
+        if buf is None or buf.shape != shape or buf.dtype != dtype:
+            buf = np.zeros(shape, dtype=dtype) if zero else np.empty(shape, dtype=dtype)
+            self._work[name] = buf
+        return buf
 
     def forward(self, x: np.ndarray, training: bool) -> np.ndarray:
         """(N, C, H, W) -> (N, O, Ho, Wo)."""
@@ -129,11 +145,21 @@ class Conv2D(Layer):
         # channels (a first layer) those runs are tiny, and copying per kernel offset (rows of Wo
         # values) into the transposed layout is ~5x faster. np.dot (not matmul) takes the
         # transposed operand straight to BLAS.
+        # In training the columns go into a buffer kept until the next training forward (backward
+        # needs them); eval allocates, so an eval forward between forward and backward is safe.
+        src = (
+            win.transpose(0, 1, 2, 4, 5, 3) if self._pixel_rows else win.transpose(4, 5, 3, 0, 1, 2)
+        )
+        if training:
+            cols = self._buffers_get("cols", src.shape, x.dtype)
+            np.copyto(cols, src)
+        else:
+            cols = np.ascontiguousarray(src)
         if self._pixel_rows:
-            cols = win.transpose(0, 1, 2, 4, 5, 3).reshape(m, -1)  # (M, K)
+            cols = cols.reshape(m, -1)  # (M, K)
             out = np.dot(cols, w_mat)
         else:
-            cols = win.transpose(4, 5, 3, 0, 1, 2).reshape(-1, m)  # (K, M)
+            cols = cols.reshape(-1, m)  # (K, M)
             out = np.dot(cols.T, w_mat)
         if self.use_bias:
             out += self.params["b"]
