@@ -15,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from nnlib.layers.base import Layer, check_pair, spatial_input
+from nnlib.parallel import over_samples
 
 
 class _Pool2D(Layer):
@@ -72,23 +73,42 @@ class _Pool2D(Layer):
         }
 
 
+def _like_layout(a: np.ndarray, like: np.ndarray) -> np.ndarray:
+    """``a`` in the memory order of ``like`` (one copy if they differ, e.g. after a flatten):
+    elementwise ops on mixed memory orders are several times slower."""
+    if np.argsort(a.strides).tolist() == np.argsort(like.strides).tolist():
+        return a
+    out = np.empty_like(like, dtype=a.dtype)
+    np.copyto(out, a)
+    return out
+
+
 class MaxPool2D(_Pool2D):
     type_name = "maxpool2d"
 
     def forward(self, x: np.ndarray, training: bool) -> np.ndarray:
         # Only ufuncs with out= and arithmetic on bool masks: NumPy's where=/putmask/boolean
         # indexing paths are 5-20x slower here, and every temporary keeps x's memory order.
-        views = self._views(x)
-        _, first = next(views)
-        best = first.copy(order="K")
-        arg = np.zeros_like(best, dtype=np.uint8) if training else None
-        better = np.empty_like(best, dtype=bool)
-        for k, v in views:
+        _, first = next(self._views(x))
+        best = np.empty_like(first)
+        arg = np.empty_like(best, dtype=np.uint8) if training else None
+
+        def run(start: int, stop: int) -> None:
+            views = self._views(x[start:stop])
+            out = best[start:stop]
+            np.copyto(out, next(views)[1])
             if training:
-                np.greater(v, best, out=better)  # strict: ties keep the earlier offset
-                arg *= ~better
-                arg += better * np.uint8(k)
-            np.maximum(best, v, out=best)
+                offset = arg[start:stop]
+                offset.fill(0)
+                better = np.empty_like(out, dtype=bool)
+            for k, v in views:
+                if training:
+                    np.greater(v, out, out=better)  # strict: ties keep the earlier offset
+                    offset *= ~better
+                    offset += better * np.uint8(k)
+                np.maximum(out, v, out=out)
+
+        over_samples(run, x.shape[0], 2 * x.size)
         if training:
             self._arg, self._like = arg, x
         return best
@@ -97,13 +117,19 @@ class MaxPool2D(_Pool2D):
         """Each window's gradient goes to its first maximum only (offset cached in forward)."""
         if not input_grad:
             return None
+        dout = _like_layout(dout, self._arg)
         dx = self._grad_buffer(dout)
         overlapping = self._overlapping
-        for k, dxv in self._views(dx):
-            if overlapping:
-                dxv += dout * (self._arg == k)
-            else:
-                np.multiply(dout, self._arg == k, out=dxv)
+
+        def run(start: int, stop: int) -> None:
+            d, arg = dout[start:stop], self._arg[start:stop]
+            for k, dxv in self._views(dx[start:stop]):
+                if overlapping:
+                    dxv += d * (arg == k)
+                else:
+                    np.multiply(d, arg == k, out=dxv)
+
+        over_samples(run, dx.shape[0], 2 * dx.size)
         return dx
 
 
@@ -111,12 +137,19 @@ class AvgPool2D(_Pool2D):
     type_name = "avgpool2d"
 
     def forward(self, x: np.ndarray, training: bool) -> np.ndarray:
-        views = self._views(x)
-        _, first = next(views)
-        total = first.copy(order="K")
-        for _, v in views:
-            total += v
-        total *= 1.0 / (self.pool_size[0] * self.pool_size[1])
+        _, first = next(self._views(x))
+        total = np.empty_like(first)
+        scale = 1.0 / (self.pool_size[0] * self.pool_size[1])
+
+        def run(start: int, stop: int) -> None:
+            views = self._views(x[start:stop])
+            out = total[start:stop]
+            np.copyto(out, next(views)[1])
+            for _, v in views:
+                out += v
+            out *= scale
+
+        over_samples(run, x.shape[0], 2 * x.size)
         self._like = x
         return total
 
@@ -126,9 +159,14 @@ class AvgPool2D(_Pool2D):
         g = dout * (1.0 / (self.pool_size[0] * self.pool_size[1]))
         dx = self._grad_buffer(dout)
         overlapping = self._overlapping
-        for _, dxv in self._views(dx):
-            if overlapping:
-                dxv += g
-            else:
-                dxv[...] = g
+
+        def run(start: int, stop: int) -> None:
+            gs = g[start:stop]
+            for _, dxv in self._views(dx[start:stop]):
+                if overlapping:
+                    dxv += gs
+                else:
+                    dxv[...] = gs
+
+        over_samples(run, dx.shape[0], 2 * dx.size)
         return dx
