@@ -6,7 +6,9 @@ one framework and imports do not interfere. Both frameworks see the same float32
 batch order (``nnlib.batching.global_batches``), optimizer and learning-rate schedule.
 
     python bench/train_speed.py [--threads 2] [--epochs N] [--quick] [--repeat R]
-                                [--only mlp,cnn,digits]
+                                [--only mlp,mlp-sgd,cnn,digits]
+
+``mlp`` trains with Adam, ``mlp-sgd`` with SGD + momentum 0.9 (lr 0.05); both cosine-annealed.
 
 Seconds per epoch: the fastest training pass (no evaluation) after the first epoch, which warms
 caches up, over ``--repeat`` alternating runs of each framework. On a machine shared with other
@@ -34,9 +36,11 @@ CNN = [("conv", 32), ("pool",), ("conv", 64), ("pool",), ("flatten",), ("dense",
        ("dense", 10, None)]  # fmt: skip
 DIGITS = [("dense", 128, "relu"), ("dense", 10, None)]
 ADAM = {"type": "adam", "lr": 1e-3}
+SGD = {"type": "sgd", "lr": 0.05, "momentum": 0.9}
 COSINE = {"type": "cosine"}  # annealed to 0 over the run, in both frameworks
 WORKLOADS = {  # name: (layers, data set, batch, epochs, quick epochs, optimizer, schedule, target)
     "mlp": (MLP, "fashion-mnist", 128, 10, 2, ADAM, COSINE, 0.885),
+    "mlp-sgd": (MLP, "fashion-mnist", 128, 10, 2, SGD, COSINE, 0.885),
     "cnn": (CNN, "fashion-mnist", 128, 3, 1, ADAM, COSINE, 0.90),
     "digits": (DIGITS, "digits", 32, 30, 30, {"type": "adam", "lr": 3e-3}, None, 0.96),
 }
@@ -110,7 +114,12 @@ def run_torch(layers, x, y, xt, yt, batch, epochs, optimizer, schedule, threads)
                 modules.append(nn.ReLU())
     model = nn.Sequential(*modules)
     model(torch.from_numpy(x[:2]))  # materialise the lazy layers
-    opt = torch.optim.Adam(model.parameters(), lr=optimizer["lr"])
+    if optimizer["type"] == "sgd":
+        opt = torch.optim.SGD(
+            model.parameters(), lr=optimizer["lr"], momentum=optimizer["momentum"]
+        )
+    else:
+        opt = torch.optim.Adam(model.parameters(), lr=optimizer["lr"])
     loss_fn = nn.CrossEntropyLoss()
     xs, ys = torch.from_numpy(x), torch.from_numpy(y)
     lr_at = schedules.build(schedule, optimizer["lr"], epochs * steps_per_epoch(len(x), batch))
@@ -194,7 +203,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--epochs", type=int, default=None, help="override every workload's epochs")
     parser.add_argument("--quick", action="store_true", help="fewer epochs: timing, not accuracy")
-    parser.add_argument("--only", default="mlp,cnn,digits")
+    parser.add_argument("--only", default="mlp,mlp-sgd,cnn,digits")
     parser.add_argument("--repeat", type=int, default=1, help="alternating runs per framework")
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -203,7 +212,7 @@ def main() -> None:
         return
     peers = {"digits": "sklearn"}
     if importlib.util.find_spec("torch") is not None:  # not imported here: children measure memory
-        peers.update(mlp="torch", cnn="torch")
+        peers.update({"mlp": "torch", "mlp-sgd": "torch", "cnn": "torch"})
     print(f"threads {args.threads}; numpy {np.__version__}")
     header = f"{'workload':8} {'framework':9} {'epochs':>6} {'s/epoch':>8} {'ratio':>6} "
     print(header + f"{'peak MB':>8} {'train MB':>8} {'test acc':>8} {'target':>7}")
