@@ -207,7 +207,9 @@ class Conv2D(Layer):
         # layout each offset's block is contiguous, so col2im adds runs of Wo*C values (rows of
         # dxp) instead of runs of C: ~2.5x faster than adding slices of a (M, kh*kw*C) dcols.
         w_offsets = self.params["W"].transpose(2, 3, 0, 1).reshape(kh * kw, o, c)
-        dcols = np.matmul(d, w_offsets).reshape(kh, kw, n, ho, wo, c)
+        dcols = self._buffer("dcols", (kh * kw, n * ho * wo, c), dout.dtype)
+        np.matmul(d, w_offsets, out=dcols)  # into a kept buffer: a fresh one page-faults
+        dcols = dcols.reshape(kh, kw, n, ho, wo, c)
         dxp = np.zeros(padded_shape, dtype=dout.dtype)
 
         def col2im(start: int, stop: int) -> None:
