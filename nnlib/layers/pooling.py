@@ -101,11 +101,13 @@ class MaxPool2D(_Pool2D):
                 offset = arg[start:stop]
                 offset.fill(0)
                 better = np.empty_like(out, dtype=bool)
+                moved = np.empty_like(offset)
             for k, v in views:
                 if training:
                     np.greater(v, out, out=better)  # strict: ties keep the earlier offset
-                    offset *= ~better
-                    offset += better * np.uint8(k)
+                    # offsets only grow, so "k where better, else keep" is a maximum
+                    np.multiply(better, np.uint8(k), out=moved)
+                    np.maximum(offset, moved, out=offset)
                 np.maximum(out, v, out=out)
 
         over_samples(run, x.shape[0], 2 * x.size)
