@@ -309,3 +309,22 @@ def test_relu_runs_after_max_pool_with_identical_outputs_and_gradients(activatio
     for k, v in model.gradients().items():
         np.testing.assert_array_equal(grads[k], v)
     assert model.output_shape == (2, 2, 2) == y.shape[1:]
+
+
+def test_backward_after_an_eval_forward_gives_the_eval_mode_gradients():
+    model = build_model(CNN, [2, 10, 10], seed=0, dtype=np.float64)
+    x = np.random.default_rng(0).standard_normal((4, 2, 10, 10))
+    model.forward(x, training=True)  # move the running statistics away from 0 / 1
+    r = np.random.default_rng(1).standard_normal((4, 3))
+
+    def loss():
+        return float((model.forward(x, training=False) * r).sum())
+
+    model.forward(x, training=False)
+    dx = model.backward(r)
+    grads = {k: v.copy() for k, v in model.gradients().items()}
+
+    assert relative_error(dx, numerical_gradient(loss, x)) < 1e-6
+    for name in ["0.W", "1.gamma", "3.W", "8.b", "9.beta", "10.W"]:
+        numeric = numerical_gradient(loss, model.parameters()[name])
+        assert relative_error(grads[name], numeric) < 1e-6, name
