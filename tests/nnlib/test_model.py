@@ -36,6 +36,11 @@ def test_mlp_parameter_names_layouts_and_count():
     assert isinstance(model, Model) and model.spec == MLP
 
 
+def test_input_shape_may_be_a_list_tuple_or_array():
+    for shape in ([5], (5,), np.array([5])):
+        assert build_model(MLP, shape).input_shape == (5,)
+
+
 def test_same_seed_gives_bit_identical_weights_and_other_seeds_differ():
     a = build_model(MLP, [5], seed=3).parameters()
     b = build_model(MLP, [5], seed=3).parameters()
