@@ -333,3 +333,15 @@ def test_backward_after_an_eval_forward_gives_the_eval_mode_gradients():
     for name in ["0.W", "1.gamma", "3.W", "8.b", "9.beta", "10.W"]:
         numeric = numerical_gradient(loss, model.parameters()[name])
         assert relative_error(grads[name], numeric) < 1e-6, name
+
+
+def test_every_layer_type_keeps_float32_forward_and_backward():
+    model = build_model(CNN, [2, 10, 10], seed=0)
+    x = np.random.default_rng(0).standard_normal((4, 2, 10, 10)).astype(np.float32)
+
+    for training in (True, False):
+        y = model.forward(x, training=training)
+        dx = model.backward(np.ones_like(y))
+        assert y.dtype == dx.dtype == np.float32
+        assert all(g.dtype == np.float32 for g in model.gradients().values())
+        assert all(b.dtype == np.float32 for b in model.buffers().values())
