@@ -110,3 +110,12 @@ def test_concurrent_downloads_of_one_file_all_end_with_the_complete_file(file_se
     assert file_server.requests["/labels.gz"] == 6
     assert all(content == PAYLOAD for content in seen)
     assert list(tmp_path.iterdir()) == [target] and target.read_bytes() == PAYLOAD
+
+
+def test_a_mirror_sending_too_much_is_cut_off_and_nothing_is_kept(file_server, tmp_path):
+    file_server.files["/labels.gz"] = PAYLOAD
+
+    with pytest.raises(DownloadError, match="more than 10 bytes"):
+        download(file_server.url + "labels.gz", tmp_path / "labels.gz", DIGEST, max_bytes=10)
+
+    assert list(tmp_path.iterdir()) == []

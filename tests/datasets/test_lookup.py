@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -157,3 +158,21 @@ def test_cached_arrays_cannot_be_modified_by_a_job(tmp_path, fresh_cache):
     np.testing.assert_allclose(again.x_train, 6 / 255)
     raw = next(iter(fresh_cache._entries.values()))
     assert not raw.x_train.flags.writeable
+
+
+def test_threads_loading_one_set_together_parse_it_once(tmp_path, fresh_cache):
+    write_set(tmp_path / "mnist", tiny_files(seed=6))
+    settings = Settings(data_dir=tmp_path)
+    results = []
+    threads = [
+        threading.Thread(
+            target=lambda: results.append(load_dataset({"name": "mnist"}, settings=settings))
+        )
+        for _ in range(4)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+
+    assert len(results) == 4 and fresh_cache.loads == 1
