@@ -51,10 +51,23 @@ class RedisServer:
         self.url = f"redis://127.0.0.1:{self.port}/0"
         workdir.mkdir(parents=True, exist_ok=True)
         self.process = subprocess.Popen(
-            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(workdir),
-             "--save", "", "--appendonly", "yes" if appendonly else "no",
-             "--maxmemory-policy", "noeviction"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--dir",
+                str(workdir),
+                "--save",
+                "",
+                "--appendonly",
+                "yes" if appendonly else "no",
+                "--maxmemory-policy",
+                "noeviction",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         self.client = redis.Redis.from_url(self.url)
         wait_until(self._answers, 10, f"redis-server on port {self.port}")
@@ -90,8 +103,15 @@ def worker_env(redis_url: str, **extra: str) -> dict[str, str]:
 class CeleryWorker:
     """A real ``celery worker`` subprocess (prefork pool) in its own process group."""
 
-    def __init__(self, redis_url: str, concurrency: int = 2, queues: str | None = None,
-                 name: str | None = None, log_path: Path | None = None, **env: str):
+    def __init__(
+        self,
+        redis_url: str,
+        concurrency: int = 2,
+        queues: str | None = None,
+        name: str | None = None,
+        log_path: Path | None = None,
+        **env: str,
+    ):
         from worker.celery_app import CONTROL_QUEUE, TRAINING_QUEUE
 
         self.name = name or f"w{free_port()}@test"
@@ -99,11 +119,31 @@ class CeleryWorker:
         self.log_path = log_path
         log = open(log_path, "wb") if log_path else subprocess.DEVNULL  # noqa: SIM115
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "worker.celery_app", "worker",
-             "--pool", "prefork", "--concurrency", str(concurrency), "-Q", queues,
-             "-n", self.name, "--without-gossip", "--without-mingle", "--loglevel", "INFO"],
-            cwd=REPO_ROOT, env=worker_env(redis_url, **env), stdout=log,
-            stderr=subprocess.STDOUT, start_new_session=True,
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "worker.celery_app",
+                "worker",
+                "--pool",
+                "prefork",
+                "--concurrency",
+                str(concurrency),
+                "-Q",
+                queues,
+                "-n",
+                self.name,
+                "--without-gossip",
+                "--without-mingle",
+                "--loglevel",
+                "INFO",
+            ],
+            cwd=REPO_ROOT,
+            env=worker_env(redis_url, **env),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
 
     def child_pids(self) -> list[int]:
