@@ -1,4 +1,4 @@
-"""The demo job of ``gradq up``: a small digits classifier trained on 2 shards, then a prediction."""
+"""The demo job of ``gradq up``: a small digits classifier on 2 shards, then a prediction."""
 
 from __future__ import annotations
 

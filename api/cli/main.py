@@ -1,4 +1,4 @@
-"""The ``gradq`` command line: one typer app; each concern registers its commands from its module."""
+"""The ``gradq`` command line: one typer app; each module registers its own commands."""
 
 from __future__ import annotations
 
