@@ -11,7 +11,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -112,6 +111,7 @@ class CeleryWorker:
         log_path: Path | None = None,
         **env: str,
     ):
+        from api.cli.worker_command import celery_worker_argv
         from worker.celery_app import CONTROL_QUEUE, TRAINING_QUEUE
 
         self.name = name or f"w{free_port()}@test"
@@ -119,26 +119,7 @@ class CeleryWorker:
         self.log_path = log_path
         log = open(log_path, "wb") if log_path else subprocess.DEVNULL  # noqa: SIM115
         self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "worker.celery_app",
-                "worker",
-                "--pool",
-                "prefork",
-                "--concurrency",
-                str(concurrency),
-                "-Q",
-                queues,
-                "-n",
-                self.name,
-                "--without-gossip",
-                "--without-mingle",
-                "--loglevel",
-                "INFO",
-            ],
+            celery_worker_argv(queues, concurrency, self.name),
             cwd=REPO_ROOT,
             env=worker_env(redis_url, **env),
             stdout=log,
