@@ -176,3 +176,38 @@ def test_stratified_split_holds_out_the_rounded_fraction_in_class_proportions():
     assert np.bincount(y[held], minlength=10).max() == 1
     np.testing.assert_array_equal(np.sort(np.concatenate([keep, held])), np.arange(50))
     assert set(np.unique(y[keep])) == set(range(10))  # every class keeps samples
+
+
+FINGERPRINT = """
+import hashlib, sys
+from worker.datasets import load_dataset
+spec = {"name": sys.argv[1], "validation_split": 0.2, "normalize": "standardize"}
+ds = load_dataset(spec, seed=11)
+digest = hashlib.sha256()
+for array in (ds.x_train, ds.y_train, ds.x_val, ds.y_val, ds.x_test, ds.y_test):
+    digest.update(array.tobytes())
+print(digest.hexdigest())
+"""
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("name", ["digits", "spirals"])
+def test_two_processes_load_bit_identical_arrays(name):
+    import subprocess
+    import sys
+
+    from tests.harness import REPO_ROOT
+
+    digests = {
+        subprocess.run(
+            [sys.executable, "-c", FINGERPRINT, name],
+            cwd=REPO_ROOT,
+            env={"PYTHONPATH": str(REPO_ROOT), "PYTHONHASHSEED": str(hash_seed)},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        for hash_seed in (1, 2)
+    }
+
+    assert len(digests) == 1 and len(digests.pop().strip()) == 64
