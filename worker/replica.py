@@ -34,26 +34,20 @@ def slice_sizes(batch_len: int, num_shards: int) -> list[int]:
     return [base + (1 if i < extra else 0) for i in range(num_shards)]
 
 
-def evaluate_sums(
-    model, loss, x: np.ndarray, y: np.ndarray, classification: bool, batch_size: int = 1024
-) -> np.ndarray:
-    """float64 [loss * count, correct, count] over (x, y): sums, so shards can add them up."""
+def evaluate_sums(model, loss, x: np.ndarray, y: np.ndarray, batch_size: int = 1024) -> np.ndarray:
+    """float64 [loss * count, correct, count] over (x, y): sums, so shards can add them up.
+
+    ``correct`` is NaN when the loss has no notion of accuracy (regression).
+    """
     totals = np.zeros(3, dtype=np.float64)
     for start in range(0, len(x), batch_size):
         xb, yb = x[start : start + batch_size], y[start : start + batch_size]
         outputs = model.forward(xb, training=False)
         totals[0] += float(loss.forward(outputs, yb)) * len(xb)
-        if classification:
-            totals[1] += float(np.sum(predicted_labels(outputs) == yb.reshape(-1)))
+        hits = loss.count_correct(outputs, yb)
+        totals[1] += np.nan if hits is None else hits
         totals[2] += len(xb)
     return totals
-
-
-def predicted_labels(outputs: np.ndarray) -> np.ndarray:
-    """Class ids from logits: argmax, or ``logit > 0`` for a single binary output."""
-    if outputs.ndim == 2 and outputs.shape[1] == 1:
-        return (outputs[:, 0] > 0).astype(np.int64)
-    return outputs.argmax(axis=1)
 
 
 def build_loss(spec):

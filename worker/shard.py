@@ -18,6 +18,7 @@ import numpy as np
 
 import nnlib
 from nnlib.batching import global_batches, shard_slice, steps_per_epoch
+from nnlib.training import early_stopping_from_spec
 from worker.allreduce import allreduce_mean
 from worker.checkpoints import encode_checkpoint, load_checkpoint, save_checkpoint
 from worker.config import Settings
@@ -104,7 +105,6 @@ def train(ctx: ShardContext) -> dict:
     steps_total = epochs * per_epoch
     schedule = nnlib.schedules.build(spec.get("schedule"), spec["optimizer"]["lr"], steps_total)
     checkpoint_every = spec.get("checkpoint_every") or None
-    classification = data.num_classes is not None
 
     meta = {
         "epoch": 0,
@@ -137,6 +137,11 @@ def train(ctx: ShardContext) -> dict:
         ):
             raise AttemptAbortedError("the job finished or restarted elsewhere")
 
+    stopper = None
+    if spec.get("early_stopping"):
+        stopper = early_stopping_from_spec(spec["early_stopping"], data.x_val is not None)
+        if meta.get("stopper"):
+            stopper.best, stopper.best_epoch, stopper.waited = meta["stopper"]
     flat = FlatGradients(model.parameters(), extra=1)
     last_report = 0.0
     stop_early = False
@@ -200,12 +205,14 @@ def train(ctx: ShardContext) -> dict:
         }
         if data.x_val is not None and len(data.x_val):
             part = shard_slice(len(data.x_val), ctx.num_shards, ctx.shard)
-            sums = evaluate_sums(model, loss, data.x_val[part], data.y_val[part], classification)
+            sums = evaluate_sums(model, loss, data.x_val[part], data.y_val[part])
             sums = ctx.allreduce(f"val{epoch}", sums, [1.0] * ctx.num_shards) * ctx.num_shards
             entry["val_loss"] = sums[0] / sums[2]
-            entry["val_accuracy"] = round(sums[1]) / sums[2] if classification else None
+            entry["val_accuracy"] = _accuracy(sums)
         meta["history"].append(entry)
-        stop_early = _early_stop(spec.get("early_stopping"), meta, entry)
+        if stopper is not None:
+            stop_early = stopper.update(epoch, entry, model)
+            meta["stopper"] = [stopper.best, stopper.best_epoch, stopper.waited]
         meta.update(epoch=epoch + 1, batch=0, epoch_loss_sum=0.0, epoch_samples=0)
         checkpoint()
         report(
@@ -222,18 +229,20 @@ def train(ctx: ShardContext) -> dict:
         if stop_early:
             break
 
+    if stopper is not None and stopper.best_state is not None:
+        model.load_state_dict(stopper.best_state)  # like nnlib.fit: keep the best epoch's weights
     if ctx.shard != 0:
         return {}
-    return _finish(ctx, model, loss, data, classification, stop_early)
+    return _finish(ctx, model, loss, data, stop_early)
 
 
-def _finish(ctx: ShardContext, model, loss, data, classification: bool, stopped_early: bool):
+def _finish(ctx: ShardContext, model, loss, data, stopped_early: bool):
     """Shard 0: test metrics, store the model, mark the job succeeded."""
     metrics = {}
     if data.x_test is not None and len(data.x_test):
-        sums = evaluate_sums(model, loss, data.x_test, data.y_test, classification)
+        sums = evaluate_sums(model, loss, data.x_test, data.y_test)
         metrics["test_loss"] = sums[0] / sums[2]
-        metrics["test_accuracy"] = sums[1] / sums[2] if classification else None
+        metrics["test_accuracy"] = _accuracy(sums)
     record = ctx.store.get(ctx.job_id)
     saved = ModelStore(ctx.store.redis).save(
         model,
@@ -268,15 +277,5 @@ def _average_buffers(ctx: ShardContext, model, epoch: int) -> None:
         np.copyto(array, flat.views[name])
 
 
-def _early_stop(options, meta: dict, entry: dict) -> bool:
-    """Patience on val_loss (train_loss without validation); state lives in ``meta``."""
-    if not options:
-        return False
-    patience = int(options.get("patience", 3)) if isinstance(options, dict) else int(options)
-    min_delta = float(options.get("min_delta", 0.0)) if isinstance(options, dict) else 0.0
-    value = entry["val_loss"] if entry["val_loss"] is not None else entry["train_loss"]
-    if meta["best"] is None or value < meta["best"] - min_delta:
-        meta["best"], meta["bad_epochs"] = value, 0
-        return False
-    meta["bad_epochs"] += 1
-    return meta["bad_epochs"] >= patience
+def _accuracy(sums: np.ndarray) -> float | None:
+    return None if np.isnan(sums[1]) else round(sums[1]) / sums[2]
