@@ -32,7 +32,8 @@ def wait_step(redis_client, job_id: str, step: int) -> None:
 
 
 def test_a_sigkilled_shard_process_costs_one_restart_and_changes_no_weight(
-        redis_client, start_worker):
+    redis_client, start_worker
+):
     worker = start_worker(concurrency=2, **FAST)
     job = submit_job(redis_client, long_spec(), tenant="acme")
     wait_step(redis_client, job["id"], 60)
@@ -47,8 +48,11 @@ def test_a_sigkilled_shard_process_costs_one_restart_and_changes_no_weight(
     # resuming from the checkpoint gives exactly the uninterrupted run's weights
     clean = wait_finished(redis_client, submit_job(redis_client, long_spec(), "acme")["id"])
     assert clean["restarts"] == 0
-    assert_same_weights(model_weights(redis_client, record["model_id"]),
-                        model_weights(redis_client, clean["model_id"]), rtol=1e-6)
+    assert_same_weights(
+        model_weights(redis_client, record["model_id"]),
+        model_weights(redis_client, clean["model_id"]),
+        rtol=1e-6,
+    )
 
 
 def test_a_job_whose_workers_all_died_is_picked_up_by_a_new_worker(redis_client, start_worker):
