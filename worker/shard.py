@@ -19,12 +19,13 @@ import numpy as np
 import nnlib
 from nnlib.batching import global_batches, shard_slice, steps_per_epoch
 from nnlib.training import early_stopping_from_spec
-from worker.allreduce import allreduce_mean
+from worker.allreduce import RING_MIN_ELEMENTS, allreduce_mean
 from worker.checkpoints import encode_checkpoint, load_checkpoint, save_checkpoint
 from worker.config import Settings
 from worker.jobs import JobStore, cancel_key
 from worker.local_sgd import LocalSGD
 from worker.models_store import ModelStore
+from worker.overlap import overlapped_gradients
 from worker.recovery import AttemptAbortedError, attempt_key, check_attempt
 from worker.replica import (
     FlatGradients,
@@ -264,15 +265,22 @@ def _exact_step(
 ) -> float:
     """Gradient of my slice -> weighted mean over shards -> the same update everywhere."""
     data = replica.data
-    if len(mine):
+    weights = slice_sizes(len(index), ctx.num_shards)
+    overlap = bool(replica.spec.get("overlap")) and flat.buffer.size < RING_MIN_ELEMENTS
+    if ctx.num_shards > 1 and overlap:
+        overlapped_gradients(
+            ctx, flat, replica, data.x_train[mine], data.y_train[mine], weights, step
+        )
+    elif len(mine):
         batch_loss, gradients = nnlib.loss_and_gradients(
             replica.model, replica.loss, data.x_train[mine], data.y_train[mine]
         )
         flat.pack(gradients)
         flat.extra[0] = batch_loss
+        ctx.allreduce(str(step), flat.buffer, weights)
     else:
         flat.buffer[:] = 0.0
-    ctx.allreduce(str(step), flat.buffer, slice_sizes(len(index), ctx.num_shards))
+        ctx.allreduce(str(step), flat.buffer, weights)
     if not np.isfinite(flat.buffer).all():
         _diverged(
             "loss" if not np.isfinite(flat.extra[0]) else "gradient", flat.extra[0], epoch, step
