@@ -36,8 +36,8 @@ MODEL = {
 PARAMS = 784 * 256 + 256 + 256 * 128 + 128 + 128 * 10 + 10  # 235,146
 
 
-def job_spec(shards: int, batch: int, epochs: int) -> dict:
-    return {
+def job_spec(shards: int, batch: int, epochs: int, **extra) -> dict:
+    return extra | {
         "name": f"bench-{shards}",
         "dataset": {"name": "fashion-mnist"},
         "model": MODEL,
@@ -50,11 +50,11 @@ def job_spec(shards: int, batch: int, epochs: int) -> dict:
     }
 
 
-def run_job(redis_client, shards: int, batch: int, epochs: int) -> dict:
+def run_job(redis_client, shards: int, batch: int, epochs: int, **extra) -> dict:
     from worker.jobs import TERMINAL, JobStore
     from worker.submit import submit_job
 
-    job = submit_job(redis_client, job_spec(shards, batch, epochs), tenant="bench")
+    job = submit_job(redis_client, job_spec(shards, batch, epochs, **extra), tenant="bench")
     store = JobStore(redis_client)
     record = wait_until(
         lambda: (r := store.get(job["id"]))["status"] in TERMINAL and r, 900, f"{shards}-shard job"
