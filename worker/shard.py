@@ -19,13 +19,12 @@ import numpy as np
 import nnlib
 from nnlib.batching import global_batches, shard_slice, steps_per_epoch
 from nnlib.training import early_stopping_from_spec
-from worker.allreduce import RING_MIN_ELEMENTS, allreduce_mean
+from worker.allreduce import allreduce_mean
 from worker.checkpoints import encode_checkpoint, load_checkpoint, save_checkpoint
 from worker.config import Settings
 from worker.jobs import JobStore, cancel_key
 from worker.local_sgd import LocalSGD
 from worker.models_store import ModelStore
-from worker.overlap import overlapped_gradients
 from worker.recovery import AttemptAbortedError, attempt_key, check_attempt
 from worker.replica import (
     FlatGradients,
@@ -33,18 +32,14 @@ from worker.replica import (
     evaluate_sums,
     rng_states,
     set_rng_states,
-    slice_sizes,
 )
+from worker.steps import exact_step, local_step
 
 PROGRESS_EVERY_SECONDS = 0.5
 
 
 class JobCancelledError(RuntimeError):
     """The cancel flag was seen: stop at this step."""
-
-
-class TrainingError(RuntimeError):
-    """The training itself went wrong (NaN loss, ...): the job fails with this message."""
 
 
 @dataclass
@@ -183,12 +178,12 @@ def train(ctx: ShardContext, replica: Replica) -> dict:
             mine = index[shard_slice(len(index), ctx.num_shards, ctx.shard)]
             step = meta["global_step"]
             if local is None:
-                batch_loss = _exact_step(ctx, flat, replica, index, mine, step, epoch)
+                batch_loss = exact_step(ctx, flat, replica, index, mine, step, epoch)
                 meta["epoch_loss_sum"] += batch_loss * len(index)
                 meta["epoch_samples"] += len(index)
                 synced = True
             else:
-                batch_loss = _local_step(replica, mine, step, epoch)
+                batch_loss = local_step(replica, mine, step, epoch)
                 local.record(len(index), batch_loss)
                 synced = local.due(step + 1, end_of_epoch=b == len(batches) - 1)
                 if synced:
@@ -258,55 +253,6 @@ def train(ctx: ShardContext, replica: Replica) -> dict:
     if ctx.shard != 0:
         return {}
     return _finish(ctx, model, loss, data, stop_early)
-
-
-def _exact_step(
-    ctx: ShardContext, flat: FlatGradients, replica: Replica, index, mine, step: int, epoch: int
-) -> float:
-    """Gradient of my slice -> weighted mean over shards -> the same update everywhere."""
-    data = replica.data
-    weights = slice_sizes(len(index), ctx.num_shards)
-    overlap = bool(replica.spec.get("overlap")) and flat.buffer.size < RING_MIN_ELEMENTS
-    if ctx.num_shards > 1 and overlap:
-        overlapped_gradients(
-            ctx, flat, replica, data.x_train[mine], data.y_train[mine], weights, step
-        )
-    elif len(mine):
-        batch_loss, gradients = nnlib.loss_and_gradients(
-            replica.model, replica.loss, data.x_train[mine], data.y_train[mine]
-        )
-        flat.pack(gradients)
-        flat.extra[0] = batch_loss
-        ctx.allreduce(str(step), flat.buffer, weights)
-    else:
-        flat.buffer[:] = 0.0
-        ctx.allreduce(str(step), flat.buffer, weights)
-    if not np.isfinite(flat.buffer).all():
-        _diverged(
-            "loss" if not np.isfinite(flat.extra[0]) else "gradient", flat.extra[0], epoch, step
-        )
-    replica.optimizer.step(flat.views, lr=replica.schedule(step))
-    return float(flat.extra[0])
-
-
-def _local_step(replica: Replica, mine, step: int, epoch: int) -> float | None:
-    """Local SGD: update with my slice's own gradient (None: my slice is empty)."""
-    if not len(mine):
-        return None
-    batch_loss, gradients = nnlib.loss_and_gradients(
-        replica.model, replica.loss, replica.data.x_train[mine], replica.data.y_train[mine]
-    )
-    if not np.isfinite(batch_loss):
-        _diverged("loss", batch_loss, epoch, step)
-    replica.optimizer.step(gradients, lr=replica.schedule(step))
-    return float(batch_loss)
-
-
-def _diverged(what: str, value, epoch: int, step: int):
-    raise TrainingError(
-        f"{what} became {float(value)} at epoch {epoch + 1} step {step + 1} "
-        "(learning rate too high?)"
-    )
 
 
 def _finish(ctx: ShardContext, model, loss, data, stopped_early: bool):
