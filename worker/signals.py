@@ -20,7 +20,10 @@ _sweeper: Sweeper | None = None
 
 @celeryd_init.connect
 def _record_pool_size(sender=None, conf=None, options=None, **_) -> None:
-    concurrency = (options or {}).get("concurrency") or os.cpu_count() or 1
+    try:
+        concurrency = int((options or {}).get("concurrency") or os.cpu_count() or 1)
+    except ValueError:  # e.g. an "auto" concurrency: assume one process per core
+        concurrency = os.cpu_count() or 1
     os.environ["GRADQ_POOL_PROCESSES"] = str(concurrency)
 
 
