@@ -187,12 +187,11 @@ def print_allreduce(url: str) -> None:
     for size in (PARAMS, 2_000_000):
         raw_size = raw_transfer_seconds(url, size * 4)
         for shards in (2, 4):
-            leader = allreduce_seconds(url, shards, size, "leader")
-            ring = allreduce_seconds(url, shards, size, "ring")
-            print(
-                f"  {size:>9,} floats, {shards} shards: leader {leader * 1e3:6.2f}  "
-                f"ring {ring * 1e3:6.2f}  raw SET+GET {raw_size * 1e3:6.2f}"
-            )
+            times = {a: allreduce_seconds(url, shards, size, a)
+                     for a in ("leader", "ring", "exchange")}
+            cells = "  ".join(f"{a} {t * 1e3:6.2f}" for a, t in times.items())
+            print(f"  {size:>9,} floats, {shards} shards: {cells}  raw SET+GET "
+                  f"{raw_size * 1e3:6.2f}")
 
 
 def main() -> None:

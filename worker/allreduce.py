@@ -10,6 +10,9 @@ Two algorithms, same result:
   One pipeline and one wait per shard; shard 0 moves 2(N-1) vectors.
 - ``ring`` (reduce-scatter + all-gather over N chunks): shard c owns chunk c; every shard sends and
   receives 2(N-1)/N of the vector, so no shard is a bottleneck. Two pipelines, two waits.
+- ``exchange`` (N = 2's choice): every shard sends its whole vector to every other and sums
+  locally. One round instead of two: for two shards it moves the same bytes as the ring with half
+  the synchronisation latency (measured: 2.5 ms leader vs ... for 0.94 MB, see bench/scaling.py).
 Sums run in shard order, so every run is bit-for-bit reproducible.
 
 redis-py must use its pure-Python command packer: with hiredis installed it packs large values
@@ -83,14 +86,21 @@ def allreduce_mean(
     if num_shards == 1:
         return vector
     if algorithm == "auto":
-        algorithm = "ring" if vector.size >= RING_MIN_ELEMENTS else "leader"
+        if num_shards == 2:
+            algorithm = "exchange"
+        else:
+            algorithm = "ring" if vector.size >= RING_MIN_ELEMENTS else "leader"
     channel = Channel(redis, key, vector.dtype, timeout, check, ttl_seconds)
     if algorithm == "leader":
         _leader(channel, vector, shard_index, num_shards)
     elif algorithm == "ring":
         _ring(channel, vector, shard_index, num_shards)
+    elif algorithm == "exchange":
+        _exchange(channel, vector, shard_index, num_shards)
     else:
-        raise ValueError(f"algorithm must be 'auto', 'leader' or 'ring', got {algorithm!r}")
+        raise ValueError(
+            f"algorithm must be 'auto', 'leader', 'ring' or 'exchange', got {algorithm!r}"
+        )
     return vector
 
 
@@ -120,6 +130,15 @@ def _ring(channel: Channel, vector: np.ndarray, me: int, n: int) -> None:
     for c in range(n):
         if c != me:
             chunk[c][:] = gathered[f"ag:{me}:{c}"]
+
+
+def _exchange(channel: Channel, vector: np.ndarray, me: int, n: int) -> None:
+    channel.send({f"x:{j}:{me}": vector for j in range(n) if j != me})
+    received = channel.receive([f"x:{me}:{j}" for j in range(n) if j != me])
+    total = np.zeros_like(vector)
+    for j in range(n):  # the same order on every shard: identical sums everywhere
+        total += vector if j == me else received[f"x:{me}:{j}"]
+    vector[:] = total
 
 
 class Channel:

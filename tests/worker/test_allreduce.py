@@ -40,7 +40,7 @@ def run_shards(
     return results
 
 
-@pytest.mark.parametrize("algorithm", ["leader", "ring"])
+@pytest.mark.parametrize("algorithm", ["leader", "ring", "exchange"])
 @pytest.mark.parametrize("num_shards", [1, 2, 3, 4])
 def test_every_shard_gets_the_slice_weighted_mean(redis_url, num_shards, algorithm):
     rng = np.random.default_rng(num_shards)
@@ -58,6 +58,19 @@ def test_every_shard_gets_the_slice_weighted_mean(redis_url, num_shards, algorit
     assert all(np.array_equal(results[0], r) for r in results)  # bit-identical replicas
 
 
+def test_all_algorithms_give_bit_identical_results(redis_url):
+    rng = np.random.default_rng(9)
+    vectors = [rng.standard_normal(5001).astype(np.float32) for _ in range(2)]
+
+    results = {
+        a: run_shards(redis_url, vectors, [3, 2], f"t:bits:{a}", a)[1]
+        for a in ("leader", "ring", "exchange")
+    }
+
+    np.testing.assert_array_equal(results["leader"], results["exchange"])
+    np.testing.assert_array_equal(results["leader"], results["ring"])
+
+
 def test_an_empty_slice_contributes_nothing(redis_url):
     vectors = [np.full(10, 2.0, np.float32), np.full(10, 99.0, np.float32)]
 
@@ -66,7 +79,7 @@ def test_an_empty_slice_contributes_nothing(redis_url):
     np.testing.assert_array_equal(results[1], np.full(10, 2.0, np.float32))
 
 
-@pytest.mark.parametrize("algorithm", ["leader", "ring"])
+@pytest.mark.parametrize("algorithm", ["leader", "ring", "exchange"])
 def test_many_steps_leave_no_keys_and_flat_memory(redis_url, redis_client, algorithm):
     vectors = [np.ones(50_000, np.float32) * (i + 1) for i in range(3)]
     run_shards(redis_url, vectors, [1, 1, 1], "t:warm", algorithm)
