@@ -5,14 +5,17 @@ there is no extra GET). Every list is consumed by its reader, so a finished step
 behind; each write also sets a TTL as a safety net for abandoned steps. Vectors travel as raw bytes
 (a ``memoryview``, read back with ``numpy.frombuffer``), never pickled or JSON-encoded.
 
-Two algorithms, same result:
+Three algorithms, same result (bit for bit):
 - ``leader`` (small vectors): shards 1..N-1 push to shard 0, which sums and pushes the mean back.
   One pipeline and one wait per shard; shard 0 moves 2(N-1) vectors.
 - ``ring`` (reduce-scatter + all-gather over N chunks): shard c owns chunk c; every shard sends and
   receives 2(N-1)/N of the vector, so no shard is a bottleneck. Two pipelines, two waits.
-- ``exchange`` (N = 2's choice): every shard sends its whole vector to every other and sums
-  locally. One round instead of two: for two shards it moves the same bytes as the ring with half
-  the synchronisation latency (measured: 2.5 ms leader vs ... for 0.94 MB, see bench/scaling.py).
+- ``exchange``: every shard sends its whole vector to every other and sums locally; one round
+  instead of two, but all shards push at once into the single-threaded Redis.
+Measured on the shared 2-core box (bench/scaling.py, noisy), 0.94 MB over 2 shards: leader
+1.9 ms, ring 2.4 ms, exchange 4.0 ms (raw SET+GET 0.7 ms); over 4 shards ring 11-37 ms vs leader
+12-15 ms; 8 MB: ring wins at 2 and 4 shards. Hence ``auto``: leader below RING_MIN_ELEMENTS
+elements, ring above.
 Sums run in shard order, so every run is bit-for-bit reproducible.
 
 redis-py must use its pure-Python command packer: with hiredis installed it packs large values
@@ -86,10 +89,7 @@ def allreduce_mean(
     if num_shards == 1:
         return vector
     if algorithm == "auto":
-        if num_shards == 2:
-            algorithm = "exchange"
-        else:
-            algorithm = "ring" if vector.size >= RING_MIN_ELEMENTS else "leader"
+        algorithm = "ring" if vector.size >= RING_MIN_ELEMENTS else "leader"
     channel = Channel(redis, key, vector.dtype, timeout, check, ttl_seconds)
     if algorithm == "leader":
         _leader(channel, vector, shard_index, num_shards)
