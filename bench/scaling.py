@@ -113,6 +113,40 @@ def allreduce_seconds(url: str, shards: int, size: int, algorithm: str, steps: i
     return max(results)
 
 
+def _compute_only(batch: int, steps: int, out) -> None:
+    from threadpoolctl import threadpool_limits
+
+    import nnlib
+
+    model = nnlib.build_model(MODEL, (28, 28), seed=0)
+    loss = nnlib.losses.get("cross_entropy")
+    rng = np.random.default_rng(0)
+    x = rng.random((batch, 28, 28), dtype=np.float32)
+    y = rng.integers(0, 10, batch)
+    times = []
+    with threadpool_limits(1):
+        for _ in range(steps):
+            started = time.perf_counter()
+            nnlib.loss_and_gradients(model, loss, x, y)
+            times.append(time.perf_counter() - started)
+    out.put(statistics.median(times))
+
+
+def compute_only_samples_per_second(shards: int, batch: int, steps: int = 40) -> float:
+    """Throughput of N processes each computing its slice's gradient, with no communication:
+    the ceiling that CPU availability alone allows on this machine right now."""
+    ctx = multiprocessing.get_context("spawn")
+    out = ctx.Queue()
+    procs = [ctx.Process(target=_compute_only, args=(batch // shards, steps, out))
+             for _ in range(shards)]
+    for proc in procs:
+        proc.start()
+    slowest = max(out.get(timeout=300) for _ in procs)
+    for proc in procs:
+        proc.join(30)
+    return batch / slowest
+
+
 def celery_costs(app, repeat: int = 30) -> tuple[float, float, float]:
     """Median ping round trip, and a chord of 2 and of 4 pings (seconds)."""
     from celery import chord
@@ -223,6 +257,11 @@ def main() -> None:
             )
             rows = training_rows(server.client, shard_counts, args.batch, args.epochs)
             print_training(rows, raw_transfer_seconds(server.url, PARAMS * 4), args.batch)
+            ceiling = {n: compute_only_samples_per_second(n, args.batch) for n in shard_counts}
+            print("\ncompute only, no communication (N processes in parallel, same slices):")
+            for n, throughput in ceiling.items():
+                print(f"  {n} shard(s): {throughput:8.0f} samples/s, efficiency ceiling "
+                      f"{throughput / (n * ceiling[shard_counts[0]]):.2f}")
             print_allreduce(server.url)
             trip, chord2, chord4 = celery_costs(app)
             print(
