@@ -57,6 +57,7 @@ def join_gang(
                 {},
                 event="status",
                 expect_attempt=attempt,
+                expect_status="queued",  # the gang may have started meanwhile
                 reason=f"waiting for workers: {count} of {num_shards} shards started",
             )
         pending = time.time() - (record.get("pending_since") or time.time())

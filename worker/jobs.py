@@ -132,11 +132,13 @@ class JobStore:
         status: str | None = None,
         reason: str | None = None,
         expect_attempt: int | None = None,
+        expect_status: str | None = None,
     ) -> dict | None:
         """Apply ``changes`` (and a guarded ``status`` change) atomically; publish one event.
 
         Returns the new record, or None when the job is terminal, the transition is not allowed, or
-        ``expect_attempt`` is given and no longer the job's current attempt (a stale shard).
+        ``expect_attempt`` is given and no longer the job's current attempt (a stale shard), or
+        ``expect_status`` is given and differs from the current status.
         """
         key = job_key(job_id)
         with self.redis.pipeline() as pipe:
@@ -153,6 +155,8 @@ class JobStore:
                     if status is not None and status not in TRANSITIONS[current]:
                         return None
                     if expect_attempt is not None and record["attempt"] != expect_attempt:
+                        return None
+                    if expect_status is not None and current != expect_status:
                         return None
                     published = dict(changes)
                     record.update(changes)
