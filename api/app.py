@@ -1,0 +1,98 @@
+"""The FastAPI app: ``create_app(settings)`` for tests, ``app`` for ``uvicorn api.app:app``."""
+
+from __future__ import annotations
+
+import logging
+from contextlib import asynccontextmanager
+from functools import cache
+
+import redis
+from fastapi import FastAPI
+
+from api.invalidation import InvalidationListener
+from api.keys import KeyRing
+from api.limits import BodySizeLimit
+from api.metrics import ApiMetrics, MetricsMiddleware
+from api.model_cache import ModelCache
+from api.routers import datasets, health, jobs, models
+from worker.config import Settings, get_settings
+
+log = logging.getLogger("gradq.api")
+# Celery's Redis transport keeps one list per queue and priority step.
+PRIORITY_SUFFIXES = ("", "\x06\x163", "\x06\x166", "\x06\x169")
+
+DESCRIPTION = """Distributed NumPy training as a service.
+
+Authenticate with `Authorization: Bearer <API key>` (keys come from `gradq keys create TENANT`).
+Every resource belongs to the key's tenant; other tenants' ids answer 404.
+Errors are `{"detail": ...}` naming the field or the resource."""
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """A configured API: stores on ``settings.redis_url``, keys, limits, metrics."""
+    settings = settings or get_settings()
+    redis_client = redis.Redis.from_url(settings.redis_url, socket_timeout=30)
+    cache_ = ModelCache(settings.model_cache_bytes)
+    listener = InvalidationListener(redis_client, cache_)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        listener.start()
+        try:
+            yield
+        finally:
+            listener.stop()
+            redis_client.close()
+
+    app = FastAPI(title="gradq", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
+    app.state.settings = settings
+    app.state.redis = redis_client
+    app.state.keyring = KeyRing(settings.api_keys_file, settings.api_keys)
+    app.state.model_cache = cache_
+    app.state.metrics = ApiMetrics()
+    app.state.metrics.watch_redis(lambda: redis_snapshot(redis_client))
+    app.state.celery = cache(lambda: celery_for(settings))
+    for router in (jobs.router, models.router, datasets.router, health.router):
+        app.include_router(router)
+
+    def limit_for(path: str) -> int:
+        if path.startswith("/v1/datasets"):
+            return settings.max_dataset_bytes + 1024 * 1024  # room for the multipart envelope
+        return settings.max_request_bytes
+
+    app.add_middleware(BodySizeLimit, limit_for=limit_for)
+    app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
+    return app
+
+
+def celery_for(settings: Settings):
+    """A Celery client app on ``settings.redis_url`` (for ``/readyz`` pings)."""
+    from celery import Celery
+
+    from worker.celery_app import configure
+
+    client = Celery("gradq-api")
+    configure(client, settings)
+    return client
+
+
+def redis_snapshot(redis_client: redis.Redis) -> tuple[dict[str, int], dict[str, int]]:
+    """(jobs by status, tasks waiting per queue) for ``/metrics``."""
+    from worker.jobs import JobStore
+
+    from worker.celery_app import CONTROL_QUEUE, TRAINING_QUEUE
+
+    store = JobStore(redis_client)
+    by_status = store.status_counts() if hasattr(store, "status_counts") else {}
+    depths = {}
+    for queue in (TRAINING_QUEUE, CONTROL_QUEUE):
+        depths[queue] = sum(int(redis_client.llen(queue + s)) for s in PRIORITY_SUFFIXES)
+    return by_status, depths
+
+
+def __getattr__(name: str):
+    # ``uvicorn api.app:app`` builds the app on first access, so importing this module is cheap.
+    if name == "app":
+        globals()["app"] = value = create_app()
+        return value
+    raise AttributeError(name)
