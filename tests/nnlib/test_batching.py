@@ -34,7 +34,9 @@ def test_permutation_is_fixed_by_seed_and_epoch():
     assert not np.array_equal(a, epoch_permutation(4, 1, 50))
 
 
-@pytest.mark.parametrize(("args", "name"), [((10, 0, 0), "num_shards"), ((10, 2, 2), "shard_index")])
+@pytest.mark.parametrize(
+    ("args", "name"), [((10, 0, 0), "num_shards"), ((10, 2, 2), "shard_index")]
+)
 def test_bad_shard_arguments_name_the_value(args, name):
     with pytest.raises(ValueError, match=name):
         shard_slice(*args)

@@ -1,0 +1,77 @@
+"""Fully connected layer: y = x W + b with W (in, out), b (out,).
+
+Inputs of higher rank, e.g. (N, C, H, W) after a conv, are flattened to (N, C*H*W) in C order
+(the same order as PyTorch's ``flatten``), so a ``flatten`` layer before ``dense`` is optional.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from nnlib.initializers import init_weights
+from nnlib.layers.base import Layer, check_activation, check_bool, check_int
+
+
+class Dense(Layer):
+    type_name = "dense"
+    fields = ("units", "activation", "use_bias")
+    required = ("units",)
+
+    def __init__(self, units: int, activation: str | None = None, use_bias: bool = True) -> None:
+        super().__init__()
+        self.units = check_int("units", units, 1)
+        self.activation = check_activation("activation", activation)
+        self.use_bias = check_bool("use_bias", use_bias)
+        # The activation that follows (own field or the next spec layer) picks He vs Xavier.
+        self.init_activation = self.activation
+        self.init_negative_slope = 0.0
+        self._x: np.ndarray | None = None
+
+    def build(self, input_shape, rng, dtype):
+        self.input_shape = tuple(input_shape)
+        fan_in = math.prod(self.input_shape)
+        self.params["W"] = init_weights(
+            rng,
+            (fan_in, self.units),
+            fan_in,
+            self.units,
+            dtype,
+            self.init_activation,
+            self.init_negative_slope,
+        )
+        if self.use_bias:
+            self.params["b"] = np.zeros(self.units, dtype=dtype)
+        self.zero_grads()
+        self.output_shape = (self.units,)
+        return self.output_shape
+
+    def forward(self, x: np.ndarray, training: bool) -> np.ndarray:
+        """(N, *input_shape) -> (N, units)."""
+        if x.ndim != 2:
+            x = x.reshape(x.shape[0], -1)
+        self._x = x
+        y = x @ self.params["W"]
+        if self.use_bias:
+            y += self.params["b"]
+        return y
+
+    def backward(self, dout: np.ndarray, input_grad: bool = True) -> np.ndarray | None:
+        """dout (N, units) -> dx (N, *input_shape); dW = x^T dout, db = sum_n dout."""
+        x = self._x
+        self.grads["W"] = x.T @ dout
+        if self.use_bias:
+            self.grads["b"] = dout.sum(axis=0)
+        if not input_grad:
+            return None
+        dx = dout @ self.params["W"].T
+        return dx.reshape((dout.shape[0], *self.input_shape))
+
+    def config(self):
+        return {
+            "type": "dense",
+            "units": self.units,
+            "activation": self.activation,
+            "use_bias": self.use_bias,
+        }

@@ -1,0 +1,277 @@
+"""Optimizers: update rules as small functions, and classes that hold their per-parameter state.
+
+``build(spec, parameters)`` returns an optimizer whose ``step(gradients, lr=None)`` updates the
+``parameters`` arrays in place (the model owns them). State arrays are keyed by the model-level
+parameter name (``"m.0.W"``, ``"momentum.0.W"``) plus the step count ``"t"``, so a checkpoint is a
+flat dict of arrays. Update functions work in place with a scratch array: no temporaries in the
+hot path and no float64 upcasts of float32 parameters (Python floats keep the array dtype).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+Arrays = dict[str, np.ndarray]
+
+
+def global_norm_scale(gradients: Arrays, clip_norm: float | None) -> float:
+    """Factor (<= 1) that brings the global L2 norm of all gradients down to ``clip_norm``."""
+    if clip_norm is None:
+        return 1.0
+    total = math.sqrt(sum(float(np.dot(g.ravel(), g.ravel())) for g in gradients.values()))
+    return min(1.0, clip_norm / (total + 1e-6))
+
+
+def effective_gradient(param, grad, *, weight_decay, grad_scale, out) -> np.ndarray:
+    """``grad * grad_scale + weight_decay * param`` (L2 penalty), written to ``out`` if needed."""
+    if grad_scale == 1.0 and weight_decay == 0.0:
+        return grad
+    np.multiply(grad, grad_scale, out=out)
+    if weight_decay:
+        out += weight_decay * param
+    return out
+
+
+def sgd_update(param, g, velocity, *, lr, momentum, nesterov, scratch) -> None:
+    """``v = momentum v + g``; ``p -= lr (g + momentum v)`` (Nesterov) or ``p -= lr v``."""
+    if velocity is None:
+        update = g
+    else:
+        velocity *= momentum
+        velocity += g
+        if nesterov:
+            np.multiply(velocity, momentum, out=scratch)
+            scratch += g
+            update = scratch
+        else:
+            update = velocity
+    np.multiply(update, lr, out=scratch)
+    param -= scratch
+
+
+def adam_update(param, g, m, v, *, t, lr, beta1, beta2, eps, scratch) -> None:
+    """Adam with bias correction: ``p -= lr/(1-b1^t) * m / (sqrt(v/(1-b2^t)) + eps)``."""
+    m *= beta1
+    np.multiply(g, 1.0 - beta1, out=scratch)
+    m += scratch
+    v *= beta2
+    np.multiply(g, g, out=scratch)
+    scratch *= 1.0 - beta2
+    v += scratch
+    np.sqrt(v, out=scratch)
+    scratch *= 1.0 / math.sqrt(1.0 - beta2**t)
+    scratch += eps
+    np.divide(m, scratch, out=scratch)
+    scratch *= lr / (1.0 - beta1**t)
+    param -= scratch
+
+
+def rmsprop_update(param, g, square_avg, *, lr, alpha, eps, scratch) -> None:
+    """``s = alpha s + (1 - alpha) g^2``; ``p -= lr g / (sqrt(s) + eps)``."""
+    square_avg *= alpha
+    np.multiply(g, g, out=scratch)
+    scratch *= 1.0 - alpha
+    square_avg += scratch
+    np.sqrt(square_avg, out=scratch)
+    scratch += eps
+    np.divide(g, scratch, out=scratch)
+    scratch *= lr
+    param -= scratch
+
+
+class Optimizer:
+    """Common part: validated hyper-parameters, clipping, step count, state (de)serialisation."""
+
+    slots: tuple[str, ...] = ()
+
+    def __init__(self, parameters: Arrays, *, lr, weight_decay=0.0, clip_norm=None):
+        self.parameters = parameters
+        self.lr = _positive("lr", lr)
+        self.weight_decay = _at_least_zero("weight_decay", weight_decay)
+        self.clip_norm = None if clip_norm is None else _positive("clip_norm", clip_norm)
+        self.t = 0
+        self.state: dict[str, Arrays] = {
+            slot: {name: np.zeros_like(p) for name, p in parameters.items()} for slot in self.slots
+        }
+        self._scratch = {name: np.empty_like(p) for name, p in parameters.items()}
+        self._gscratch: Arrays = {}  # clipped / decayed gradients, allocated only when used
+
+    def step(self, gradients: Arrays, lr: float | None = None) -> None:
+        """Apply one update from ``gradients`` (same keys as the parameters; not modified)."""
+        if gradients.keys() != self.parameters.keys():
+            raise ValueError(
+                f"gradients: keys {sorted(gradients)} do not match parameters "
+                f"{sorted(self.parameters)}"
+            )
+        lr = self.lr if lr is None else float(lr)
+        if not lr >= 0.0 or math.isinf(lr):
+            raise ValueError(f"step lr must be finite and >= 0, got {lr!r}")
+        self.t += 1
+        scale = global_norm_scale(gradients, self.clip_norm)
+        for name, param in self.parameters.items():
+            self._update(name, param, gradients[name], lr, scale)
+
+    def _gradient(self, name, param, grad, scale, weight_decay) -> np.ndarray:
+        if (scale != 1.0 or weight_decay) and name not in self._gscratch:
+            self._gscratch[name] = np.empty_like(param)
+        out = self._gscratch.get(name)
+        return effective_gradient(param, grad, weight_decay=weight_decay, grad_scale=scale, out=out)
+
+    def _update(self, name, param, grad, lr, scale) -> None:
+        raise NotImplementedError
+
+    def state_dict(self) -> Arrays:
+        """Copies of the state: ``"<slot>.<parameter name>"`` arrays and the step count ``"t"``."""
+        out = {"t": np.array(self.t, dtype=np.int64)}
+        for slot, arrays in self.state.items():
+            out.update({f"{slot}.{name}": a.copy() for name, a in arrays.items()})
+        return out
+
+    def load_state_dict(self, state: Arrays) -> None:
+        """Restore a ``state_dict()``; keys and shapes must match exactly."""
+        expected = self.state_dict().keys()
+        if set(state) != set(expected):
+            raise ValueError(
+                f"optimizer state: keys {sorted(state)} do not match expected {sorted(expected)}"
+            )
+        for slot, arrays in self.state.items():
+            for name, a in arrays.items():
+                value = np.asarray(state[f"{slot}.{name}"])
+                if value.shape != a.shape:
+                    raise ValueError(
+                        f"optimizer state {slot}.{name}: shape {value.shape} != {a.shape}"
+                    )
+                np.copyto(a, value)
+        self.t = int(state["t"])
+
+
+class SGD(Optimizer):
+    """SGD with optional (Nesterov) momentum and L2 weight decay, as in PyTorch (no dampening)."""
+
+    def __init__(self, parameters, *, lr, momentum=0.0, nesterov=False, **common):
+        self.momentum = _at_least_zero("momentum", momentum)
+        if not isinstance(nesterov, bool):
+            raise ValueError(f"optimizer.nesterov must be true or false, got {nesterov!r}")
+        if nesterov and self.momentum == 0:
+            raise ValueError("optimizer.nesterov: requires momentum > 0, got momentum 0")
+        self.nesterov = nesterov
+        self.slots = ("momentum",) if self.momentum else ()
+        super().__init__(parameters, lr=lr, **common)
+
+    def _update(self, name, param, grad, lr, scale):
+        g = self._gradient(name, param, grad, scale, self.weight_decay)
+        velocity = self.state["momentum"][name] if self.momentum else None
+        sgd_update(
+            param, g, velocity, lr=lr, momentum=self.momentum, nesterov=self.nesterov,
+            scratch=self._scratch[name],
+        )  # fmt: skip
+
+
+class Adam(Optimizer):
+    """Adam; ``weight_decay`` is an L2 penalty added to the gradient (AdamW decouples it)."""
+
+    slots = ("m", "v")
+    decoupled = False
+
+    def __init__(self, parameters, *, lr, betas=(0.9, 0.999), eps=1e-8, **common):
+        if not isinstance(betas, (list, tuple)) or len(betas) != 2:
+            raise ValueError(f"optimizer.betas must be a pair of numbers, got {betas!r}")
+        self.beta1 = _unit_interval("betas[0]", betas[0])
+        self.beta2 = _unit_interval("betas[1]", betas[1])
+        self.eps = _positive("eps", eps)
+        super().__init__(parameters, lr=lr, **common)
+
+    def _update(self, name, param, grad, lr, scale):
+        if self.decoupled and self.weight_decay:
+            param *= 1.0 - lr * self.weight_decay
+        l2 = 0.0 if self.decoupled else self.weight_decay
+        g = self._gradient(name, param, grad, scale, l2)
+        adam_update(
+            param, g, self.state["m"][name], self.state["v"][name], t=self.t, lr=lr,
+            beta1=self.beta1, beta2=self.beta2, eps=self.eps, scratch=self._scratch[name],
+        )  # fmt: skip
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay: ``p *= 1 - lr * weight_decay`` before the Adam step."""
+
+    decoupled = True
+
+    def __init__(self, parameters, *, weight_decay=0.01, **kwargs):
+        super().__init__(parameters, weight_decay=weight_decay, **kwargs)
+
+
+class RMSprop(Optimizer):
+    """RMSprop (PyTorch's form: eps added outside the square root)."""
+
+    slots = ("square_avg",)
+
+    def __init__(self, parameters, *, lr, alpha=0.99, eps=1e-8, **common):
+        self.alpha = _unit_interval("alpha", alpha)
+        self.eps = _positive("eps", eps)
+        super().__init__(parameters, lr=lr, **common)
+
+    def _update(self, name, param, grad, lr, scale):
+        g = self._gradient(name, param, grad, scale, self.weight_decay)
+        rmsprop_update(
+            param, g, self.state["square_avg"][name], lr=lr, alpha=self.alpha, eps=self.eps,
+            scratch=self._scratch[name],
+        )  # fmt: skip
+
+
+_COMMON = {"lr", "weight_decay", "clip_norm"}
+_TYPES = {
+    "sgd": (SGD, _COMMON | {"momentum", "nesterov"}),
+    "adam": (Adam, _COMMON | {"betas", "eps"}),
+    "adamw": (AdamW, _COMMON | {"betas", "eps"}),
+    "rmsprop": (RMSprop, _COMMON | {"alpha", "eps"}),
+}
+
+
+def build(spec: dict, parameters: Arrays) -> Optimizer:
+    """An optimizer from ``{"type": ..., "lr": ..., ...}``; ``None`` values mean the default.
+
+    Unknown types, unknown keys and keys that do not apply to the type raise ValueError.
+    """
+    if not isinstance(spec, dict):
+        raise ValueError(f"optimizer: expected an object, got {spec!r}")
+    kind = spec.get("type", "sgd")
+    if kind not in _TYPES:
+        raise ValueError(f"optimizer.type: unknown {kind!r}; expected one of {list(_TYPES)}")
+    cls, allowed = _TYPES[kind]
+    options = {k: v for k, v in spec.items() if k != "type" and v is not None}
+    extra = sorted(set(options) - allowed)
+    if extra:
+        raise ValueError(f"optimizer: {extra} do not apply to {kind!r}; allowed {sorted(allowed)}")
+    if "lr" not in options:
+        raise ValueError("optimizer.lr: required")
+    for name, p in parameters.items():
+        if not isinstance(p, np.ndarray) or not np.issubdtype(p.dtype, np.floating):
+            raise ValueError(f"parameters[{name!r}]: expected a floating-point array")
+    return cls(parameters, **options)
+
+
+def _number(field: str, value) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValueError(f"optimizer.{field} must be a finite number, got {value!r}")
+    return float(value)
+
+
+def _positive(field: str, value) -> float:
+    if _number(field, value) <= 0:
+        raise ValueError(f"optimizer.{field} must be > 0, got {value!r}")
+    return float(value)
+
+
+def _at_least_zero(field: str, value) -> float:
+    if _number(field, value) < 0:
+        raise ValueError(f"optimizer.{field} must be >= 0, got {value!r}")
+    return float(value)
+
+
+def _unit_interval(field: str, value) -> float:
+    if not 0.0 <= _number(field, value) < 1.0:
+        raise ValueError(f"optimizer.{field} must be in [0, 1), got {value!r}")
+    return float(value)
