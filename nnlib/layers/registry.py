@@ -12,19 +12,16 @@ from typing import Any
 from nnlib.activations import ACTIVATIONS
 from nnlib.layers.activation import ActivationLayer
 from nnlib.layers.base import Layer
+from nnlib.layers.batchnorm import BatchNorm
+from nnlib.layers.conv import Conv2D
 from nnlib.layers.dense import Dense
+from nnlib.layers.dropout import Dropout
 from nnlib.layers.flatten import Flatten
+from nnlib.layers.pooling import AvgPool2D, MaxPool2D
 
 LAYER_TYPES: dict[str, type[Layer]] = {
-    "dense": Dense,
-    "flatten": Flatten,
+    cls.type_name: cls for cls in (Dense, Conv2D, MaxPool2D, AvgPool2D, Flatten, Dropout, BatchNorm)
 }
-
-
-def register(cls: type[Layer]) -> type[Layer]:
-    """Add a layer class to the spec registry under ``cls.type_name``."""
-    LAYER_TYPES[cls.type_name] = cls
-    return cls
 
 
 def known_types() -> list[str]:

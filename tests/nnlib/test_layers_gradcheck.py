@@ -53,3 +53,71 @@ def test_activation_layers(name, shape):
     (layer,) = _built({"type": name}, shape)
     x = np.random.default_rng(2).standard_normal((3, *shape))
     _check(layer, np.where(np.abs(x) < 1e-3, 0.3, x))
+
+
+@pytest.mark.parametrize(
+    "kernel_size, stride, padding, in_c, out_c, hw",
+    [
+        (3, 1, "valid", 1, 2, (6, 6)),
+        (3, 1, "same", 2, 3, (5, 6)),
+        (3, 2, "same", 3, 2, (7, 6)),
+        ([2, 3], [2, 1], "valid", 2, 4, (7, 6)),
+        ([3, 2], 1, 1, 3, 2, (5, 4)),
+        (4, 1, "same", 1, 2, (5, 5)),  # even kernel: asymmetric "same" padding
+        (3, 3, 2, 2, 3, (8, 7)),
+        (5, 2, "valid", 2, 2, (8, 9)),  # stride leaves the last rows uncovered
+    ],
+)
+def test_conv2d(kernel_size, stride, padding, in_c, out_c, hw):
+    spec = {"type": "conv2d", "filters": out_c, "kernel_size": kernel_size}
+    spec.update(stride=stride, padding=padding)
+    (conv,) = _built(spec, (in_c, *hw))
+    _check(conv, np.random.default_rng(3).standard_normal((2, in_c, *hw)))
+
+
+def _distinct(shape, seed=4):
+    """Values with pairwise gaps >= 0.01 so no window has a near-tie within the FD step."""
+    rng = np.random.default_rng(seed)
+    return rng.permutation(np.prod(shape)).reshape(shape) * 0.01 - 1.0
+
+
+@pytest.mark.parametrize("kind", ["maxpool2d", "avgpool2d"])
+@pytest.mark.parametrize(
+    "pool_size, stride, hw",
+    [(2, None, (6, 6)), (2, None, (5, 7)), ([2, 3], None, (6, 6)), (3, 2, (7, 7)), (2, 1, (5, 4))],
+)
+def test_pooling(kind, pool_size, stride, hw):
+    (pool,) = _built({"type": kind, "pool_size": pool_size, "stride": stride}, (3, *hw))
+    _check(pool, _distinct((2, 3, *hw)))
+
+
+@pytest.mark.parametrize("shape", [(5,), (3, 4, 4)])
+def test_batchnorm_in_training_mode(shape):
+    (bn,) = _built({"type": "batchnorm"}, shape)
+    _check(bn, np.random.default_rng(5).standard_normal((6, *shape)) * 3 + 1, training=True)
+
+
+@pytest.mark.parametrize("shape", [(5,), (3, 4, 4)])
+def test_batchnorm_in_eval_mode(shape):
+    (bn,) = _built({"type": "batchnorm"}, shape)
+    bn.buffers["running_mean"][:] = 0.3
+    bn.buffers["running_var"][:] = 2.0
+    _check(bn, np.random.default_rng(5).standard_normal((6, *shape)), training=False)
+
+
+@pytest.mark.parametrize("shape", [(20,), (2, 5, 5)])
+def test_dropout_with_its_mask_fixed(shape):
+    (drop,) = _built({"type": "dropout", "rate": 0.4}, shape)
+    x = np.random.default_rng(6).standard_normal((4, *shape))
+    drop.forward(x, training=True)
+    drop.fix_mask(drop.mask)
+
+    errors = _check(drop, x)
+
+    assert 0 < np.count_nonzero(drop.mask) < drop.mask.size
+    assert errors["x"] < TOL
+
+
+def test_flatten():
+    (flat,) = _built({"type": "flatten"}, (2, 3, 4))
+    _check(flat, np.random.default_rng(1).standard_normal((3, 2, 3, 4)))
