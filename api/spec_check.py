@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 
+import numpy as np
 from fastapi import HTTPException, status
 
 from api.schemas.spec import JobSpec
@@ -60,6 +61,12 @@ def check_model(
         match = LAYER_INDEX.search(str(error))
         loc = ["body", "model", "layers"] + ([int(match.group(1))] if match else [])
         raise unprocessable(loc, f"{error} (input shape {list(input_shape)})") from None
+    stored = spec.to_stored()
+    for field, build in (("optimizer", _check_optimizer), ("schedule", _check_schedule)):
+        try:
+            build(stored, model)
+        except ValueError as error:
+            raise unprocessable(["body", field], str(error)) from None
     parameters = int(model.num_parameters())
     if parameters > max_parameters:
         raise unprocessable(
@@ -82,3 +89,17 @@ def check_model(
             last, f"output shape {list(output_shape)}; binary_cross_entropy needs [1]"
         )
     return parameters
+
+
+def _check_optimizer(stored: dict, model) -> None:
+    # nnlib refuses options that do not apply to the type (momentum on adam, ...)
+    from nnlib import optimizers
+
+    optimizers.build(stored["optimizer"], {"probe": np.zeros(1, dtype=np.float32)})
+
+
+def _check_schedule(stored: dict, model) -> None:
+    from nnlib import schedules
+
+    if stored.get("schedule") is not None:
+        schedules.build(stored["schedule"], stored["optimizer"]["lr"], 1000)

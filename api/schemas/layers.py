@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 MAX_UNITS = 8192
 MAX_KERNEL = 64
@@ -76,7 +76,13 @@ class ActivationLayer(_Layer):
     """An activation applied on its own (same names as the `activation` field)."""
 
     type: ActivationName
-    negative_slope: float | None = Field(None, ge=0.0, le=1.0, description="leaky_relu only")
+    alpha: float | None = Field(None, ge=0.0, le=1.0, description="leaky_relu slope only")
+
+    @model_validator(mode="after")
+    def _alpha_only_for_leaky_relu(self) -> ActivationLayer:
+        if self.alpha is not None and self.type != "leaky_relu":
+            raise ValueError(f"alpha applies to leaky_relu only, not {self.type}")
+        return self
 
 
 LayerSpec = Annotated[

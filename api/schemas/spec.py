@@ -56,6 +56,7 @@ class OptimizerSpec(_Strict):
         | None
     ) = None
     eps: float | None = Field(None, gt=0.0, le=1.0)
+    alpha: float | None = Field(None, gt=0.0, lt=1.0, description="rmsprop smoothing")
     clip_norm: float | None = Field(None, gt=0.0)
 
     @model_validator(mode="after")
@@ -107,7 +108,6 @@ class JobSpec(_Strict):
     dataset: BuiltinDataset | UploadedDataset
     model: ModelSpec
     loss: Literal["cross_entropy", "mse", "binary_cross_entropy"] = "cross_entropy"
-    label_smoothing: float | None = Field(None, ge=0.0, lt=1.0)
     optimizer: OptimizerSpec = Field(default_factory=OptimizerSpec)
     schedule: ScheduleSpec | None = None
     batch_size: int = Field(64, ge=1, le=65_536)
