@@ -1,0 +1,51 @@
+"""What every data source produces before splitting and normalization, and the one error type."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+class DatasetError(ValueError):
+    """A data set cannot be loaded or an upload is refused; the message names the field and why."""
+
+
+@dataclass(frozen=True)
+class RawSplits:
+    """Unnormalized arrays of one data set, exactly as every worker must see them.
+
+    ``x_*`` keep their stored dtype (uint8 pixels stay uint8) and are already channels-first:
+    images ``(n, c, h, w)``, tabular ``(n, d)``. ``y_*`` are int64 labels (classification) or
+    float32 targets (regression, ``num_classes is None``). ``pixel_max`` is the value ``"scale"``
+    divides by (255 for byte images, 16 for digits); ``None`` means: the training part's max |x|.
+    """
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray | None
+    y_test: np.ndarray | None
+    num_classes: int | None
+    classes: list[str] | None
+    is_image: bool
+    pixel_max: float | None = None
+
+
+def stratified_split(y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices ``(keep, held_out)`` (sorted, int64) holding out ``fraction`` of every class.
+
+    Deterministic in ``(y, fraction, seed)``; for regression targets (float) the split is a plain
+    random one. Each class keeps at least one sample.
+    """
+    rng = np.random.default_rng([seed, 0x5EED])
+    if np.issubdtype(y.dtype, np.integer):
+        groups = [np.flatnonzero(y == label) for label in np.unique(y)]
+    else:
+        groups = [np.arange(len(y))]
+    held: list[np.ndarray] = []
+    for members in groups:
+        count = min(int(round(fraction * len(members))), len(members) - 1)
+        held.append(rng.permutation(members)[: max(count, 0)])
+    held_out = np.sort(np.concatenate(held)).astype(np.int64)
+    keep = np.setdiff1d(np.arange(len(y)), held_out).astype(np.int64)
+    return keep, held_out

@@ -1,0 +1,49 @@
+"""A small per-process LRU of parsed data sets (a worker training ten MNIST jobs parses it once)."""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+
+from worker.datasets.base import RawSplits
+
+MAX_ENTRIES = 4
+
+
+class RawCache:
+    """``get(key, loader)`` returns the cached RawSplits for ``key`` or loads and keeps it.
+
+    Cached arrays are made read-only so that no caller can change what the next job sees.
+    ``loads`` counts real loads (for tests and logs).
+    """
+
+    def __init__(self, max_entries: int = MAX_ENTRIES):
+        self.max_entries = max_entries
+        self.loads = 0
+        self._entries: OrderedDict[tuple, RawSplits] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple, loader: Callable[[], RawSplits]) -> RawSplits:
+        with self._lock:
+            if key in self._entries:
+                self._entries.move_to_end(key)
+                return self._entries[key]
+        raw = loader()  # outside the lock: parsing MNIST must not block other sets
+        for array in (raw.x_train, raw.y_train, raw.x_test, raw.y_test):
+            if array is not None:
+                array.flags.writeable = False
+        with self._lock:
+            self.loads += 1
+            self._entries[key] = raw
+            while len(self._entries) > self.max_entries:
+                self._entries.popitem(last=False)
+        return raw
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+            self.loads = 0
+
+
+RAW_CACHE = RawCache()
