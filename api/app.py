@@ -33,16 +33,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     redis_client = redis.Redis.from_url(settings.redis_url, socket_timeout=30)
     cache_ = ModelCache(settings.model_cache_bytes)
-    listener = InvalidationListener(redis_client, cache_)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
+        listener = InvalidationListener(redis_client, cache_)
         listener.start()
         try:
             yield
         finally:
             listener.stop()
-            redis_client.close()
 
     app = FastAPI(title="gradq", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
     app.state.settings = settings
@@ -78,12 +77,15 @@ def celery_for(settings: Settings):
 
 def redis_snapshot(redis_client: redis.Redis) -> tuple[dict[str, int], dict[str, int]]:
     """(jobs by status, tasks waiting per queue) for ``/metrics``."""
+    from worker.celery_app import CONTROL_QUEUE, TRAINING_QUEUE
     from worker.jobs import JobStore
 
-    from worker.celery_app import CONTROL_QUEUE, TRAINING_QUEUE
-
     store = JobStore(redis_client)
-    by_status = store.status_counts() if hasattr(store, "status_counts") else {}
+    by_status: dict[str, int] = {}
+    for job_id in store.active_ids():  # non-terminal jobs; finished ones are history
+        record = store.get(job_id)
+        if record is not None:
+            by_status[record["status"]] = by_status.get(record["status"], 0) + 1
     depths = {}
     for queue in (TRAINING_QUEUE, CONTROL_QUEUE):
         depths[queue] = sum(int(redis_client.llen(queue + s)) for s in PRIORITY_SUFFIXES)

@@ -43,7 +43,7 @@ class InvalidationListener:
                 pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
                 pubsub.subscribe(CHANNEL)
                 while not self._stop.is_set():
-                    message = pubsub.get_message(timeout=0.5)
+                    message = pubsub.get_message(timeout=0.2)
                     if message and message.get("type") == "message":
                         data = message["data"]
                         self._cache.evict(data.decode() if isinstance(data, bytes) else data)

@@ -13,13 +13,11 @@ from fastapi import HTTPException, status
 
 from api.schemas.spec import JobSpec
 
-# Input shapes and classes of the built-in sets (known without loading them).
-BUILTIN_SHAPES: dict[str, tuple[tuple[int, ...], int]] = {
-    "digits": ((1, 8, 8), 10),
+# Input shapes and classes of the built-in sets, known without loading them (data-sets issue).
+IMAGE_SETS: dict[str, tuple[tuple[int, ...], int]] = {
     "mnist": ((1, 28, 28), 10),
     "fashion-mnist": ((1, 28, 28), 10),
 }
-SYNTHETIC_DEFAULT_CLASSES = {"blobs": 3, "spirals": 2}
 LAYER_INDEX = re.compile(r"layer (?:index )?\[?(\d+)\]?")
 
 
@@ -34,11 +32,14 @@ def dataset_shape(spec: JobSpec, tenant: str, dataset_store) -> tuple[tuple[int,
     """(input_shape, num_classes or None for regression) of the spec's data set; 422 if unknown."""
     dataset = spec.dataset
     name = getattr(dataset, "name", None)
-    if name in BUILTIN_SHAPES:
-        return BUILTIN_SHAPES[name]
-    if name is not None:
-        features = 2 if name == "spirals" else (dataset.features or 2)
-        return (features,), dataset.classes or SYNTHETIC_DEFAULT_CLASSES[name]
+    if name == "digits":
+        return ((1, 8, 8) if dataset.as_image else (64,)), 10
+    if name in IMAGE_SETS:
+        return IMAGE_SETS[name]
+    if name == "blobs":
+        return (dataset.features or 2,), dataset.classes or 3
+    if name == "spirals":
+        return (2,), dataset.classes or 2
     info = dataset_store.info(dataset.id)
     if info is None or info.get("tenant") != tenant:
         raise unprocessable(["body", "dataset", "id"], f"data set {dataset.id} not found")

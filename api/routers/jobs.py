@@ -125,7 +125,17 @@ def cancel(job_id: str, tenant: TenantDep, jobs: JobStoreDep):
             status.HTTP_409_CONFLICT,
             detail=f"job_id: job {job_id} already {record['status']}; nothing to cancel",
         )
-    return job_view(jobs.request_cancel(job_id) or record)
+    from worker.jobs import JobFinishedError, JobNotFoundError
+
+    try:
+        return job_view(jobs.request_cancel(job_id))
+    except JobNotFoundError:
+        raise HTTPException(404, detail=f"job_id: job {job_id} not found") from None
+    except JobFinishedError as error:
+        raise HTTPException(
+            status.HTTP_409_CONFLICT,
+            detail=f"job_id: job {job_id} already {error.status}; nothing to cancel",
+        ) from None
 
 
 @router.get(

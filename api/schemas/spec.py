@@ -13,7 +13,13 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from api.schemas.layers import LayerSpec
 
 MAX_LAYERS = 64
-BUILTIN_DATASETS = ("digits", "mnist", "fashion-mnist", "blobs", "spirals")
+BUILTIN_OPTIONS = {
+    "digits": ("as_image",),
+    "mnist": (),
+    "fashion-mnist": (),
+    "blobs": ("size", "classes", "features", "noise", "seed"),
+    "spirals": ("size", "classes", "noise", "turns", "seed"),
+}
 
 
 class _Strict(BaseModel):
@@ -21,16 +27,31 @@ class _Strict(BaseModel):
 
 
 class BuiltinDataset(_Strict):
-    """A built-in set by name; `samples`/`classes`/`features`/`noise` shape the synthetic ones."""
+    """A built-in set by name; the other fields shape the ones that take them (data-sets issue)."""
 
     name: Literal["digits", "mnist", "fashion-mnist", "blobs", "spirals"]
     validation_split: float = Field(0.1, ge=0.0, lt=1.0)
     normalize: Literal["scale", "standardize"] | None = None
-    samples: int | None = Field(None, ge=10, le=1_000_000, description="blobs/spirals size")
-    classes: int | None = Field(None, ge=2, le=100, description="blobs/spirals classes")
-    features: int | None = Field(None, ge=2, le=4096, description="blobs dimensions")
+    as_image: bool | None = Field(None, description="digits: (1, 8, 8) images instead of (64,)")
+    size: int | None = Field(None, ge=10, le=1_000_000, description="blobs/spirals samples")
+    classes: int | None = Field(None, ge=2, le=100, description="blobs (<= 100)/spirals (<= 20)")
+    features: int | None = Field(None, ge=1, le=1000, description="blobs dimensions")
     noise: float | None = Field(None, ge=0.0, le=10.0, description="blobs/spirals noise")
-    seed: int | None = Field(None, ge=0, le=2**32 - 1)
+    turns: float | None = Field(None, ge=0.1, le=10.0, description="spirals turns")
+    seed: int | None = Field(None, ge=0, le=2**32 - 1, description="blobs/spirals seed")
+
+    @model_validator(mode="after")
+    def _options_of_this_set(self) -> BuiltinDataset:
+        allowed = BUILTIN_OPTIONS[self.name]
+        for option in ("as_image", "size", "classes", "features", "noise", "turns", "seed"):
+            if getattr(self, option) is not None and option not in allowed:
+                raise ValueError(f"dataset.{option} is not an option of {self.name!r}")
+        if self.name == "spirals" and self.classes is not None and self.classes > 20:
+            raise ValueError(f"dataset.classes: spirals has at most 20 arms, got {self.classes}")
+        classes = self.classes or (3 if self.name == "blobs" else 2)
+        if self.size is not None and self.size < 2 * classes:
+            raise ValueError(f"dataset.size must be at least 2 * classes = {2 * classes}")
+        return self
 
 
 class UploadedDataset(_Strict):
