@@ -33,28 +33,33 @@ class BodySizeLimit:
                 if declared > limit:
                     return await _refuse(send, limit)
         received = 0
-        started = False
+        started = refused = False
 
         async def counting_receive():
-            nonlocal received
+            nonlocal received, refused
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > limit:
+                if received > limit and not refused:
+                    # Answer now: frameworks may turn an exception here into their own 400.
+                    refused = True
+                    if not started:
+                        await _refuse(send, limit)
                     raise BodyTooLarge
             return message
 
-        async def tracking_send(message):
+        async def guarded_send(message):
             nonlocal started
+            if refused:
+                return  # the 413 already went out; drop the app's own error answer
             if message["type"] == "http.response.start":
                 started = True
             await send(message)
 
         try:
-            await self.app(scope, counting_receive, tracking_send)
+            await self.app(scope, counting_receive, guarded_send)
         except BodyTooLarge:
-            if not started:
-                await _refuse(send, limit)
+            pass
 
 
 async def _refuse(send, limit: int) -> None:
