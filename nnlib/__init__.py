@@ -1,5 +1,20 @@
-"""nnlib: backpropagation in NumPy (layers, model; losses, optimizers and training build on it)."""
+"""nnlib: backpropagation in NumPy: layers and models, losses, optimizers, schedules, training."""
 
+from nnlib import losses, optimizers, schedules
 from nnlib.model import Model, build_model
+from nnlib.serialization import load, save
+from nnlib.training import History, evaluate, fit, loss_and_gradients
 
-__all__ = ["Model", "build_model"]
+__all__ = [
+    "History",
+    "Model",
+    "build_model",
+    "evaluate",
+    "fit",
+    "load",
+    "loss_and_gradients",
+    "losses",
+    "optimizers",
+    "save",
+    "schedules",
+]

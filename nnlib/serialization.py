@@ -13,6 +13,8 @@ from typing import IO
 
 import numpy as np
 
+from nnlib.model import build_model
+
 FORMAT = "gradq-model"
 VERSION = 1
 _HEADER = "__gradq__"
@@ -26,13 +28,12 @@ def save(file: str | os.PathLike | IO[bytes], model, **metadata) -> None:
     state = model.state_dict()
     if _HEADER in state:
         raise ValueError(f"model state: the name {_HEADER!r} is reserved")
-    dtypes = {a.dtype for a in model.parameters().values()}
     header = {
         "format": FORMAT,
         "version": VERSION,
         "spec": model.spec,
         "input_shape": list(model.input_shape),
-        "dtype": str(dtypes.pop()) if len(dtypes) == 1 else "float32",
+        "dtype": str(model.dtype),
         "metadata": metadata,
     }
     try:
@@ -51,8 +52,6 @@ def save(file: str | os.PathLike | IO[bytes], model, **metadata) -> None:
 
 def load(file: str | os.PathLike | IO[bytes]) -> tuple[object, dict]:
     """``(model, metadata)`` from a file written by ``save``; the model has the saved dtype."""
-    from nnlib.model import build_model  # late import keeps `import nnlib` cycle-free
-
     try:
         archive = np.load(file, allow_pickle=False)
     except (OSError, ValueError) as exc:

@@ -28,7 +28,7 @@ def loss_and_gradients(model, loss, x: np.ndarray, y: np.ndarray) -> tuple[float
     """
     outputs = model.forward(x, training=True)
     value = loss.forward(outputs, y)
-    model.backward(loss.backward())
+    model.backward(loss.backward(), input_grad=False)  # dL/dx is not needed to train
     return value, model.gradients()
 
 
@@ -200,9 +200,7 @@ def fit(
 def _as_model_dtype(model, x: np.ndarray) -> np.ndarray:
     # One conversion up front (e.g. uint8 or float64 inputs) instead of one per batch.
     x = np.asarray(x)
-    params = model.parameters()
-    dtype = next(iter(params.values())).dtype if params else np.float32
-    return x if x.dtype == dtype else x.astype(dtype)
+    return x if x.dtype == model.dtype else x.astype(model.dtype)
 
 
 def _check_positive_int(field: str, value) -> None:

@@ -155,3 +155,122 @@ def test_forward_rejects_wrong_input_shape():
 
     with pytest.raises(ValueError, match=r"\(N, 5\).*\(2, 4\)"):
         model.forward(np.zeros((2, 4)), False)
+
+
+CNN = {
+    "layers": [
+        {"type": "conv2d", "filters": 4, "kernel_size": 3, "padding": "same", "activation": "relu"},
+        {"type": "batchnorm"},
+        {"type": "maxpool2d", "pool_size": 2},
+        {"type": "conv2d", "filters": 6, "kernel_size": [3, 2], "stride": 1},
+        {"type": "relu"},
+        {"type": "avgpool2d", "pool_size": 2},
+        {"type": "flatten"},
+        {"type": "dropout", "rate": 0.3},
+        {"type": "dense", "units": 5, "activation": "gelu"},
+        {"type": "batchnorm"},
+        {"type": "dense", "units": 3, "activation": "softmax"},
+    ]
+}
+
+
+def test_cnn_shape_inference_names_and_layouts():
+    model = build_model(CNN, [2, 10, 10], seed=0)
+
+    shapes = {k: v.shape for k, v in model.parameters().items()}
+    assert shapes == {
+        "0.W": (4, 2, 3, 3),
+        "0.b": (4,),
+        "1.gamma": (4,),
+        "1.beta": (4,),
+        "3.W": (6, 4, 3, 2),
+        "3.b": (6,),
+        "8.W": (6 * 1 * 2, 5),
+        "8.b": (5,),
+        "9.gamma": (5,),
+        "9.beta": (5,),
+        "10.W": (5, 3),
+        "10.b": (3,),
+    }
+    assert list(model.buffers()) == [
+        "1.running_mean",
+        "1.running_var",
+        "9.running_mean",
+        "9.running_var",
+    ]
+    assert model.output_shape == (3,)
+    assert set(model.state_dict()) == set(model.parameters()) | set(model.buffers())
+
+
+def test_cnn_backward_matches_finite_differences_with_dropout_fixed():
+    model = build_model(CNN, [2, 10, 10], seed=0, dtype=np.float64)
+    x = np.random.default_rng(0).standard_normal((4, 2, 10, 10))
+    r = np.random.default_rng(1).standard_normal((4, 3))
+    model.forward(x, training=True)
+    dropout = next(layer for layer in model.layers if hasattr(layer, "fix_mask"))
+    dropout.fix_mask(dropout.mask)
+
+    def loss():
+        return float((model.forward(x, training=True) * r).sum())
+
+    model.forward(x, training=True)
+    model.backward(r)
+    grads = {k: v.copy() for k, v in model.gradients().items()}
+    for name in ["0.W", "1.gamma", "3.b", "8.W", "9.beta", "10.W"]:
+        numeric = numerical_gradient(loss, model.parameters()[name])
+        assert relative_error(grads[name], numeric) < 1e-6, name
+
+
+def test_batchnorm_training_updates_running_stats_and_eval_uses_them():
+    model = build_model({"layers": [{"type": "batchnorm", "momentum": 0.5}]}, [3], seed=0)
+    x = np.random.default_rng(0).normal(4.0, 2.0, (64, 3)).astype(np.float32)
+
+    y_train = model.forward(x, training=True)
+    running = model.buffers()
+
+    np.testing.assert_allclose(running["0.running_mean"], 0.5 * x.mean(0), rtol=1e-5)
+    np.testing.assert_allclose(running["0.running_var"], 0.5 + 0.5 * x.var(0, ddof=1), rtol=1e-5)
+    np.testing.assert_allclose(y_train.mean(0), 0, atol=1e-5)
+    y_eval = model.forward(x, training=False)
+    expected = (x - running["0.running_mean"]) / np.sqrt(running["0.running_var"] + 1e-5)
+    np.testing.assert_allclose(y_eval, expected, rtol=1e-5)
+
+
+def test_dropout_is_seeded_by_the_model_seed_and_identity_in_eval():
+    spec = {"layers": [{"type": "dropout", "rate": 0.5}]}
+    x = np.ones((8, 50), dtype=np.float32)
+
+    a = build_model(spec, [50], seed=1).forward(x, training=True)
+    b = build_model(spec, [50], seed=1).forward(x, training=True)
+    c = build_model(spec, [50], seed=2).forward(x, training=True)
+
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c)
+    assert set(np.unique(a)) == {0.0, 2.0}
+    np.testing.assert_array_equal(build_model(spec, [50], seed=1).forward(x, training=False), x)
+
+
+def test_dropout_layers_do_not_change_the_other_weights():
+    plain = build_model({"layers": [{"type": "dense", "units": 4}]}, [3], seed=5)
+    with_dropout = build_model(
+        {"layers": [{"type": "dropout", "rate": 0.1}, {"type": "dense", "units": 4}]}, [3], seed=5
+    )
+
+    np.testing.assert_array_equal(plain.parameters()["0.W"], with_dropout.parameters()["1.W"])
+
+
+def test_conv_model_same_seed_bit_identical():
+    a = build_model(CNN, [2, 10, 10], seed=9).state_dict()
+    b = build_model(CNN, [2, 10, 10], seed=9).state_dict()
+
+    assert all(a[k].tobytes() == b[k].tobytes() for k in a)
+
+
+def test_layer_configs_round_trip_to_an_equivalent_model():
+    model = build_model(CNN, [2, 10, 10], seed=3)
+    configs = [layers[0].config() for _, layers in model.groups]
+    again = build_model({"layers": configs}, [2, 10, 10], seed=3)
+
+    assert [layers[0].config() for _, layers in again.groups] == configs
+    for k, v in model.state_dict().items():
+        np.testing.assert_array_equal(again.state_dict()[k], v)

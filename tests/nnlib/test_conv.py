@@ -1,0 +1,85 @@
+"""Conv2D: forward equals a direct loop definition; padding rules; layouts; dtype kept."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from nnlib.layers import layer_from_spec
+from nnlib.layers.conv import conv_output_size
+
+
+def _conv(spec, input_shape, dtype=np.float64):
+    (layer, *rest) = layer_from_spec({"type": "conv2d", **spec}, 0)
+    layer.build(input_shape, np.random.default_rng(0), dtype)
+    if "b" in layer.params:
+        layer.params["b"][:] = np.arange(layer.filters) * 0.1
+    return layer
+
+
+def _direct(x, w, b, stride, pad):
+    """y[n,o,i,j] = b[o] + sum_{c,p,q} W[o,c,p,q] xpad[n,c,i*sh+p,j*sw+q] by explicit loops."""
+    (pt, pb), (pl, pr) = pad
+    xp = np.pad(x, ((0, 0), (0, 0), (pt, pb), (pl, pr)))
+    o, _, kh, kw = w.shape
+    sh, sw = stride
+    ho = (xp.shape[2] - kh) // sh + 1
+    wo = (xp.shape[3] - kw) // sw + 1
+    y = np.zeros((x.shape[0], o, ho, wo))
+    for i in range(ho):
+        for j in range(wo):
+            patch = xp[:, :, i * sh : i * sh + kh, j * sw : j * sw + kw]
+            y[:, :, i, j] = np.tensordot(patch, w, axes=([1, 2, 3], [1, 2, 3]))
+    return y + (0 if b is None else b[None, :, None, None])
+
+
+@pytest.mark.parametrize(
+    "spec, input_shape",
+    [
+        ({"filters": 4, "kernel_size": 3}, (2, 7, 7)),
+        ({"filters": 3, "kernel_size": [2, 4], "stride": [1, 2], "padding": 1}, (3, 6, 9)),
+        ({"filters": 2, "kernel_size": 3, "stride": 2, "padding": "same"}, (1, 7, 8)),
+        ({"filters": 2, "kernel_size": 4, "padding": "same", "use_bias": False}, (2, 5, 6)),
+    ],
+)
+def test_forward_equals_direct_loop_definition(spec, input_shape):
+    conv = _conv(spec, input_shape)
+    x = np.random.default_rng(1).standard_normal((3, *input_shape))
+
+    y = conv.forward(x, training=False)
+
+    ref = _direct(x, conv.params["W"], conv.params.get("b"), conv.stride, (conv.pad_h, conv.pad_w))
+    assert y.shape == (3, *conv.output_shape)
+    np.testing.assert_allclose(y, ref, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("size, stride", [(28, 1), (28, 2), (7, 2), (5, 3)])
+def test_same_padding_gives_ceil_of_size_over_stride(size, stride):
+    for kernel in (1, 2, 3, 5):
+        assert conv_output_size(size, kernel, stride, "same") == -(-size // stride)
+
+
+def test_weight_layout_is_out_in_kh_kw():
+    conv = _conv({"filters": 5, "kernel_size": [3, 2]}, (4, 6, 6))
+
+    assert conv.params["W"].shape == (5, 4, 3, 2)
+    assert conv.params["b"].shape == (5,)
+    assert conv.output_shape == (5, 4, 5)
+
+
+def test_float32_forward_and_backward_stay_float32():
+    conv = _conv({"filters": 4, "kernel_size": 3, "padding": "same"}, (2, 6, 6), np.float32)
+    x = np.random.default_rng(1).standard_normal((2, 2, 6, 6)).astype(np.float32)
+
+    y = conv.forward(x, training=True)
+    dx = conv.backward(np.ones_like(y))
+
+    assert y.dtype == dx.dtype == np.float32
+    assert conv.grads["W"].dtype == conv.grads["b"].dtype == np.float32
+
+
+def test_config_round_trips_through_the_registry():
+    conv = _conv({"filters": 2, "kernel_size": 3, "stride": 2, "padding": "same"}, (1, 5, 5))
+    (again, *_) = layer_from_spec(conv.config(), 0)
+
+    assert again.config() == conv.config()

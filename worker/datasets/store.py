@@ -1,0 +1,181 @@
+"""Accepted uploads stored where every worker and API replica reaches them: Redis by default.
+
+Array bytes go through a ``BlobStore`` (Redis lists of chunks of at most ``CHUNK_BYTES``, so no
+single value is huge); an object store can implement the same three methods later. Metadata is
+one Redis hash per set plus a per-tenant index, written only after all chunks, so a set that is
+listed is always complete. Arrays come back with ``np.frombuffer``: nothing is ever unpickled.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from typing import Protocol
+
+import numpy as np
+
+from worker.datasets.base import DatasetError, RawSplits
+from worker.datasets.uploads import UploadedArrays, raw_from_arrays
+
+CHUNK_BYTES = 4 * 1024 * 1024
+PREFIX = "gradq:dataset:"
+TENANT_INDEX = "gradq:datasets:tenant:"
+# chunks fetched per round trip when reassembling (bounded memory in flight)
+FETCH_WINDOW = 8
+
+
+class BlobStore(Protocol):
+    """Where array bytes live: ``put`` a buffer under a key, ``get`` it back, ``delete`` it."""
+
+    def put(self, key: str, data: memoryview) -> int: ...
+
+    def get(self, key: str, nbytes: int) -> bytearray: ...
+
+    def delete(self, key: str) -> None: ...
+
+
+def binary_client(redis):
+    """``redis`` itself, or a twin on the same server that returns bytes (chunks are binary)."""
+    pool = redis.connection_pool
+    if not pool.connection_kwargs.get("decode_responses"):
+        return redis
+    kwargs = {**pool.connection_kwargs, "decode_responses": False}
+    binary_pool = type(pool)(connection_class=pool.connection_class, **kwargs)
+    return type(redis)(connection_pool=binary_pool)
+
+
+class RedisChunkedBlobs:
+    """Blobs as Redis lists of ``chunk_bytes`` chunks under ``gradq:dataset:<key>``."""
+
+    def __init__(self, redis, chunk_bytes: int = CHUNK_BYTES):
+        self.redis = binary_client(redis)
+        self.chunk_bytes = chunk_bytes
+
+    def put(self, key: str, data: memoryview) -> int:
+        name = PREFIX + key
+        self.redis.delete(name)
+        chunks = range(0, len(data), self.chunk_bytes)
+        for start in chunks:
+            self.redis.rpush(name, bytes(data[start : start + self.chunk_bytes]))
+        return len(chunks)
+
+    def get(self, key: str, nbytes: int) -> bytearray:
+        name, out, offset = PREFIX + key, bytearray(nbytes), 0
+        count = self.redis.llen(name)
+        for first in range(0, count, FETCH_WINDOW):
+            for chunk in self.redis.lrange(name, first, first + FETCH_WINDOW - 1):
+                out[offset : offset + len(chunk)] = chunk
+                offset += len(chunk)
+        if offset != nbytes:
+            raise DatasetError(f"stored blob {key!r} has {offset} bytes, expected {nbytes}")
+        return out
+
+    def delete(self, key: str) -> None:
+        self.redis.delete(PREFIX + key)
+
+
+class DatasetStore:
+    """Uploaded data sets by id (``ds_<16 hex>``), with a per-tenant listing."""
+
+    def __init__(self, redis, blobs: BlobStore | None = None):
+        self.redis = redis
+        self.blobs = blobs if blobs is not None else RedisChunkedBlobs(redis)
+
+    def put(self, tenant: str, uploaded: UploadedArrays, name: str | None = None) -> dict:
+        """Store an accepted upload; return its info dict (see ``info``)."""
+        dataset_id = "ds_" + secrets.token_hex(8)
+        arrays = {}
+        try:
+            for array_name, array in uploaded.arrays.items():
+                data = np.ascontiguousarray(array)
+                chunks = self.blobs.put(f"{dataset_id}:{array_name}", memoryview(data).cast("B"))
+                arrays[array_name] = {
+                    "shape": list(data.shape),
+                    "dtype": data.dtype.str,
+                    "nbytes": data.nbytes,
+                    "chunks": chunks,
+                }
+        except BaseException:
+            for array_name in uploaded.arrays:
+                self.blobs.delete(f"{dataset_id}:{array_name}")
+            raise
+        created = time.time()
+        info = {
+            "id": dataset_id,
+            "tenant": tenant,
+            "name": name or uploaded.filename,
+            "filename": uploaded.filename,
+            "sha256": uploaded.sha256,
+            "task": uploaded.task,
+            "num_classes": uploaded.num_classes,
+            "input_shape": list(uploaded.input_shape),
+            "dtype": arrays["x_train"]["dtype"],
+            "shapes": {k: v["shape"] for k, v in arrays.items()},
+            "is_image": uploaded.is_image,
+            "pixel_max": uploaded.pixel_max,
+            "nbytes": sum(v["nbytes"] for v in arrays.values()),
+            "arrays": arrays,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(created)),
+        }
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.hset(PREFIX + dataset_id, mapping={k: json.dumps(v) for k, v in info.items()})
+        pipe.zadd(TENANT_INDEX + tenant, {dataset_id: created})
+        pipe.execute()
+        return info
+
+    def info(self, dataset_id: str) -> dict | None:
+        """Metadata: id, tenant, name, filename, sha256, task, num_classes, input_shape, dtype,
+        shapes, nbytes, created (ISO 8601 UTC), arrays; ``None`` if there is no such set."""
+        fields = self.redis.hgetall(PREFIX + str(dataset_id))
+        if not fields:
+            return None
+        return {_text(k): json.loads(v) for k, v in fields.items()}
+
+    def arrays(self, dataset_id: str) -> dict[str, np.ndarray]:
+        """The stored arrays by name (``x_train``, ``y_train``, maybe ``x_test``, ``y_test``)."""
+        info = self._require(dataset_id)
+        out = {}
+        for array_name, meta in info["arrays"].items():
+            dtype = np.dtype(meta["dtype"])
+            if dtype.kind not in "biuf":  # metadata is ours, but never build object arrays
+                raise DatasetError(f"{dataset_id}: stored {array_name} has dtype {dtype}")
+            data = self.blobs.get(f"{dataset_id}:{array_name}", meta["nbytes"])
+            out[array_name] = np.frombuffer(data, dtype=dtype).reshape(meta["shape"])
+        return out
+
+    def raw(self, dataset_id: str) -> RawSplits:
+        """The stored set as RawSplits (what ``load_dataset`` splits and normalizes)."""
+        info = self._require(dataset_id)
+        return raw_from_arrays(
+            self.arrays(dataset_id), info["num_classes"], info["is_image"], info["pixel_max"]
+        )
+
+    def list(self, tenant: str) -> list[dict]:
+        """Info of the tenant's sets, newest first."""
+        ids = self.redis.zrevrange(TENANT_INDEX + tenant, 0, -1)
+        infos = (self.info(_text(i)) for i in ids)
+        return [info for info in infos if info is not None]
+
+    def delete(self, dataset_id: str) -> bool:
+        """Remove a set (metadata first, so it disappears at once); False if it did not exist."""
+        info = self.info(dataset_id)
+        if info is None:
+            return False
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.delete(PREFIX + dataset_id)
+        pipe.zrem(TENANT_INDEX + info["tenant"], dataset_id)
+        pipe.execute()
+        for array_name in info["arrays"]:
+            self.blobs.delete(f"{dataset_id}:{array_name}")
+        return True
+
+    def _require(self, dataset_id: str) -> dict:
+        info = self.info(dataset_id)
+        if info is None:
+            raise DatasetError(f"dataset.id: no uploaded data set {dataset_id!r}")
+        return info
+
+
+def _text(value) -> str:
+    return value.decode() if isinstance(value, bytes) else value
