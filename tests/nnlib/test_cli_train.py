@@ -1,0 +1,106 @@
+"""``gradq train SPEC.json --local [--json]`` on a tiny .npz, in-process (no Redis, no Celery)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import typer
+from typer.testing import CliRunner
+
+import nnlib
+from api.cli import train
+
+
+@pytest.fixture
+def cli() -> typer.Typer:
+    # A group app with only `train`, so the command is addressed by name as in `gradq train`.
+    app = typer.Typer()
+    app.callback()(lambda: None)
+    train.register(app)
+    return app
+
+
+@pytest.fixture
+def spec_file(tmp_path):
+    rng = np.random.default_rng(0)
+
+    def blobs(n):
+        y = rng.integers(0, 3, size=n)
+        return (rng.normal(size=(n, 4)) + 3.0 * np.eye(3, 4)[y]).astype(np.float32), y
+
+    x_train, y_train = blobs(150)
+    x_test, y_test = blobs(60)
+    data = tmp_path / "tiny.npz"
+    np.savez(data, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
+    spec = {
+        "name": "tiny",
+        "dataset": {"path": str(data), "validation_split": 0.2},
+        "model": {
+            "layers": [
+                {"type": "dense", "units": 8, "activation": "relu"},
+                {"type": "dense", "units": 3},
+            ]
+        },  # fmt: skip
+        "optimizer": {"type": "sgd", "lr": 0.1, "momentum": 0.9},
+        "batch_size": 16,
+        "epochs": 4,
+        "shards": 2,
+    }
+    path = tmp_path / "spec.json"
+    path.write_text(json.dumps(spec))
+    return path
+
+
+def test_json_output_is_one_object_with_test_metrics_epochs_and_parameter_count(cli, spec_file):
+    result = CliRunner().invoke(cli, ["train", str(spec_file), "--local", "--json"])
+
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout.strip())
+    assert report["parameters"] == 4 * 8 + 8 + 8 * 3 + 3
+    assert report["test_accuracy"] >= 0.8 and report["test_loss"] > 0
+    assert [row["epoch"] for row in report["epochs"]] == [0, 1, 2, 3]
+    for row in report["epochs"]:
+        assert {"train_loss", "val_loss", "val_accuracy", "seconds", "samples_per_second"} <= set(
+            row
+        )
+
+
+def test_plain_output_prints_one_line_per_epoch_and_saves_a_loadable_model(
+    cli, spec_file, tmp_path
+):
+    saved = tmp_path / "model.npz"
+    result = CliRunner().invoke(cli, ["train", str(spec_file), "--local", "--save", str(saved)])
+
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.strip().splitlines()
+    assert [line.split()[:2] for line in lines[:4]] == [["epoch", str(i)] for i in range(1, 5)]
+    assert "test_accuracy" in lines[-1]
+    model, metadata = nnlib.load(saved)
+    assert model.input_shape == (4,) and metadata["num_classes"] == 3
+
+
+@pytest.mark.parametrize(
+    "change,message",
+    [
+        ({"optimizer": {"type": "sgd", "lr": -1}}, "lr must be > 0, got -1"),
+        ({"epochs": 0}, "epochs must be an integer >= 1, got 0"),
+        ({"model": {"layers": [{"type": "dense", "units": 0}]}}, "units"),
+        ({"learning_rate": 0.1}, "learning_rate"),
+    ],
+)
+def test_bad_specs_exit_2_naming_the_field(cli, spec_file, change, message):
+    spec = {**json.loads(spec_file.read_text()), **change}
+    spec_file.write_text(json.dumps(spec))
+
+    result = CliRunner().invoke(cli, ["train", str(spec_file), "--local", "--json"])
+
+    assert result.exit_code == 2
+    assert message in result.stderr
+
+
+def test_without_local_the_command_points_to_submit(cli, spec_file):
+    result = CliRunner().invoke(cli, ["train", str(spec_file)])
+
+    assert result.exit_code == 2 and "gradq submit" in result.stderr
