@@ -58,10 +58,7 @@ async def get_dataset_store(redis_client: Annotated[redis.Redis, Depends(get_red
 
 async def get_submitter(redis_client: Annotated[redis.Redis, Depends(get_redis)]):
     """``submit(spec, tenant) -> record``: creates the job record and enqueues it."""
-    try:
-        from worker.jobs import submit_job
-    except ImportError:  # where the worker branch puts it
-        from worker.tasks import submit_job
+    from worker.submit import submit_job
 
     return lambda spec, tenant: submit_job(redis_client, spec, tenant)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, File, Form, HTTPException, Response, UploadFile, status
 
@@ -16,8 +16,8 @@ router = APIRouter(prefix="/v1/datasets", tags=["datasets"])
 
 def dataset_view(info: dict) -> dict:
     view = dict(info)
-    view.setdefault("name", info.get("filename"))
-    view.setdefault("size_bytes", info.get("size"))
+    view.setdefault("size_bytes", info.get("nbytes"))
+    view.setdefault("created_at", info.get("created"))
     return view
 
 
@@ -45,6 +45,7 @@ def upload(
         UploadFile, File(description=".npz (x_train, y_train[, x_test, y_test]) or .csv")
     ],
     label_column: Annotated[str | None, Form(max_length=200)] = None,
+    task: Annotated[Literal["classification", "regression"] | None, Form()] = None,
 ):
     from worker.datasets.uploads import validate_upload
 
@@ -55,7 +56,9 @@ def upload(
             detail=f"file: larger than the upload limit of {settings.max_dataset_bytes} bytes",
         )
     try:
-        uploaded = validate_upload(file.filename or "upload", content, label_column)
+        uploaded = validate_upload(
+            file.filename or "upload", content, label_column, task, settings.max_dataset_bytes
+        )
     except ValueError as error:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=str(error)) from None
     return dataset_view(datasets.put(tenant, uploaded))

@@ -186,7 +186,9 @@ async def _read_inputs(request: Request, entry: CachedModel, max_batch: int) -> 
         upload = form.get("file")
         if upload is None or isinstance(upload, str):
             raise p.InputError("file: expected a multipart field 'file' holding a PNG or JPEG")
-        pixel_max = float((entry.metadata.get("preprocessing") or {}).get("pixel_max", 255.0))
+        preprocessing = entry.metadata.get("preprocessing") or {}
+        # images arrive as 0..255; the model was trained on raw values 0..divisor (16 for digits)
+        pixel_max = float(preprocessing.get("divisor", 255.0))
         raw = p.image_to_sample(await upload.read(), entry.input_shape, pixel_max)
     else:
         try:

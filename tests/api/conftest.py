@@ -36,16 +36,6 @@ def app(settings):
     application.dependency_overrides[get_submitter] = lambda: (
         JobStore(application.state.redis).create
     )
-    try:  # TEMPORARY until the datasets branch has its store
-        import worker.datasets.store  # noqa: F401
-    except ImportError:
-        from api.deps import get_dataset_store
-
-        class _NoDatasets:
-            def info(self, dataset_id):
-                return None
-
-        application.dependency_overrides[get_dataset_store] = _NoDatasets
     return application
 
 
