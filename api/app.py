@@ -31,6 +31,7 @@ Errors are `{"detail": ...}` naming the field or the resource."""
 def create_app(settings: Settings | None = None) -> FastAPI:
     """A configured API: stores on ``settings.redis_url``, keys, limits, metrics."""
     settings = settings or get_settings()
+    _point_celery_at(settings)
     redis_client = redis.Redis.from_url(settings.redis_url, socket_timeout=30)
     cache_ = ModelCache(settings.model_cache_bytes)
 
@@ -62,6 +63,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodySizeLimit, limit_for=limit_for)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     return app
+
+
+def _point_celery_at(settings: Settings) -> None:
+    """``submit_job`` enqueues through the process's Celery app: same Redis as this API."""
+    from worker.celery_app import app as celery_app
+    from worker.celery_app import configure
+
+    if celery_app.conf.broker_url != settings.redis_url:
+        configure(celery_app, settings)
 
 
 def celery_for(settings: Settings):
