@@ -7,7 +7,9 @@ from contextlib import asynccontextmanager
 from functools import cache
 
 import redis
-from fastapi import FastAPI
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.exception_handlers import http_exception_handler
+from fastapi.responses import JSONResponse
 
 from api.invalidation import InvalidationListener
 from api.keys import KeyRing
@@ -37,7 +39,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        listener = InvalidationListener(redis_client, cache_)
+        listener = InvalidationListener(app.state.redis, app.state.model_cache)
         listener.start()
         try:
             yield
@@ -52,6 +54,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.metrics = ApiMetrics()
     app.state.metrics.watch_redis(lambda: redis_snapshot(redis_client))
     app.state.celery = cache(lambda: celery_for(settings))
+    app.add_exception_handler(HTTPException, http_error)
     for router in (jobs.router, models.router, datasets.router, health.router):
         app.include_router(router)
 
@@ -63,6 +66,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodySizeLimit, limit_for=limit_for)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     return app
+
+
+async def http_error(request: Request, exc: HTTPException):
+    """Errors as ``{"detail": ...}``; a body that is not JSON is a 422 like other bad input."""
+    if exc.status_code == 400 and exc.detail == "There was an error parsing the body":
+        return JSONResponse({"detail": "body: not valid JSON"}, status_code=422)
+    return await http_exception_handler(request, exc)
 
 
 def _point_celery_at(settings: Settings) -> None:
