@@ -64,7 +64,7 @@ def test_fuzzed_requests_get_no_5xx_and_documented_answers(app, alice):
         @settings(
             max_examples=8, deadline=None, database=None, suppress_health_check=list(HealthCheck)
         )
-        def fuzz(case):
+        def fuzz(case, checks=checks):
             case.call_and_validate(headers={"Authorization": f"Bearer {KEY_A}"}, checks=checks)
 
         fuzz()
