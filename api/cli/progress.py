@@ -13,13 +13,13 @@ class JobProgress:
         self._progress = Progress(
             TextColumn("[bold]{task.fields[status]}"),
             BarColumn(),
-            TextColumn("epoch {task.fields[epoch]} step {task.completed:.0f}/{task.total:.0f}"),
+            TextColumn("epoch {task.fields[epoch]} step {task.fields[steps]}"),
             TextColumn("loss {task.fields[loss]} acc {task.fields[accuracy]}"),
             TimeRemainingColumn(),
             console=console,
         )
         self._task = self._progress.add_task(
-            "job", total=None, status="queued", epoch="-", loss="-", accuracy="-"
+            "job", total=None, status="queued", epoch="-", steps="-", loss="-", accuracy="-"
         )
 
     def __enter__(self) -> JobProgress:
@@ -47,8 +47,10 @@ class JobProgress:
             fields["total"] = data["steps_total"]
         if data.get("step") is not None:
             fields["completed"] = data["step"]
-        if name == "end" or data.get("status") == "succeeded":
-            task = self._progress.tasks[0]
-            if task.total:
-                fields["completed"] = task.total
+        task = self._progress.tasks[0]
+        if name == "end" and data.get("status") == "succeeded" and task.total:
+            fields["completed"] = task.total
+        total = fields.get("total", task.total)
+        done = fields.get("completed", task.completed)
+        fields["steps"] = f"{done:.0f}/{total:.0f}" if total else f"{done:.0f}"
         self._progress.update(self._task, **fields)
