@@ -11,6 +11,7 @@ from fastapi import FastAPI, HTTPException, Request
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import JSONResponse
 
+from api.fast_predict import FastPredict
 from api.invalidation import InvalidationListener
 from api.keys import KeyRing
 from api.limits import BodySizeLimit
@@ -63,6 +64,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             return settings.max_dataset_bytes + 1024 * 1024  # room for the multipart envelope
         return settings.max_request_bytes
 
+    app.add_middleware(FastPredict, state=app.state)
     app.add_middleware(BodySizeLimit, limit_for=limit_for)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     return app

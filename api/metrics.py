@@ -89,7 +89,7 @@ class MetricsMiddleware:
             await self.app(scope, receive, recording_send)
         finally:
             route = scope.get("route")
-            template = getattr(route, "path", None) or "<unmatched>"
+            template = scope.get("gradq.route") or getattr(route, "path", None) or "<unmatched>"
             method = scope["method"]
             self.metrics.requests.labels(method, template, str(status_code)).inc()
             self.metrics.latency.labels(method, template).observe(time.perf_counter() - start)

@@ -42,6 +42,15 @@ def as_batch(raw: object, input_shape: tuple[int, ...], max_batch: int) -> np.nd
     return batch.astype(np.float32)
 
 
+def preprocess(batch: np.ndarray, preprocessing: dict | None) -> np.ndarray:
+    """The training-time normalization (stored with the model) applied to a raw batch."""
+    if not preprocessing:
+        return batch
+    from worker.datasets.preprocessing import apply_preprocessing
+
+    return np.asarray(apply_preprocessing(batch, preprocessing), dtype=np.float32)
+
+
 def image_spatial_size(input_shape: tuple[int, ...]) -> tuple[int, int]:
     """(height, width) an uploaded image is resized to, for a grey-scale model input."""
     if len(input_shape) == 3 and input_shape[0] == 1:

@@ -199,12 +199,7 @@ async def _read_inputs(request: Request, entry: CachedModel, max_batch: int) -> 
             raise p.InputError("body: expected a JSON object with exactly one field, 'inputs'")
         raw = document["inputs"]
     batch = p.as_batch(raw, entry.input_shape, max_batch)
-    preprocessing = entry.metadata.get("preprocessing")
-    if preprocessing:
-        from worker.datasets.preprocessing import apply_preprocessing
-
-        batch = np.asarray(apply_preprocessing(batch, preprocessing), dtype=np.float32)
-    return batch
+    return p.preprocess(batch, entry.metadata.get("preprocessing"))
 
 
 def _run(entry: CachedModel, batch: np.ndarray) -> dict:

@@ -175,3 +175,20 @@ def test_prediction_latency_is_in_metrics(alice, model_id):
     assert "gradq_prediction_duration_seconds_count 1.0" in text
     route = 'route="/v1/models/{model_id}/predict"'
     assert any(route in line and 'status="200"' in line for line in text.splitlines())
+
+
+def test_cached_fast_path_answers_like_the_route_and_defers_errors_to_it(alice, app, model_id):
+    raw, _ = raw_digits(3)
+    url = f"/v1/models/{model_id}/predict"
+    first = alice.post(url, json={"inputs": raw.tolist()})  # cache miss: the FastAPI route
+    assert model_id in app.state.model_cache
+    second = alice.post(url, json={"inputs": raw.tolist()})  # cached: the fast path
+    assert second.status_code == 200 and second.json() == first.json()
+    bad = alice.post(url, json={"inputs": [[1.0] * 5]})  # the fast path hands it to the route
+    assert bad.status_code == 422 and "expected one sample of shape [64]" in bad.json()["detail"]
+    extra = alice.post(url, json={"inputs": raw.tolist(), "x": 1})
+    assert extra.status_code == 422
+    text = alice.get("/metrics").text
+    assert "gradq_prediction_duration_seconds_count 2.0" in text
+    route = 'route="/v1/models/{model_id}/predict",status="200"'
+    assert any(route in line and line.endswith(" 2.0") for line in text.splitlines())
