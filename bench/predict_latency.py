@@ -66,26 +66,15 @@ def train_and_store(redis_url: str) -> tuple[str, list[float]]:
     return stored["id"], sample
 
 
-def start_server(redis_url: str, workers: int, log: Path):
+def start_server(redis_url: str, workers: int, log: Path, plain: bool = False):
     from tests.harness import free_port, wait_until, worker_env
 
     port = free_port()
+    command = [sys.executable, "-m", "uvicorn", "api.app:app", "--host", "127.0.0.1"]
+    command += ["--port", str(port), "--workers", str(workers), "--log-level", "warning"]
+    command += ["--no-access-log", *(["--loop", "asyncio", "--http", "h11"] if plain else [])]
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "api.app:app",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            str(workers),
-            "--log-level",
-            "warning",
-            "--no-access-log",
-        ],
+        command,
         cwd=ROOT,
         env=worker_env(redis_url, GRADQ_API_KEYS=f"bench:{KEY}"),
         stdout=open(log, "wb"),
@@ -170,6 +159,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=4000, help="per concurrency level")
     parser.add_argument("--workers", type=int, default=2, help="uvicorn worker processes")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 32])
+    parser.add_argument("--plain", action="store_true", help="asyncio + h11 (no uvloop/httptools)")
     parser.add_argument("--load", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--model", help=argparse.SUPPRESS)
@@ -186,9 +176,11 @@ def main() -> None:
         server = None
         try:
             model_id, sample = train_and_store(redis_server.url)
-            server, port = start_server(redis_server.url, args.workers, Path(tmp) / "api.log")
+            log = Path(tmp) / "api.log"
+            server, port = start_server(redis_server.url, args.workers, log, args.plain)
+            stack = "asyncio+h11" if args.plain else "uvloop+httptools"
             print(
-                f"digits MLP {model_id}; uvicorn workers={args.workers}; "
+                f"digits MLP {model_id}; uvicorn workers={args.workers} ({stack}); "
                 f"{args.requests} requests per level"
             )
             for concurrency in args.concurrency:
