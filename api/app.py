@@ -40,6 +40,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
+        if not app.state.keyring.configured:
+            log.warning("gradq API: no API keys configured; serving WITHOUT authentication")
         listener = InvalidationListener(app.state.redis, app.state.model_cache)
         listener.start()
         try:

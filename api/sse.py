@@ -2,20 +2,36 @@
 
 Order of a connection: ``state`` (the job record now, for clients that connect late), then every
 event after it in stream order (``id:`` is the stream id, so a reconnecting client resumes with
-``Last-Event-ID``), then ``end`` once the job reached a final status. The stream is read with
-short blocking reads so a closed connection frees its thread within a second.
+``Last-Event-ID``), then ``end`` once the job reached a final status.
+
+The stream is read with short blocking reads in threads from a limiter of their own, so live
+streams never take the threads that ordinary sync routes need, and a closed connection frees its
+thread within a second.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable
+
+import anyio
+from anyio import to_thread
 
 from api.schemas.jobs import FINAL_STATUSES
 
 BLOCK_MS = 1000
 KEEPALIVE_SECONDS = 15.0
+MAX_STREAM_THREADS = 64
+_limiter: anyio.CapacityLimiter | None = None
+
+
+async def _call(function, *args, **kwargs):
+    """Run a blocking store call in the SSE thread pool."""
+    global _limiter
+    if _limiter is None:
+        _limiter = anyio.CapacityLimiter(MAX_STREAM_THREADS)
+    return await to_thread.run_sync(lambda: function(*args, **kwargs), limiter=_limiter)
 
 
 def sse(event: str, data: dict, event_id: str | None = None) -> str:
@@ -23,11 +39,11 @@ def sse(event: str, data: dict, event_id: str | None = None) -> str:
     return f"{head}event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
 
 
-def _drain(store, job_id: str, cursor: str) -> tuple[list, str]:
+async def _drain(store, job_id: str, cursor: str) -> tuple[list, str]:
     """Everything already in the stream after ``cursor`` (no waiting)."""
     collected = []
     while True:
-        batch = store.events(job_id, last_id=cursor, block_ms=None)
+        batch = await _call(store.events, job_id, last_id=cursor, block_ms=None)
         if not batch:
             return collected, cursor
         collected.extend(batch)
@@ -38,22 +54,22 @@ def _is_final(event: dict) -> bool:
     return event.get("type", "status") == "status" and event.get("status") in FINAL_STATUSES
 
 
-def job_event_stream(
+async def job_event_stream(
     store, job_id: str, last_event_id: str | None, view: Callable[[dict], dict]
-) -> Iterator[str]:
-    """The SSE text of one connection (a sync generator: Starlette runs it in a thread)."""
+) -> AsyncIterator[str]:
+    """The SSE text of one connection."""
     if last_event_id:
         cursor = last_event_id
     else:
-        _, cursor = _drain(store, job_id, "0")
-        record = store.get(job_id) or {}
+        _, cursor = await _drain(store, job_id, "0")
+        record = await _call(store.get, job_id) or {}
         yield sse("state", view(record) if record else {"id": job_id}, cursor)
         if record.get("status") in FINAL_STATUSES:
             yield sse("end", {"status": record["status"]})
             return
     last_write = time.monotonic()
     while True:
-        batch = store.events(job_id, last_id=cursor, block_ms=BLOCK_MS)
+        batch = await _call(store.events, job_id, last_id=cursor, block_ms=BLOCK_MS)
         for event_id, event in batch:
             cursor = event_id
             yield sse(str(event.get("type", "message")), event, event_id)
@@ -63,10 +79,10 @@ def job_event_stream(
                 return
         if batch:
             continue
-        record = store.get(job_id) or {}
+        record = await _call(store.get, job_id) or {}
         if record.get("status") in FINAL_STATUSES or not record:
             # the final event may have been trimmed from the stream: flush what is left, end
-            rest, cursor = _drain(store, job_id, cursor)
+            rest, cursor = await _drain(store, job_id, cursor)
             for event_id, event in rest:
                 yield sse(str(event.get("type", "message")), event, event_id)
             yield sse("end", {"status": record.get("status", "unknown")})
