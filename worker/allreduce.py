@@ -46,7 +46,12 @@ class PurePythonPacker(PythonRespSerializer):
 
 
 def data_client(url: str, **kwargs) -> redis_lib.Redis:
-    """A Redis client for bulk vectors: pure-Python packer, no response decoding."""
+    """A Redis client for bulk vectors: pure-Python packer, 1 MB socket reads.
+
+    redis-py's default 64 KB ``socket_read_size`` makes reading a 1 MB reply 7x slower
+    (measured: GET of 0.94 MB 3.1 ms -> 0.41 ms with 1 MB reads).
+    """
+    kwargs.setdefault("socket_read_size", 1 << 20)
     return redis_lib.Redis.from_url(url, command_packer=PurePythonPacker(), **kwargs)
 
 
