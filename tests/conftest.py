@@ -49,8 +49,11 @@ def start_worker(redis_url: str, celery_app, tmp_path):
         worker = CeleryWorker(redis_url, concurrency=concurrency, log_path=log, **env)
         started.append(worker)
         if wait:
-            wait_until(lambda: celery_app.control.ping(destination=[worker.name], timeout=0.5),
-                       30, f"celery worker {worker.name} to answer ping")
+            wait_until(
+                lambda: celery_app.control.ping(destination=[worker.name], timeout=0.5),
+                30,
+                f"celery worker {worker.name} to answer ping",
+            )
         return worker
 
     yield start

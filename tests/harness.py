@@ -11,7 +11,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -51,10 +50,23 @@ class RedisServer:
         self.url = f"redis://127.0.0.1:{self.port}/0"
         workdir.mkdir(parents=True, exist_ok=True)
         self.process = subprocess.Popen(
-            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(workdir),
-             "--save", "", "--appendonly", "yes" if appendonly else "no",
-             "--maxmemory-policy", "noeviction"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--dir",
+                str(workdir),
+                "--save",
+                "",
+                "--appendonly",
+                "yes" if appendonly else "no",
+                "--maxmemory-policy",
+                "noeviction",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         self.client = redis.Redis.from_url(self.url)
         wait_until(self._answers, 10, f"redis-server on port {self.port}")
@@ -90,8 +102,16 @@ def worker_env(redis_url: str, **extra: str) -> dict[str, str]:
 class CeleryWorker:
     """A real ``celery worker`` subprocess (prefork pool) in its own process group."""
 
-    def __init__(self, redis_url: str, concurrency: int = 2, queues: str | None = None,
-                 name: str | None = None, log_path: Path | None = None, **env: str):
+    def __init__(
+        self,
+        redis_url: str,
+        concurrency: int = 2,
+        queues: str | None = None,
+        name: str | None = None,
+        log_path: Path | None = None,
+        **env: str,
+    ):
+        from api.cli.worker_command import celery_worker_argv
         from worker.celery_app import CONTROL_QUEUE, TRAINING_QUEUE
 
         self.name = name or f"w{free_port()}@test"
@@ -99,11 +119,12 @@ class CeleryWorker:
         self.log_path = log_path
         log = open(log_path, "wb") if log_path else subprocess.DEVNULL  # noqa: SIM115
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "worker.celery_app", "worker",
-             "--pool", "prefork", "--concurrency", str(concurrency), "-Q", queues,
-             "-n", self.name, "--without-gossip", "--without-mingle", "--loglevel", "INFO"],
-            cwd=REPO_ROOT, env=worker_env(redis_url, **env), stdout=log,
-            stderr=subprocess.STDOUT, start_new_session=True,
+            celery_worker_argv(queues, concurrency, self.name),
+            cwd=REPO_ROOT,
+            env=worker_env(redis_url, **env),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
 
     def child_pids(self) -> list[int]:

@@ -1,4 +1,4 @@
-"""The ``gradq`` command line: one typer app; each concern registers its commands from its module."""
+"""The ``gradq`` command line: one typer app; each module registers its own commands."""
 
 from __future__ import annotations
 
@@ -12,11 +12,16 @@ app = typer.Typer(
 )
 
 
+@app.callback()
+def main() -> None:
+    """gradq: distributed NumPy training on Celery + Redis, served over REST."""
+
+
 def _register() -> None:
     # Each module owns its commands; importing them here keeps main.py free of their logic.
-    from api.cli import keys, remote, train, up
+    from api.cli import keys, remote, train, up, worker_command
 
-    for module in (up, train, remote, keys):
+    for module in (up, worker_command, train, remote, keys):
         module.register(app)
 
 

@@ -1,9 +1,74 @@
-"""gradq CLI: up commands (filled in by its issue)."""
+"""``gradq up``: the whole stack on this machine, a demo job, and a clean stop on Ctrl-C."""
 
 from __future__ import annotations
 
+import signal
+import time
+from pathlib import Path
+from typing import Annotated
+
 import typer
+from rich.console import Console
+
+from api.cli.stack import LocalStack, StackConfig
+
+
+class _StopRequested(Exception):
+    """Raised from the SIGINT/SIGTERM handler to unwind into the cleanup path."""
+
+
+def _raise_stop(signum, frame):  # noqa: ARG001 - signal handler signature
+    raise _StopRequested(signal.Signals(signum).name)
+
+
+def up(
+    host: Annotated[str, typer.Option(help="API bind address")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="API port")] = 8000,
+    workers: Annotated[int, typer.Option(help="training worker processes")] = 2,
+    redis_url: Annotated[
+        str | None, typer.Option(help="use this Redis instead of starting one")
+    ] = None,
+    redis_port: Annotated[int, typer.Option(help="port of the Redis gradq starts")] = 6390,
+    state_dir: Annotated[Path, typer.Option(help="logs and Redis data")] = Path(".state"),
+    no_demo: Annotated[bool, typer.Option("--no-demo", help="skip the demo job")] = False,
+) -> None:
+    """Start Redis, Celery workers and the API; run the demo job; keep running until Ctrl-C."""
+    console = Console()
+    if workers < 1:
+        raise typer.BadParameter(f"--workers must be >= 1, got {workers}")
+    stack = LocalStack(StackConfig(host, port, workers, redis_url, redis_port, state_dir))
+    signal.signal(signal.SIGINT, _raise_stop)
+    signal.signal(signal.SIGTERM, _raise_stop)
+    try:
+        stack.start_redis()
+        stack.start_workers()
+        stack.start_api()
+        console.print(
+            f"gradq API ready at {stack.api_url} (Redis {stack.redis_url}, "
+            f"{workers} training workers, logs in {state_dir / 'logs'})"
+        )
+        if not no_demo:
+            from api.cli.demo import run_demo
+
+            run_demo(stack.api_url, console)
+        console.print(f"interactive API docs: {stack.api_url}/docs — Ctrl-C stops the stack")
+        while not stack.dead_processes():
+            time.sleep(0.5)
+        dead = ", ".join(f"{m.name} (see {m.log_path})" for m in stack.dead_processes())
+        console.print(f"[red]stopping: {dead} exited")
+        raise typer.Exit(1)
+    except _StopRequested as stop:
+        console.print(f"{stop}: stopping the stack")
+    except RuntimeError as error:
+        console.print(f"[red]{error}")
+        raise typer.Exit(1) from None
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        stack.stop()
+        console.print("stopped")
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to the ``gradq`` app."""
+    """Add ``gradq up`` to the app."""
+    app.command()(up)

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from worker.datasets import Dataset, DatasetError, apply_preprocessing, load_dataset
+from worker.datasets.base import stratified_split
 from worker.datasets.builtin import digits
 
 
@@ -164,3 +165,49 @@ def test_local_file_refusals_name_the_array(tmp_path):
 
     with pytest.raises(DatasetError, match="y_train: has 3 entries but x_train has 4"):
         load_dataset({"path": str(path)})
+
+
+def test_stratified_split_holds_out_the_rounded_fraction_in_class_proportions():
+    y = np.repeat(np.arange(10), 5)  # 10 classes of 5: 10% is 5 samples, not 0.5 per class
+
+    keep, held = stratified_split(y, 0.1, seed=0)
+
+    assert len(held) == 5 and len(keep) == 45
+    assert np.bincount(y[held], minlength=10).max() == 1
+    np.testing.assert_array_equal(np.sort(np.concatenate([keep, held])), np.arange(50))
+    assert set(np.unique(y[keep])) == set(range(10))  # every class keeps samples
+
+
+FINGERPRINT = """
+import hashlib, sys
+from worker.datasets import load_dataset
+spec = {"name": sys.argv[1], "validation_split": 0.2, "normalize": "standardize"}
+ds = load_dataset(spec, seed=11)
+digest = hashlib.sha256()
+for array in (ds.x_train, ds.y_train, ds.x_val, ds.y_val, ds.x_test, ds.y_test):
+    digest.update(array.tobytes())
+print(digest.hexdigest())
+"""
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("name", ["digits", "spirals"])
+def test_two_processes_load_bit_identical_arrays(name):
+    import subprocess
+    import sys
+
+    from tests.harness import REPO_ROOT
+
+    digests = {
+        subprocess.run(
+            [sys.executable, "-c", FINGERPRINT, name],
+            cwd=REPO_ROOT,
+            env={"PYTHONPATH": str(REPO_ROOT), "PYTHONHASHSEED": str(hash_seed)},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        for hash_seed in (1, 2)
+    }
+
+    assert len(digests) == 1 and len(digests.pop().strip()) == 64

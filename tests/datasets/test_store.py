@@ -39,6 +39,7 @@ def test_put_then_arrays_round_trips_every_array_bit_for_bit(redis_client):
     assert info["id"].startswith("ds_") and info["name"] == "my faces"
     assert info["tenant"] == "acme" and info["filename"] == "faces.npz"
     assert info["sha256"] == uploaded.sha256 and info["num_classes"] == 10
+    assert info["classes"] == [str(k) for k in range(10)]
     assert info["input_shape"] == [1, 28, 28] and info["task"] == "classification"
     assert info["shapes"]["x_train"] == [300, 1, 28, 28] and info["dtype"] == "|u1"
     assert set(arrays) == {"x_train", "y_train", "x_test", "y_test"}

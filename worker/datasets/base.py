@@ -32,7 +32,8 @@ class RawSplits:
 
 
 def stratified_split(y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Indices ``(keep, held_out)`` (sorted, int64) holding out ``fraction`` of every class.
+    """Indices ``(keep, held_out)`` (sorted, int64): ``round(fraction * n)`` samples held out,
+    spread over the classes in proportion to their sizes.
 
     Deterministic in ``(y, fraction, seed)``; for regression targets (float) the split is a plain
     random one. Each class keeps at least one sample.
@@ -42,10 +43,23 @@ def stratified_split(y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndar
         groups = [np.flatnonzero(y == label) for label in np.unique(y)]
     else:
         groups = [np.arange(len(y))]
-    held: list[np.ndarray] = []
-    for members in groups:
-        count = min(int(round(fraction * len(members))), len(members) - 1)
-        held.append(rng.permutation(members)[: max(count, 0)])
+    counts = _quotas(np.array([len(g) for g in groups]), fraction)
+    held = [rng.permutation(members)[:count] for members, count in zip(groups, counts, strict=True)]
     held_out = np.sort(np.concatenate(held)).astype(np.int64)
     keep = np.setdiff1d(np.arange(len(y)), held_out).astype(np.int64)
     return keep, held_out
+
+
+def _quotas(sizes: np.ndarray, fraction: float) -> np.ndarray:
+    """Per-group counts summing to round(fraction * total) (largest remainders first), each
+    group keeping at least one member."""
+    exact = fraction * sizes
+    counts = np.minimum(np.floor(exact).astype(np.int64), sizes - 1)
+    missing = int(round(fraction * sizes.sum())) - int(counts.sum())
+    for group in np.argsort(-(exact - counts), kind="stable"):
+        if missing <= 0:
+            break
+        if counts[group] < sizes[group] - 1:
+            counts[group] += 1
+            missing -= 1
+    return counts

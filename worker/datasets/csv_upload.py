@@ -67,13 +67,13 @@ def _numeric_column(name: str, cells: np.ndarray) -> np.ndarray:
         for line, cell in enumerate(cells, start=2):
             if not _is_number(cell):
                 raise DatasetError(
-                    f"column {name!r}, line {line}: {cell!r} is not a number"
+                    f"column {name!r}, line {line}: {str(cell)!r} is not a number"
                 ) from None
         raise
     bad = np.flatnonzero(~np.isfinite(values))
     if bad.size:
         raise DatasetError(
-            f"column {name!r}, line {bad[0] + 2}: {cells[bad[0]]!r} is not a finite number"
+            f"column {name!r}, line {bad[0] + 2}: {str(cells[bad[0]])!r} is not a finite number"
         )
     return values
 

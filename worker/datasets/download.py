@@ -19,17 +19,25 @@ from worker.datasets.base import DatasetError
 
 CHUNK_BYTES = 1 << 20
 TIMEOUT_SECONDS = 60.0
+# the largest published file is 26 MB; a mirror sending more is broken or hostile (disk filling)
+MAX_DOWNLOAD_BYTES = 256 * 1024 * 1024
 
 
 class DownloadError(DatasetError):
     """A download failed or its content does not match the expected SHA-256."""
 
 
-def download(url: str, destination: Path, sha256: str, timeout: float = TIMEOUT_SECONDS) -> Path:
+def download(
+    url: str,
+    destination: Path,
+    sha256: str,
+    timeout: float = TIMEOUT_SECONDS,
+    max_bytes: int = MAX_DOWNLOAD_BYTES,
+) -> Path:
     """Fetch ``url`` into ``destination`` if its SHA-256 is ``sha256``; return ``destination``.
 
-    On any failure (network, HTTP status, digest mismatch) nothing is left behind and
-    ``DownloadError`` names the URL and the problem.
+    On any failure (network, HTTP status, more than ``max_bytes``, digest mismatch) nothing is
+    left behind and ``DownloadError`` names the URL and the problem.
     """
     destination = Path(destination)
     destination.parent.mkdir(parents=True, exist_ok=True)
@@ -38,11 +46,14 @@ def download(url: str, destination: Path, sha256: str, timeout: float = TIMEOUT_
     )
     tmp = Path(tmp_name)
     try:
-        digest = hashlib.sha256()
+        digest, received = hashlib.sha256(), 0
         with os.fdopen(fd, "wb") as out:
             request = urllib.request.Request(url, headers={"User-Agent": "gradq"})
             with urllib.request.urlopen(request, timeout=timeout) as response:
                 while chunk := response.read(CHUNK_BYTES):
+                    received += len(chunk)
+                    if received > max_bytes:
+                        raise DownloadError(f"{url}: more than {max_bytes} bytes, refused")
                     digest.update(chunk)
                     out.write(chunk)
             out.flush()

@@ -109,6 +109,7 @@ class DatasetStore:
             "sha256": uploaded.sha256,
             "task": uploaded.task,
             "num_classes": uploaded.num_classes,
+            "classes": uploaded.to_raw().classes,
             "input_shape": list(uploaded.input_shape),
             "dtype": arrays["x_train"]["dtype"],
             "shapes": {k: v["shape"] for k, v in arrays.items()},
@@ -125,12 +126,10 @@ class DatasetStore:
         return info
 
     def info(self, dataset_id: str) -> dict | None:
-        """Metadata: id, tenant, name, filename, sha256, task, num_classes, input_shape, dtype,
-        shapes, nbytes, created (ISO 8601 UTC), arrays; ``None`` if there is no such set."""
+        """Metadata: id, tenant, name, filename, sha256, task, num_classes, classes, input_shape,
+        dtype, shapes, nbytes, created (ISO 8601 UTC), arrays; ``None`` if there is no such set."""
         fields = self.redis.hgetall(PREFIX + str(dataset_id))
-        if not fields:
-            return None
-        return {_text(k): json.loads(v) for k, v in fields.items()}
+        return _decode(fields) if fields else None
 
     def arrays(self, dataset_id: str) -> dict[str, np.ndarray]:
         """The stored arrays by name (``x_train``, ``y_train``, maybe ``x_test``, ``y_test``)."""
@@ -154,8 +153,10 @@ class DatasetStore:
     def list(self, tenant: str) -> list[dict]:
         """Info of the tenant's sets, newest first."""
         ids = self.redis.zrevrange(TENANT_INDEX + tenant, 0, -1)
-        infos = (self.info(_text(i)) for i in ids)
-        return [info for info in infos if info is not None]
+        pipe = self.redis.pipeline(transaction=False)
+        for dataset_id in ids:
+            pipe.hgetall(PREFIX + _text(dataset_id))
+        return [_decode(fields) for fields in pipe.execute() if fields]
 
     def delete(self, dataset_id: str) -> bool:
         """Remove a set (metadata first, so it disappears at once); False if it did not exist."""
@@ -175,6 +176,10 @@ class DatasetStore:
         if info is None:
             raise DatasetError(f"dataset.id: no uploaded data set {dataset_id!r}")
         return info
+
+
+def _decode(fields: dict) -> dict:
+    return {_text(k): json.loads(v) for k, v in fields.items()}
 
 
 def _text(value) -> str:

@@ -174,7 +174,8 @@ def _check_features(arrays: dict) -> tuple[dict, bool]:
     )
     for name in ("x_train", "x_test"):
         if name in out:
-            out[name] = out[name].astype(np.uint8 if bytes_ok else np.float32)
+            with np.errstate(over="ignore"):  # overflow is reported just below
+                out[name] = out[name].astype(np.uint8 if bytes_ok else np.float32)
             if not np.isfinite(out[name]).all():
                 raise DatasetError(f"{name}: values too large for float32")
     return out, is_image

@@ -1,0 +1,195 @@
+"""The local gradq stack as child processes: redis-server, Celery workers and the API.
+
+Every child runs in its own process group so that stopping the stack (Ctrl-C, SIGTERM) also ends
+the grandchildren (Celery's pool processes, uvicorn's workers) and leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import redis
+
+
+@dataclass
+class StackConfig:
+    """What ``gradq up`` was asked to run."""
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    workers: int = 2
+    redis_url: str | None = None
+    redis_port: int = 6390
+    state_dir: Path = Path(".state")
+
+
+@dataclass
+class ManagedProcess:
+    name: str
+    process: subprocess.Popen
+    log_path: Path
+
+
+@dataclass
+class LocalStack:
+    """Starts the stack's processes in order and stops them in reverse order."""
+
+    config: StackConfig
+    processes: list[ManagedProcess] = field(default_factory=list)
+
+    @property
+    def redis_url(self) -> str:
+        return self.config.redis_url or f"redis://127.0.0.1:{self.config.redis_port}/0"
+
+    @property
+    def api_url(self) -> str:
+        host = "127.0.0.1" if self.config.host in ("0.0.0.0", "::") else self.config.host
+        return f"http://{host}:{self.config.port}"
+
+    def child_env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env["GRADQ_REDIS_URL"] = self.redis_url
+        env["GRADQ_API_URL"] = self.api_url
+        # one BLAS thread per worker process: processes x threads must not exceed the cores
+        env.setdefault("GRADQ_BLAS_THREADS", "1")
+        return env
+
+    def _spawn(self, name: str, argv: list[str]) -> ManagedProcess:
+        logs = self.config.state_dir / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        log_path = logs / f"{name}.log"
+        with open(log_path, "ab") as log:
+            process = subprocess.Popen(
+                argv,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=self.child_env(),
+                start_new_session=True,
+            )
+        managed = ManagedProcess(name, process, log_path)
+        self.processes.append(managed)
+        return managed
+
+    def start_redis(self) -> None:
+        """A private redis-server with append-only persistence (skipped with ``--redis-url``)."""
+        if self.config.redis_url:
+            self._wait_for_redis(timeout=5)
+            return
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise RuntimeError(
+                "redis-server not found: apt-get install redis-server "
+                "(scripts/quickstart.sh does this), or pass --redis-url"
+            )
+        data_dir = (self.config.state_dir / "redis").resolve()
+        data_dir.mkdir(parents=True, exist_ok=True)
+        self._spawn(
+            "redis",
+            [
+                binary,
+                "--port",
+                str(self.config.redis_port),
+                "--bind",
+                "127.0.0.1",
+                "--dir",
+                str(data_dir),
+                "--appendonly",
+                "yes",
+                "--save",
+                "",
+                "--maxmemory-policy",
+                "noeviction",
+            ],
+        )
+        self._wait_for_redis(timeout=15)
+
+    def _wait_for_redis(self, timeout: float) -> None:
+        client = redis.Redis.from_url(self.redis_url, socket_connect_timeout=1)
+        self._wait(lambda: _redis_answers(client), timeout, f"Redis at {self.redis_url}")
+        client.close()
+
+    def start_workers(self) -> None:
+        """One Celery pool for shard training (``workers`` processes) and one for control tasks."""
+        from api.cli.worker_command import celery_worker_argv
+        from worker.celery_app import CONTROL_QUEUE, TRAINING_QUEUE
+
+        self._spawn(
+            "worker-training",
+            celery_worker_argv(TRAINING_QUEUE, self.config.workers, "training@%h"),
+        )
+        self._spawn("worker-control", celery_worker_argv(CONTROL_QUEUE, 1, "control@%h"))
+
+    def start_api(self) -> None:
+        self._spawn(
+            "api",
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "api.app:app",
+                "--host",
+                self.config.host,
+                "--port",
+                str(self.config.port),
+                "--log-level",
+                "warning",
+            ],
+        )
+        self._wait(self._api_answers, 60, f"the API at {self.api_url}")
+
+    def _api_answers(self) -> bool:
+        try:
+            return httpx.get(f"{self.api_url}/healthz", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def _wait(self, condition, timeout: float, what: str) -> None:
+        deadline = time.monotonic() + timeout
+        while not condition():
+            for managed in self.processes:
+                if managed.process.poll() is not None:
+                    raise RuntimeError(
+                        f"{managed.name} exited with {managed.process.returncode}; "
+                        f"see {managed.log_path}"
+                    )
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"timed out after {timeout:.0f}s waiting for {what}")
+            time.sleep(0.1)
+
+    def dead_processes(self) -> list[ManagedProcess]:
+        return [m for m in self.processes if m.process.poll() is not None]
+
+    def stop(self, timeout: float = 20) -> None:
+        """SIGTERM each process group (newest first), then SIGKILL whatever is left."""
+        for managed in reversed(self.processes):
+            _signal_group(managed.process, signal.SIGTERM)
+            try:
+                managed.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                _signal_group(managed.process, signal.SIGKILL)
+                managed.process.wait(5)
+            # pool children that outlived their parent are still in the group
+            _signal_group(managed.process, signal.SIGKILL)
+        self.processes.clear()
+
+
+def _redis_answers(client: redis.Redis) -> bool:
+    try:
+        return bool(client.ping())
+    except redis.RedisError:
+        return False
+
+
+def _signal_group(process: subprocess.Popen, sig: int) -> None:
+    try:
+        os.killpg(process.pid, sig)
+    except ProcessLookupError:
+        pass

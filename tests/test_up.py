@@ -1,0 +1,83 @@
+"""``gradq up`` brings the stack up, says so, and leaves no process behind on SIGINT/SIGTERM."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+
+import httpx
+import pytest
+
+from tests.harness import REPO_ROOT, free_port, wait_until, worker_env
+
+pytestmark = pytest.mark.integration
+
+
+def _descendants(pid: int) -> set[int]:
+    out = subprocess.run(["ps", "-e", "-o", "pid=,ppid="], capture_output=True, text=True).stdout
+    children: dict[int, list[int]] = {}
+    for line in out.splitlines():
+        child, parent = map(int, line.split())
+        children.setdefault(parent, []).append(child)
+    found, todo = set(), [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.add(child)
+            todo.append(child)
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split()[2] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM])
+def test_up_serves_then_stops_every_process_it_started(tmp_path, stop_signal):
+    api_port, redis_port = free_port(), free_port()
+    log = tmp_path / "up.log"
+    with open(log, "w") as out:
+        up = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "api.cli.main",
+                "up",
+                "--no-demo",
+                "--workers",
+                "1",
+                "--port",
+                str(api_port),
+                "--redis-port",
+                str(redis_port),
+                "--state-dir",
+                str(tmp_path / "state"),
+            ],
+            cwd=REPO_ROOT,
+            env=worker_env("redis://unused"),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        wait_until(
+            lambda: "API ready" in log.read_text() or up.poll() is not None,
+            90,
+            "gradq up to say the API is ready",
+        )
+        assert up.poll() is None, log.read_text()
+        assert httpx.get(f"http://127.0.0.1:{api_port}/healthz").status_code == 200
+        started = _descendants(up.pid)
+        assert len(started) >= 4  # redis, 2 celery masters (+ pool children), uvicorn
+
+        up.send_signal(stop_signal)
+        up.wait(60)
+
+        assert up.returncode == 0, log.read_text()
+        wait_until(lambda: not any(_alive(pid) for pid in started), 15, "children to exit")
+    finally:
+        if up.poll() is None:
+            up.kill()
