@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from tests.api.specs import digits_spec, with_layers
+from tests.harness import REPO_ROOT
+
+EXAMPLES = REPO_ROOT / "examples"
 
 
 def locs(response) -> list[list]:
@@ -158,3 +163,10 @@ def test_another_tenants_job_is_404_for_read_cancel_events_and_list(alice, bob):
     assert bob.get(f"/v1/jobs/{job_id}/events").status_code == 404
     assert bob.get("/v1/jobs").json()["jobs"] == []
     assert alice.get(f"/v1/jobs/{job_id}").json()["status"] == "queued"
+
+
+@pytest.mark.parametrize("example", sorted(EXAMPLES.glob("*.json")), ids=lambda p: p.name)
+def test_the_example_specs_are_accepted(app, alice, example):
+    app.state.settings = app.state.settings.model_copy(update={"max_parameters": 20_000_000})
+    response = alice.post("/v1/jobs", json=json.loads(example.read_text()))
+    assert response.status_code == 202, response.text
