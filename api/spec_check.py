@@ -63,7 +63,12 @@ def check_model(
         loc = ["body", "model", "layers"] + ([int(match.group(1))] if match else [])
         raise unprocessable(loc, f"{error} (input shape {list(input_shape)})") from None
     stored = spec.to_stored()
-    for field, build in (("optimizer", _check_optimizer), ("schedule", _check_schedule)):
+    checks = (
+        ("optimizer", _check_optimizer),
+        ("schedule", _check_schedule),
+        ("early_stopping", _check_early_stopping),
+    )
+    for field, build in checks:
         try:
             build(stored, model)
         except ValueError as error:
@@ -76,7 +81,7 @@ def check_model(
         )
     output_shape = tuple(model.output_shape)
     last = ["body", "model", "layers", len(spec.model.layers) - 1]
-    if spec.loss == "cross_entropy":
+    if spec.loss_name == "cross_entropy":
         if num_classes is None:
             raise unprocessable(["body", "loss"], "cross_entropy needs a classification data set")
         if output_shape != (num_classes,):
@@ -85,7 +90,7 @@ def check_model(
                 f"output shape {list(output_shape)}; cross_entropy on this data set"
                 f" needs [{num_classes}] (one logit per class)",
             )
-    elif spec.loss == "binary_cross_entropy" and output_shape != (1,):
+    elif spec.loss_name == "binary_cross_entropy" and output_shape != (1,):
         raise unprocessable(
             last, f"output shape {list(output_shape)}; binary_cross_entropy needs [1]"
         )
@@ -104,3 +109,11 @@ def _check_schedule(stored: dict, model) -> None:
 
     if stored.get("schedule") is not None:
         schedules.build(stored["schedule"], stored["optimizer"]["lr"], 1000)
+
+
+def _check_early_stopping(stored: dict, model) -> None:
+    from nnlib.training import early_stopping_from_spec
+
+    if stored.get("early_stopping") is not None:
+        has_validation = stored["dataset"].get("validation_split", 0.1) > 0
+        early_stopping_from_spec(stored["early_stopping"], has_validation)

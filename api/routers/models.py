@@ -162,7 +162,10 @@ def _load(models, model_id: str, cache) -> CachedModel | None:
     metadata = models.get(model_id)
     if metadata is None:
         return None
-    model, stored = models.load_model(model_id)
+    try:
+        model, stored = models.load_model(model_id)
+    except KeyError:  # deleted between the two reads
+        return None
     merged = {**(stored or {}), **metadata}
     entry = CachedModel(
         model_id=model_id,

@@ -98,7 +98,24 @@ class ScheduleSpec(_Strict):
 class EarlyStoppingSpec(_Strict):
     patience: int = Field(3, ge=1, le=1000)
     min_delta: float = Field(0.0, ge=0.0)
-    monitor: Literal["val_loss", "val_accuracy"] = "val_loss"
+    monitor: Literal["val_loss", "val_accuracy", "train_loss"] = "val_loss"
+    restore_best: bool | None = Field(None, description="Restore the best epoch's weights")
+
+
+LossName = Literal["cross_entropy", "mse", "binary_cross_entropy"]
+
+
+class LossSpec(_Strict):
+    """A loss with options; ``label_smoothing`` applies to ``cross_entropy`` only."""
+
+    type: LossName
+    label_smoothing: float | None = Field(None, ge=0.0, lt=1.0)
+
+    @model_validator(mode="after")
+    def _smoothing_only_for_cross_entropy(self) -> LossSpec:
+        if self.label_smoothing is not None and self.type != "cross_entropy":
+            raise ValueError(f"loss.label_smoothing applies to cross_entropy only, not {self.type}")
+        return self
 
 
 JOB_SPEC_EXAMPLE = {
@@ -128,7 +145,7 @@ class JobSpec(_Strict):
     name: str = Field("job", min_length=1, max_length=100, pattern=r"^[\w .:-]+$")
     dataset: BuiltinDataset | UploadedDataset
     model: ModelSpec
-    loss: Literal["cross_entropy", "mse", "binary_cross_entropy"] = "cross_entropy"
+    loss: LossName | LossSpec = "cross_entropy"
     optimizer: OptimizerSpec = Field(default_factory=OptimizerSpec)
     schedule: ScheduleSpec | None = None
     batch_size: int = Field(64, ge=1, le=65_536)
@@ -148,6 +165,10 @@ class JobSpec(_Strict):
                 " every shard needs at least one sample per step"
             )
         return self
+
+    @property
+    def loss_name(self) -> str:
+        return self.loss if isinstance(self.loss, str) else self.loss.type
 
     def to_stored(self) -> dict:
         """The JSON dict the worker receives: unset optional fields left to nnlib's defaults."""

@@ -170,3 +170,19 @@ def test_the_example_specs_are_accepted(app, alice, example):
     app.state.settings = app.state.settings.model_copy(update={"max_parameters": 20_000_000})
     response = alice.post("/v1/jobs", json=json.loads(example.read_text()))
     assert response.status_code == 202, response.text
+
+
+def test_loss_options_and_early_stopping_are_checked(alice):
+    smoothing = digits_spec(
+        loss={"type": "cross_entropy", "label_smoothing": 0.1},
+        early_stopping={"patience": 2, "monitor": "val_accuracy"},
+    )
+    assert alice.post("/v1/jobs", json=smoothing).status_code == 202
+    wrong = digits_spec(loss={"type": "mse", "label_smoothing": 0.1})
+    assert alice.post("/v1/jobs", json=wrong).status_code == 422
+    no_validation = digits_spec(
+        dataset={"name": "digits", "validation_split": 0.0}, early_stopping={"monitor": "val_loss"}
+    )
+    response = alice.post("/v1/jobs", json=no_validation)
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"] == ["body", "early_stopping"]
