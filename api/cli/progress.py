@@ -18,6 +18,7 @@ class JobProgress:
             TimeRemainingColumn(),
             console=console,
         )
+        self._epochs = None
         self._task = self._progress.add_task(
             "job", total=None, status="queued", epoch="-", steps="-", loss="-", accuracy="-"
         )
@@ -31,10 +32,12 @@ class JobProgress:
 
     def update(self, name: str, data: dict) -> None:
         fields: dict = {}
+        if data.get("epochs"):
+            self._epochs = data["epochs"]
         if data.get("status"):
             fields["status"] = data["status"]
         if data.get("epoch") is not None:
-            epochs = data.get("epochs")
+            epochs = self._epochs
             fields["epoch"] = f"{data['epoch']}/{epochs}" if epochs else str(data["epoch"])
         loss = data.get("train_loss", data.get("loss"))
         if isinstance(loss, int | float):

@@ -9,13 +9,21 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.table import Table
+from rich.table import Column, Table
 
 from api.client import ApiError, GradqClient
 from worker.config import get_settings
 
 console = Console()
 FINAL = ("succeeded", "failed", "cancelled")
+ID_WIDTH = 20  # "job_" / "mdl_" / "ds_" + 16 hex: ids are for copying, never truncated
+
+
+def ID_OF(header: str) -> Column:  # noqa: N802 - reads like a constant next to ID
+    return Column(header, no_wrap=True, min_width=ID_WIDTH)
+
+
+ID = ID_OF("id")
 datasets_app = typer.Typer(help="Uploaded data sets.", no_args_is_help=True)
 
 
@@ -61,7 +69,8 @@ def jobs(status_filter: Annotated[str | None, typer.Option("--status")] = None, 
             page = api.jobs(status=status_filter, limit=limit)
         except ApiError as error:
             fail(error)
-    table = Table("id", "name", "status", "progress", "model")
+    status = Column("status", no_wrap=True, min_width=10)
+    table = Table(ID, Column("name", max_width=16), status, "progress", ID_OF("model"))
     for job in page["jobs"]:
         table.add_row(
             job["id"],
@@ -97,7 +106,7 @@ def models():
             listing = api.models()
         except ApiError as error:
             fail(error)
-    table = Table("id", "job", "input shape", "test accuracy", "size")
+    table = Table(ID, ID_OF("job"), "input shape", "test accuracy", "size")
     for model in listing["models"]:
         accuracy = (model.get("metrics") or {}).get("test_accuracy")
         table.add_row(

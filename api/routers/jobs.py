@@ -24,6 +24,7 @@ def job_view(record: dict) -> dict:
     view.setdefault("name", (record.get("spec") or {}).get("name"))
     view.setdefault("dataset", (record.get("spec") or {}).get("dataset"))
     view.setdefault("shards", (record.get("spec") or {}).get("shards"))
+    view.setdefault("epochs", (record.get("spec") or {}).get("epochs"))
     if view.get("progress") is None:
         step, total = record.get("step") or 0, record.get("steps_total") or 0
         done = record.get("status") == "succeeded"
@@ -32,6 +33,11 @@ def job_view(record: dict) -> dict:
         if view.get(key) is None:
             view.pop(key, None)
     return view
+
+
+def public_view(record: dict) -> dict:
+    """The record exactly as ``GET /v1/jobs/{id}`` shows it (for the SSE ``state`` event)."""
+    return JobOut.model_validate(job_view(record)).model_dump(mode="json")
 
 
 def owned_job(store, job_id: str, tenant: str) -> dict:
@@ -159,7 +165,7 @@ def events(
 ):
     owned_job(jobs, job_id, tenant)
     return StreamingResponse(
-        job_event_stream(jobs, job_id, last_event_id, job_view),
+        job_event_stream(jobs, job_id, last_event_id, public_view),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )

@@ -65,6 +65,7 @@ class JobOut(BaseModel):
     model_id: str | None = None
     dataset: dict[str, Any] | None = None
     shards: int | None = None
+    epochs: int | None = Field(None, description="Epochs the spec asks for")
     created_at: float | str | None = None
     started_at: float | str | None = None
     finished_at: float | str | None = None
