@@ -113,6 +113,11 @@ def test_cli_submit_wait_predict_and_failures(live_api, start_worker, tmp_path, 
         assert predicted.exit_code == 0 and "predictions" in predicted.output
         listed = runner.invoke(cli, ["jobs"])
         assert listed.exit_code == 0 and "succeeded" in listed.output
+        shown = runner.invoke(cli, ["status", models[0]["job_id"]])
+        assert shown.exit_code == 0 and '"status": "succeeded"' in shown.output
+        np.savez(tmp_path / "set.npz", x_train=np.zeros((20, 3)), y_train=np.arange(20) % 2)
+        uploaded = runner.invoke(cli, ["datasets", "upload", str(tmp_path / "set.npz")])
+        assert uploaded.exit_code == 0 and '"input_shape": [' in uploaded.output
         bad = {**spec, "epochs": 0}
         (tmp_path / "bad.json").write_text(json.dumps(bad))
         refused = runner.invoke(cli, ["submit", str(tmp_path / "bad.json")])
