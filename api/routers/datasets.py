@@ -7,9 +7,9 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, File, Form, HTTPException, Response, UploadFile, status
 
 from api.deps import DatasetStoreDep, JobStoreDep, SettingsDep, TenantDep
+from api.routers.jobs import active_jobs
 from api.schemas.common import AUTH_ERRORS, errors
 from api.schemas.datasets import DatasetList, DatasetOut
-from api.schemas.jobs import ACTIVE_STATUSES
 
 router = APIRouter(prefix="/v1/datasets", tags=["datasets"])
 
@@ -95,18 +95,12 @@ def delete_dataset(
 ):
     """409 while a queued or running job of the tenant trains on it."""
     owned_dataset(datasets, dataset_id, tenant)
-    for state in ACTIVE_STATUSES:
-        cursor = None
-        while True:
-            records, cursor = jobs.list(tenant, status=state, limit=200, cursor=cursor)
-            for record in records:
-                if ((record.get("spec") or {}).get("dataset") or {}).get("id") == dataset_id:
-                    raise HTTPException(
-                        status.HTTP_409_CONFLICT,
-                        detail=f"dataset_id: data set {dataset_id} is used by {state} job"
-                        f" {record['id']}",
-                    )
-            if not cursor:
-                break
+    for record in active_jobs(jobs, tenant):
+        if ((record.get("spec") or {}).get("dataset") or {}).get("id") == dataset_id:
+            raise HTTPException(
+                status.HTTP_409_CONFLICT,
+                detail=f"dataset_id: data set {dataset_id} is used by {record['status']} job"
+                f" {record['id']}",
+            )
     datasets.delete(dataset_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
