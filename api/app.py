@@ -58,6 +58,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.metrics.watch_redis(lambda: redis_snapshot(redis_client))
     app.state.celery = cache(lambda: celery_for(settings))
     app.add_exception_handler(HTTPException, http_error)
+    app.add_exception_handler(redis.RedisError, redis_unavailable)
+    app.add_exception_handler(Exception, internal_error)
     for router in (jobs.router, models.router, datasets.router, health.router):
         app.include_router(router)
 
@@ -77,6 +79,16 @@ async def http_error(request: Request, exc: HTTPException):
     if exc.status_code == 400 and exc.detail == "There was an error parsing the body":
         return JSONResponse({"detail": "body: not valid JSON"}, status_code=422)
     return await http_exception_handler(request, exc)
+
+
+async def redis_unavailable(request: Request, exc: redis.RedisError):
+    log.warning("Redis error on %s: %s", request.url.path, exc)
+    return JSONResponse({"detail": f"redis: unavailable ({type(exc).__name__})"}, status_code=503)
+
+
+async def internal_error(request: Request, exc: Exception):
+    log.exception("unhandled error on %s", request.url.path, exc_info=exc)
+    return JSONResponse({"detail": "internal error (see the API log)"}, status_code=500)
 
 
 def _point_celery_at(settings: Settings) -> None:

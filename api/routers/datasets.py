@@ -8,7 +8,7 @@ from fastapi import APIRouter, File, Form, HTTPException, Response, UploadFile, 
 
 from api.deps import DatasetStoreDep, JobStoreDep, SettingsDep, TenantDep
 from api.routers.jobs import active_jobs
-from api.schemas.common import AUTH_ERRORS, errors
+from api.schemas.common import COMMON_ERRORS, errors
 from api.schemas.datasets import DatasetList, DatasetOut
 
 router = APIRouter(prefix="/v1/datasets", tags=["datasets"])
@@ -34,7 +34,7 @@ def owned_dataset(store, dataset_id: str, tenant: str) -> dict:
     "",
     status_code=status.HTTP_201_CREATED,
     response_model=DatasetOut,
-    responses=errors(*AUTH_ERRORS, 422),
+    responses=errors(*COMMON_ERRORS, 422),
     summary="Upload a data set (.npz or .csv)",
 )
 def upload(
@@ -67,7 +67,7 @@ def upload(
 @router.get(
     "",
     response_model=DatasetList,
-    responses=errors(*AUTH_ERRORS),
+    responses=errors(*COMMON_ERRORS),
     summary="List uploaded data sets",
 )
 def list_datasets(tenant: TenantDep, datasets: DatasetStoreDep):
@@ -77,7 +77,7 @@ def list_datasets(tenant: TenantDep, datasets: DatasetStoreDep):
 @router.get(
     "/{dataset_id}",
     response_model=DatasetOut,
-    responses=errors(*AUTH_ERRORS, 404),
+    responses=errors(*COMMON_ERRORS, 404),
     summary="A data set's description",
 )
 def get_dataset(dataset_id: str, tenant: TenantDep, datasets: DatasetStoreDep):
@@ -87,7 +87,7 @@ def get_dataset(dataset_id: str, tenant: TenantDep, datasets: DatasetStoreDep):
 @router.delete(
     "/{dataset_id}",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses=errors(*AUTH_ERRORS, 404, 409),
+    responses=errors(*COMMON_ERRORS, 404, 409),
     summary="Delete a data set",
 )
 def delete_dataset(

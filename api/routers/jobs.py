@@ -8,7 +8,7 @@ from fastapi import APIRouter, Header, HTTPException, Query, status
 from fastapi.responses import StreamingResponse
 
 from api.deps import DatasetStoreDep, JobStoreDep, SettingsDep, SubmitDep, TenantDep
-from api.schemas.common import AUTH_ERRORS, errors
+from api.schemas.common import COMMON_ERRORS, errors
 from api.schemas.jobs import ACTIVE_STATUSES, FINAL_STATUSES, JobList, JobOut, JobStatus
 from api.schemas.spec import JobSpec
 from api.spec_check import check_model, dataset_shape
@@ -63,7 +63,7 @@ def active_jobs(store, tenant: str) -> list[dict]:
     "",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=JobOut,
-    responses=errors(*AUTH_ERRORS, 422, 429),
+    responses=errors(*COMMON_ERRORS, 422, 429),
     summary="Submit a training job",
 )
 def submit(
@@ -90,7 +90,7 @@ def submit(
 @router.get(
     "",
     response_model=JobList,
-    responses=errors(*AUTH_ERRORS, 422),
+    responses=errors(*COMMON_ERRORS, 422),
     summary="List jobs, newest first",
 )
 def list_jobs(
@@ -112,7 +112,7 @@ def list_jobs(
 @router.get(
     "/{job_id}",
     response_model=JobOut,
-    responses=errors(*AUTH_ERRORS, 404),
+    responses=errors(*COMMON_ERRORS, 404),
     summary="A job's record",
 )
 def get_job(job_id: str, tenant: TenantDep, jobs: JobStoreDep):
@@ -123,7 +123,7 @@ def get_job(job_id: str, tenant: TenantDep, jobs: JobStoreDep):
     "/{job_id}/cancel",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=JobOut,
-    responses=errors(*AUTH_ERRORS, 404, 409),
+    responses=errors(*COMMON_ERRORS, 404, 409),
     summary="Ask a job to stop",
 )
 def cancel(job_id: str, tenant: TenantDep, jobs: JobStoreDep):
@@ -156,7 +156,7 @@ def cancel(job_id: str, tenant: TenantDep, jobs: JobStoreDep):
             " events in order, then `end` after the final status.",
             "content": {"text/event-stream": {"schema": {"type": "string"}}},
         },
-        **errors(*AUTH_ERRORS, 404),
+        **errors(*COMMON_ERRORS, 404),
     },
     summary="Live progress of a job (SSE)",
 )

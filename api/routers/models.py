@@ -13,7 +13,7 @@ from api import predict as p
 from api.deps import ModelCacheDep, ModelStoreDep, RedisDep, SettingsDep, TenantDep
 from api.invalidation import publish_deleted
 from api.model_cache import CachedModel, model_nbytes
-from api.schemas.common import AUTH_ERRORS, errors
+from api.schemas.common import COMMON_ERRORS, errors
 from api.schemas.models import ModelList, ModelOut, PredictRequest, PredictResponse
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
@@ -39,7 +39,7 @@ def owned_model(store, model_id: str, tenant: str) -> dict:
     return metadata
 
 
-@router.get("", response_model=ModelList, responses=errors(*AUTH_ERRORS), summary="List models")
+@router.get("", response_model=ModelList, responses=errors(*COMMON_ERRORS), summary="List models")
 def list_models(tenant: TenantDep, models: ModelStoreDep):
     return {"models": [model_view(m) for m in models.list(tenant)]}
 
@@ -47,7 +47,7 @@ def list_models(tenant: TenantDep, models: ModelStoreDep):
 @router.get(
     "/{model_id}",
     response_model=ModelOut,
-    responses=errors(*AUTH_ERRORS, 404),
+    responses=errors(*COMMON_ERRORS, 404),
     summary="A model's description",
 )
 def get_model(model_id: str, tenant: TenantDep, models: ModelStoreDep):
@@ -62,7 +62,7 @@ def get_model(model_id: str, tenant: TenantDep, models: ModelStoreDep):
             "description": "The model as .npz (nnlib.load reads it)",
             "content": {"application/octet-stream": {}},
         },
-        **errors(*AUTH_ERRORS, 404),
+        **errors(*COMMON_ERRORS, 404),
     },
     summary="Download a model's weights",
 )
@@ -81,7 +81,7 @@ def weights(model_id: str, tenant: TenantDep, models: ModelStoreDep):
 @router.delete(
     "/{model_id}",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses=errors(*AUTH_ERRORS, 404),
+    responses=errors(*COMMON_ERRORS, 404),
     summary="Delete a model",
 )
 def delete_model(
@@ -125,7 +125,7 @@ PREDICT_BODY = {
     "/{model_id}/predict",
     response_model=PredictResponse,
     response_model_exclude_none=True,
-    responses=errors(*AUTH_ERRORS, 404, 422),
+    responses=errors(*COMMON_ERRORS, 404, 422),
     openapi_extra=PREDICT_BODY,
     summary="Predict with a model (JSON inputs or an image upload)",
 )

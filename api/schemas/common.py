@@ -39,4 +39,4 @@ def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
     return table
 
 
-AUTH_ERRORS = (401, 413)
+COMMON_ERRORS = (401, 413, 503)  # any /v1 route: no key, body too big, Redis down

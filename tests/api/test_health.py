@@ -56,3 +56,12 @@ def test_metrics_count_requests_by_route_template_and_jobs_by_status(app, alice)
     assert value('gradq_jobs{status="queued"}') == 1
     assert value('gradq_queue_depth{queue="gradq.control"}') == 1
     assert value('gradq_queue_depth{queue="gradq.training"}') == 0
+
+
+def test_a_redis_outage_is_a_503_with_detail(settings):
+    down = settings.model_copy(update={"redis_url": f"redis://127.0.0.1:{free_port()}/0"})
+    with TestClient(
+        create_app(down), headers={"Authorization": "Bearer key-alice-0123456789"}
+    ) as c:
+        response = c.get("/v1/jobs")
+        assert response.status_code == 503 and response.json()["detail"].startswith("redis")
