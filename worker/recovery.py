@@ -2,7 +2,7 @@
 
 Every attempt of a job (``attempt`` in its record, bumped by each restart) has its own keys:
 - ``gradq:job:{id}:a{n}:lease:{shard}``  renewed every ``heartbeat_seconds``, expires after
-  ``peer_timeout_seconds``: a missing lease means the shard's process is gone
+  ``lease_seconds`` (half the peer timeout): a missing lease means the shard's process is gone
 - ``gradq:job:{id}:a{n}:seen``           hash shard -> time of its last heartbeat (for the reason)
 - ``gradq:job:{id}:a{n}:claimed/started`` the gang: step 0 begins once all N shards claimed
 - ``gradq:job:{id}:a{n}:abort``          set when the attempt is abandoned (restart, failure,
@@ -61,6 +61,12 @@ def alive_key(job_id: str) -> str:
     return f"gradq:job:{job_id}:alive"
 
 
+def lease_seconds(settings: Settings) -> float:
+    """Lease lifetime: well inside ``peer_timeout_seconds`` (so a dead peer is named by its
+    expired lease before a step's deadline passes) yet several heartbeats long."""
+    return max(2 * settings.heartbeat_seconds, settings.peer_timeout_seconds / 2)
+
+
 class Heartbeat:
     """A daemon thread renewing this shard's lease (and the job's ``alive`` key)."""
 
@@ -69,7 +75,7 @@ class Heartbeat:
     ):
         self.redis, self.job_id, self.attempt, self.shard = redis, job_id, attempt, shard
         self.period = settings.heartbeat_seconds
-        self.ttl_ms = int(settings.peer_timeout_seconds * 1000)
+        self.ttl_ms = int(lease_seconds(settings) * 1000)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True, name="gradq-heartbeat")
 

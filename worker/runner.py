@@ -26,7 +26,7 @@ from worker.recovery import (
     attempt_key,
     restart_job,
 )
-from worker.shard import JobCancelledError, ShardContext, train
+from worker.shard import JobCancelledError, ShardContext, prepare, train
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +56,12 @@ def run_shard_task(
         return "stale"
     num_shards = int(record["spec"].get("shards", 1))
     with Heartbeat(store.redis, job_id, attempt, shard, settings):
+        try:
+            with threadpool_limits(limits=blas_threads(settings)):
+                replica = prepare(store, job_id, settings)
+        except Exception as error:  # a bad data set or model spec: no point in retrying
+            log.exception("job %s shard %d could not prepare", job_id, shard)
+            return _fail(store, job_id, shard, attempt, error)
         outcome = join_gang(store, job_id, shard, attempt, num_shards, settings, requeue)
         if outcome == "redelivered":
             # Celery redelivers the task of a pool process that died: no need to wait for the
@@ -69,7 +75,7 @@ def run_shard_task(
         ctx = ShardContext(store, data, job_id, shard, attempt, num_shards, settings, step_hook)
         try:
             with threadpool_limits(limits=blas_threads(settings)):
-                train(ctx)
+                train(ctx, replica)
             return "finished"
         except JobCancelledError:
             reason = "cancelled; the last checkpoint is kept"
@@ -84,7 +90,11 @@ def run_shard_task(
             return "restarted"
         except Exception as error:  # training errors fail the job, not the worker
             log.exception("job %s shard %d failed", job_id, shard)
-            reason = f"training failed on shard {shard}: {type(error).__name__}: {error}"
-            abort_attempt(store.redis, job_id, attempt, reason)
-            store.transition(job_id, "failed", reason, expect_attempt=attempt)
-            return "failed"
+            return _fail(store, job_id, shard, attempt, error)
+
+
+def _fail(store: JobStore, job_id: str, shard: int, attempt: int, error: Exception) -> str:
+    reason = f"training failed on shard {shard}: {type(error).__name__}: {error}"
+    abort_attempt(store.redis, job_id, attempt, reason)
+    store.transition(job_id, "failed", reason, expect_attempt=attempt)
+    return "failed"

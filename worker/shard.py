@@ -90,22 +90,35 @@ class ShardContext:
         return out
 
 
-def train(ctx: ShardContext) -> dict:
-    """Train the job to the end (or raise); returns the final record when shard 0 stored it."""
+@dataclass
+class Replica:
+    """Everything one shard trains: data, model, loss, optimizer, schedule, checkpoint state."""
+
+    spec: dict
+    data: object
+    model: nnlib.Model
+    loss: object
+    optimizer: object
+    schedule: object
+    steps_total: int
+    meta: dict
+
+
+def prepare(store: JobStore, job_id: str, settings: Settings) -> Replica:
+    """Load the data set, build the model (same seed on every shard) and resume a checkpoint.
+
+    Runs before the shard joins its gang, so slow data loading never counts against the peers'
+    step deadline.
+    """
     from worker.datasets import load_dataset
 
-    store, spec = ctx.store, ctx.store.get(ctx.job_id)["spec"]
+    spec = store.get(job_id)["spec"]
     seed = int(spec.get("seed", 0))
-    data = load_dataset(spec["dataset"], seed=seed, redis=store.redis, settings=ctx.settings)
+    data = load_dataset(spec["dataset"], seed=seed, redis=store.redis, settings=settings)
     model = nnlib.build_model(spec["model"], data.input_shape, seed=seed)
-    loss = build_loss(spec.get("loss", "cross_entropy"))
     optimizer = nnlib.optimizers.build(spec["optimizer"], model.parameters())
-    n, batch_size, epochs = len(data.x_train), int(spec["batch_size"]), int(spec["epochs"])
-    per_epoch = steps_per_epoch(n, batch_size)
-    steps_total = epochs * per_epoch
+    steps_total = int(spec["epochs"]) * steps_per_epoch(len(data.x_train), int(spec["batch_size"]))
     schedule = nnlib.schedules.build(spec.get("schedule"), spec["optimizer"]["lr"], steps_total)
-    checkpoint_every = spec.get("checkpoint_every") or None
-
     meta = {
         "epoch": 0,
         "batch": 0,
@@ -113,16 +126,31 @@ def train(ctx: ShardContext) -> dict:
         "history": [],
         "epoch_loss_sum": 0.0,
         "epoch_samples": 0,
-        "best": None,
-        "bad_epochs": 0,
+        "stopper": None,
         "rng": [],
     }
-    resumed = load_checkpoint(store.redis, ctx.job_id)
+    resumed = load_checkpoint(store.redis, job_id)
     if resumed is not None:
         model_state, optimizer_state, meta = resumed
         model.load_state_dict(model_state)
         optimizer.load_state_dict(optimizer_state)
         set_rng_states(model, meta["rng"])
+    loss = build_loss(spec.get("loss", "cross_entropy"))
+    return Replica(spec, data, model, loss, optimizer, schedule, steps_total, meta)
+
+
+def train(ctx: ShardContext, replica: Replica) -> dict:
+    """Train the job to the end (or raise); returns the final record when shard 0 stored it."""
+    store, spec, data, model = ctx.store, replica.spec, replica.data, replica.model
+    loss, optimizer, schedule, meta = (
+        replica.loss,
+        replica.optimizer,
+        replica.schedule,
+        replica.meta,
+    )
+    seed, steps_total = int(spec.get("seed", 0)), replica.steps_total
+    n, batch_size, epochs = len(data.x_train), int(spec["batch_size"]), int(spec["epochs"])
+    checkpoint_every = spec.get("checkpoint_every") or None
 
     def checkpoint() -> None:
         if ctx.shard == 0:

@@ -38,6 +38,21 @@ def digits_spec(shards: int = 2, **overrides) -> dict:
     return spec
 
 
+def blobs_spec(shards: int = 2, **overrides) -> dict:
+    """A job that loads in milliseconds (no scikit-learn import): for scheduling tests."""
+    return digits_spec(
+        shards,
+        dataset={"name": "blobs"},
+        model={
+            "layers": [
+                {"type": "dense", "units": 8, "activation": "relu"},
+                {"type": "dense", "units": 3},
+            ]
+        },
+        **overrides,
+    )
+
+
 def wait_status(redis_client, job_id: str, statuses, timeout: float = 60) -> dict:
     store = JobStore(redis_client)
 
