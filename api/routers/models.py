@@ -22,12 +22,8 @@ INLINE_VALUES = 65_536
 
 
 def model_view(metadata: dict) -> dict:
-    view = dict(metadata)
-    view.setdefault("architecture", metadata.get("spec") or metadata.get("model_spec"))
-    view.setdefault("size_bytes", metadata.get("size"))
-    if view.get("metrics") is None:
-        view.pop("metrics", None)
-    return view
+    """Stored metadata as the API shows it (``ModelOut`` drops the tenant)."""
+    return {k: v for k, v in metadata.items() if v is not None or k != "metrics"}
 
 
 def owned_model(store, model_id: str, tenant: str) -> dict:
@@ -159,24 +155,19 @@ async def predict(
 
 
 def _load(models, model_id: str, cache) -> CachedModel | None:
-    metadata = models.get(model_id)
-    if metadata is None:
-        return None
+    """Load a stored model into the cache (a blocking Redis read: run it in a thread)."""
     try:
-        model, stored = models.load_model(model_id)
-    except KeyError:  # deleted between the two reads
+        model, metadata = models.load_model(model_id)
+    except KeyError:  # no such model (or deleted while loading)
         return None
-    merged = {**(stored or {}), **metadata}
     entry = CachedModel(
         model_id=model_id,
         tenant=metadata.get("tenant"),
         model=model,
-        metadata=merged,
-        input_shape=tuple(merged.get("input_shape") or model.input_shape),
+        metadata=metadata,
+        input_shape=tuple(model.input_shape),
         nbytes=model_nbytes(model),
-        extra={
-            "softmax": p.ends_in_softmax(merged.get("architecture") or getattr(model, "spec", None))
-        },
+        extra={"softmax": p.ends_in_softmax(model.spec)},
     )
     cache.put(entry)
     return entry

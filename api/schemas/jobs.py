@@ -63,6 +63,7 @@ class JobOut(BaseModel):
     history: list[EpochSummary] = Field(default_factory=list)
     restarts: int = 0
     model_id: str | None = None
+    spec: dict[str, Any] | None = Field(None, description="The submitted job spec")
     dataset: dict[str, Any] | None = None
     shards: int | None = None
     epochs: int | None = Field(None, description="Epochs the spec asks for")
