@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
 
 from api.schemas.layers import LayerSpec
 
@@ -60,6 +60,22 @@ class UploadedDataset(_Strict):
     id: str = Field(pattern=r"^ds_[A-Za-z0-9_-]{1,64}$", examples=["ds_3f9a1c"])
     validation_split: float = Field(0.1, ge=0.0, lt=1.0)
     normalize: Literal["scale", "standardize"] | None = None
+
+
+def _dataset_kind(value) -> str | None:
+    if isinstance(value, dict):
+        return "uploaded" if "id" in value else "builtin" if "name" in value else None
+    return "uploaded" if isinstance(value, UploadedDataset) else "builtin"
+
+
+DatasetSpec = Annotated[
+    Annotated[BuiltinDataset, Tag("builtin")] | Annotated[UploadedDataset, Tag("uploaded")],
+    Discriminator(
+        _dataset_kind,
+        custom_error_type="dataset_source",
+        custom_error_message="dataset needs 'name' (a built-in set) or 'id' (an uploaded set)",
+    ),
+]
 
 
 class ModelSpec(_Strict):
@@ -143,7 +159,7 @@ class JobSpec(_Strict):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [JOB_SPEC_EXAMPLE]})
 
     name: str = Field("job", min_length=1, max_length=100, pattern=r"^[\w .:-]+$")
-    dataset: BuiltinDataset | UploadedDataset
+    dataset: DatasetSpec
     model: ModelSpec
     loss: LossName | LossSpec = "cross_entropy"
     optimizer: OptimizerSpec = Field(default_factory=OptimizerSpec)
