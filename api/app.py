@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 from functools import cache
 
 import redis
+from celery import Celery
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import JSONResponse
@@ -18,7 +19,10 @@ from api.limits import BodySizeLimit
 from api.metrics import ApiMetrics, MetricsMiddleware
 from api.model_cache import ModelCache
 from api.routers import datasets, health, jobs, models
+from worker.celery_app import CONTROL_QUEUE, TRAINING_QUEUE, configure
+from worker.celery_app import app as celery_app
 from worker.config import Settings, get_settings
+from worker.jobs import JobStore
 
 log = logging.getLogger("gradq.api")
 # Celery's Redis transport keeps one list per queue and priority step.
@@ -93,19 +97,12 @@ async def internal_error(request: Request, exc: Exception):
 
 def _point_celery_at(settings: Settings) -> None:
     """``submit_job`` enqueues through the process's Celery app: same Redis as this API."""
-    from worker.celery_app import app as celery_app
-    from worker.celery_app import configure
-
     if celery_app.conf.broker_url != settings.redis_url:
         configure(celery_app, settings)
 
 
 def celery_for(settings: Settings):
     """A Celery client app on ``settings.redis_url`` (for ``/readyz`` pings)."""
-    from celery import Celery
-
-    from worker.celery_app import configure
-
     client = Celery("gradq-api")
     configure(client, settings)
     return client
@@ -113,9 +110,6 @@ def celery_for(settings: Settings):
 
 def redis_snapshot(redis_client: redis.Redis) -> tuple[dict[str, int], dict[str, int]]:
     """(jobs by status, tasks waiting per queue) for ``/metrics``."""
-    from worker.celery_app import CONTROL_QUEUE, TRAINING_QUEUE
-    from worker.jobs import JobStore
-
     store = JobStore(redis_client)
     by_status: dict[str, int] = {}
     for job_id in store.active_ids():  # non-terminal jobs; finished ones are history

@@ -7,6 +7,7 @@ dependencies each cost a thread-pool hop, which the prediction fast path cannot 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated
 
 import redis
@@ -16,6 +17,10 @@ from api.auth import tenant_from_request
 from api.keys import KeyRing
 from api.model_cache import ModelCache
 from worker.config import Settings
+from worker.datasets.store import DatasetStore
+from worker.jobs import JobStore
+from worker.models_store import ModelStore
+from worker.submit import submit_job
 
 
 async def get_settings(request: Request) -> Settings:
@@ -38,28 +43,27 @@ async def get_tenant(request: Request) -> str:
     return tenant_from_request(request, request.app.state.keyring)
 
 
-async def get_job_store(redis_client: Annotated[redis.Redis, Depends(get_redis)]):
-    from worker.jobs import JobStore
-
+async def get_job_store(redis_client: Annotated[redis.Redis, Depends(get_redis)]) -> JobStore:
     return JobStore(redis_client)
 
 
-async def get_model_store(redis_client: Annotated[redis.Redis, Depends(get_redis)]):
-    from worker.models_store import ModelStore
-
+async def get_model_store(
+    redis_client: Annotated[redis.Redis, Depends(get_redis)],
+) -> ModelStore:
     return ModelStore(redis_client)
 
 
-async def get_dataset_store(redis_client: Annotated[redis.Redis, Depends(get_redis)]):
-    from worker.datasets.store import DatasetStore
-
+async def get_dataset_store(
+    redis_client: Annotated[redis.Redis, Depends(get_redis)],
+) -> DatasetStore:
     return DatasetStore(redis_client)
 
 
-async def get_submitter(redis_client: Annotated[redis.Redis, Depends(get_redis)]):
-    """``submit(spec, tenant) -> record``: creates the job record and enqueues it."""
-    from worker.submit import submit_job
+Submitter = Callable[[dict, str], dict]
 
+
+async def get_submitter(redis_client: Annotated[redis.Redis, Depends(get_redis)]) -> Submitter:
+    """``submit(spec, tenant) -> record``: creates the job record and enqueues ``start_job``."""
     return lambda spec, tenant: submit_job(redis_client, spec, tenant)
 
 
@@ -67,7 +71,7 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 RedisDep = Annotated[redis.Redis, Depends(get_redis)]
 TenantDep = Annotated[str, Depends(get_tenant)]
 ModelCacheDep = Annotated[ModelCache, Depends(get_model_cache)]
-JobStoreDep = Annotated[object, Depends(get_job_store)]
-ModelStoreDep = Annotated[object, Depends(get_model_store)]
-DatasetStoreDep = Annotated[object, Depends(get_dataset_store)]
-SubmitDep = Annotated[object, Depends(get_submitter)]
+JobStoreDep = Annotated[JobStore, Depends(get_job_store)]
+ModelStoreDep = Annotated[ModelStore, Depends(get_model_store)]
+DatasetStoreDep = Annotated[DatasetStore, Depends(get_dataset_store)]
+SubmitDep = Annotated[Submitter, Depends(get_submitter)]

@@ -10,6 +10,9 @@ import io
 import math
 
 import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from worker.datasets.preprocessing import apply_preprocessing
 
 
 class InputError(ValueError):
@@ -46,8 +49,6 @@ def preprocess(batch: np.ndarray, preprocessing: dict | None) -> np.ndarray:
     """The training-time normalization (stored with the model) applied to a raw batch."""
     if not preprocessing:
         return batch
-    from worker.datasets.preprocessing import apply_preprocessing
-
     return np.asarray(apply_preprocessing(batch, preprocessing), dtype=np.float32)
 
 
@@ -71,8 +72,6 @@ def image_to_sample(content: bytes, input_shape: tuple[int, ...], pixel_max: flo
     Grey-scaled and resized; a photo of dark ink on light paper is inverted, because the built-in
     digit sets are light strokes on a dark background.
     """
-    from PIL import Image, UnidentifiedImageError
-
     height, width = image_spatial_size(input_shape)
     try:
         image = Image.open(io.BytesIO(content))

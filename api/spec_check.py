@@ -11,7 +11,10 @@ import re
 import numpy as np
 from fastapi import HTTPException, status
 
+import nnlib
 from api.schemas.spec import JobSpec
+from nnlib import optimizers, schedules
+from nnlib.training import early_stopping_from_spec
 
 # Input shapes and classes of the built-in sets, known without loading them (data-sets issue).
 IMAGE_SETS: dict[str, tuple[tuple[int, ...], int]] = {
@@ -53,8 +56,6 @@ def check_model(
 
     Returns the parameter count.
     """
-    import nnlib
-
     model_spec = spec.to_stored()["model"]
     try:
         model = nnlib.build_model(model_spec, tuple(input_shape), seed=spec.seed)
@@ -99,21 +100,15 @@ def check_model(
 
 def _check_optimizer(stored: dict, model) -> None:
     # nnlib refuses options that do not apply to the type (momentum on adam, ...)
-    from nnlib import optimizers
-
     optimizers.build(stored["optimizer"], {"probe": np.zeros(1, dtype=np.float32)})
 
 
 def _check_schedule(stored: dict, model) -> None:
-    from nnlib import schedules
-
     if stored.get("schedule") is not None:
         schedules.build(stored["schedule"], stored["optimizer"]["lr"], 1000)
 
 
 def _check_early_stopping(stored: dict, model) -> None:
-    from nnlib.training import early_stopping_from_spec
-
     if stored.get("early_stopping") is not None:
         has_validation = stored["dataset"].get("validation_split", 0.1) > 0
         early_stopping_from_spec(stored["early_stopping"], has_validation)

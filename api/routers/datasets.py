@@ -10,6 +10,7 @@ from api.deps import DatasetStoreDep, JobStoreDep, SettingsDep, TenantDep
 from api.routers.jobs import active_jobs
 from api.schemas.common import COMMON_ERRORS, errors
 from api.schemas.datasets import DatasetList, DatasetOut
+from worker.datasets.uploads import validate_upload
 
 router = APIRouter(prefix="/v1/datasets", tags=["datasets"])
 
@@ -47,8 +48,6 @@ def upload(
     label_column: Annotated[str | None, Form(max_length=200)] = None,
     task: Annotated[Literal["classification", "regression"] | None, Form()] = None,
 ):
-    from worker.datasets.uploads import validate_upload
-
     content = file.file.read(settings.max_dataset_bytes + 1)
     if len(content) > settings.max_dataset_bytes:
         raise HTTPException(

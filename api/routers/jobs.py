@@ -13,6 +13,7 @@ from api.schemas.jobs import ACTIVE_STATUSES, FINAL_STATUSES, JobList, JobOut, J
 from api.schemas.spec import JobSpec
 from api.spec_check import check_model, dataset_shape
 from api.sse import job_event_stream
+from worker.jobs import JobFinishedError, JobNotFoundError
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 RETRY_AFTER_SECONDS = 30
@@ -134,8 +135,6 @@ def cancel(job_id: str, tenant: TenantDep, jobs: JobStoreDep):
             status.HTTP_409_CONFLICT,
             detail=f"job_id: job {job_id} already {record['status']}; nothing to cancel",
         )
-    from worker.jobs import JobFinishedError, JobNotFoundError
-
     try:
         return job_view(jobs.request_cancel(job_id))
     except JobNotFoundError:
