@@ -155,7 +155,7 @@ def cancel(job_id: str, tenant: TenantDep, jobs: JobStoreDep):
             " events in order, then `end` after the final status.",
             "content": {"text/event-stream": {"schema": {"type": "string"}}},
         },
-        **errors(*COMMON_ERRORS, 404),
+        **errors(*COMMON_ERRORS, 404, 422),
     },
     summary="Live progress of a job (SSE)",
 )
@@ -163,7 +163,7 @@ def events(
     job_id: str,
     tenant: TenantDep,
     jobs: JobStoreDep,
-    last_event_id: Annotated[str | None, Header(max_length=64)] = None,
+    last_event_id: Annotated[str | None, Header(max_length=64, pattern=r"^\d+(-\d+)?$")] = None,
 ):
     owned_job(jobs, job_id, tenant)
     return StreamingResponse(

@@ -85,3 +85,10 @@ def test_reconnecting_client_resumes_after_last_event_id(alice, redis_client):
     events = parse_sse(response.text)
     assert [name for name, _ in events] == ["progress", "status", "end"]
     assert events[0][1]["step"] == 2 and events[1][1]["status_reason"] == "NaN loss"
+
+
+def test_a_malformed_last_event_id_is_422(alice):
+    job_id = alice.post("/v1/jobs", json=digits_spec()).json()["id"]
+    response = alice.get(f"/v1/jobs/{job_id}/events", headers={"Last-Event-ID": "yesterday"})
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"] == ["header", "last-event-id"]
