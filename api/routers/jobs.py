@@ -166,6 +166,8 @@ def events(
     last_event_id: Annotated[str | None, Header(max_length=64, pattern=r"^\d+(-\d+)?$")] = None,
 ):
     owned_job(jobs, job_id, tenant)
+    if last_event_id and any(int(part) >= 2**64 for part in last_event_id.split("-")):
+        raise HTTPException(422, detail="Last-Event-ID: not a stream id of this job")
     return StreamingResponse(
         job_event_stream(jobs, job_id, last_event_id, public_view),
         media_type="text/event-stream",

@@ -92,3 +92,5 @@ def test_a_malformed_last_event_id_is_422(alice):
     response = alice.get(f"/v1/jobs/{job_id}/events", headers={"Last-Event-ID": "yesterday"})
     assert response.status_code == 422
     assert response.json()["detail"][0]["loc"] == ["header", "last-event-id"]
+    too_big = alice.get(f"/v1/jobs/{job_id}/events", headers={"Last-Event-ID": "1" * 21})
+    assert too_big.status_code == 422 and "Last-Event-ID" in too_big.json()["detail"]
