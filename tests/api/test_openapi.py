@@ -69,6 +69,8 @@ def fuzzer(operation, checks, examples: int):
 @pytest.mark.filterwarnings("ignore")
 def test_fuzzed_requests_get_no_5xx_and_documented_answers(app, alice):
     """A bounded number of generated requests per operation."""
+    # no 429s: let every generated job spec reach the shape checks
+    app.state.settings = app.state.settings.model_copy(update={"max_active_jobs_per_tenant": 10**6})
     schema = schemathesis.openapi.from_asgi("/openapi.json", app)
     operations = [result.ok() for result in schema.get_all_operations()]
     assert len(operations) >= 16
