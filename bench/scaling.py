@@ -36,8 +36,8 @@ MODEL = {
 PARAMS = 784 * 256 + 256 + 256 * 128 + 128 + 128 * 10 + 10  # 235,146
 
 
-def job_spec(shards: int, batch: int, epochs: int) -> dict:
-    return {
+def job_spec(shards: int, batch: int, epochs: int, **extra) -> dict:
+    return extra | {
         "name": f"bench-{shards}",
         "dataset": {"name": "fashion-mnist"},
         "model": MODEL,
@@ -50,11 +50,11 @@ def job_spec(shards: int, batch: int, epochs: int) -> dict:
     }
 
 
-def run_job(redis_client, shards: int, batch: int, epochs: int) -> dict:
+def run_job(redis_client, shards: int, batch: int, epochs: int, **extra) -> dict:
     from worker.jobs import TERMINAL, JobStore
     from worker.submit import submit_job
 
-    job = submit_job(redis_client, job_spec(shards, batch, epochs), tenant="bench")
+    job = submit_job(redis_client, job_spec(shards, batch, epochs, **extra), tenant="bench")
     store = JobStore(redis_client)
     record = wait_until(
         lambda: (r := store.get(job["id"]))["status"] in TERMINAL and r, 900, f"{shards}-shard job"
@@ -133,6 +133,48 @@ def celery_costs(app, repeat: int = 30) -> tuple[float, float, float]:
     return round_trip, chords[0], chords[1]
 
 
+def training_rows(client, shard_counts, batch: int, epochs: int) -> list[tuple]:
+    """(shards, option, samples/s, comm s/step, test accuracy) of the last epoch of each job."""
+    variants = [(n, "", {}) for n in shard_counts]
+    variants += [(2, "overlap", {"overlap": True}), (2, "sync_every 4", {"sync_every": 4})]
+    rows = []
+    for shards, label, extra in variants:
+        record = run_job(client, shards, batch, epochs, **extra)
+        last = record["history"][-1]
+        steps = record["steps_total"] // epochs
+        rows.append((shards, label, last["samples_per_second"], last["comm_seconds"] / steps,
+                     record["metrics"]["test_accuracy"]))
+    return rows
+
+
+def print_training(rows, raw: float, batch: int) -> None:
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(f"\nFashion-MNIST MLP 784-256-128-10 ({PARAMS:,} params, {PARAMS * 4 / 1e6:.2f} MB of "
+          f"gradient), global batch {batch}, 1 BLAS thread per shard")
+    print(f"{os.cpu_count()} cores, load average {load} (other processes compete)")
+    print(f"raw Redis SET+GET of the same bytes: {raw * 1e3:.2f} ms\n")
+    print(f"{'shards':>6} {'option':<13} {'samples/s':>10} {'efficiency':>10} "
+          f"{'comm ms/step':>12} {'x raw':>6} {'test acc':>8}")
+    base = rows[0][2]
+    for shards, label, throughput, comm, accuracy in rows:
+        ratio = f"{comm / raw:6.2f}" if shards > 1 else f"{'-':>6}"
+        print(f"{shards:>6} {label:<13} {throughput:>10.0f} {throughput / (shards * base):>10.2f} "
+              f"{comm * 1e3:>12.2f} {ratio} {accuracy:>8.4f}")
+    print("comm = time in allreduce per step, including waiting for the slower shard (with "
+          "overlap: the part not hidden behind backward; sync_every 4: averaged over steps)")
+
+
+def print_allreduce(url: str) -> None:
+    print("\nallreduce alone (median ms per step, slowest shard, separate processes):")
+    for size in (PARAMS, 2_000_000):
+        raw_size = raw_transfer_seconds(url, size * 4)
+        for shards in (2, 4):
+            leader = allreduce_seconds(url, shards, size, "leader")
+            ring = allreduce_seconds(url, shards, size, "ring")
+            print(f"  {size:>9,} floats, {shards} shards: leader {leader * 1e3:6.2f}  "
+                  f"ring {ring * 1e3:6.2f}  raw SET+GET {raw_size * 1e3:6.2f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--batch", type=int, default=1024, help="global batch size")
@@ -149,63 +191,17 @@ def main() -> None:
         try:
             configure(app, Settings(redis_url=server.url))
             shard_counts = [int(s) for s in args.shards.split(",")]
-            worker = CeleryWorker(
-                server.url,
-                concurrency=max(shard_counts),
-                log_path=Path(tmp) / "worker.log",
-                GRADQ_BLAS_THREADS="1",
-            )
-            wait_until(
-                lambda: app.control.ping(destination=[worker.name], timeout=0.5), 60, "the worker"
-            )
-            rows = []
-            for shards in shard_counts:
-                record = run_job(server.client, shards, args.batch, args.epochs)
-                last = record["history"][-1]
-                steps = record["steps_total"] // args.epochs
-                rows.append(
-                    (
-                        shards,
-                        last["samples_per_second"],
-                        last["comm_seconds"] / steps,
-                        record["metrics"]["test_accuracy"],
-                    )
-                )
-            raw = raw_transfer_seconds(server.url, PARAMS * 4)
-            load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
-            print(
-                f"\nFashion-MNIST MLP 784-256-128-10 ({PARAMS:,} params, {PARAMS * 4 / 1e6:.2f} "
-                f"MB of gradient), global batch {args.batch}, 1 BLAS thread per shard"
-            )
-            print(f"{os.cpu_count()} cores, load average {load} (other processes compete)")
-            print(f"raw Redis SET+GET of the same bytes: {raw * 1e3:.2f} ms\n")
-            print(
-                f"{'shards':>6} {'samples/s':>10} {'efficiency':>10} {'allreduce ms/step':>18} "
-                f"{'x raw':>6} {'test acc':>8}"
-            )
-            base = rows[0][1]
-            for shards, throughput, comm, accuracy in rows:
-                print(
-                    f"{shards:>6} {throughput:>10.0f} {throughput / (shards * base):>10.2f} "
-                    f"{comm * 1e3:>18.2f} {comm / raw if shards > 1 else 0:>6.2f} "
-                    f"{accuracy:>8.4f}"
-                )
-            print("\nallreduce alone (median ms per step, slowest shard, separate processes):")
-            for size in (PARAMS, 2_000_000):
-                raw_size = raw_transfer_seconds(server.url, size * 4)
-                for shards in (2, 4):
-                    leader = allreduce_seconds(server.url, shards, size, "leader")
-                    ring = allreduce_seconds(server.url, shards, size, "ring")
-                    print(
-                        f"  {size:>9,} floats, {shards} shards: leader {leader * 1e3:6.2f}  "
-                        f"ring {ring * 1e3:6.2f}  raw SET+GET {raw_size * 1e3:6.2f}"
-                    )
+            worker = CeleryWorker(server.url, concurrency=max(shard_counts),
+                                  log_path=Path(tmp) / "worker.log", GRADQ_BLAS_THREADS="1")
+            wait_until(lambda: app.control.ping(destination=[worker.name], timeout=0.5), 60,
+                       "the worker")
+            rows = training_rows(server.client, shard_counts, args.batch, args.epochs)
+            print_training(rows, raw_transfer_seconds(server.url, PARAMS * 4), args.batch)
+            print_allreduce(server.url)
             trip, chord2, chord4 = celery_costs(app)
-            print(
-                f"\nCelery task round trip {trip * 1e3:.1f} ms; chord of 2 tasks "
-                f"{chord2 * 1e3:.1f} ms, of 4 tasks {chord4 * 1e3:.1f} ms "
-                f"(vs. a whole training step of a few ms: no task per step)"
-            )
+            print(f"\nCelery task round trip {trip * 1e3:.1f} ms; chord of 2 tasks "
+                  f"{chord2 * 1e3:.1f} ms, of 4 tasks {chord4 * 1e3:.1f} ms "
+                  "(a training step takes a few ms: no task per step)")
         finally:
             if worker is not None:
                 worker.stop()

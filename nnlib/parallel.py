@@ -5,8 +5,10 @@ NumPy, which runs on one core. NumPy releases the GIL inside its loops, so split
 axis into contiguous slices and handing them to a small thread pool uses the other cores too.
 Results are identical to a serial run: every slice writes only its own samples.
 
-The thread count defaults to the CPUs this process may run on; a worker that limits BLAS threads
-(threadpoolctl) should call ``set_num_threads`` with the same number.
+The thread count defaults to ``NNLIB_NUM_THREADS``, else ``OPENBLAS_NUM_THREADS``, else
+``OMP_NUM_THREADS``, else the CPUs this process may run on (what OpenBLAS itself would use). A
+process that limits BLAS threads at run time (threadpoolctl) should call ``set_num_threads`` with
+the same number.
 """
 
 from __future__ import annotations
@@ -17,7 +19,16 @@ from concurrent.futures import ThreadPoolExecutor
 
 _MIN_WORK = 1 << 18  # elements per slice below which threading overhead outweighs the gain
 
-_num_threads = max(1, min(len(os.sched_getaffinity(0)), 8))
+
+def _default_threads() -> int:
+    for name in ("NNLIB_NUM_THREADS", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"):
+        value = os.environ.get(name, "").strip()
+        if value.isdigit() and int(value) >= 1:
+            return int(value)
+    return max(1, min(len(os.sched_getaffinity(0)), 8))
+
+
+_num_threads = _default_threads()
 _pool: ThreadPoolExecutor | None = None
 _pool_pid = 0  # a pool's threads do not survive fork (Celery's prefork workers): recreate
 

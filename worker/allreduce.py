@@ -84,7 +84,7 @@ def allreduce_mean(
         return vector
     if algorithm == "auto":
         algorithm = "ring" if vector.size >= RING_MIN_ELEMENTS else "leader"
-    channel = _Channel(redis, key, vector.dtype, timeout, check, ttl_seconds)
+    channel = Channel(redis, key, vector.dtype, timeout, check, ttl_seconds)
     if algorithm == "leader":
         _leader(channel, vector, shard_index, num_shards)
     elif algorithm == "ring":
@@ -94,7 +94,7 @@ def allreduce_mean(
     return vector
 
 
-def _leader(channel: _Channel, vector: np.ndarray, me: int, n: int) -> None:
+def _leader(channel: Channel, vector: np.ndarray, me: int, n: int) -> None:
     if me != 0:
         channel.send({f"in:{me}": vector})
         (result,) = channel.receive([f"out:{me}"]).values()
@@ -106,7 +106,7 @@ def _leader(channel: _Channel, vector: np.ndarray, me: int, n: int) -> None:
     channel.send({f"out:{i}": vector for i in range(1, n)})
 
 
-def _ring(channel: _Channel, vector: np.ndarray, me: int, n: int) -> None:
+def _ring(channel: Channel, vector: np.ndarray, me: int, n: int) -> None:
     bounds = np.linspace(0, vector.size, n + 1).astype(np.int64)
     chunk = [vector[bounds[c] : bounds[c + 1]] for c in range(n)]
     channel.send({f"rs:{c}:{me}": chunk[c] for c in range(n) if c != me})
@@ -122,8 +122,11 @@ def _ring(channel: _Channel, vector: np.ndarray, me: int, n: int) -> None:
             chunk[c][:] = gathered[f"ag:{me}:{c}"]
 
 
-class _Channel:
-    """Named one-shot mailboxes of one step: ``send`` pushes, ``receive`` pops with a deadline."""
+class Channel:
+    """Named one-shot mailboxes of one step: ``send`` pushes, ``receive`` pops with a deadline.
+
+    (Also used by ``worker.overlap``, which sends a step's gradient in per-layer buckets.)
+    """
 
     def __init__(self, redis, key, dtype, timeout, check, ttl_seconds):
         self.redis, self.key, self.dtype = redis, key, dtype

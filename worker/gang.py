@@ -3,9 +3,9 @@
 A shard task claims its place, then waits (holding a worker slot) until all N have claimed. It
 never waits forever:
 - the job fails with a clear reason once it has been pending ``max_pending_seconds``;
-- it gives its slot back (re-enqueues itself) after ``gang_yield_seconds`` unless its job is the
-  oldest pending one. So two jobs that each hold part of the workers cannot deadlock: the younger
-  one yields, the oldest one fills up and runs.
+- it gives its slot back (re-enqueues itself) after ``yield_seconds`` (5 heartbeats) unless its
+  job is the oldest pending one. So two jobs that each hold part of the workers cannot deadlock:
+  the younger one yields, the oldest one fills up and runs.
 """
 
 from __future__ import annotations
@@ -17,6 +17,11 @@ from worker.recovery import abort_attempt, attempt_key, claim, gang_started, rel
 
 PENDING_KEY = "gradq:gang:pending"  # sorted set: job id -> pending_since
 POLL_SECONDS = 0.05
+
+
+def yield_seconds(settings) -> float:
+    """How long a shard of a younger job holds a worker slot while its gang is incomplete."""
+    return 5 * settings.heartbeat_seconds
 
 
 def mark_pending(store: JobStore, job_id: str, since: float) -> None:
@@ -66,7 +71,7 @@ def join_gang(
             release(redis, job_id, attempt, shard)
             return "stop"
         waited = time.monotonic() - waited_since
-        if waited > settings.gang_yield_seconds and not _oldest_pending(store, job_id):
+        if waited > yield_seconds(settings) and not _oldest_pending(store, job_id):
             if release(redis, job_id, attempt, shard):
                 requeue()
                 return "yielded"

@@ -199,22 +199,26 @@ class JobStore:
     def request_cancel(self, job_id: str) -> dict:
         """Queued -> cancelled at once; running -> cancelling (shards stop within a step).
 
-        Raises JobNotFoundError, or JobFinishedError when the job already finished.
+        Raises JobNotFoundError, or JobFinishedError when the job already finished. The status
+        changes before the flag is raised, so shards never finish the job under our feet.
         """
-        record = self.get(job_id)
-        if record is None:
-            raise JobNotFoundError(job_id)
-        self.redis.set(cancel_key(job_id), b"1", ex=FINISHED_TTL_SECONDS)
         while True:
             record = self.get(job_id)
+            if record is None:
+                raise JobNotFoundError(job_id)
             if record["status"] in TERMINAL:
                 raise JobFinishedError(job_id, record["status"])
             if record["status"] == "cancelling":
-                return record
-            target = "cancelled" if record["status"] == "queued" else "cancelling"
-            reason = "cancelled before it started" if target == "cancelled" else "cancel requested"
-            updated = self.transition(job_id, target, reason)
+                updated = record
+            else:
+                queued = record["status"] == "queued"
+                updated = self.transition(
+                    job_id,
+                    "cancelled" if queued else "cancelling",
+                    "cancelled before it started" if queued else "cancel requested",
+                )
             if updated is not None:
+                self.redis.set(cancel_key(job_id), b"1", ex=FINISHED_TTL_SECONDS)
                 return updated
             # the status moved under us (e.g. queued -> running): decide again
 

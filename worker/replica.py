@@ -17,9 +17,11 @@ class FlatGradients:
         total = sum(p.size for p in parameters.values())
         self.buffer = np.zeros(total + extra, dtype=dtype)
         self.views: dict[str, np.ndarray] = {}
+        self.offsets: dict[str, tuple[int, int]] = {}
         offset = 0
         for name, param in parameters.items():
             self.views[name] = self.buffer[offset : offset + param.size].reshape(param.shape)
+            self.offsets[name] = (offset, offset + param.size)
             offset += param.size
         self.extra = self.buffer[total:]
 

@@ -19,11 +19,13 @@ import numpy as np
 import nnlib
 from nnlib.batching import global_batches, shard_slice, steps_per_epoch
 from nnlib.training import early_stopping_from_spec
-from worker.allreduce import allreduce_mean
+from worker.allreduce import RING_MIN_ELEMENTS, allreduce_mean
 from worker.checkpoints import encode_checkpoint, load_checkpoint, save_checkpoint
 from worker.config import Settings
 from worker.jobs import JobStore, cancel_key
+from worker.local_sgd import LocalSGD
 from worker.models_store import ModelStore
+from worker.overlap import overlapped_gradients
 from worker.recovery import AttemptAbortedError, attempt_key, check_attempt
 from worker.replica import (
     FlatGradients,
@@ -142,17 +144,13 @@ def prepare(store: JobStore, job_id: str, settings: Settings) -> Replica:
 def train(ctx: ShardContext, replica: Replica) -> dict:
     """Train the job to the end (or raise); returns the final record when shard 0 stored it."""
     store, spec, data, model = ctx.store, replica.spec, replica.data, replica.model
-    loss, optimizer, schedule, meta = (
-        replica.loss,
-        replica.optimizer,
-        replica.schedule,
-        replica.meta,
-    )
+    loss, optimizer, meta = replica.loss, replica.optimizer, replica.meta
     seed, steps_total = int(spec.get("seed", 0)), replica.steps_total
     n, batch_size, epochs = len(data.x_train), int(spec["batch_size"]), int(spec["epochs"])
     checkpoint_every = spec.get("checkpoint_every") or None
 
     def checkpoint() -> None:
+        meta["last_checkpoint"] = meta["global_step"]
         if ctx.shard == 0:
             meta["rng"] = rng_states(model)
             blob = encode_checkpoint(model.state_dict(), optimizer.state_dict(), meta)
@@ -171,6 +169,8 @@ def train(ctx: ShardContext, replica: Replica) -> dict:
         if meta.get("stopper"):
             stopper.best, stopper.best_epoch, stopper.waited = meta["stopper"]
     flat = FlatGradients(model.parameters(), extra=1)
+    every = int(spec.get("sync_every") or 1)
+    local = LocalSGD(every, ctx.num_shards, ctx.shard) if every > 1 else None
     last_report = 0.0
     stop_early = False
     for epoch in range(meta["epoch"], epochs):
@@ -181,31 +181,27 @@ def train(ctx: ShardContext, replica: Replica) -> dict:
             ctx.check_flags()
             index = batches[b]
             mine = index[shard_slice(len(index), ctx.num_shards, ctx.shard)]
-            if len(mine):
-                batch_loss, gradients = nnlib.loss_and_gradients(
-                    model, loss, data.x_train[mine], data.y_train[mine]
-                )
-                flat.pack(gradients)
-                flat.extra[0] = batch_loss
-            else:
-                flat.buffer[:] = 0.0
             step = meta["global_step"]
-            ctx.allreduce(str(step), flat.buffer, slice_sizes(len(index), ctx.num_shards))
-            if not np.isfinite(flat.buffer).all():
-                what = "loss" if not np.isfinite(flat.extra[0]) else "gradient"
-                raise TrainingError(
-                    f"{what} became {float(flat.extra[0])} at epoch {epoch + 1} "
-                    f"step {step + 1} (learning rate too high?)"
-                )
-            optimizer.step(flat.views, lr=schedule(step))
+            if local is None:
+                batch_loss = _exact_step(ctx, flat, replica, index, mine, step, epoch)
+                meta["epoch_loss_sum"] += batch_loss * len(index)
+                meta["epoch_samples"] += len(index)
+                synced = True
+            else:
+                batch_loss = _local_step(replica, mine, step, epoch)
+                local.record(len(index), batch_loss)
+                synced = local.due(step + 1, end_of_epoch=b == len(batches) - 1)
+                if synced:
+                    batch_loss, samples = local.sync(ctx.allreduce, f"w{step}", model, optimizer)
+                    meta["epoch_loss_sum"] += batch_loss * samples
+                    meta["epoch_samples"] += samples
             meta["global_step"] = step + 1
             meta["batch"] = b + 1
-            meta["epoch_loss_sum"] += float(flat.extra[0]) * len(index)
-            meta["epoch_samples"] += len(index)
             samples_this_run += len(index)
             if ctx.step_hook is not None:
                 ctx.step_hook(meta["global_step"])
-            if checkpoint_every and meta["global_step"] % checkpoint_every == 0:
+            due = meta["global_step"] - meta.get("last_checkpoint", 0) >= (checkpoint_every or 0)
+            if synced and checkpoint_every and due:
                 checkpoint()
             now = time.monotonic()
             if now - last_report >= PROGRESS_EVERY_SECONDS:
@@ -216,7 +212,7 @@ def train(ctx: ShardContext, replica: Replica) -> dict:
                         "step": meta["global_step"],
                         "steps_total": steps_total,
                         "progress": meta["global_step"] / steps_total,
-                        "train_loss": float(flat.extra[0]),
+                        "train_loss": batch_loss,
                     }
                 )
 
@@ -262,6 +258,55 @@ def train(ctx: ShardContext, replica: Replica) -> dict:
     if ctx.shard != 0:
         return {}
     return _finish(ctx, model, loss, data, stop_early)
+
+
+def _exact_step(
+    ctx: ShardContext, flat: FlatGradients, replica: Replica, index, mine, step: int, epoch: int
+) -> float:
+    """Gradient of my slice -> weighted mean over shards -> the same update everywhere."""
+    data = replica.data
+    weights = slice_sizes(len(index), ctx.num_shards)
+    overlap = bool(replica.spec.get("overlap")) and flat.buffer.size < RING_MIN_ELEMENTS
+    if ctx.num_shards > 1 and overlap:
+        overlapped_gradients(
+            ctx, flat, replica, data.x_train[mine], data.y_train[mine], weights, step
+        )
+    elif len(mine):
+        batch_loss, gradients = nnlib.loss_and_gradients(
+            replica.model, replica.loss, data.x_train[mine], data.y_train[mine]
+        )
+        flat.pack(gradients)
+        flat.extra[0] = batch_loss
+        ctx.allreduce(str(step), flat.buffer, weights)
+    else:
+        flat.buffer[:] = 0.0
+        ctx.allreduce(str(step), flat.buffer, weights)
+    if not np.isfinite(flat.buffer).all():
+        _diverged(
+            "loss" if not np.isfinite(flat.extra[0]) else "gradient", flat.extra[0], epoch, step
+        )
+    replica.optimizer.step(flat.views, lr=replica.schedule(step))
+    return float(flat.extra[0])
+
+
+def _local_step(replica: Replica, mine, step: int, epoch: int) -> float | None:
+    """Local SGD: update with my slice's own gradient (None: my slice is empty)."""
+    if not len(mine):
+        return None
+    batch_loss, gradients = nnlib.loss_and_gradients(
+        replica.model, replica.loss, replica.data.x_train[mine], replica.data.y_train[mine]
+    )
+    if not np.isfinite(batch_loss):
+        _diverged("loss", batch_loss, epoch, step)
+    replica.optimizer.step(gradients, lr=replica.schedule(step))
+    return float(batch_loss)
+
+
+def _diverged(what: str, value, epoch: int, step: int):
+    raise TrainingError(
+        f"{what} became {float(value)} at epoch {epoch + 1} step {step + 1} "
+        "(learning rate too high?)"
+    )
 
 
 def _finish(ctx: ShardContext, model, loss, data, stopped_early: bool):

@@ -5,10 +5,12 @@ Layouts: input (N, C, H, W), W (out_channels, in_channels, kh, kw), b (out_chann
 seen through a transposed view, so a following ReLU/pool keeps that memory order (NumPy ufuncs
 allocate in the input's order) and the next conv's im2col copies rows of kw*C contiguous values.
 
-Forward: cols (N*Ho*Wo, kh*kw*C) from a strided sliding-window view (one copy), y = cols @ Wm.
-Backward: dW = cols^T @ dy (one GEMM), dcols by one batched GEMM per kernel offset; col2im adds
-dcols back with a loop over the kh*kw kernel offsets only (each iteration a vectorised strided add
-over all samples and pixels). Bias gradient: ones @ dy (a GEMV).
+Forward: cols (N*Ho*Wo, kh*kw*C + 1) from a strided sliding-window view (one copy; the last
+column is ones, so the bias rides in the GEMM), y = cols @ [Wm; b].
+Backward: [dW; db] = cols^T @ dy (one GEMM), dcols by one batched GEMM over kernel offsets;
+col2im adds dcols back with a loop over the kh*kw kernel offsets only (each iteration a
+vectorised strided add over a chunk of samples and all pixels). The copies and col2im are split
+over samples on nnlib.parallel's threads; BLAS threads the GEMMs.
 """
 
 from __future__ import annotations
@@ -29,7 +31,10 @@ from nnlib.layers.base import (
 )
 from nnlib.parallel import over_samples
 
-_COL2IM_CHUNK = 8  # samples per col2im chunk: a (8, Hp, Wp, C) slab fits in L2 for typical sizes
+_COL2IM_CHUNK = 8  # samples per col2im chunk: an (8, Hp, Wp, C) slab stays in L2 for its adds
+
+
+_EVAL_COLS_BYTES = 64 << 20  # inference im2col is done in chunks of samples below this size
 
 
 def _padding(padding, size: int, kernel: int, stride: int) -> tuple[int, int]:
@@ -141,6 +146,13 @@ class Conv2D(Layer):
         c = self.input_shape[0]
         m, k = n * ho * wo, kh * kw * c
         kb = k + 1 if self.use_bias else k  # a ones column folds the bias into the GEMM
+        step = max(1, _EVAL_COLS_BYTES // (ho * wo * kb * x.dtype.itemsize))
+        if not training and n > step:
+            # Inference on a large batch: bound the im2col memory by going a chunk at a time.
+            out = np.empty((n, ho, wo, o), dtype=x.dtype)
+            for s in range(0, n, step):
+                out[s : s + step] = self.forward(x[s : s + step], False).transpose(0, 2, 3, 1)
+            return out.transpose(0, 3, 1, 2)
         xp = self._padded_nhwc(x)
         win = sliding_window_view(xp, (kh, kw), axis=(1, 2))[:, ::sh, ::sw]  # (N,Ho,Wo,C,kh,kw)
         # The one im2col copy. Rows per output pixel copy runs of kw*C contiguous values; with few

@@ -113,3 +113,17 @@ def test_backward_after_an_eval_forward_is_refused():
 
     with pytest.raises(RuntimeError, match="training=True"):
         conv.backward(np.ones((1, 3, 4, 4)))
+
+
+def test_large_inference_batches_are_done_in_chunks_with_the_same_result(monkeypatch):
+    import nnlib.layers.conv as conv_module
+
+    conv = _conv({"filters": 3, "kernel_size": 3, "padding": "same"}, (2, 5, 5))
+    x = np.random.default_rng(3).standard_normal((10, 2, 5, 5))
+    whole = conv.forward(x, training=False)
+    per_sample = 5 * 5 * (3 * 3 * 2 + 1) * 8
+    monkeypatch.setattr(conv_module, "_EVAL_COLS_BYTES", 3 * per_sample)  # chunks of 3 samples
+
+    chunked = conv.forward(x, training=False)
+
+    np.testing.assert_allclose(chunked, whole, rtol=1e-12, atol=1e-12)

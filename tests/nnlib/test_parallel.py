@@ -58,3 +58,20 @@ def test_set_num_threads_rejects_bad_values(restore_threads):
     for bad in (0, -1, 1.5, True, "2"):
         with pytest.raises(ValueError, match="num_threads"):
             parallel.set_num_threads(bad)
+
+
+@pytest.mark.parametrize(
+    "env, expected",
+    [
+        ({"NNLIB_NUM_THREADS": "3", "OPENBLAS_NUM_THREADS": "2"}, 3),
+        ({"OPENBLAS_NUM_THREADS": "2", "OMP_NUM_THREADS": "5"}, 2),
+        ({"OMP_NUM_THREADS": "1"}, 1),
+    ],
+)
+def test_default_thread_count_follows_the_blas_environment(monkeypatch, env, expected):
+    for name in ("NNLIB_NUM_THREADS", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+
+    assert parallel._default_threads() == expected

@@ -10,10 +10,9 @@ from worker.models_store import ModelStore
 
 # small settings so failures are detected in seconds, one BLAS thread per shard process
 FAST = {
-    "GRADQ_PEER_TIMEOUT_SECONDS": "3",
-    "GRADQ_HEARTBEAT_SECONDS": "0.5",
+    "GRADQ_PEER_TIMEOUT_SECONDS": "4",
+    "GRADQ_HEARTBEAT_SECONDS": "0.3",
     "GRADQ_BLAS_THREADS": "1",
-    "GRADQ_GANG_YIELD_SECONDS": "1",
 }
 
 

@@ -34,9 +34,9 @@ def test_a_two_shard_job_trains_evaluates_and_stores_its_model(redis_client, sta
     assert record["status"] == "succeeded", record["status_reason"]
     assert record["progress"] == 1.0 and record["step"] == record["steps_total"] > 2
     assert [h["epoch"] for h in record["history"]] == [1, 2]
-    assert record["history"][1]["val_accuracy"] > 0.85
+    assert record["history"][1]["val_accuracy"] > 0.8
     assert all(h["comm_seconds"] > 0 and h["samples_per_second"] > 0 for h in record["history"])
-    assert record["metrics"]["test_accuracy"] > 0.85
+    assert record["metrics"]["test_accuracy"] > 0.8
     model, meta = ModelStore(redis_client).load_model(record["model_id"])
     assert meta["job_id"] == job["id"] and meta["tenant"] == "acme"
     assert meta["metrics"] == record["metrics"] and meta["classes"] is not None
