@@ -71,9 +71,11 @@ def memory_mb(field: str) -> float:
     raise RuntimeError(f"{field} not in /proc/self/status")
 
 
-def run_nnlib(layers, x, y, xt, yt, batch, epochs, optimizer, schedule):
+def run_nnlib(layers, x, y, xt, yt, batch, epochs, optimizer, schedule, threads):
     import nnlib
+    from nnlib.parallel import set_num_threads
 
+    set_num_threads(threads)  # nnlib's own (non-BLAS) worker threads, like BLAS's
     model = nnlib.build_model(nnlib_spec(layers), x.shape[1:], seed=0)
     history = nnlib.fit(model, "cross_entropy", optimizer, x, y, epochs=epochs, batch_size=batch,
                         schedule=schedule)  # fmt: skip
@@ -154,7 +156,7 @@ def child(workload: str, framework: str, threads: int, epochs: int) -> None:
         baseline = memory_mb("VmRSS")
         common = (layers, x, y, xt, yt, batch, epochs, optimizer, schedule)
         if framework == "gradq":
-            seconds, accuracy = run_nnlib(*common)
+            seconds, accuracy = run_nnlib(*common, threads)
         elif framework == "torch":
             seconds, accuracy = run_torch(*common, threads)
         else:
