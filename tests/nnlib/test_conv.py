@@ -40,6 +40,7 @@ def _direct(x, w, b, stride, pad):
         ({"filters": 3, "kernel_size": [2, 4], "stride": [1, 2], "padding": 1}, (3, 6, 9)),
         ({"filters": 2, "kernel_size": 3, "stride": 2, "padding": "same"}, (1, 7, 8)),
         ({"filters": 2, "kernel_size": 4, "padding": "same", "use_bias": False}, (2, 5, 6)),
+        ({"filters": 3, "kernel_size": 3, "stride": 2, "padding": "same"}, (8, 7, 6)),
     ],
 )
 def test_forward_equals_direct_loop_definition(spec, input_shape):
@@ -83,3 +84,46 @@ def test_config_round_trips_through_the_registry():
     (again, *_) = layer_from_spec(conv.config(), 0)
 
     assert again.config() == conv.config()
+
+
+def test_work_buffers_are_reused_without_leaking_between_calls():
+    conv = _conv({"filters": 3, "kernel_size": 3, "padding": "same"}, (8, 6, 6))
+    rng = np.random.default_rng(2)
+    x, other = rng.standard_normal((2, 4, 8, 6, 6))
+    dout = rng.standard_normal((4, 3, 6, 6))
+    y = conv.forward(x, training=True)
+    conv.backward(dout)
+    expected = {k: v.copy() for k, v in conv.grads.items()}
+
+    conv.forward(other, training=True)
+    y_eval = conv.forward(x, training=False)
+    y_again = conv.forward(x, training=True)
+    conv.backward(dout)
+
+    np.testing.assert_array_equal(y_eval, y)
+    np.testing.assert_array_equal(y_again, y)
+    for k, v in expected.items():
+        np.testing.assert_array_equal(conv.grads[k], v)
+
+
+def test_backward_after_an_eval_forward_is_refused():
+    conv = _conv({"filters": 3, "kernel_size": 3}, (2, 6, 6))
+    conv.forward(np.ones((1, 2, 6, 6)), training=True)
+    conv.forward(np.ones((1, 2, 6, 6)), training=False)
+
+    with pytest.raises(RuntimeError, match="training=True"):
+        conv.backward(np.ones((1, 3, 4, 4)))
+
+
+def test_large_inference_batches_are_done_in_chunks_with_the_same_result(monkeypatch):
+    import nnlib.layers.conv as conv_module
+
+    conv = _conv({"filters": 3, "kernel_size": 3, "padding": "same"}, (2, 5, 5))
+    x = np.random.default_rng(3).standard_normal((10, 2, 5, 5))
+    whole = conv.forward(x, training=False)
+    per_sample = 5 * 5 * (3 * 3 * 2 + 1) * 8
+    monkeypatch.setattr(conv_module, "_EVAL_COLS_BYTES", 3 * per_sample)  # chunks of 3 samples
+
+    chunked = conv.forward(x, training=False)
+
+    np.testing.assert_allclose(chunked, whole, rtol=1e-12, atol=1e-12)

@@ -66,6 +66,9 @@ def test_activation_layers(name, shape):
         (4, 1, "same", 1, 2, (5, 5)),  # even kernel: asymmetric "same" padding
         (3, 3, 2, 2, 3, (8, 7)),
         (5, 2, "valid", 2, 2, (8, 9)),  # stride leaves the last rows uncovered
+        # in_channels * kw >= 16 takes the pixel-rows im2col layout
+        (3, 1, "same", 8, 3, (5, 5)),
+        ([5, 4], 2, 1, 4, 2, (7, 8)),
     ],
 )
 def test_conv2d(kernel_size, stride, padding, in_c, out_c, hw):

@@ -274,3 +274,38 @@ def test_layer_configs_round_trip_to_an_equivalent_model():
     assert [layers[0].config() for _, layers in again.groups] == configs
     for k, v in model.state_dict().items():
         np.testing.assert_array_equal(again.state_dict()[k], v)
+
+
+@pytest.mark.parametrize("activation", ["relu", "leaky_relu"])
+def test_relu_runs_after_max_pool_with_identical_outputs_and_gradients(activation):
+    spec = {
+        "layers": [
+            {"type": "conv2d", "filters": 3, "kernel_size": 3, "activation": activation},
+            {"type": "maxpool2d", "pool_size": 2, "stride": 1},
+            {"type": "conv2d", "filters": 2, "kernel_size": 2},
+            {"type": activation},
+            {"type": "maxpool2d", "pool_size": 2},
+        ]
+    }
+    model = build_model(spec, [1, 9, 9], seed=0, dtype=np.float64)
+    x = np.zeros((3, 1, 9, 9))  # blank background: ties in every pool window outside the blob
+    x[:, :, 3:6, 2:7] = np.random.default_rng(0).standard_normal((3, 1, 3, 5))
+    dout = np.random.default_rng(1).standard_normal((3, *model.output_shape))
+
+    y = model.forward(x, training=True)
+    dx = model.backward(dout)
+    grads = {k: v.copy() for k, v in model.gradients().items()}
+
+    spec_order = [layer for _, layers in model.groups for layer in layers]
+    assert spec_order != model.layers  # the swap did happen
+    a = x
+    for layer in spec_order:
+        a = layer.forward(a, True)
+    g = dout
+    for layer in reversed(spec_order):
+        g = layer.backward(g)
+    np.testing.assert_array_equal(y, a)
+    np.testing.assert_array_equal(dx, g)
+    for k, v in model.gradients().items():
+        np.testing.assert_array_equal(grads[k], v)
+    assert model.output_shape == (2, 2, 2) == y.shape[1:]

@@ -60,6 +60,36 @@ def test_batch_gradient_is_the_size_weighted_mean_of_any_partition(loss_name):
         np.testing.assert_allclose(weighted[k], full[k], rtol=1e-10, atol=1e-14)
 
 
+BN_MLP = {"layers": [{"type": "dense", "units": 6}, {"type": "batchnorm"},
+                     {"type": "tanh"}, {"type": "dense", "units": 3}]}  # fmt: skip
+
+
+def _partition_gap(model, x, y, training: bool) -> float:
+    """Largest |full-batch gradient - size-weighted mean of part gradients| over parameters."""
+    loss = losses.get("cross_entropy")
+
+    def gradients(xs, ys):
+        loss.forward(model.forward(xs, training=training), ys)
+        model.backward(loss.backward())
+        return {k: v.copy() for k, v in model.gradients().items()}
+
+    full = gradients(x, y)
+    first, second = gradients(x[:4], y[:4]), gradients(x[4:], y[4:])
+    gaps = []
+    for k in full:
+        weighted = (4 * first[k] + (len(x) - 4) * second[k]) / len(x)
+        gaps.append(float(np.max(np.abs(weighted - full[k]))))
+    return max(gaps)
+
+
+def test_with_batchnorm_the_identity_holds_in_eval_mode_but_not_with_per_shard_statistics():
+    x, y = blobs(12, dims=5)
+    model = build_model(BN_MLP, (5,), seed=0, dtype=np.float64)
+
+    assert _partition_gap(model, x, y, training=False) < 1e-12
+    assert _partition_gap(model, x, y, training=True) > 1e-4
+
+
 def test_loss_and_gradients_does_not_update_the_parameters():
     x, y = blobs(8)
     model = build_model(MLP, (5,), seed=0)
