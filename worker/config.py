@@ -41,6 +41,9 @@ class Settings(BaseSettings):
 
     max_pending_seconds: float = Field(600.0, description="Gang wait before a job fails")
     peer_timeout_seconds: float = Field(30.0, description="Deadline for a dead shard's peers")
+    gang_yield_seconds: float = Field(
+        10.0, description="A waiting shard of a younger job gives its worker slot back after this"
+    )
     heartbeat_seconds: float = Field(2.0, description="Shard lease renewal period")
     task_time_limit_seconds: int = Field(24 * 3600, description="Longest training task")
     worker_max_memory_mb: int = Field(4096, description="Recycle a worker child above this RSS")
