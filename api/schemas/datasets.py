@@ -8,7 +8,26 @@ from pydantic import BaseModel, ConfigDict, Field
 class DatasetOut(BaseModel):
     """An uploaded data set's description (never its arrays)."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(
+        extra="ignore",
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "ds_9a41c07e2b5d6f13",
+                    "name": "table.csv",
+                    "filename": "table.csv",
+                    "sha256": "3b1f" + "0" * 60,
+                    "input_shape": [12],
+                    "shapes": {"x_train": [900, 12], "y_train": [900]},
+                    "dtype": "<f4",
+                    "num_classes": 3,
+                    "task": "classification",
+                    "size_bytes": 46800,
+                    "created_at": "2026-11-26T23:20:41Z",
+                }
+            ]
+        },
+    )
 
     id: str = Field(examples=["ds_7b2e"])
     name: str | None = None

@@ -10,7 +10,26 @@ from pydantic import BaseModel, ConfigDict, Field
 class ModelOut(BaseModel):
     """A trained model: what it computes, what it was trained on, how well it did."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(
+        extra="ignore",
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "mdl_5e0c2a9f14b7d3e8",
+                    "name": "digits-mlp",
+                    "job_id": "job_06985fd740c016ea",
+                    "architecture": {"layers": [{"type": "dense", "units": 10}]},
+                    "input_shape": [64],
+                    "output_shape": [10],
+                    "classes": [str(d) for d in range(10)],
+                    "num_parameters": 650,
+                    "metrics": {"test_loss": 0.12, "test_accuracy": 0.958},
+                    "size_bytes": 40349,
+                    "created_at": "2026-11-26T23:20:41.512Z",
+                }
+            ]
+        },
+    )
 
     id: str = Field(examples=["mdl_41d2"])
     name: str | None = None
@@ -42,6 +61,19 @@ class PredictRequest(BaseModel):
 
 class PredictResponse(BaseModel):
     """Classifiers answer predictions and probabilities; other models their raw outputs."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "predictions": [3],
+                    "probabilities": [[0.0, 0.01, 0.0, 0.97, 0.0, 0.01, 0.0, 0.0, 0.01, 0.0]],
+                    "labels": ["3"],
+                },
+                {"outputs": [[1.25]]},
+            ]
+        }
+    )
 
     predictions: list[int | str] | None = Field(None, description="Class per sample")
     probabilities: list[list[float]] | None = Field(None, description="Softmax per sample")
