@@ -5,9 +5,12 @@ so peak memory (VmHWM; "train MB" is the peak minus the RSS once the data is loa
 one framework and imports do not interfere. Both frameworks see the same float32 arrays, the same
 batch order (``nnlib.batching.global_batches``), optimizer and learning-rate schedule.
 
-    python bench/train_speed.py [--threads 2] [--epochs N] [--quick] [--only mlp,cnn,digits]
+    python bench/train_speed.py [--threads 2] [--epochs N] [--quick] [--repeat R]
+                                [--only mlp,cnn,digits]
 
-Seconds per epoch are the median over the timed epochs of the training pass (no evaluation).
+Seconds per epoch: the fastest training pass (no evaluation) after the first epoch, which warms
+caches up, over ``--repeat`` alternating runs of each framework. On a machine shared with other
+work the fastest pass is the one least disturbed by it, for both frameworks alike.
 """
 
 from __future__ import annotations
@@ -162,8 +165,8 @@ def child(workload: str, framework: str, threads: int, epochs: int) -> None:
         else:
             seconds, accuracy = run_sklearn(*common)
     peak = memory_mb("VmHWM")
-    timed = seconds[1:] if len(seconds) > 2 else seconds  # the first epoch warms caches up
-    row = {"seconds": seconds, "per_epoch": float(np.median(timed)), "accuracy": accuracy}
+    timed = seconds[1:] if len(seconds) > 1 else seconds
+    row = {"seconds": seconds, "per_epoch": float(min(timed)), "accuracy": accuracy}
     print(json.dumps({**row, "peak_mb": peak, "train_mb": peak - baseline}))
 
 
@@ -177,12 +180,22 @@ def spawn(workload: str, framework: str, threads: int, epochs: int) -> dict | st
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+def best_of(previous: dict | str | None, new: dict | str) -> dict | str:
+    """The faster run (a failure message only if every run failed); accuracy of the first run."""
+    if not isinstance(previous, dict):
+        return new if isinstance(new, dict) or previous is None else previous
+    if not isinstance(new, dict) or new["per_epoch"] >= previous["per_epoch"]:
+        return previous
+    return {**new, "accuracy": previous["accuracy"]}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--epochs", type=int, default=None, help="override every workload's epochs")
     parser.add_argument("--quick", action="store_true", help="fewer epochs: timing, not accuracy")
     parser.add_argument("--only", default="mlp,cnn,digits")
+    parser.add_argument("--repeat", type=int, default=1, help="alternating runs per framework")
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -197,9 +210,12 @@ def main() -> None:
     for workload in args.only.split(","):
         _, _, _, full, quick, _, _, target = WORKLOADS[workload]
         epochs = args.epochs or (quick if args.quick else full)
-        rows = {"gradq": spawn(workload, "gradq", args.threads, epochs)}
-        if workload in peers:
-            rows[peers[workload]] = spawn(workload, peers[workload], args.threads, epochs)
+        frameworks = ["gradq", *([peers[workload]] if workload in peers else [])]
+        rows: dict = {}
+        for _ in range(args.repeat):
+            for framework in frameworks:
+                run = spawn(workload, framework, args.threads, epochs)
+                rows[framework] = best_of(rows.get(framework), run)
         for framework, row in rows.items():
             if isinstance(row, str):
                 print(f"{workload:8} {framework:9} failed: {row}")

@@ -145,6 +145,8 @@ def _execution_order(layers: list[Layer]) -> list[Layer]:
 
 
 def _check_input_shape(input_shape) -> tuple[int, ...]:
+    if isinstance(input_shape, np.ndarray) and input_shape.ndim == 1:
+        input_shape = input_shape.tolist()
     ok = isinstance(input_shape, Sequence) and not isinstance(input_shape, str) and input_shape
     ok = ok and all(
         isinstance(d, int | np.integer) and not isinstance(d, bool) and d >= 1 for d in input_shape
