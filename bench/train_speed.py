@@ -5,9 +5,12 @@ so peak memory (VmHWM; "train MB" is the peak minus the RSS once the data is loa
 one framework and imports do not interfere. Both frameworks see the same float32 arrays, the same
 batch order (``nnlib.batching.global_batches``), optimizer and learning-rate schedule.
 
-    python bench/train_speed.py [--threads 2] [--epochs N] [--quick] [--only mlp,cnn,digits]
+    python bench/train_speed.py [--threads 2] [--epochs N] [--quick] [--repeat R]
+                                [--only mlp,cnn,digits]
 
-Seconds per epoch are the median over the timed epochs of the training pass (no evaluation).
+Seconds per epoch: the fastest training pass (no evaluation) after the first epoch, which warms
+caches up, over ``--repeat`` alternating runs of each framework. On a machine shared with other
+work the fastest pass is the one least disturbed by it, for both frameworks alike.
 """
 
 from __future__ import annotations
@@ -71,9 +74,11 @@ def memory_mb(field: str) -> float:
     raise RuntimeError(f"{field} not in /proc/self/status")
 
 
-def run_nnlib(layers, x, y, xt, yt, batch, epochs, optimizer, schedule):
+def run_nnlib(layers, x, y, xt, yt, batch, epochs, optimizer, schedule, threads):
     import nnlib
+    from nnlib.parallel import set_num_threads
 
+    set_num_threads(threads)  # nnlib's own (non-BLAS) worker threads, like BLAS's
     model = nnlib.build_model(nnlib_spec(layers), x.shape[1:], seed=0)
     history = nnlib.fit(model, "cross_entropy", optimizer, x, y, epochs=epochs, batch_size=batch,
                         schedule=schedule)  # fmt: skip
@@ -154,14 +159,14 @@ def child(workload: str, framework: str, threads: int, epochs: int) -> None:
         baseline = memory_mb("VmRSS")
         common = (layers, x, y, xt, yt, batch, epochs, optimizer, schedule)
         if framework == "gradq":
-            seconds, accuracy = run_nnlib(*common)
+            seconds, accuracy = run_nnlib(*common, threads)
         elif framework == "torch":
             seconds, accuracy = run_torch(*common, threads)
         else:
             seconds, accuracy = run_sklearn(*common)
     peak = memory_mb("VmHWM")
-    timed = seconds[1:] if len(seconds) > 2 else seconds  # the first epoch warms caches up
-    row = {"seconds": seconds, "per_epoch": float(np.median(timed)), "accuracy": accuracy}
+    timed = seconds[1:] if len(seconds) > 1 else seconds
+    row = {"seconds": seconds, "per_epoch": float(min(timed)), "accuracy": accuracy}
     print(json.dumps({**row, "peak_mb": peak, "train_mb": peak - baseline}))
 
 
@@ -175,12 +180,22 @@ def spawn(workload: str, framework: str, threads: int, epochs: int) -> dict | st
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+def best_of(previous: dict | str | None, new: dict | str) -> dict | str:
+    """The faster run (a failure message only if every run failed); accuracy of the first run."""
+    if not isinstance(previous, dict):
+        return new if isinstance(new, dict) or previous is None else previous
+    if not isinstance(new, dict) or new["per_epoch"] >= previous["per_epoch"]:
+        return previous
+    return {**new, "accuracy": previous["accuracy"]}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--epochs", type=int, default=None, help="override every workload's epochs")
     parser.add_argument("--quick", action="store_true", help="fewer epochs: timing, not accuracy")
     parser.add_argument("--only", default="mlp,cnn,digits")
+    parser.add_argument("--repeat", type=int, default=1, help="alternating runs per framework")
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -195,9 +210,12 @@ def main() -> None:
     for workload in args.only.split(","):
         _, _, _, full, quick, _, _, target = WORKLOADS[workload]
         epochs = args.epochs or (quick if args.quick else full)
-        rows = {"gradq": spawn(workload, "gradq", args.threads, epochs)}
-        if workload in peers:
-            rows[peers[workload]] = spawn(workload, peers[workload], args.threads, epochs)
+        frameworks = ["gradq", *([peers[workload]] if workload in peers else [])]
+        rows: dict = {}
+        for _ in range(args.repeat):
+            for framework in frameworks:
+                run = spawn(workload, framework, args.threads, epochs)
+                rows[framework] = best_of(rows.get(framework), run)
         for framework, row in rows.items():
             if isinstance(row, str):
                 print(f"{workload:8} {framework:9} failed: {row}")

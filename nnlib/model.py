@@ -33,10 +33,9 @@ class Model:
         self.input_shape = tuple(input_shape)
         self.dtype = np.dtype(dtype)
         self.groups = groups
-        self.layers: list[Layer] = _execution_order(
-            [layer for _, layers in groups for layer in layers]
-        )
-        self.output_shape = self.layers[-1].output_shape if self.layers else self.input_shape
+        built = [layer for _, layers in groups for layer in layers]
+        self.output_shape = built[-1].output_shape if built else self.input_shape
+        self.layers: list[Layer] = _execution_order(built)  # the order forward runs them in
         # Backward without an input gradient can stop at the first layer that has parameters.
         self._first_trainable = next(
             (i for i, layer in enumerate(self.layers) if layer.params), len(self.layers)
@@ -146,6 +145,8 @@ def _execution_order(layers: list[Layer]) -> list[Layer]:
 
 
 def _check_input_shape(input_shape) -> tuple[int, ...]:
+    if isinstance(input_shape, np.ndarray) and input_shape.ndim == 1:
+        input_shape = input_shape.tolist()
     ok = isinstance(input_shape, Sequence) and not isinstance(input_shape, str) and input_shape
     ok = ok and all(
         isinstance(d, int | np.integer) and not isinstance(d, bool) and d >= 1 for d in input_shape

@@ -13,6 +13,8 @@ import math
 
 import numpy as np
 
+from nnlib.parallel import get_num_threads, over_samples
+
 Arrays = dict[str, np.ndarray]
 
 
@@ -79,6 +81,30 @@ def rmsprop_update(param, g, square_avg, *, lr, alpha, eps, scratch) -> None:
     np.divide(g, scratch, out=scratch)
     scratch *= lr
     param -= scratch
+
+
+def run_elementwise(update, *arrays, passes: int, **options) -> None:
+    """``update(*arrays, **options)``, split over nnlib's threads along the flattened arrays.
+
+    Every update rule is elementwise, so slices give bit-identical results; array options (the
+    scratch) are sliced too. ``passes`` (ufunc calls per element) sizes the work: small or
+    non-contiguous arrays are updated in one call.
+    """
+    views = [a for a in (*arrays, *options.values()) if isinstance(a, np.ndarray)]
+    size = arrays[0].size
+    if get_num_threads() == 1 or not all(a.flags.c_contiguous for a in views):
+        update(*arrays, **options)
+        return
+    flat = [a.reshape(-1) if isinstance(a, np.ndarray) else a for a in arrays]
+    flat_options = {
+        k: v.reshape(-1) if isinstance(v, np.ndarray) else v for k, v in options.items()
+    }
+
+    def part(lo: int, hi: int) -> None:
+        sliced = {k: v[lo:hi] if isinstance(v, np.ndarray) else v for k, v in flat_options.items()}
+        update(*[a[lo:hi] if isinstance(a, np.ndarray) else a for a in flat], **sliced)
+
+    over_samples(part, size, size * passes)
 
 
 class Optimizer:
@@ -163,6 +189,7 @@ class SGD(Optimizer):
     def _update(self, name, param, grad, lr, scale):
         g = self._gradient(name, param, grad, scale, self.weight_decay)
         velocity = self.state["momentum"][name] if self.momentum else None
+        # Serial: its 4 passes per element are too little work to pay for a thread hand-off.
         sgd_update(
             param, g, velocity, lr=lr, momentum=self.momentum, nesterov=self.nesterov,
             scratch=self._scratch[name],
@@ -188,9 +215,10 @@ class Adam(Optimizer):
             param *= 1.0 - lr * self.weight_decay
         l2 = 0.0 if self.decoupled else self.weight_decay
         g = self._gradient(name, param, grad, scale, l2)
-        adam_update(
-            param, g, self.state["m"][name], self.state["v"][name], t=self.t, lr=lr,
-            beta1=self.beta1, beta2=self.beta2, eps=self.eps, scratch=self._scratch[name],
+        run_elementwise(
+            adam_update, param, g, self.state["m"][name], self.state["v"][name], passes=12,
+            t=self.t, lr=lr, beta1=self.beta1, beta2=self.beta2, eps=self.eps,
+            scratch=self._scratch[name],
         )  # fmt: skip
 
 
@@ -215,9 +243,9 @@ class RMSprop(Optimizer):
 
     def _update(self, name, param, grad, lr, scale):
         g = self._gradient(name, param, grad, scale, self.weight_decay)
-        rmsprop_update(
-            param, g, self.state["square_avg"][name], lr=lr, alpha=self.alpha, eps=self.eps,
-            scratch=self._scratch[name],
+        run_elementwise(
+            rmsprop_update, param, g, self.state["square_avg"][name], passes=9, lr=lr,
+            alpha=self.alpha, eps=self.eps, scratch=self._scratch[name],
         )  # fmt: skip
 
 

@@ -25,7 +25,11 @@ def _default_threads() -> int:
         value = os.environ.get(name, "").strip()
         if value.isdigit() and int(value) >= 1:
             return int(value)
-    return max(1, min(len(os.sched_getaffinity(0)), 8))
+    if hasattr(os, "sched_getaffinity"):  # Linux: the CPUs this process may run on
+        cpus = len(os.sched_getaffinity(0))
+    else:
+        cpus = os.cpu_count() or 1
+    return max(1, min(cpus, 8))
 
 
 _num_threads = _default_threads()

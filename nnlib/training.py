@@ -134,6 +134,8 @@ def fit(
     """
     _check_positive_int("epochs", epochs)
     _check_positive_int("batch_size", batch_size)
+    y_train = np.asarray(y_train)
+    y_val = None if y_val is None else np.asarray(y_val)
     if len(x_train) != len(y_train):
         raise ValueError(f"y_train: {len(y_train)} samples, x_train has {len(x_train)}")
     if len(x_train) == 0:

@@ -137,14 +137,45 @@ class Conv2D(Layer):
             self._work[name] = buf
         return buf
 
-    def forward(self, x: np.ndarray, training: bool) -> np.ndarray:
-        """(N, C, H, W) -> (N, O, Ho, Wo)."""
+    def _im2col(self, x: np.ndarray, into_buffer: bool) -> tuple[np.ndarray, tuple]:
+        """cols (N*Ho*Wo, K+1) or (K+1, N*Ho*Wo) with a ones column/row for the bias; and the
+        padded input's shape. K = kh*kw*C in (kh, kw, C) order."""
         n = x.shape[0]
         kh, kw = self.kernel_size
         sh, sw = self.stride
-        o, ho, wo = self.output_shape
+        _, ho, wo = self.output_shape
         c = self.input_shape[0]
         m, k = n * ho * wo, kh * kw * c
+        kb = k + 1 if self.use_bias else k
+        xp = self._padded_nhwc(x)
+        win = sliding_window_view(xp, (kh, kw), axis=(1, 2))[:, ::sh, ::sw]  # (N,Ho,Wo,C,kh,kw)
+        # The one im2col copy. Rows per output pixel copy runs of kw*C contiguous values; with few
+        # channels (a first layer) those runs are tiny, and copying per kernel offset (rows of Wo
+        # values) into the transposed layout is ~5x faster.
+        shape = (m, kb) if self._pixel_rows else (kb, m)
+        cols = self._buffer("cols", shape, x.dtype) if into_buffer else np.empty(shape, x.dtype)
+        if self._pixel_rows:
+            src = win.transpose(0, 1, 2, 4, 5, 3)  # (N, Ho, Wo, kh, kw, C)
+            dst = cols[:, :k].reshape(n, ho, wo, kh, kw, c)
+            over_samples(lambda a, b: np.copyto(dst[a:b], src[a:b]), n, m * k)
+            cols[:, k:].fill(1)
+        else:
+            src = win.transpose(4, 5, 3, 0, 1, 2)  # (kh, kw, C, N, Ho, Wo)
+            dst = cols[:k].reshape(kh, kw, c, n, ho, wo)
+            over_samples(lambda a, b: np.copyto(dst[:, :, :, a:b], src[:, :, :, a:b]), n, m * k)
+            cols[k:].fill(1)
+        return cols, xp.shape
+
+    def forward(self, x: np.ndarray, training: bool) -> np.ndarray:
+        """(N, C, H, W) -> (N, O, Ho, Wo).
+
+        Training keeps the columns (in a buffer reused by the next training forward) for
+        backward; eval keeps only a reference to x, and a backward after it rebuilds them.
+        """
+        n = x.shape[0]
+        kh, kw = self.kernel_size
+        o, ho, wo = self.output_shape
+        k = kh * kw * self.input_shape[0]
         kb = k + 1 if self.use_bias else k  # a ones column folds the bias into the GEMM
         step = max(1, _EVAL_COLS_BYTES // (ho * wo * kb * x.dtype.itemsize))
         if not training and n > step:
@@ -152,33 +183,16 @@ class Conv2D(Layer):
             out = np.empty((n, ho, wo, o), dtype=x.dtype)
             for s in range(0, n, step):
                 out[s : s + step] = self.forward(x[s : s + step], False).transpose(0, 2, 3, 1)
+            self._cache = (None, x)
             return out.transpose(0, 3, 1, 2)
-        xp = self._padded_nhwc(x)
-        win = sliding_window_view(xp, (kh, kw), axis=(1, 2))[:, ::sh, ::sw]  # (N,Ho,Wo,C,kh,kw)
-        # The one im2col copy. Rows per output pixel copy runs of kw*C contiguous values; with few
-        # channels (a first layer) those runs are tiny, and copying per kernel offset (rows of Wo
-        # values) into the transposed layout is ~5x faster. np.dot (not matmul) takes the
-        # transposed operand straight to BLAS. In training the columns live in a buffer kept
-        # until the next training forward (backward needs them); eval allocates.
-        shape = (m, kb) if self._pixel_rows else (kb, m)
-        cols = self._buffer("cols", shape, x.dtype) if training else np.empty(shape, x.dtype)
-        if self._pixel_rows:
-            src = win.transpose(0, 1, 2, 4, 5, 3)  # (N, Ho, Wo, kh, kw, C)
-            dst = cols[:, :k].reshape(n, ho, wo, kh, kw, c)
-            over_samples(lambda a, b: np.copyto(dst[a:b], src[a:b]), n, m * k)
-            ones = cols[:, k:]
-        else:
-            src = win.transpose(4, 5, 3, 0, 1, 2)  # (kh, kw, C, N, Ho, Wo)
-            dst = cols[:k].reshape(kh, kw, c, n, ho, wo)
-            over_samples(lambda a, b: np.copyto(dst[:, :, :, a:b], src[:, :, :, a:b]), n, m * k)
-            ones = cols[k:]
-        ones.fill(1)
+        cols, padded_shape = self._im2col(x, into_buffer=training)
         w_aug = np.empty((kb, o), dtype=x.dtype)  # (kh*kw*C [+1], O)
         w_aug[:k] = self.params["W"].transpose(2, 3, 1, 0).reshape(k, o)
         if self.use_bias:
             w_aug[k] = self.params["b"]
+        # np.dot (not matmul) takes a transposed operand straight to BLAS
         out = np.dot(cols, w_aug) if self._pixel_rows else np.dot(cols.T, w_aug)
-        self._cache = (cols, n, xp.shape) if training else None
+        self._cache = (cols, padded_shape) if training else (None, x)
         return out.reshape(n, ho, wo, o).transpose(0, 3, 1, 2)
 
     @property
@@ -188,8 +202,13 @@ class Conv2D(Layer):
     def backward(self, dout: np.ndarray, input_grad: bool = True) -> np.ndarray | None:
         """dout (N, O, Ho, Wo) -> dx (N, C, H, W); assigns grads W (O, C, kh, kw) and b (O,)."""
         if self._cache is None:
-            raise RuntimeError("conv2d backward needs a forward(training=True) first")
-        cols, n, padded_shape = self._cache
+            raise RuntimeError("conv2d backward needs a forward first")
+        cols, saved = self._cache
+        if cols is None:  # the last forward was in eval mode and saved its input
+            cols, padded_shape = self._im2col(saved, into_buffer=True)
+        else:
+            padded_shape = saved
+        n = dout.shape[0]
         kh, kw = self.kernel_size
         sh, sw = self.stride
         o, ho, wo = self.output_shape
@@ -207,7 +226,9 @@ class Conv2D(Layer):
         # layout each offset's block is contiguous, so col2im adds runs of Wo*C values (rows of
         # dxp) instead of runs of C: ~2.5x faster than adding slices of a (M, kh*kw*C) dcols.
         w_offsets = self.params["W"].transpose(2, 3, 0, 1).reshape(kh * kw, o, c)
-        dcols = np.matmul(d, w_offsets).reshape(kh, kw, n, ho, wo, c)
+        dcols = self._buffer("dcols", (kh * kw, n * ho * wo, c), dout.dtype)
+        np.matmul(d, w_offsets, out=dcols)  # into a kept buffer: a fresh one page-faults
+        dcols = dcols.reshape(kh, kw, n, ho, wo, c)
         dxp = np.zeros(padded_shape, dtype=dout.dtype)
 
         def col2im(start: int, stop: int) -> None:

@@ -26,7 +26,8 @@ class _Pool2D(Layer):
         super().__init__()
         self.pool_size = check_pair("pool_size", pool_size, 1)
         self.stride = self.pool_size if stride is None else check_pair("stride", stride, 1)
-        self._x_shape: tuple | None = None
+        self._arg: np.ndarray | None = None
+        self._like: np.ndarray | None = None
 
     def output_shape_for(self, input_shape):
         c, h, w = spatial_input("pool_size", list(self.pool_size), input_shape)
@@ -101,22 +102,25 @@ class MaxPool2D(_Pool2D):
                 offset = arg[start:stop]
                 offset.fill(0)
                 better = np.empty_like(out, dtype=bool)
+                moved = np.empty_like(offset)
             for k, v in views:
                 if training:
                     np.greater(v, out, out=better)  # strict: ties keep the earlier offset
-                    offset *= ~better
-                    offset += better * np.uint8(k)
+                    # offsets only grow, so "k where better, else keep" is a maximum
+                    np.multiply(better, np.uint8(k), out=moved)
+                    np.maximum(offset, moved, out=offset)
                 np.maximum(out, v, out=out)
 
         over_samples(run, x.shape[0], 2 * x.size)
-        if training:
-            self._arg, self._like = arg, x
+        self._arg, self._like = arg, x  # arg is None after an eval forward
         return best
 
     def backward(self, dout: np.ndarray, input_grad: bool = True) -> np.ndarray | None:
         """Each window's gradient goes to its first maximum only (offset cached in forward)."""
         if not input_grad:
             return None
+        if self._arg is None:  # the last forward was in eval mode: find the maxima now
+            self.forward(self._like, training=True)
         dout = _like_layout(dout, self._arg)
         dx = self._grad_buffer(dout)
         overlapping = self._overlapping

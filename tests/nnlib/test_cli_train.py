@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -104,3 +105,15 @@ def test_without_local_the_command_points_to_submit(cli, spec_file):
     result = CliRunner().invoke(cli, ["train", str(spec_file)])
 
     assert result.exit_code == 2 and "gradq submit" in result.stderr
+
+
+@pytest.mark.parametrize("name", ["digits_mlp", "fashion_mnist_mlp", "fashion_mnist_cnn"])
+def test_example_specs_build_against_their_data_shapes(name):
+    spec = json.loads((Path(__file__).parents[2] / "examples" / f"{name}.json").read_text())
+    input_shape = (64,) if spec["dataset"]["name"] == "digits" else (1, 28, 28)
+
+    model = nnlib.build_model(spec["model"], input_shape, seed=spec["seed"])
+    nnlib.optimizers.build(spec["optimizer"], model.parameters())
+
+    assert set(spec) <= train._TRAINING_KEYS | train._IGNORED_KEYS
+    assert model.output_shape == (10,)

@@ -106,13 +106,22 @@ def test_work_buffers_are_reused_without_leaking_between_calls():
         np.testing.assert_array_equal(conv.grads[k], v)
 
 
-def test_backward_after_an_eval_forward_is_refused():
-    conv = _conv({"filters": 3, "kernel_size": 3}, (2, 6, 6))
-    conv.forward(np.ones((1, 2, 6, 6)), training=True)
-    conv.forward(np.ones((1, 2, 6, 6)), training=False)
+def test_backward_after_an_eval_forward_differentiates_that_forward():
+    conv = _conv({"filters": 3, "kernel_size": 3, "padding": 1}, (8, 6, 6))
+    rng = np.random.default_rng(4)
+    x, other = rng.standard_normal((2, 3, 8, 6, 6))
+    dout = rng.standard_normal((3, 3, 6, 6))
+    conv.forward(x, training=True)
+    dx_train = conv.backward(dout)
+    expected = {k: v.copy() for k, v in conv.grads.items()}
 
-    with pytest.raises(RuntimeError, match="training=True"):
-        conv.backward(np.ones((1, 3, 4, 4)))
+    conv.forward(other, training=True)
+    conv.forward(x, training=False)
+    dx_eval = conv.backward(dout)
+
+    np.testing.assert_allclose(dx_eval, dx_train, rtol=1e-12)
+    for k, v in expected.items():
+        np.testing.assert_allclose(conv.grads[k], v, rtol=1e-12)
 
 
 def test_large_inference_batches_are_done_in_chunks_with_the_same_result(monkeypatch):

@@ -36,6 +36,11 @@ def test_mlp_parameter_names_layouts_and_count():
     assert isinstance(model, Model) and model.spec == MLP
 
 
+def test_input_shape_may_be_a_list_tuple_or_array():
+    for shape in ([5], (5,), np.array([5])):
+        assert build_model(MLP, shape).input_shape == (5,)
+
+
 def test_same_seed_gives_bit_identical_weights_and_other_seeds_differ():
     a = build_model(MLP, [5], seed=3).parameters()
     b = build_model(MLP, [5], seed=3).parameters()
@@ -309,3 +314,34 @@ def test_relu_runs_after_max_pool_with_identical_outputs_and_gradients(activatio
     for k, v in model.gradients().items():
         np.testing.assert_array_equal(grads[k], v)
     assert model.output_shape == (2, 2, 2) == y.shape[1:]
+
+
+def test_backward_after_an_eval_forward_gives_the_eval_mode_gradients():
+    model = build_model(CNN, [2, 10, 10], seed=0, dtype=np.float64)
+    x = np.random.default_rng(0).standard_normal((4, 2, 10, 10))
+    model.forward(x, training=True)  # move the running statistics away from 0 / 1
+    r = np.random.default_rng(1).standard_normal((4, 3))
+
+    def loss():
+        return float((model.forward(x, training=False) * r).sum())
+
+    model.forward(x, training=False)
+    dx = model.backward(r)
+    grads = {k: v.copy() for k, v in model.gradients().items()}
+
+    assert relative_error(dx, numerical_gradient(loss, x)) < 1e-6
+    for name in ["0.W", "1.gamma", "3.W", "8.b", "9.beta", "10.W"]:
+        numeric = numerical_gradient(loss, model.parameters()[name])
+        assert relative_error(grads[name], numeric) < 1e-6, name
+
+
+def test_every_layer_type_keeps_float32_forward_and_backward():
+    model = build_model(CNN, [2, 10, 10], seed=0)
+    x = np.random.default_rng(0).standard_normal((4, 2, 10, 10)).astype(np.float32)
+
+    for training in (True, False):
+        y = model.forward(x, training=training)
+        dx = model.backward(np.ones_like(y))
+        assert y.dtype == dx.dtype == np.float32
+        assert all(g.dtype == np.float32 for g in model.gradients().values())
+        assert all(b.dtype == np.float32 for b in model.buffers().values())

@@ -198,3 +198,26 @@ def test_loading_a_state_with_other_keys_is_refused():
 def test_bad_hyper_parameters_are_refused_naming_field_and_value(spec, message):
     with pytest.raises(ValueError, match=message):
         optimizers.build(spec, params(1.0))
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=[s["type"] for s in SPECS])
+def test_threaded_updates_are_bit_identical_to_serial(spec):
+    from nnlib.parallel import get_num_threads, set_num_threads
+
+    rng = np.random.default_rng(3)
+    start = {"0.W": rng.normal(size=(700, 300)).astype(np.float32), "0.b": np.ones(300, np.float32)}
+    steps = [{k: rng.normal(size=v.shape).astype(np.float32) for k, v in start.items()}] * 3
+    results, saved = [], get_num_threads()
+    try:
+        for threads in (1, 3):
+            set_num_threads(threads)
+            p = {k: v.copy() for k, v in start.items()}
+            opt = optimizers.build(spec, p)
+            for g in steps:
+                opt.step(g)
+            results.append(p)
+    finally:
+        set_num_threads(saved)
+
+    for name in start:
+        np.testing.assert_array_equal(results[0][name], results[1][name])
