@@ -137,8 +137,9 @@ def compute_only_samples_per_second(shards: int, batch: int, steps: int = 40) ->
     the ceiling that CPU availability alone allows on this machine right now."""
     ctx = multiprocessing.get_context("spawn")
     out = ctx.Queue()
-    procs = [ctx.Process(target=_compute_only, args=(batch // shards, steps, out))
-             for _ in range(shards)]
+    procs = [
+        ctx.Process(target=_compute_only, args=(batch // shards, steps, out)) for _ in range(shards)
+    ]
     for proc in procs:
         proc.start()
     slowest = max(out.get(timeout=300) for _ in procs)
@@ -221,11 +222,13 @@ def print_allreduce(url: str) -> None:
     for size in (PARAMS, 2_000_000):
         raw_size = raw_transfer_seconds(url, size * 4)
         for shards in (2, 4):
-            times = {a: allreduce_seconds(url, shards, size, a)
-                     for a in ("leader", "ring", "exchange")}
+            times = {
+                a: allreduce_seconds(url, shards, size, a) for a in ("leader", "ring", "exchange")
+            }
             cells = "  ".join(f"{a} {t * 1e3:6.2f}" for a, t in times.items())
-            print(f"  {size:>9,} floats, {shards} shards: {cells}  raw SET+GET "
-                  f"{raw_size * 1e3:6.2f}")
+            print(
+                f"  {size:>9,} floats, {shards} shards: {cells}  raw SET+GET {raw_size * 1e3:6.2f}"
+            )
 
 
 def main() -> None:
@@ -260,8 +263,10 @@ def main() -> None:
             ceiling = {n: compute_only_samples_per_second(n, args.batch) for n in shard_counts}
             print("\ncompute only, no communication (N processes in parallel, same slices):")
             for n, throughput in ceiling.items():
-                print(f"  {n} shard(s): {throughput:8.0f} samples/s, efficiency ceiling "
-                      f"{throughput / (n * ceiling[shard_counts[0]]):.2f}")
+                print(
+                    f"  {n} shard(s): {throughput:8.0f} samples/s, efficiency ceiling "
+                    f"{throughput / (n * ceiling[shard_counts[0]]):.2f}"
+                )
             print_allreduce(server.url)
             trip, chord2, chord4 = celery_costs(app)
             print(
