@@ -171,7 +171,12 @@ class JobSpec(_Strict):
     early_stopping: EarlyStoppingSpec | None = None
     checkpoint_every: int | None = Field(None, ge=1, le=10_000_000, description="steps")
     max_restarts: int = Field(3, ge=0, le=100)
-    sync_every: int = Field(1, ge=1, le=10_000)
+    sync_every: int = Field(
+        1, ge=1, le=10_000, description="local SGD: average weights every k steps (1: gradients)"
+    )
+    overlap: bool = Field(
+        False, description="send each layer's gradient while earlier layers are still computed"
+    )
 
     @model_validator(mode="after")
     def _batch_covers_shards(self) -> JobSpec:

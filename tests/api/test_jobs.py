@@ -186,3 +186,15 @@ def test_loss_options_and_early_stopping_are_checked(alice):
     response = alice.post("/v1/jobs", json=no_validation)
     assert response.status_code == 422
     assert response.json()["detail"][0]["loc"] == ["body", "early_stopping"]
+
+
+def test_communication_options_reach_the_stored_spec(alice):
+    spec = digits_spec() | {"sync_every": 4, "overlap": True, "checkpoint_every": 5}
+
+    response = alice.post("/v1/jobs", json=spec)
+
+    assert response.status_code == 202, response.text
+    record = alice.get(f"/v1/jobs/{response.json()['id']}").json()
+    assert record["spec"]["sync_every"] == 4 and record["spec"]["overlap"] is True
+    bad = alice.post("/v1/jobs", json=digits_spec() | {"sync_every": 0})
+    assert bad.status_code == 422 and ["body", "sync_every"] in locs(bad)
