@@ -1,10 +1,130 @@
-"""Placeholder FastAPI app (the API issue replaces it): liveness only."""
+"""The FastAPI app: ``create_app(settings)`` for tests, ``app`` for ``uvicorn api.app:app``."""
 
-from fastapi import FastAPI
+from __future__ import annotations
 
-app = FastAPI(title="gradq")
+import logging
+from contextlib import asynccontextmanager
+from functools import cache
+
+import redis
+from celery import Celery
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.exception_handlers import http_exception_handler
+from fastapi.responses import JSONResponse
+
+from api.fast_predict import FastPredict
+from api.invalidation import InvalidationListener
+from api.keys import KeyRing
+from api.limits import BodySizeLimit
+from api.metrics import ApiMetrics, MetricsMiddleware
+from api.model_cache import ModelCache
+from api.routers import datasets, health, jobs, models
+from worker.celery_app import CONTROL_QUEUE, TRAINING_QUEUE, configure
+from worker.celery_app import app as celery_app
+from worker.config import Settings, get_settings
+from worker.jobs import JobStore
+
+log = logging.getLogger("gradq.api")
+# Celery's Redis transport keeps one list per queue and priority step.
+PRIORITY_SUFFIXES = ("", "\x06\x163", "\x06\x166", "\x06\x169")
+
+DESCRIPTION = """Distributed NumPy training as a service.
+
+Authenticate with `Authorization: Bearer <API key>` (keys come from `gradq keys create TENANT`).
+Every resource belongs to the key's tenant; other tenants' ids answer 404.
+Errors are `{"detail": ...}` naming the field or the resource."""
 
 
-@app.get("/healthz")
-def healthz() -> dict[str, str]:
-    return {"status": "ok"}
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """A configured API: stores on ``settings.redis_url``, keys, limits, metrics."""
+    settings = settings or get_settings()
+    _point_celery_at(settings)
+    redis_client = redis.Redis.from_url(settings.redis_url, socket_timeout=30)
+    cache_ = ModelCache(settings.model_cache_bytes)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        if not app.state.keyring.configured:
+            log.warning("gradq API: no API keys configured; serving WITHOUT authentication")
+        listener = InvalidationListener(app.state.redis, app.state.model_cache)
+        listener.start()
+        try:
+            yield
+        finally:
+            listener.stop()
+
+    app = FastAPI(title="gradq", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
+    app.state.settings = settings
+    app.state.redis = redis_client
+    app.state.keyring = KeyRing(settings.api_keys_file, settings.api_keys)
+    app.state.model_cache = cache_
+    app.state.metrics = ApiMetrics()
+    app.state.metrics.watch_redis(lambda: redis_snapshot(redis_client))
+    app.state.celery = cache(lambda: celery_for(settings))
+    app.add_exception_handler(HTTPException, http_error)
+    app.add_exception_handler(redis.RedisError, redis_unavailable)
+    app.add_exception_handler(Exception, internal_error)
+    for router in (jobs.router, models.router, datasets.router, health.router):
+        app.include_router(router)
+
+    def limit_for(path: str) -> int:
+        if path.startswith("/v1/datasets"):
+            return settings.max_dataset_bytes + 1024 * 1024  # room for the multipart envelope
+        return settings.max_request_bytes
+
+    app.add_middleware(FastPredict, state=app.state)
+    app.add_middleware(BodySizeLimit, limit_for=limit_for)
+    app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
+    return app
+
+
+async def http_error(request: Request, exc: HTTPException):
+    """Errors as ``{"detail": ...}``; a body that is not JSON is a 422 like other bad input."""
+    if exc.status_code == 400 and exc.detail == "There was an error parsing the body":
+        return JSONResponse({"detail": "body: not valid JSON"}, status_code=422)
+    return await http_exception_handler(request, exc)
+
+
+async def redis_unavailable(request: Request, exc: redis.RedisError):
+    log.warning("Redis error on %s: %s", request.url.path, exc)
+    return JSONResponse({"detail": f"redis: unavailable ({type(exc).__name__})"}, status_code=503)
+
+
+async def internal_error(request: Request, exc: Exception):
+    log.exception("unhandled error on %s", request.url.path, exc_info=exc)
+    return JSONResponse({"detail": "internal error (see the API log)"}, status_code=500)
+
+
+def _point_celery_at(settings: Settings) -> None:
+    """``submit_job`` enqueues through the process's Celery app: same Redis as this API."""
+    if celery_app.conf.broker_url != settings.redis_url:
+        configure(celery_app, settings)
+
+
+def celery_for(settings: Settings):
+    """A Celery client app on ``settings.redis_url`` (for ``/readyz`` pings)."""
+    client = Celery("gradq-api")
+    configure(client, settings)
+    return client
+
+
+def redis_snapshot(redis_client: redis.Redis) -> tuple[dict[str, int], dict[str, int]]:
+    """(jobs by status, tasks waiting per queue) for ``/metrics``."""
+    store = JobStore(redis_client)
+    by_status: dict[str, int] = {}
+    for job_id in store.active_ids():  # non-terminal jobs; finished ones are history
+        record = store.get(job_id)
+        if record is not None:
+            by_status[record["status"]] = by_status.get(record["status"], 0) + 1
+    depths = {}
+    for queue in (TRAINING_QUEUE, CONTROL_QUEUE):
+        depths[queue] = sum(int(redis_client.llen(queue + s)) for s in PRIORITY_SUFFIXES)
+    return by_status, depths
+
+
+def __getattr__(name: str):
+    # ``uvicorn api.app:app`` builds the app on first access, so importing this module is cheap.
+    if name == "app":
+        globals()["app"] = value = create_app()
+        return value
+    raise AttributeError(name)

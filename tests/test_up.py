@@ -81,3 +81,32 @@ def test_up_serves_then_stops_every_process_it_started(tmp_path, stop_signal):
     finally:
         if up.poll() is None:
             up.kill()
+
+
+def test_up_refuses_an_open_address_without_keys_before_starting_anything(tmp_path):
+    env = worker_env("redis://unused")
+    env.pop("GRADQ_API_KEYS", None)
+    env.pop("GRADQ_API_KEYS_FILE", None)
+
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "api.cli.main",
+            "up",
+            "--host",
+            "0.0.0.0",
+            "--no-demo",
+            "--state-dir",
+            str(tmp_path / "state"),
+        ],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert result.returncode == 2
+    assert "refusing to serve without API keys on 0.0.0.0" in " ".join(result.stdout.split())
+    assert not (tmp_path / "state" / "logs").exists()  # nothing was started

@@ -29,6 +29,7 @@ class StackConfig:
     redis_url: str | None = None
     redis_port: int = 6390
     state_dir: Path = Path(".state")
+    insecure: bool = False
 
 
 @dataclass
@@ -128,21 +129,18 @@ class LocalStack:
         self._spawn("worker-control", celery_worker_argv(CONTROL_QUEUE, 1, "control@%h"))
 
     def start_api(self) -> None:
-        self._spawn(
-            "api",
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "api.app:app",
-                "--host",
-                self.config.host,
-                "--port",
-                str(self.config.port),
-                "--log-level",
-                "warning",
-            ],
-        )
+        """Start ``gradq serve`` (it repeats the bind check of production) and wait for it."""
+        argv = [
+            sys.executable,
+            "-m",
+            "api.cli.main",
+            "serve",
+            "--host",
+            self.config.host,
+            "--port",
+            str(self.config.port),
+        ]
+        self._spawn("api", argv + (["--insecure"] if self.config.insecure else []))
         self._wait(self._api_answers, 60, f"the API at {self.api_url}")
 
     def _api_answers(self) -> bool:

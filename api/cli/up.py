@@ -11,6 +11,8 @@ import typer
 from rich.console import Console
 
 from api.cli.stack import LocalStack, StackConfig
+from api.serve import InsecureBindError, check_bind
+from worker.config import get_settings
 
 
 class _StopRequested(Exception):
@@ -31,12 +33,21 @@ def up(
     redis_port: Annotated[int, typer.Option(help="port of the Redis gradq starts")] = 6390,
     state_dir: Annotated[Path, typer.Option(help="logs and Redis data")] = Path(".state"),
     no_demo: Annotated[bool, typer.Option("--no-demo", help="skip the demo job")] = False,
+    insecure: Annotated[
+        bool, typer.Option("--insecure", help="allow no API keys on a non-loopback --host")
+    ] = False,
 ) -> None:
     """Start Redis, Celery workers and the API; run the demo job; keep running until Ctrl-C."""
     console = Console()
     if workers < 1:
         raise typer.BadParameter(f"--workers must be >= 1, got {workers}")
-    stack = LocalStack(StackConfig(host, port, workers, redis_url, redis_port, state_dir))
+    stack = LocalStack(StackConfig(host, port, workers, redis_url, redis_port, state_dir, insecure))
+    try:
+        # refuse an unauthenticated non-loopback bind before starting anything
+        console.print(check_bind(host, get_settings(), insecure), markup=False)
+    except InsecureBindError as error:
+        console.print(str(error), style="red", markup=False)
+        raise typer.Exit(2) from None
     signal.signal(signal.SIGINT, _raise_stop)
     signal.signal(signal.SIGTERM, _raise_stop)
     try:
@@ -50,7 +61,8 @@ def up(
         if not no_demo:
             from api.cli.demo import run_demo
 
-            run_demo(stack.api_url, console)
+            key = get_settings().api_key
+            run_demo(stack.api_url, console, {"Authorization": f"Bearer {key}"} if key else None)
         console.print(f"interactive API docs: {stack.api_url}/docs — Ctrl-C stops the stack")
         while not stack.dead_processes():
             time.sleep(0.5)

@@ -1,0 +1,129 @@
+"""``GradqClient``: the Python client of the REST API (the CLI is built on it)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+
+class ApiError(RuntimeError):
+    """An error answer of the API: ``status`` and its ``detail``."""
+
+    def __init__(self, status: int, detail: Any):
+        super().__init__(f"HTTP {status}: {detail}")
+        self.status = status
+        self.detail = detail
+
+
+class GradqClient:
+    """Thin wrapper of the ``/v1`` endpoints; every method returns the decoded JSON body."""
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str | None = None,
+        timeout: float = 30.0,
+        transport: httpx.BaseTransport | None = None,
+    ):
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._http = httpx.Client(
+            base_url=base_url.rstrip("/"), headers=headers, timeout=timeout, transport=transport
+        )
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> GradqClient:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _call(self, method: str, path: str, **kwargs) -> Any:
+        response = self._http.request(method, path, **kwargs)
+        if response.status_code >= 400:
+            try:
+                detail = response.json().get("detail")
+            except ValueError:
+                detail = response.text
+            raise ApiError(response.status_code, detail)
+        if response.status_code == 204 or not response.content:
+            return None
+        if response.headers.get("content-type", "").startswith("application/json"):
+            return response.json()
+        return response.content
+
+    # jobs
+    def submit(self, spec: dict) -> dict:
+        return self._call("POST", "/v1/jobs", json=spec)
+
+    def job(self, job_id: str) -> dict:
+        return self._call("GET", f"/v1/jobs/{job_id}")
+
+    def jobs(self, status: str | None = None, limit: int = 50, cursor: str | None = None) -> dict:
+        params = {
+            "limit": limit,
+            **({"status": status} if status else {}),
+            **({"cursor": cursor} if cursor else {}),
+        }
+        return self._call("GET", "/v1/jobs", params=params)
+
+    def cancel(self, job_id: str) -> dict:
+        return self._call("POST", f"/v1/jobs/{job_id}/cancel")
+
+    def events(self, job_id: str) -> Iterator[tuple[str, dict]]:
+        """``(event name, data)`` pairs of the job's SSE stream until it ends."""
+        with self._http.stream("GET", f"/v1/jobs/{job_id}/events", timeout=None) as response:
+            if response.status_code >= 400:
+                response.read()
+                raise ApiError(response.status_code, response.json().get("detail"))
+            name, data = "message", []
+            for line in response.iter_lines():
+                if line.startswith("event:"):
+                    name = line[6:].strip()
+                elif line.startswith("data:"):
+                    data.append(line[5:].strip())
+                elif not line and data:
+                    yield name, json.loads("\n".join(data))
+                    name, data = "message", []
+
+    # models
+    def models(self) -> dict:
+        return self._call("GET", "/v1/models")
+
+    def model(self, model_id: str) -> dict:
+        return self._call("GET", f"/v1/models/{model_id}")
+
+    def weights(self, model_id: str) -> bytes:
+        return self._call("GET", f"/v1/models/{model_id}/weights")
+
+    def delete_model(self, model_id: str) -> None:
+        self._call("DELETE", f"/v1/models/{model_id}")
+
+    def predict(self, model_id: str, inputs: Any) -> dict:
+        return self._call("POST", f"/v1/models/{model_id}/predict", json={"inputs": inputs})
+
+    def predict_image(self, model_id: str, path: Path) -> dict:
+        with open(path, "rb") as image:
+            files = {"file": (Path(path).name, image, "application/octet-stream")}
+            return self._call("POST", f"/v1/models/{model_id}/predict", files=files)
+
+    # data sets
+    def upload_dataset(self, path: Path, label_column: str | None = None) -> dict:
+        data = {"label_column": label_column} if label_column else None
+        with open(path, "rb") as content:
+            files = {"file": (Path(path).name, content, "application/octet-stream")}
+            return self._call("POST", "/v1/datasets", files=files, data=data)
+
+    def datasets(self) -> dict:
+        return self._call("GET", "/v1/datasets")
+
+    def dataset(self, dataset_id: str) -> dict:
+        return self._call("GET", f"/v1/datasets/{dataset_id}")
+
+    def delete_dataset(self, dataset_id: str) -> None:
+        self._call("DELETE", f"/v1/datasets/{dataset_id}")

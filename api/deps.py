@@ -1,0 +1,77 @@
+"""FastAPI dependencies: settings, Redis, the stores, the caller's tenant, the model cache.
+
+Everything a route needs comes through here (``Annotated[..., Depends(...)]``), so tests can swap
+any of it with ``app.dependency_overrides``. The dependencies are ``async def`` on purpose: sync
+dependencies each cost a thread-pool hop, which the prediction fast path cannot afford.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated
+
+import redis
+from fastapi import Depends, Request
+
+from api.auth import tenant_from_request
+from api.keys import KeyRing
+from api.model_cache import ModelCache
+from worker.config import Settings
+from worker.datasets.store import DatasetStore
+from worker.jobs import JobStore
+from worker.models_store import ModelStore
+from worker.submit import submit_job
+
+
+async def get_settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+async def get_redis(request: Request) -> redis.Redis:
+    return request.app.state.redis
+
+
+async def get_keyring(request: Request) -> KeyRing:
+    return request.app.state.keyring
+
+
+async def get_model_cache(request: Request) -> ModelCache:
+    return request.app.state.model_cache
+
+
+async def get_tenant(request: Request) -> str:
+    return tenant_from_request(request, request.app.state.keyring)
+
+
+async def get_job_store(redis_client: Annotated[redis.Redis, Depends(get_redis)]) -> JobStore:
+    return JobStore(redis_client)
+
+
+async def get_model_store(
+    redis_client: Annotated[redis.Redis, Depends(get_redis)],
+) -> ModelStore:
+    return ModelStore(redis_client)
+
+
+async def get_dataset_store(
+    redis_client: Annotated[redis.Redis, Depends(get_redis)],
+) -> DatasetStore:
+    return DatasetStore(redis_client)
+
+
+Submitter = Callable[[dict, str], dict]
+
+
+async def get_submitter(redis_client: Annotated[redis.Redis, Depends(get_redis)]) -> Submitter:
+    """``submit(spec, tenant) -> record``: creates the job record and enqueues ``start_job``."""
+    return lambda spec, tenant: submit_job(redis_client, spec, tenant)
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+RedisDep = Annotated[redis.Redis, Depends(get_redis)]
+TenantDep = Annotated[str, Depends(get_tenant)]
+ModelCacheDep = Annotated[ModelCache, Depends(get_model_cache)]
+JobStoreDep = Annotated[JobStore, Depends(get_job_store)]
+ModelStoreDep = Annotated[ModelStore, Depends(get_model_store)]
+DatasetStoreDep = Annotated[DatasetStore, Depends(get_dataset_store)]
+SubmitDep = Annotated[Submitter, Depends(get_submitter)]

@@ -1,0 +1,105 @@
+"""``/v1/datasets``: upload (validated before it is stored), list, read, delete."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, File, Form, HTTPException, Response, UploadFile, status
+
+from api.deps import DatasetStoreDep, JobStoreDep, SettingsDep, TenantDep
+from api.routers.jobs import active_jobs
+from api.schemas.common import COMMON_ERRORS, errors
+from api.schemas.datasets import DatasetList, DatasetOut
+from worker.datasets.uploads import validate_upload
+
+router = APIRouter(prefix="/v1/datasets", tags=["datasets"])
+
+
+def dataset_view(info: dict) -> dict:
+    view = dict(info)
+    view.setdefault("size_bytes", info.get("nbytes"))
+    view.setdefault("created_at", info.get("created"))
+    return view
+
+
+def owned_dataset(store, dataset_id: str, tenant: str) -> dict:
+    info = store.info(dataset_id)
+    if info is None or info.get("tenant") != tenant:
+        raise HTTPException(
+            status.HTTP_404_NOT_FOUND, detail=f"dataset_id: data set {dataset_id} not found"
+        )
+    return info
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=DatasetOut,
+    responses=errors(*COMMON_ERRORS, 422),
+    summary="Upload a data set (.npz or .csv)",
+)
+def upload(
+    tenant: TenantDep,
+    settings: SettingsDep,
+    datasets: DatasetStoreDep,
+    file: Annotated[
+        UploadFile, File(description=".npz (x_train, y_train[, x_test, y_test]) or .csv")
+    ],
+    label_column: Annotated[str | None, Form(max_length=200)] = None,
+    task: Annotated[Literal["classification", "regression"] | None, Form()] = None,
+):
+    content = file.file.read(settings.max_dataset_bytes + 1)
+    if len(content) > settings.max_dataset_bytes:
+        raise HTTPException(
+            status.HTTP_413_CONTENT_TOO_LARGE,
+            detail=f"file: larger than the upload limit of {settings.max_dataset_bytes} bytes",
+        )
+    try:
+        uploaded = validate_upload(
+            file.filename or "upload", content, label_column, task, settings.max_dataset_bytes
+        )
+    except ValueError as error:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=str(error)) from None
+    return dataset_view(datasets.put(tenant, uploaded))
+
+
+@router.get(
+    "",
+    response_model=DatasetList,
+    responses=errors(*COMMON_ERRORS),
+    summary="List uploaded data sets",
+)
+def list_datasets(tenant: TenantDep, datasets: DatasetStoreDep):
+    return {"datasets": [dataset_view(d) for d in datasets.list(tenant)]}
+
+
+@router.get(
+    "/{dataset_id}",
+    response_model=DatasetOut,
+    responses=errors(*COMMON_ERRORS, 404),
+    summary="A data set's description",
+)
+def get_dataset(dataset_id: str, tenant: TenantDep, datasets: DatasetStoreDep):
+    return dataset_view(owned_dataset(datasets, dataset_id, tenant))
+
+
+@router.delete(
+    "/{dataset_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=errors(*COMMON_ERRORS, 404, 409),
+    summary="Delete a data set",
+)
+def delete_dataset(
+    dataset_id: str, tenant: TenantDep, datasets: DatasetStoreDep, jobs: JobStoreDep
+):
+    """409 while a queued or running job of the tenant trains on it."""
+    owned_dataset(datasets, dataset_id, tenant)
+    for record in active_jobs(jobs, tenant):
+        if ((record.get("spec") or {}).get("dataset") or {}).get("id") == dataset_id:
+            raise HTTPException(
+                status.HTTP_409_CONFLICT,
+                detail=f"dataset_id: data set {dataset_id} is used by {record['status']} job"
+                f" {record['id']}",
+            )
+    datasets.delete(dataset_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

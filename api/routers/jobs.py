@@ -1,0 +1,175 @@
+"""``/v1/jobs``: submit (validated before anything is queued), read, list, cancel, live events."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Header, HTTPException, Query, status
+from fastapi.responses import StreamingResponse
+
+from api.deps import DatasetStoreDep, JobStoreDep, SettingsDep, SubmitDep, TenantDep
+from api.schemas.common import COMMON_ERRORS, errors
+from api.schemas.jobs import ACTIVE_STATUSES, FINAL_STATUSES, JobList, JobOut, JobStatus
+from api.schemas.spec import JobSpec
+from api.spec_check import check_model, dataset_shape
+from api.sse import job_event_stream
+from worker.jobs import JobFinishedError, JobNotFoundError
+
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+RETRY_AFTER_SECONDS = 30
+
+
+def job_view(record: dict) -> dict:
+    """A stored job record as the API shows it (progress computed when the store has none)."""
+    view = dict(record)
+    view.setdefault("name", (record.get("spec") or {}).get("name"))
+    view.setdefault("dataset", (record.get("spec") or {}).get("dataset"))
+    view.setdefault("shards", (record.get("spec") or {}).get("shards"))
+    view.setdefault("epochs", (record.get("spec") or {}).get("epochs"))
+    if view.get("progress") is None:
+        step, total = record.get("step") or 0, record.get("steps_total") or 0
+        done = record.get("status") == "succeeded"
+        view["progress"] = 1.0 if done else (min(step / total, 1.0) if total else 0.0)
+    for key in ("history", "metrics"):
+        if view.get(key) is None:
+            view.pop(key, None)
+    return view
+
+
+def public_view(record: dict) -> dict:
+    """The record exactly as ``GET /v1/jobs/{id}`` shows it (for the SSE ``state`` event)."""
+    return JobOut.model_validate(job_view(record)).model_dump(mode="json")
+
+
+def owned_job(store, job_id: str, tenant: str) -> dict:
+    """The tenant's job record; 404 for missing and for other tenants' jobs alike."""
+    record = store.get(job_id)
+    if record is None or record.get("tenant") != tenant:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"job_id: job {job_id} not found")
+    return record
+
+
+def active_jobs(store, tenant: str) -> list[dict]:
+    """The tenant's queued, running and cancelling jobs (from the store's set of unfinished
+    jobs, so the cost does not grow with a tenant's history)."""
+    records = (store.get(job_id) for job_id in store.active_ids())
+    return [
+        r
+        for r in records
+        if r is not None and r.get("tenant") == tenant and r.get("status") in ACTIVE_STATUSES
+    ]
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=JobOut,
+    responses=errors(*COMMON_ERRORS, 422, 429),
+    summary="Submit a training job",
+)
+def submit(
+    spec: JobSpec,
+    tenant: TenantDep,
+    settings: SettingsDep,
+    jobs: JobStoreDep,
+    datasets: DatasetStoreDep,
+    submit_job: SubmitDep,
+):
+    """Validate the spec (bounds, data set, shapes, parameter budget), then queue it."""
+    limit = settings.max_active_jobs_per_tenant
+    if len(active_jobs(jobs, tenant)) >= limit:
+        raise HTTPException(
+            status.HTTP_429_TOO_MANY_REQUESTS,
+            detail=f"tenant {tenant}: {limit} queued or running jobs already (the limit)",
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+        )
+    input_shape, num_classes = dataset_shape(spec, tenant, datasets)
+    check_model(spec, input_shape, num_classes, settings.max_parameters)
+    return job_view(submit_job(spec.to_stored(), tenant))
+
+
+@router.get(
+    "",
+    response_model=JobList,
+    responses=errors(*COMMON_ERRORS, 422),
+    summary="List jobs, newest first",
+)
+def list_jobs(
+    tenant: TenantDep,
+    jobs: JobStoreDep,
+    status_filter: Annotated[JobStatus | None, Query(alias="status")] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+):
+    try:
+        records, next_cursor = jobs.list(tenant, status=status_filter, limit=limit, cursor=cursor)
+    except ValueError:
+        raise HTTPException(
+            422, detail=f"cursor: {cursor!r} is not a cursor from this list"
+        ) from None
+    return {"jobs": [job_view(r) for r in records], "next_cursor": next_cursor}
+
+
+@router.get(
+    "/{job_id}",
+    response_model=JobOut,
+    responses=errors(*COMMON_ERRORS, 404),
+    summary="A job's record",
+)
+def get_job(job_id: str, tenant: TenantDep, jobs: JobStoreDep):
+    return job_view(owned_job(jobs, job_id, tenant))
+
+
+@router.post(
+    "/{job_id}/cancel",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=JobOut,
+    responses=errors(*COMMON_ERRORS, 404, 409),
+    summary="Ask a job to stop",
+)
+def cancel(job_id: str, tenant: TenantDep, jobs: JobStoreDep):
+    """Cooperative: the job reaches ``cancelled`` at its next step; 409 if it already ended."""
+    record = owned_job(jobs, job_id, tenant)
+    if record.get("status") in FINAL_STATUSES:
+        raise HTTPException(
+            status.HTTP_409_CONFLICT,
+            detail=f"job_id: job {job_id} already {record['status']}; nothing to cancel",
+        )
+    try:
+        return job_view(jobs.request_cancel(job_id))
+    except JobNotFoundError:
+        raise HTTPException(404, detail=f"job_id: job {job_id} not found") from None
+    except JobFinishedError as error:
+        raise HTTPException(
+            status.HTTP_409_CONFLICT,
+            detail=f"job_id: job {job_id} already {error.status}; nothing to cancel",
+        ) from None
+
+
+@router.get(
+    "/{job_id}/events",
+    response_class=StreamingResponse,
+    responses={
+        200: {
+            "description": "Server-Sent Events: `state` first, then `progress`/`epoch`/`status`"
+            " events in order, then `end` after the final status.",
+            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+        },
+        **errors(*COMMON_ERRORS, 404, 422),
+    },
+    summary="Live progress of a job (SSE)",
+)
+def events(
+    job_id: str,
+    tenant: TenantDep,
+    jobs: JobStoreDep,
+    last_event_id: Annotated[str | None, Header(max_length=64, pattern=r"^\d+(-\d+)?$")] = None,
+):
+    owned_job(jobs, job_id, tenant)
+    if last_event_id and any(int(part) >= 2**64 for part in last_event_id.split("-")):
+        raise HTTPException(422, detail="Last-Event-ID: not a stream id of this job")
+    return StreamingResponse(
+        job_event_stream(jobs, job_id, last_event_id, public_view),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )

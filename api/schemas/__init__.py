@@ -1,0 +1,1 @@
+"""Request and response models (separate classes; requests refuse unknown fields)."""

@@ -1,0 +1,196 @@
+"""The job spec accepted by ``POST /v1/jobs``: every field bounded, unknown fields refused.
+
+The worker trusts what is stored, so everything a job can get wrong in its shape is refused here;
+what depends on data (shapes, parameter count) is checked by ``api.spec_check`` afterwards.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
+
+from api.schemas.layers import LayerSpec
+
+MAX_LAYERS = 64
+BUILTIN_OPTIONS = {
+    "digits": ("as_image",),
+    "mnist": (),
+    "fashion-mnist": (),
+    "blobs": ("size", "classes", "features", "noise", "seed"),
+    "spirals": ("size", "classes", "noise", "turns", "seed"),
+}
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class BuiltinDataset(_Strict):
+    """A built-in set by name; the other fields shape the ones that take them (data-sets issue)."""
+
+    name: Literal["digits", "mnist", "fashion-mnist", "blobs", "spirals"]
+    validation_split: float = Field(0.1, ge=0.0, lt=1.0)
+    normalize: Literal["scale", "standardize"] | None = None
+    as_image: bool | None = Field(None, description="digits: (1, 8, 8) images instead of (64,)")
+    size: int | None = Field(None, ge=10, le=1_000_000, description="blobs/spirals samples")
+    classes: int | None = Field(None, ge=2, le=100, description="blobs (<= 100)/spirals (<= 20)")
+    features: int | None = Field(None, ge=1, le=1000, description="blobs dimensions")
+    noise: float | None = Field(None, ge=0.0, le=10.0, description="blobs/spirals noise")
+    turns: float | None = Field(None, ge=0.1, le=10.0, description="spirals turns")
+    seed: int | None = Field(None, ge=0, le=2**32 - 1, description="blobs/spirals seed")
+
+    @model_validator(mode="after")
+    def _options_of_this_set(self) -> BuiltinDataset:
+        allowed = BUILTIN_OPTIONS[self.name]
+        for option in ("as_image", "size", "classes", "features", "noise", "turns", "seed"):
+            if getattr(self, option) is not None and option not in allowed:
+                raise ValueError(f"dataset.{option} is not an option of {self.name!r}")
+        if self.name == "spirals" and self.classes is not None and self.classes > 20:
+            raise ValueError(f"dataset.classes: spirals has at most 20 arms, got {self.classes}")
+        classes = self.classes or (3 if self.name == "blobs" else 2)
+        if self.size is not None and self.size < 2 * classes:
+            raise ValueError(f"dataset.size must be at least 2 * classes = {2 * classes}")
+        return self
+
+
+class UploadedDataset(_Strict):
+    """A set uploaded through ``POST /v1/datasets``, by its id."""
+
+    id: str = Field(pattern=r"^ds_[A-Za-z0-9_-]{1,64}$", examples=["ds_3f9a1c"])
+    validation_split: float = Field(0.1, ge=0.0, lt=1.0)
+    normalize: Literal["scale", "standardize"] | None = None
+
+
+def _dataset_kind(value) -> str | None:
+    if isinstance(value, dict):
+        return "uploaded" if "id" in value else "builtin" if "name" in value else None
+    return "uploaded" if isinstance(value, UploadedDataset) else "builtin"
+
+
+DatasetSpec = Annotated[
+    Annotated[BuiltinDataset, Tag("builtin")] | Annotated[UploadedDataset, Tag("uploaded")],
+    Discriminator(
+        _dataset_kind,
+        custom_error_type="dataset_source",
+        custom_error_message="dataset needs 'name' (a built-in set) or 'id' (an uploaded set)",
+    ),
+]
+
+
+class ModelSpec(_Strict):
+    layers: list[LayerSpec] = Field(min_length=1, max_length=MAX_LAYERS)
+
+
+class OptimizerSpec(_Strict):
+    type: Literal["sgd", "adam", "adamw", "rmsprop"] = "adam"
+    lr: float = Field(0.001, gt=0.0, le=10.0)
+    momentum: float | None = Field(None, ge=0.0, lt=1.0)
+    nesterov: bool | None = None
+    weight_decay: float | None = Field(None, ge=0.0, le=1.0)
+    betas: (
+        Annotated[list[Annotated[float, Field(ge=0.0, lt=1.0)]], Field(min_length=2, max_length=2)]
+        | None
+    ) = None
+    eps: float | None = Field(None, gt=0.0, le=1.0)
+    alpha: float | None = Field(None, gt=0.0, lt=1.0, description="rmsprop smoothing")
+    clip_norm: float | None = Field(None, gt=0.0)
+
+    @model_validator(mode="after")
+    def _nesterov_needs_momentum(self) -> OptimizerSpec:
+        if self.nesterov and not self.momentum:
+            raise ValueError("optimizer.nesterov needs optimizer.momentum > 0")
+        return self
+
+
+class ScheduleSpec(_Strict):
+    type: Literal["constant", "step", "cosine"] = "constant"
+    warmup_steps: int = Field(0, ge=0, le=10_000_000)
+    step_size: int | None = Field(None, ge=1, le=10_000_000, description="step: steps per decay")
+    gamma: float | None = Field(None, gt=0.0, le=1.0, description="step: decay factor")
+    min_lr: float | None = Field(None, ge=0.0, description="cosine: final learning rate")
+
+
+class EarlyStoppingSpec(_Strict):
+    patience: int = Field(3, ge=1, le=1000)
+    min_delta: float = Field(0.0, ge=0.0)
+    monitor: Literal["val_loss", "val_accuracy", "train_loss"] = "val_loss"
+    restore_best: bool | None = Field(None, description="Restore the best epoch's weights")
+
+
+LossName = Literal["cross_entropy", "mse", "binary_cross_entropy"]
+
+
+class LossSpec(_Strict):
+    """A loss with options; ``label_smoothing`` applies to ``cross_entropy`` only."""
+
+    type: LossName
+    label_smoothing: float | None = Field(None, ge=0.0, lt=1.0)
+
+    @model_validator(mode="after")
+    def _smoothing_only_for_cross_entropy(self) -> LossSpec:
+        if self.label_smoothing is not None and self.type != "cross_entropy":
+            raise ValueError(f"loss.label_smoothing applies to cross_entropy only, not {self.type}")
+        return self
+
+
+JOB_SPEC_EXAMPLE = {
+    "name": "digits-mlp",
+    "dataset": {"name": "digits", "validation_split": 0.1},
+    "model": {
+        "layers": [
+            {"type": "flatten"},
+            {"type": "dense", "units": 64, "activation": "relu"},
+            {"type": "dense", "units": 10},
+        ]
+    },
+    "loss": "cross_entropy",
+    "optimizer": {"type": "adam", "lr": 0.01},
+    "batch_size": 64,
+    "epochs": 5,
+    "shards": 2,
+    "seed": 0,
+}
+
+
+class JobSpec(_Strict):
+    """What to train, on what, and how (see the worker issue for the semantics)."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [JOB_SPEC_EXAMPLE]})
+
+    name: str = Field("job", min_length=1, max_length=100, pattern=r"^[\w .:-]+$")
+    dataset: DatasetSpec
+    model: ModelSpec
+    loss: LossName | LossSpec = "cross_entropy"
+    optimizer: OptimizerSpec = Field(default_factory=OptimizerSpec)
+    schedule: ScheduleSpec | None = None
+    batch_size: int = Field(64, ge=1, le=65_536)
+    epochs: int = Field(10, ge=1, le=1000)
+    shards: int = Field(1, ge=1, le=64)
+    seed: int = Field(0, ge=0, le=2**32 - 1)
+    early_stopping: EarlyStoppingSpec | None = None
+    checkpoint_every: int | None = Field(None, ge=1, le=10_000_000, description="steps")
+    max_restarts: int = Field(3, ge=0, le=100)
+    sync_every: int = Field(
+        1, ge=1, le=10_000, description="local SGD: average weights every k steps (1: gradients)"
+    )
+    overlap: bool = Field(
+        False, description="send each layer's gradient while earlier layers are still computed"
+    )
+
+    @model_validator(mode="after")
+    def _batch_covers_shards(self) -> JobSpec:
+        if self.batch_size < self.shards:
+            raise ValueError(
+                f"batch_size ({self.batch_size}) must be >= shards ({self.shards}):"
+                " every shard needs at least one sample per step"
+            )
+        return self
+
+    @property
+    def loss_name(self) -> str:
+        return self.loss if isinstance(self.loss, str) else self.loss.type
+
+    def to_stored(self) -> dict:
+        """The JSON dict the worker receives: unset optional fields left to nnlib's defaults."""
+        return self.model_dump(mode="json", exclude_none=True)

@@ -1,0 +1,92 @@
+"""Server-Sent Events from a job's event stream in Redis.
+
+Order of a connection: ``state`` (the job record now, for clients that connect late), then every
+event after it in stream order (``id:`` is the stream id, so a reconnecting client resumes with
+``Last-Event-ID``), then ``end`` once the job reached a final status.
+
+The stream is read with short blocking reads in threads from a limiter of their own, so live
+streams never take the threads that ordinary sync routes need, and a closed connection frees its
+thread within a second.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import AsyncIterator, Callable
+
+import anyio
+from anyio import to_thread
+
+from api.schemas.jobs import FINAL_STATUSES
+
+BLOCK_MS = 1000
+KEEPALIVE_SECONDS = 15.0
+MAX_STREAM_THREADS = 64
+_limiter: anyio.CapacityLimiter | None = None
+
+
+async def _call(function, *args, **kwargs):
+    """Run a blocking store call in the SSE thread pool."""
+    global _limiter
+    if _limiter is None:
+        _limiter = anyio.CapacityLimiter(MAX_STREAM_THREADS)
+    return await to_thread.run_sync(lambda: function(*args, **kwargs), limiter=_limiter)
+
+
+def sse(event: str, data: dict, event_id: str | None = None) -> str:
+    head = f"id: {event_id}\n" if event_id else ""
+    return f"{head}event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
+
+
+async def _drain(store, job_id: str, cursor: str) -> tuple[list, str]:
+    """Everything already in the stream after ``cursor`` (no waiting)."""
+    collected = []
+    while True:
+        batch = await _call(store.events, job_id, last_id=cursor, block_ms=None)
+        if not batch:
+            return collected, cursor
+        collected.extend(batch)
+        cursor = batch[-1][0]
+
+
+def _is_final(event: dict) -> bool:
+    return event.get("type", "status") == "status" and event.get("status") in FINAL_STATUSES
+
+
+async def job_event_stream(
+    store, job_id: str, last_event_id: str | None, view: Callable[[dict], dict]
+) -> AsyncIterator[str]:
+    """The SSE text of one connection."""
+    if last_event_id:
+        cursor = last_event_id
+    else:
+        _, cursor = await _drain(store, job_id, "0")
+        record = await _call(store.get, job_id) or {}
+        yield sse("state", view(record) if record else {"id": job_id}, cursor)
+        if record.get("status") in FINAL_STATUSES:
+            yield sse("end", {"status": record["status"]})
+            return
+    last_write = time.monotonic()
+    while True:
+        batch = await _call(store.events, job_id, last_id=cursor, block_ms=BLOCK_MS)
+        for event_id, event in batch:
+            cursor = event_id
+            yield sse(str(event.get("type", "message")), event, event_id)
+            last_write = time.monotonic()
+            if _is_final(event):
+                yield sse("end", {"status": event["status"]})
+                return
+        if batch:
+            continue
+        record = await _call(store.get, job_id) or {}
+        if record.get("status") in FINAL_STATUSES or not record:
+            # the final event may have been trimmed from the stream: flush what is left, end
+            rest, cursor = await _drain(store, job_id, cursor)
+            for event_id, event in rest:
+                yield sse(str(event.get("type", "message")), event, event_id)
+            yield sse("end", {"status": record.get("status", "unknown")})
+            return
+        if time.monotonic() - last_write > KEEPALIVE_SECONDS:
+            yield ": keep-alive\n\n"
+            last_write = time.monotonic()

@@ -1,0 +1,58 @@
+"""The real API server as a uvicorn subprocess on a free loopback port."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import httpx
+
+from tests.harness import REPO_ROOT, free_port, wait_until, worker_env
+
+
+class LiveApi:
+    """``uvicorn api.app:app`` pointed at ``redis_url``; ``stop()`` ends it."""
+
+    def __init__(self, redis_url: str, log_path, workers: int = 1, **env: str):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._log = open(log_path, "wb")  # noqa: SIM115 - closed in stop()
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "api.app:app",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--workers",
+                str(workers),
+                "--log-level",
+                "warning",
+            ],
+            cwd=REPO_ROOT,
+            env=worker_env(redis_url, **env),
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+        wait_until(self._healthy, 30, f"the API on port {self.port}")
+
+    def _healthy(self) -> bool:
+        if self.process.poll() is not None:
+            raise RuntimeError(f"uvicorn exited with {self.process.returncode}")
+        try:
+            return httpx.get(self.url + "/healthz", timeout=1).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+        self._log.close()

@@ -1,0 +1,99 @@
+"""/v1/datasets: validated uploads, listing, deletion (409 while in use), tenants; jobs on them."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+
+from tests.api.specs import digits_spec
+
+
+def npz_bytes(n: int = 40, features: int = 6, classes: int = 3, **overrides) -> bytes:
+    rng = np.random.default_rng(0)
+    arrays = {
+        "x_train": rng.random((n, features)).astype(np.float32),
+        "y_train": np.arange(n) % classes,
+        **overrides,
+    }
+    out = io.BytesIO()
+    np.savez(out, **arrays)
+    return out.getvalue()
+
+
+def upload(client, content: bytes, filename: str = "set.npz", **form):
+    return client.post("/v1/datasets", files={"file": (filename, content)}, data=form or None)
+
+
+def test_upload_npz_then_list_get_delete(alice):
+    response = upload(alice, npz_bytes())
+    assert response.status_code == 201, response.text
+    info = response.json()
+    assert info["id"].startswith("ds_") and info["input_shape"] == [6]
+    assert info["num_classes"] == 3 and info["task"] == "classification"
+    assert info["shapes"]["x_train"] == [40, 6] and len(info["sha256"]) == 64
+    assert "arrays" not in info  # storage details stay internal
+    assert [d["id"] for d in alice.get("/v1/datasets").json()["datasets"]] == [info["id"]]
+    assert alice.get(f"/v1/datasets/{info['id']}").json()["filename"] == "set.npz"
+    assert alice.delete(f"/v1/datasets/{info['id']}").status_code == 204
+    assert alice.get(f"/v1/datasets/{info['id']}").status_code == 404
+    assert alice.delete(f"/v1/datasets/{info['id']}").status_code == 404
+
+
+def test_upload_csv_with_a_label_column(alice):
+    rows = "a,label,b\n" + "".join(f"{i},{i % 2},{i * 2}\n" for i in range(20))
+    response = upload(alice, rows.encode(), "table.csv", label_column="label")
+    assert response.status_code == 201, response.text
+    assert response.json()["input_shape"] == [2] and response.json()["num_classes"] == 2
+
+
+def test_refused_uploads_are_422_naming_the_problem(alice):
+    wrong_type = upload(alice, b"hello", "notes.txt")
+    assert wrong_type.status_code == 422 and "notes.txt" in wrong_type.json()["detail"]
+    x = np.ones((40, 6), dtype=np.float32)
+    x[3, 2] = np.nan
+    nan = upload(alice, npz_bytes(x_train=x))
+    assert nan.status_code == 422 and "x_train" in nan.json()["detail"]
+    missing = alice.post("/v1/datasets", data={"label_column": "y"})
+    assert missing.status_code == 422
+    assert missing.json()["detail"][0]["loc"] == ["body", "file"]
+
+
+def test_upload_over_the_size_limit_is_413(alice):
+    big = npz_bytes(n=12_000, features=6)  # ~290 kB > the fixture's 256 kB
+    response = upload(alice, big)
+    assert response.status_code == 413 and "limit" in response.json()["detail"]
+
+
+def test_jobs_on_an_uploaded_set_are_shape_checked_against_it(alice):
+    dataset_id = upload(alice, npz_bytes()).json()["id"]
+    layers = [{"type": "dense", "units": 8, "activation": "relu"}, {"type": "dense", "units": 3}]
+    spec = digits_spec(dataset={"id": dataset_id}, model={"layers": layers}, batch_size=8)
+    assert alice.post("/v1/jobs", json=spec).status_code == 202
+    wrong = digits_spec(dataset={"id": dataset_id}, model={"layers": layers[:1]}, batch_size=8)
+    response = alice.post("/v1/jobs", json=wrong)
+    assert response.status_code == 422 and "[3]" in response.json()["detail"][0]["msg"]
+
+
+def test_delete_is_409_while_a_queued_job_uses_the_set(alice):
+    dataset_id = upload(alice, npz_bytes()).json()["id"]
+    layers = [{"type": "dense", "units": 3}]
+    spec = digits_spec(dataset={"id": dataset_id}, model={"layers": layers}, batch_size=8)
+    job_id = alice.post("/v1/jobs", json=spec).json()["id"]
+    response = alice.delete(f"/v1/datasets/{dataset_id}")
+    assert response.status_code == 409 and job_id in response.json()["detail"]
+    alice.post(f"/v1/jobs/{job_id}/cancel")
+    assert alice.delete(f"/v1/datasets/{dataset_id}").status_code == 204
+
+
+def test_another_tenants_set_is_404_and_unusable(alice, bob):
+    dataset_id = upload(alice, npz_bytes()).json()["id"]
+    assert bob.get(f"/v1/datasets/{dataset_id}").status_code == 404
+    assert bob.delete(f"/v1/datasets/{dataset_id}").status_code == 404
+    assert bob.get("/v1/datasets").json()["datasets"] == []
+    spec = digits_spec(
+        dataset={"id": dataset_id}, model={"layers": [{"type": "dense", "units": 3}]}
+    )
+    response = bob.post("/v1/jobs", json=spec)
+    assert response.status_code == 422 and response.json()["detail"][0]["loc"][-1] == "id"
+    assert alice.get(f"/v1/datasets/{dataset_id}").status_code == 200

@@ -1,0 +1,155 @@
+"""allreduce_mean: exact weighted means for N = 1..4, flat Redis memory, dead-peer deadline."""
+
+from __future__ import annotations
+
+import multiprocessing
+import threading
+
+import numpy as np
+import pytest
+
+from worker.allreduce import PeerTimeoutError, allreduce_mean, data_client
+
+pytestmark = pytest.mark.integration
+
+
+def run_shards(
+    url: str, vectors: list[np.ndarray], weights: list[float], key: str, algorithm: str
+) -> list[np.ndarray]:
+    """Each shard in its own thread with its own connection, as shard processes would."""
+    results: list = [None] * len(vectors)
+    errors: list = []
+
+    def shard(i: int) -> None:
+        client = data_client(url)
+        try:
+            results[i] = allreduce_mean(
+                client, key, vectors[i].copy(), weights, i, timeout=10, algorithm=algorithm
+            )
+        except Exception as error:  # surfaced in the main thread
+            errors.append(error)
+        finally:
+            client.close()
+
+    threads = [threading.Thread(target=shard, args=(i,)) for i in range(len(vectors))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert not errors, errors
+    return results
+
+
+@pytest.mark.parametrize("algorithm", ["leader", "ring", "exchange"])
+@pytest.mark.parametrize("num_shards", [1, 2, 3, 4])
+def test_every_shard_gets_the_slice_weighted_mean(redis_url, num_shards, algorithm):
+    rng = np.random.default_rng(num_shards)
+    size = 1003  # not divisible by 2, 3 or 4: uneven chunks
+    vectors = [rng.standard_normal(size).astype(np.float32) for _ in range(num_shards)]
+    weights = [5.0, 4.0, 4.0, 3.0][:num_shards]  # uneven slice sizes
+    expected = sum(w * v.astype(np.float64) for w, v in zip(weights, vectors, strict=True))
+    expected /= sum(weights)
+
+    results = run_shards(redis_url, vectors, weights, "t:ar:1", algorithm)
+
+    for result in results:
+        assert result.dtype == np.float32
+        np.testing.assert_allclose(result, expected, rtol=1e-5, atol=1e-6)
+    assert all(np.array_equal(results[0], r) for r in results)  # bit-identical replicas
+
+
+def test_all_algorithms_give_bit_identical_results(redis_url):
+    rng = np.random.default_rng(9)
+    vectors = [rng.standard_normal(5001).astype(np.float32) for _ in range(2)]
+
+    results = {
+        a: run_shards(redis_url, vectors, [3, 2], f"t:bits:{a}", a)[1]
+        for a in ("leader", "ring", "exchange")
+    }
+
+    np.testing.assert_array_equal(results["leader"], results["exchange"])
+    np.testing.assert_array_equal(results["leader"], results["ring"])
+
+
+def test_an_empty_slice_contributes_nothing(redis_url):
+    vectors = [np.full(10, 2.0, np.float32), np.full(10, 99.0, np.float32)]
+
+    results = run_shards(redis_url, vectors, [3.0, 0.0], "t:ar:empty", "leader")
+
+    np.testing.assert_array_equal(results[1], np.full(10, 2.0, np.float32))
+
+
+@pytest.mark.parametrize("algorithm", ["leader", "ring", "exchange"])
+def test_many_steps_leave_no_keys_and_flat_memory(redis_url, redis_client, algorithm):
+    vectors = [np.ones(50_000, np.float32) * (i + 1) for i in range(3)]
+    run_shards(redis_url, vectors, [1, 1, 1], "t:warm", algorithm)
+    memory_before = redis_client.info("memory")["used_memory"]
+
+    for step in range(60):
+        run_shards(redis_url, vectors, [1, 1, 1], f"t:ar:{step}", algorithm)
+
+    assert redis_client.dbsize() == 0
+    growth = redis_client.info("memory")["used_memory"] - memory_before
+    assert growth < 200_000, f"used_memory grew by {growth} bytes over 60 steps"
+
+
+def test_a_missing_peer_raises_after_the_deadline_and_check_runs_meanwhile(redis_url):
+    client = data_client(redis_url)
+    checks = []
+
+    with pytest.raises(PeerTimeoutError, match=r"shard\(s\) \[1\]"):
+        allreduce_mean(
+            client,
+            "t:ar:dead",
+            np.ones(4, np.float32),
+            [1, 1],
+            0,
+            timeout=0.8,
+            check=lambda: checks.append(1),
+        )
+
+    assert len(checks) >= 2  # peers' leases are checked while waiting, not only at the deadline
+
+
+def test_check_can_abort_a_wait(redis_url):
+    client = data_client(redis_url)
+
+    def cancelled():
+        raise InterruptedError("cancel flag set")
+
+    with pytest.raises(InterruptedError):
+        allreduce_mean(
+            client, "t:ar:cancel", np.ones(4, np.float32), [1, 1], 1, timeout=10, check=cancelled
+        )
+
+
+def _process_shard(url, index, queue):
+    client = data_client(url)
+    vector = np.arange(100_001, dtype=np.float32) * (index + 1)
+    out = allreduce_mean(client, "t:ar:proc", vector, [2, 1, 1, 3], index, timeout=20)
+    queue.put((index, out.tobytes()))
+
+
+def test_separate_processes_agree(redis_url):
+    ctx = multiprocessing.get_context("spawn")
+    queue = ctx.Queue()
+    procs = [ctx.Process(target=_process_shard, args=(redis_url, i, queue)) for i in range(4)]
+    for proc in procs:
+        proc.start()
+    results = dict(queue.get(timeout=60) for _ in procs)
+    for proc in procs:
+        proc.join(10)
+
+    expected = np.arange(100_001, dtype=np.float64) * (2 * 1 + 1 * 2 + 1 * 3 + 3 * 4) / 7
+    for out in results.values():
+        np.testing.assert_allclose(np.frombuffer(out, np.float32), expected, rtol=1e-5)
+
+
+def test_the_pure_python_packer_sends_memoryviews_unjoined(redis_url):
+    client = data_client(redis_url)
+    packer = client.connection_pool.get_connection()._command_packer
+    view = memoryview(np.zeros(100_000, np.float32)).cast("B")
+
+    chunks = packer.pack("RPUSH", "k", view)
+
+    assert any(chunk is view for chunk in chunks)  # no copy into one big string

@@ -1,0 +1,70 @@
+"""Gang start: all N shards start step 0 together; too few workers never deadlock a job."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from tests.harness import wait_until
+from tests.worker.jobs_helpers import FAST, blobs_spec, wait_finished
+from worker.jobs import JobStore
+from worker.submit import submit_job
+
+pytestmark = pytest.mark.integration
+
+
+def test_with_too_few_workers_a_job_waits_with_a_reason_then_fails(redis_client, start_worker):
+    start_worker(concurrency=2, GRADQ_MAX_PENDING_SECONDS="3", **FAST)
+    store = JobStore(redis_client)
+
+    job = submit_job(redis_client, blobs_spec(shards=4), tenant="acme")
+    waiting = wait_until(
+        lambda: (
+            (r := store.get(job["id"]))["status_reason"].startswith("waiting for workers") and r
+        ),
+        20,
+        "the gang to report its wait",
+    )
+    record = wait_finished(redis_client, job["id"], timeout=20)
+
+    assert waiting["status"] == "queued" and "of 4 shards" in waiting["status_reason"]
+    assert record["status"] == "failed" and record["step"] == 0
+    assert record["status_reason"].startswith("could not start: only")
+    assert "of 4 shards got a worker within 3 s" in record["status_reason"]
+    ok = wait_finished(redis_client, submit_job(redis_client, blobs_spec(2), "acme")["id"])
+    assert ok["status"] == "succeeded"  # the slots were given back
+
+
+def test_two_jobs_each_holding_half_the_slots_do_not_deadlock(redis_client, start_worker):
+    from worker.gang import mark_pending
+    from worker.tasks import train_shard
+
+    store = JobStore(redis_client)
+    older, younger = (store.create(blobs_spec(shards=2), "acme")["id"] for _ in range(2))
+    for offset, job_id in enumerate((older, younger)):
+        store.update(job_id, {"pending_since": time.time() + offset})
+        mark_pending(store, job_id, time.time() + offset)
+    # interleaved: each job's shard 0 takes one of the two slots, its shard 1 waits in the queue
+    for job_id, shard in ((older, 0), (younger, 0), (older, 1), (younger, 1)):
+        train_shard.delay(job_id, shard, 0)
+
+    start_worker(concurrency=2, **FAST)
+
+    assert wait_finished(redis_client, older, 60)["status"] == "succeeded"
+    assert wait_finished(redis_client, younger, 60)["status"] == "succeeded"
+
+
+def test_cancel_while_waiting_for_the_gang_frees_the_slots(redis_client, start_worker):
+    start_worker(concurrency=1, **FAST)
+    store = JobStore(redis_client)
+    job = submit_job(redis_client, blobs_spec(shards=2), tenant="acme")
+    wait_until(
+        lambda: "waiting for workers: 1" in (store.get(job["id"])["status_reason"] or ""),
+        20,
+        "one shard to claim the only slot",
+    )
+
+    assert store.request_cancel(job["id"])["status"] == "cancelled"
+    ok = wait_finished(redis_client, submit_job(redis_client, blobs_spec(1), "acme")["id"])
+    assert ok["status"] == "succeeded"

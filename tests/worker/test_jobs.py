@@ -1,0 +1,94 @@
+"""JobStore: records, guarded transitions, events, pagination and cancel, on a real Redis."""
+
+from __future__ import annotations
+
+import pytest
+
+from worker.jobs import JobFinishedError, JobNotFoundError, JobStore
+
+pytestmark = pytest.mark.integration
+
+SPEC = {"name": "t", "dataset": {"name": "blobs"}, "shards": 2}
+
+
+@pytest.fixture
+def store(redis_client):
+    return JobStore(redis_client)
+
+
+def test_a_new_job_is_queued_and_announced(store):
+    record = store.create(SPEC, "acme")
+
+    assert record["id"].startswith("job_") and record["status"] == "queued"
+    assert store.get(record["id"]) == record
+    events = store.events(record["id"])
+    assert [e["type"] for _, e in events] == ["created"]
+    assert record["id"] in store.active_ids()
+
+
+def test_a_terminal_status_is_never_overwritten_and_is_the_last_event(store):
+    job = store.create(SPEC, "acme")["id"]
+    store.transition(job, "running")
+    store.transition(job, "succeeded", changes={"model_id": "mdl_1"})
+
+    assert store.transition(job, "failed", "late error") is None
+    assert store.update(job, {"step": 99}) is None
+
+    record = store.get(job)
+    assert record["status"] == "succeeded" and record["step"] == 0 and record["finished_at"]
+    assert store.events(job)[-1][1]["status"] == "succeeded"
+    assert job not in store.active_ids()
+
+
+def test_events_resume_after_the_last_seen_id(store):
+    job = store.create(SPEC, "acme")["id"]
+    first = store.events(job)
+    store.update(job, {"step": 3, "progress": 0.5})
+
+    later = store.events(job, last_id=first[-1][0])
+
+    assert [(e["type"], e["step"]) for _, e in later] == [("progress", 3)]
+    assert store.events(job, last_id=later[-1][0], block_ms=50) == []
+
+
+def test_list_is_newest_first_with_cursor_pages_and_status_filter(store):
+    ids = [store.create(SPEC, "acme")["id"] for _ in range(5)]
+    store.create(SPEC, "other")
+    store.transition(ids[1], "cancelled")
+
+    page1, cursor = store.list("acme", limit=2)
+    page2, cursor2 = store.list("acme", limit=2, cursor=cursor)
+    page3, cursor3 = store.list("acme", limit=2, cursor=cursor2)
+
+    assert [r["id"] for r in page1 + page2 + page3] == ids[::-1]
+    assert cursor3 is None
+    assert [r["id"] for r in store.list("acme", status="cancelled")[0]] == [ids[1]]
+
+
+def test_cancel_a_queued_job_finishes_it_and_a_running_one_asks_the_shards(store):
+    queued = store.create(SPEC, "acme")["id"]
+    running = store.create(SPEC, "acme")["id"]
+    store.transition(running, "running")
+
+    assert store.request_cancel(queued)["status"] == "cancelled"
+    assert store.request_cancel(running)["status"] == "cancelling"
+    assert store.cancel_requested(running)
+    assert store.request_cancel(running)["status"] == "cancelling"  # idempotent
+
+
+def test_cancel_of_a_finished_or_unknown_job_raises(store):
+    job = store.create(SPEC, "acme")["id"]
+    store.transition(job, "failed", "boom")
+
+    with pytest.raises(JobFinishedError, match="failed"):
+        store.request_cancel(job)
+    with pytest.raises(JobNotFoundError):
+        store.request_cancel("job_missing")
+
+
+def test_a_stale_attempt_cannot_write(store):
+    job = store.create(SPEC, "acme")["id"]
+    store.update(job, {"attempt": 2})
+
+    assert store.update(job, {"step": 5}, expect_attempt=1) is None
+    assert store.update(job, {"step": 5}, expect_attempt=2)["step"] == 5

@@ -1,0 +1,83 @@
+"""Dead shards and restarted workers: jobs resume from their checkpoint and are never lost."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import pytest
+
+from tests.harness import wait_until
+from tests.worker.jobs_helpers import (
+    FAST,
+    assert_same_weights,
+    digits_spec,
+    model_weights,
+    wait_finished,
+)
+from worker.jobs import JobStore
+from worker.submit import submit_job
+
+pytestmark = pytest.mark.integration
+
+
+def long_spec(**overrides) -> dict:
+    # ~80 steps per epoch: long enough to kill something mid-job
+    return digits_spec(shards=2, epochs=4, batch_size=16, checkpoint_every=25, **overrides)
+
+
+def wait_step(redis_client, job_id: str, step: int) -> None:
+    store = JobStore(redis_client)
+    wait_until(lambda: (store.get(job_id)["step"] or 0) >= step, 60, f"step {step}")
+
+
+def test_a_sigkilled_shard_process_costs_one_restart_and_changes_no_weight(
+    redis_client, start_worker
+):
+    worker = start_worker(concurrency=2, **FAST)
+    job = submit_job(redis_client, long_spec(), tenant="acme")
+    wait_step(redis_client, job["id"], 60)
+
+    os.kill(worker.child_pids()[0], signal.SIGKILL)
+    record = wait_finished(redis_client, job["id"], timeout=90)
+
+    assert record["status"] == "succeeded", record["status_reason"]
+    assert record["restarts"] == 1
+    reasons = [e.get("status_reason") or "" for _, e in JobStore(redis_client).events(job["id"])]
+    assert any("restarting from the last checkpoint: shard" in r and "died" in r for r in reasons)
+    # resuming from the checkpoint gives exactly the uninterrupted run's weights
+    clean = wait_finished(redis_client, submit_job(redis_client, long_spec(), "acme")["id"])
+    assert clean["restarts"] == 0
+    assert_same_weights(
+        model_weights(redis_client, record["model_id"]),
+        model_weights(redis_client, clean["model_id"]),
+        rtol=1e-6,
+    )
+
+
+def test_a_job_whose_workers_all_died_is_picked_up_by_a_new_worker(redis_client, start_worker):
+    first = start_worker(concurrency=2, **FAST)
+    job = submit_job(redis_client, long_spec(), tenant="acme")
+    wait_step(redis_client, job["id"], 40)
+
+    os.killpg(first.process.pid, signal.SIGKILL)  # main process and pool children at once
+    first.process.wait(10)
+    start_worker(concurrency=2, **FAST)
+    record = wait_finished(redis_client, job["id"], timeout=90)
+
+    assert record["status"] == "succeeded", record["status_reason"]
+    assert record["restarts"] == 1
+
+
+def test_past_max_restarts_the_job_fails_naming_the_dead_shard(redis_client, start_worker):
+    worker = start_worker(concurrency=2, **FAST)
+    job = submit_job(redis_client, long_spec(max_restarts=0), tenant="acme")
+    wait_step(redis_client, job["id"], 30)
+
+    os.kill(worker.child_pids()[1], signal.SIGKILL)
+    record = wait_finished(redis_client, job["id"], timeout=60)
+
+    assert record["status"] == "failed"
+    assert "shard" in record["status_reason"] and "died" in record["status_reason"]
+    assert "last heartbeat 20" in record["status_reason"]  # when: an ISO timestamp
+    assert "gave up after 0 restart(s)" in record["status_reason"]

@@ -1,0 +1,95 @@
+"""Gang start: a job's N shard tasks begin step 0 together, or not at all.
+
+A shard task claims its place, then waits (holding a worker slot) until all N have claimed. It
+never waits forever:
+- the job fails with a clear reason once it has been pending ``max_pending_seconds``;
+- it gives its slot back (re-enqueues itself) after ``yield_seconds`` (5 heartbeats) unless its
+  job is the oldest pending one. So two jobs that each hold part of the workers cannot deadlock:
+  the younger one yields, the oldest one fills up and runs.
+"""
+
+from __future__ import annotations
+
+import time
+
+from worker.jobs import TERMINAL, JobStore
+from worker.recovery import abort_attempt, attempt_key, claim, gang_started, release
+
+PENDING_KEY = "gradq:gang:pending"  # sorted set: job id -> pending_since
+POLL_SECONDS = 0.05
+
+
+def yield_seconds(settings) -> float:
+    """How long a shard of a younger job holds a worker slot while its gang is incomplete."""
+    return 5 * settings.heartbeat_seconds
+
+
+def mark_pending(store: JobStore, job_id: str, since: float) -> None:
+    store.redis.zadd(PENDING_KEY, {job_id: since})
+
+
+def join_gang(
+    store: JobStore, job_id: str, shard: int, attempt: int, num_shards: int, settings, requeue
+) -> str:
+    """Claim a slot and wait for the gang: returns ``"start"``, ``"yielded"`` or ``"stop"``.
+
+    ``requeue()`` re-sends this shard's task when it gives its slot back.
+    """
+    redis = store.redis
+    started, count, added = claim(redis, job_id, attempt, shard, num_shards)
+    if started and not added:
+        return "redelivered"  # this shard already ran in the started gang: its process died
+    if started and count == num_shards and added:
+        store.transition(job_id, "running", None, expect_attempt=attempt)
+        redis.zrem(PENDING_KEY, job_id)
+    waited_since = time.monotonic()
+    last_count = None
+    while not gang_started(redis, job_id, attempt):
+        record = store.get(job_id)
+        if record is None or record["status"] in TERMINAL or record["attempt"] != attempt:
+            release(redis, job_id, attempt, shard)
+            return "stop"
+        count = redis.scard(attempt_key(job_id, attempt, "claimed"))
+        if count != last_count:
+            last_count = count
+            store.update(
+                job_id,
+                {},
+                event="status",
+                expect_attempt=attempt,
+                expect_status="queued",  # the gang may have started meanwhile
+                reason=f"waiting for workers: {count} of {num_shards} shards started",
+            )
+        pending = time.time() - (record.get("pending_since") or time.time())
+        if pending > settings.max_pending_seconds:
+            reason = (
+                f"could not start: only {count} of {num_shards} shards got a worker "
+                f"within {settings.max_pending_seconds:g} s"
+            )
+            abort_attempt(redis, job_id, attempt, reason)
+            store.transition(job_id, "failed", reason, expect_attempt=attempt)
+            redis.zrem(PENDING_KEY, job_id)
+            release(redis, job_id, attempt, shard)
+            return "stop"
+        waited = time.monotonic() - waited_since
+        if waited > yield_seconds(settings) and not _oldest_pending(store, job_id):
+            if release(redis, job_id, attempt, shard):
+                requeue()
+                return "yielded"
+        time.sleep(POLL_SECONDS)
+    return "start"
+
+
+def _oldest_pending(store: JobStore, job_id: str) -> bool:
+    """Is ``job_id`` the oldest job still forming its gang? (drops finished jobs on the way)"""
+    while True:
+        head = store.redis.zrange(PENDING_KEY, 0, 0)
+        if not head:
+            return True
+        head_id = head[0].decode()
+        if head_id == job_id:
+            return True
+        record = store.get(head_id)
+        if record is not None and record["status"] == "queued":
+            return False
+        store.redis.zrem(PENDING_KEY, head_id)

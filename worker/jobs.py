@@ -1,0 +1,253 @@
+"""JobStore: the job record in Redis is the source of truth, and every change is an event.
+
+Keys (``{id}`` is ``job_<hex>``):
+- ``gradq:job:{id}``            the record, one JSON document
+- ``gradq:job:{id}:events``     a stream of changes; a terminal status is always the last entry
+- ``gradq:job:{id}:cancel``     the cooperative cancel flag shards check every step
+- ``gradq:tenant:{t}:jobs``     sorted set (all scores 0, members ``<created µs>|<id>``) -> newest
+                                first by lexicographic order, which gives stable cursors
+- ``gradq:jobs:active``         ids of non-terminal jobs, scanned by the recovery sweep
+Status changes are guarded: a terminal record is never changed again.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from datetime import UTC, datetime
+
+import redis as redis_lib
+
+TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
+ACTIVE_KEY = "gradq:jobs:active"
+EVENTS_MAXLEN = 2000
+FINISHED_TTL_SECONDS = 7 * 24 * 3600  # events and cancel flag of a finished job
+# A restart sends a running job back to queued while its new gang forms.
+TRANSITIONS = {
+    "queued": {"queued", "running", "cancelled", "failed"},
+    "running": {"running", "queued", "cancelling", "succeeded", "failed", "cancelled"},
+    "cancelling": {"cancelling", "cancelled", "failed", "succeeded"},
+}
+
+
+class JobNotFoundError(KeyError):
+    """No job with this id."""
+
+
+class JobFinishedError(Exception):
+    """The job already reached a terminal status (cancel of a finished job: HTTP 409)."""
+
+    def __init__(self, job_id: str, status: str):
+        super().__init__(f"job {job_id} already finished with status {status!r}")
+        self.job_id, self.status = job_id, status
+
+
+def job_key(job_id: str) -> str:
+    return f"gradq:job:{job_id}"
+
+
+def events_key(job_id: str) -> str:
+    return f"gradq:job:{job_id}:events"
+
+
+def cancel_key(job_id: str) -> str:
+    return f"gradq:job:{job_id}:cancel"
+
+
+def utc_now() -> str:
+    """An ISO 8601 UTC timestamp with milliseconds, e.g. ``2026-01-02T03:04:05.678Z``."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+class JobStore:
+    """Create, read, list, update and cancel job records (see module docstring for keys)."""
+
+    def __init__(self, redis: redis_lib.Redis):
+        self.redis = redis
+
+    def create(self, spec: dict, tenant: str) -> dict:
+        """A new ``queued`` record for ``spec`` (trusted: the API validated it)."""
+        job_id = "job_" + secrets.token_hex(8)
+        record = {
+            "id": job_id,
+            "tenant": tenant,
+            "name": spec.get("name"),
+            "spec": spec,
+            "status": "queued",
+            "status_reason": "waiting for a worker to start the job",
+            "epoch": 0,
+            "step": 0,
+            "steps_total": None,
+            "progress": 0.0,
+            "train_loss": None,
+            "history": [],
+            "metrics": {},
+            "restarts": 0,
+            "attempt": 0,
+            "model_id": None,
+            "created_at": utc_now(),
+            "started_at": None,
+            "finished_at": None,
+        }
+        member = f"{time.time_ns() // 1000:017d}|{job_id}"
+        pipe = self.redis.pipeline()
+        pipe.set(job_key(job_id), json.dumps(record))
+        pipe.zadd(f"gradq:tenant:{tenant}:jobs", {member: 0})
+        pipe.sadd(ACTIVE_KEY, job_id)
+        pipe.xadd(events_key(job_id), _event("created", record), maxlen=EVENTS_MAXLEN)
+        pipe.execute()
+        return record
+
+    def get(self, job_id: str) -> dict | None:
+        raw = self.redis.get(job_key(job_id))
+        return json.loads(raw) if raw is not None else None
+
+    def list(
+        self, tenant: str, status: str | None = None, limit: int = 50, cursor: str | None = None
+    ) -> tuple[list[dict], str | None]:
+        """Newest first; ``cursor`` is the previous page's ``next_cursor`` (None: no more)."""
+        key = f"gradq:tenant:{tenant}:jobs"
+        found: list[dict] = []
+        upper = "(" + cursor if cursor else "+"
+        while len(found) < limit:
+            members = self.redis.zrevrangebylex(key, upper, "-", start=0, num=max(limit, 50))
+            if not members:
+                return found, None
+            for member in members:
+                upper = "(" + member.decode()
+                record = self.get(member.decode().split("|", 1)[1])
+                if record is not None and (status is None or record["status"] == status):
+                    found.append(record)
+                    if len(found) == limit:
+                        break
+        more = self.redis.zrevrangebylex(key, upper, "-", start=0, num=1)
+        return found, (upper[1:] if more else None)
+
+    def update(
+        self,
+        job_id: str,
+        changes: dict,
+        event: str = "progress",
+        status: str | None = None,
+        reason: str | None = None,
+        expect_attempt: int | None = None,
+        expect_status: str | None = None,
+    ) -> dict | None:
+        """Apply ``changes`` (and a guarded ``status`` change) atomically; publish one event.
+
+        Returns the new record, or None when the job is terminal, the transition is not allowed, or
+        ``expect_attempt`` is given and no longer the job's current attempt (a stale shard), or
+        ``expect_status`` is given and differs from the current status.
+        """
+        key = job_key(job_id)
+        with self.redis.pipeline() as pipe:
+            while True:
+                try:
+                    pipe.watch(key)
+                    raw = pipe.get(key)
+                    if raw is None:
+                        raise JobNotFoundError(job_id)
+                    record = json.loads(raw)
+                    current = record["status"]
+                    if current in TERMINAL:
+                        return None
+                    if status is not None and status not in TRANSITIONS[current]:
+                        return None
+                    if expect_attempt is not None and record["attempt"] != expect_attempt:
+                        return None
+                    if expect_status is not None and current != expect_status:
+                        return None
+                    published = dict(changes)
+                    record.update(changes)
+                    if status is not None:
+                        record["status"] = status
+                        published["status"] = status
+                        if status == "running" and record["started_at"] is None:
+                            record["started_at"] = published["started_at"] = utc_now()
+                        if status in TERMINAL:
+                            record["finished_at"] = published["finished_at"] = utc_now()
+                    if reason is not None or status is not None:
+                        record["status_reason"] = published["status_reason"] = reason
+                    published.setdefault("status", record["status"])
+                    pipe.multi()
+                    pipe.set(key, json.dumps(record))
+                    pipe.xadd(events_key(job_id), _event(event, published), maxlen=EVENTS_MAXLEN)
+                    if record["status"] in TERMINAL:
+                        pipe.srem(ACTIVE_KEY, job_id)
+                        pipe.expire(events_key(job_id), FINISHED_TTL_SECONDS)
+                        pipe.expire(cancel_key(job_id), FINISHED_TTL_SECONDS)
+                    pipe.execute()
+                    return record
+                except redis_lib.WatchError:
+                    continue
+
+    def transition(
+        self,
+        job_id: str,
+        status: str,
+        reason: str | None = None,
+        changes: dict | None = None,
+        expect_attempt: int | None = None,
+    ) -> dict | None:
+        """A guarded status change published as a ``status`` event (None if refused)."""
+        return self.update(
+            job_id,
+            changes or {},
+            event="status",
+            status=status,
+            reason=reason,
+            expect_attempt=expect_attempt,
+        )
+
+    def request_cancel(self, job_id: str) -> dict:
+        """Queued -> cancelled at once; running -> cancelling (shards stop within a step).
+
+        Raises JobNotFoundError, or JobFinishedError when the job already finished. The status
+        changes before the flag is raised, so shards never finish the job under our feet.
+        """
+        while True:
+            record = self.get(job_id)
+            if record is None:
+                raise JobNotFoundError(job_id)
+            if record["status"] in TERMINAL:
+                raise JobFinishedError(job_id, record["status"])
+            if record["status"] == "cancelling":
+                updated = record
+            else:
+                queued = record["status"] == "queued"
+                updated = self.transition(
+                    job_id,
+                    "cancelled" if queued else "cancelling",
+                    "cancelled before it started" if queued else "cancel requested",
+                )
+            if updated is not None:
+                self.redis.set(cancel_key(job_id), b"1", ex=FINISHED_TTL_SECONDS)
+                return updated
+            # the status moved under us (e.g. queued -> running): decide again
+
+    def cancel_requested(self, job_id: str) -> bool:
+        return bool(self.redis.exists(cancel_key(job_id)))
+
+    def active_ids(self) -> list[str]:
+        """Ids of all non-terminal jobs (for the recovery sweep)."""
+        return sorted(member.decode() for member in self.redis.smembers(ACTIVE_KEY))
+
+    def events(
+        self, job_id: str, last_id: str = "0", block_ms: int | None = None, count: int = 100
+    ) -> list[tuple[str, dict]]:
+        """Events after ``last_id`` (``"0"``: from the start), waiting up to ``block_ms`` if none.
+
+        Each event is ``{"type": "created"|"status"|"progress"|"epoch", "status": ..., <changed
+        fields>}``; the last event of a finished job is a ``status`` event with the terminal status.
+        """
+        reply = self.redis.xread({events_key(job_id): last_id}, count=count, block=block_ms)
+        out: list[tuple[str, dict]] = []
+        for _stream, entries in reply or []:
+            for event_id, fields in entries:
+                out.append((event_id.decode(), json.loads(fields[b"data"])))
+        return out
+
+
+def _event(kind: str, data: dict) -> dict:
+    return {"data": json.dumps({"type": kind, **data})}

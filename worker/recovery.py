@@ -1,0 +1,246 @@
+"""Leases, gang start and restarts: how a job survives dead shards and restarted workers.
+
+Every attempt of a job (``attempt`` in its record, bumped by each restart) has its own keys:
+- ``gradq:job:{id}:a{n}:lease:{shard}``  renewed every ``heartbeat_seconds``, expires after
+  ``lease_seconds`` (half the peer timeout): a missing lease means the shard's process is gone
+- ``gradq:job:{id}:a{n}:seen``           hash shard -> time of its last heartbeat (for the reason)
+- ``gradq:job:{id}:a{n}:claimed/started`` the gang: step 0 begins once all N shards claimed
+- ``gradq:job:{id}:a{n}:abort``          set when the attempt is abandoned (restart, failure,
+                                          cancel), so blocked peers stop at once
+``gradq:job:{id}:alive`` is renewed by every shard of any attempt; the sweep restarts running jobs
+whose ``alive`` key expired (every worker died) and fails queued jobs that waited too long.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import UTC, datetime
+
+import redis as redis_lib
+
+from worker.config import Settings
+from worker.jobs import JobStore
+
+ATTEMPT_TTL_SECONDS = 24 * 3600
+
+# KEYS: claimed set, started flag; ARGV: shard, num_shards, ttl -> {started?, claimed, added?}
+CLAIM = """
+local added = redis.call('SADD', KEYS[1], ARGV[1])
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+local n = redis.call('SCARD', KEYS[1])
+if n >= tonumber(ARGV[2]) then redis.call('SET', KEYS[2], '1', 'EX', ARGV[3]) end
+return {redis.call('EXISTS', KEYS[2]), n, added}
+"""
+# a shard may give its slot back only while the gang has not started
+RELEASE = """
+if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
+redis.call('SREM', KEYS[1], ARGV[1])
+return 1
+"""
+
+
+class PeerLostError(RuntimeError):
+    """A peer shard's lease expired: its process died."""
+
+    def __init__(self, shard: int, last_seen: float | None):
+        when = _iso(last_seen) if last_seen else "before its first heartbeat"
+        super().__init__(f"shard {shard} died (last heartbeat {when})")
+        self.shard = shard
+
+
+class AttemptAbortedError(RuntimeError):
+    """Another shard abandoned this attempt (restart, failure or cancel)."""
+
+
+def attempt_key(job_id: str, attempt: int, name: str) -> str:
+    return f"gradq:job:{job_id}:a{attempt}:{name}"
+
+
+def alive_key(job_id: str) -> str:
+    return f"gradq:job:{job_id}:alive"
+
+
+def lease_seconds(settings: Settings) -> float:
+    """Lease lifetime: well inside ``peer_timeout_seconds`` (so a dead peer is named by its
+    expired lease before a step's deadline passes) yet several heartbeats long."""
+    return max(2 * settings.heartbeat_seconds, settings.peer_timeout_seconds / 2)
+
+
+class Heartbeat:
+    """A daemon thread renewing this shard's lease (and the job's ``alive`` key)."""
+
+    def __init__(
+        self, redis: redis_lib.Redis, job_id: str, attempt: int, shard: int, settings: Settings
+    ):
+        self.redis, self.job_id, self.attempt, self.shard = redis, job_id, attempt, shard
+        self.period = settings.heartbeat_seconds
+        self.ttl_ms = int(lease_seconds(settings) * 1000)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True, name="gradq-heartbeat")
+
+    def beat(self) -> None:
+        now = time.time()
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.set(attempt_key(self.job_id, self.attempt, f"lease:{self.shard}"), now, px=self.ttl_ms)
+        pipe.hset(attempt_key(self.job_id, self.attempt, "seen"), str(self.shard), now)
+        pipe.expire(attempt_key(self.job_id, self.attempt, "seen"), ATTEMPT_TTL_SECONDS)
+        pipe.set(alive_key(self.job_id), now, px=self.ttl_ms)
+        pipe.execute()
+
+    def __enter__(self) -> Heartbeat:
+        self.beat()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        self.redis.delete(attempt_key(self.job_id, self.attempt, f"lease:{self.shard}"))
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.period):
+            try:
+                self.beat()
+            except redis_lib.RedisError:
+                pass  # a short Redis hiccup: the next beat retries; the lease TTL is the judge
+
+
+def check_attempt(
+    redis: redis_lib.Redis, job_id: str, attempt: int, num_shards: int, me: int
+) -> None:
+    """Raise AttemptAbortedError or PeerLostError; one round trip (called while waiting)."""
+    keys = [attempt_key(job_id, attempt, "abort")]
+    keys += [attempt_key(job_id, attempt, f"lease:{i}") for i in range(num_shards)]
+    abort, *leases = redis.mget(keys)
+    if abort is not None:
+        raise AttemptAbortedError(abort.decode())
+    for shard, lease in enumerate(leases):
+        if lease is None and shard != me:
+            seen = redis.hget(attempt_key(job_id, attempt, "seen"), str(shard))
+            raise PeerLostError(shard, float(seen) if seen else None)
+
+
+def abort_attempt(redis: redis_lib.Redis, job_id: str, attempt: int, reason: str) -> None:
+    redis.set(attempt_key(job_id, attempt, "abort"), reason, ex=ATTEMPT_TTL_SECONDS, nx=True)
+
+
+def claim(
+    redis: redis_lib.Redis, job_id: str, attempt: int, shard: int, num_shards: int
+) -> tuple[bool, int, bool]:
+    """Join the gang: (gang complete?, shards claimed so far, newly claimed by this call?)."""
+    keys = [attempt_key(job_id, attempt, "claimed"), attempt_key(job_id, attempt, "started")]
+    started, count, added = redis.eval(CLAIM, 2, *keys, shard, num_shards, ATTEMPT_TTL_SECONDS)
+    return bool(started), int(count), bool(added)
+
+
+def release(redis: redis_lib.Redis, job_id: str, attempt: int, shard: int) -> bool:
+    """Leave a gang that has not started (True), or learn that it just started (False)."""
+    keys = [attempt_key(job_id, attempt, "claimed"), attempt_key(job_id, attempt, "started")]
+    return bool(redis.eval(RELEASE, 2, *keys, shard))
+
+
+def gang_started(redis: redis_lib.Redis, job_id: str, attempt: int) -> bool:
+    return bool(redis.exists(attempt_key(job_id, attempt, "started")))
+
+
+def restart_job(store: JobStore, job_id: str, attempt: int, reason: str, enqueue) -> dict | None:
+    """Abandon ``attempt`` and start the next one from the last checkpoint, or fail the job.
+
+    Only the first caller for an attempt acts (guarded by the record's attempt). ``enqueue(job_id)``
+    sends ``start_job``. Returns the new record, or None if someone else already acted.
+    """
+    abort_attempt(store.redis, job_id, attempt, reason)
+    record = store.get(job_id)
+    if record is None or record["attempt"] != attempt:
+        return None
+    max_restarts = record["spec"].get("max_restarts", 3)
+    if record["status"] == "cancelling":
+        return store.transition(job_id, "cancelled", f"cancelled; {reason}", expect_attempt=attempt)
+    if record["restarts"] >= max_restarts:
+        return store.transition(
+            job_id,
+            "failed",
+            f"{reason}; gave up after {record['restarts']} restart(s)",
+            expect_attempt=attempt,
+        )
+    changes = {
+        "attempt": attempt + 1,
+        "restarts": record["restarts"] + 1,
+        "pending_since": time.time(),
+    }
+    updated = store.transition(
+        job_id,
+        "queued",
+        f"restarting from the last checkpoint: {reason}",
+        changes=changes,
+        expect_attempt=attempt,
+    )
+    if updated is not None:
+        enqueue(job_id)
+    return updated
+
+
+def sweep(store: JobStore, settings: Settings, enqueue) -> list[str]:
+    """Restart running jobs nobody heartbeats for; fail queued jobs past their gang deadline.
+
+    Returns the ids acted on. Safe to run concurrently: every action is guarded by the attempt.
+    """
+    acted = []
+    now = time.time()
+    for job_id in store.active_ids():
+        record = store.get(job_id)
+        if record is None:
+            store.redis.srem("gradq:jobs:active", job_id)
+            continue
+        if store.redis.exists(alive_key(job_id)):
+            continue
+        attempt = record["attempt"]
+        if record["status"] in ("running", "cancelling"):
+            reason = f"all shards of attempt {attempt} stopped heartbeating (workers restarted?)"
+            if restart_job(store, job_id, attempt, reason, enqueue) is not None:
+                acted.append(job_id)
+        elif record["status"] == "queued":
+            since = record.get("pending_since") or now
+            # grace beyond the gang's own deadline: a shard that is alive enforces it itself
+            if now - since > settings.max_pending_seconds + settings.peer_timeout_seconds:
+                reason = (
+                    f"could not start: no worker took the job within "
+                    f"{settings.max_pending_seconds:g} s"
+                )
+                abort_attempt(store.redis, job_id, attempt, reason)
+                if store.transition(job_id, "failed", reason, expect_attempt=attempt):
+                    acted.append(job_id)
+    return acted
+
+
+class Sweeper:
+    """A daemon thread in the worker's main process running ``sweep`` (one worker at a time)."""
+
+    def __init__(self, redis: redis_lib.Redis, settings: Settings, enqueue):
+        self.store, self.settings, self.enqueue = JobStore(redis), settings, enqueue
+        self.period = max(0.5, settings.peer_timeout_seconds / 2)
+        self._stop = threading.Event()
+
+    def start(self) -> None:
+        threading.Thread(target=self._run, daemon=True, name="gradq-sweeper").start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _run(self) -> None:
+        while True:
+            try:
+                lock = self.store.redis.set(
+                    "gradq:sweep:lock", "1", nx=True, px=int(self.period * 900)
+                )
+                if lock:
+                    sweep(self.store, self.settings, self.enqueue)
+            except redis_lib.RedisError:
+                pass  # Redis restarting: try again next period
+            if self._stop.wait(self.period):
+                return
+
+
+def _iso(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"

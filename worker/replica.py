@@ -1,0 +1,80 @@
+"""Small pieces of a data-parallel replica: the flat gradient buffer, slice sizes, evaluation."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+class FlatGradients:
+    """All gradients of a model in ONE contiguous float32 vector (plus ``extra`` trailing slots).
+
+    ``views[name]`` are reshaped views into ``buffer``: after the allreduce the optimizer reads the
+    averaged gradients straight from it, with no unflatten copy.
+    """
+
+    def __init__(self, parameters: dict[str, np.ndarray], extra: int = 1):
+        dtype = next(iter(parameters.values())).dtype if parameters else np.float32
+        total = sum(p.size for p in parameters.values())
+        self.buffer = np.zeros(total + extra, dtype=dtype)
+        self.views: dict[str, np.ndarray] = {}
+        self.offsets: dict[str, tuple[int, int]] = {}
+        offset = 0
+        for name, param in parameters.items():
+            self.views[name] = self.buffer[offset : offset + param.size].reshape(param.shape)
+            self.offsets[name] = (offset, offset + param.size)
+            offset += param.size
+        self.extra = self.buffer[total:]
+
+    def pack(self, gradients: dict[str, np.ndarray]) -> None:
+        for name, view in self.views.items():
+            np.copyto(view, gradients[name])
+
+
+def slice_sizes(batch_len: int, num_shards: int) -> list[int]:
+    """Sizes of every shard's slice (matches ``nnlib.batching.shard_slice``)."""
+    base, extra = divmod(batch_len, num_shards)
+    return [base + (1 if i < extra else 0) for i in range(num_shards)]
+
+
+def evaluate_sums(model, loss, x: np.ndarray, y: np.ndarray, batch_size: int = 1024) -> np.ndarray:
+    """float64 [loss * count, correct, count] over (x, y): sums, so shards can add them up.
+
+    ``correct`` is NaN when the loss has no notion of accuracy (regression).
+    """
+    totals = np.zeros(3, dtype=np.float64)
+    for start in range(0, len(x), batch_size):
+        xb, yb = x[start : start + batch_size], y[start : start + batch_size]
+        outputs = model.forward(xb, training=False)
+        totals[0] += float(loss.forward(outputs, yb)) * len(xb)
+        hits = loss.count_correct(outputs, yb)
+        totals[1] += np.nan if hits is None else hits
+        totals[2] += len(xb)
+    return totals
+
+
+def build_loss(spec):
+    """``"cross_entropy"`` or ``{"type": "cross_entropy", "label_smoothing": 0.1}`` -> loss."""
+    from nnlib import losses
+
+    if isinstance(spec, str):
+        return losses.get(spec)
+    options = dict(spec)
+    return losses.get(options.pop("type"), **options)
+
+
+def rng_states(model) -> list:
+    """Bit-generator states of layers that draw random numbers (dropout), JSON-able."""
+    return [layer.rng.bit_generator.state for layer in _random_layers(model)]
+
+
+def set_rng_states(model, states: list) -> None:
+    for layer, state in zip(_random_layers(model), states, strict=False):
+        layer.rng.bit_generator.state = state
+
+
+def _random_layers(model) -> list:
+    return [
+        layer
+        for layer in model.layers
+        if isinstance(getattr(layer, "rng", None), np.random.Generator)
+    ]

@@ -1,0 +1,300 @@
+"""One shard's long-lived training loop (synchronous data-parallel SGD through Redis).
+
+Every replica builds the same model from the spec seed and walks the same global batches; each step
+it computes the loss gradient of its ``shard_slice`` of the global batch, ``allreduce_mean`` turns
+that into the gradient of the whole batch (weighted by slice sizes), and every replica applies the
+same optimizer step: the weights stay identical on all shards and equal single-process training.
+The batch loss rides in the last slot of the gradient vector, so it costs no extra round trip.
+Shard 0 writes progress, checkpoints and, at the end, the model. Batchnorm running statistics are
+averaged across shards at each epoch end (in training mode each shard normalises its own slice).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+import nnlib
+from nnlib.batching import global_batches, shard_slice, steps_per_epoch
+from nnlib.training import early_stopping_from_spec
+from worker.allreduce import allreduce_mean
+from worker.checkpoints import encode_checkpoint, load_checkpoint, save_checkpoint
+from worker.config import Settings
+from worker.jobs import JobStore, cancel_key
+from worker.local_sgd import LocalSGD
+from worker.models_store import ModelStore
+from worker.recovery import AttemptAbortedError, attempt_key, check_attempt
+from worker.replica import (
+    FlatGradients,
+    build_loss,
+    evaluate_sums,
+    rng_states,
+    set_rng_states,
+)
+from worker.steps import exact_step, local_step
+
+PROGRESS_EVERY_SECONDS = 0.5
+
+
+class JobCancelledError(RuntimeError):
+    """The cancel flag was seen: stop at this step."""
+
+
+@dataclass
+class ShardContext:
+    """Who this shard is and how it reaches Redis (``data`` is the bulk-vector client)."""
+
+    store: JobStore
+    data: object
+    job_id: str
+    shard: int
+    attempt: int
+    num_shards: int
+    settings: Settings
+    step_hook: object = None  # tests: called as hook(global_step) after each update
+    comm_seconds: float = field(default=0.0)
+
+    def key(self, name: str) -> str:
+        return f"gradq:ar:{self.job_id}:a{self.attempt}:{name}"
+
+    def check_flags(self) -> None:
+        cancel, abort = self.store.redis.mget(
+            cancel_key(self.job_id), attempt_key(self.job_id, self.attempt, "abort")
+        )
+        if abort is not None:
+            raise AttemptAbortedError(abort.decode())
+        if cancel is not None:
+            raise JobCancelledError("cancel requested")
+
+    def check_while_waiting(self) -> None:
+        check_attempt(self.store.redis, self.job_id, self.attempt, self.num_shards, self.shard)
+        self.check_flags()
+
+    def allreduce(self, name: str, vector: np.ndarray, weights) -> np.ndarray:
+        started = time.perf_counter()
+        out = allreduce_mean(
+            self.data,
+            self.key(name),
+            vector,
+            weights,
+            self.shard,
+            timeout=self.settings.peer_timeout_seconds,
+            check=self.check_while_waiting,
+        )
+        self.comm_seconds += time.perf_counter() - started
+        return out
+
+
+@dataclass
+class Replica:
+    """Everything one shard trains: data, model, loss, optimizer, schedule, checkpoint state."""
+
+    spec: dict
+    data: object
+    model: nnlib.Model
+    loss: object
+    optimizer: object
+    schedule: object
+    steps_total: int
+    meta: dict
+
+
+def prepare(store: JobStore, job_id: str, settings: Settings) -> Replica:
+    """Load the data set, build the model (same seed on every shard) and resume a checkpoint.
+
+    Runs before the shard joins its gang, so slow data loading never counts against the peers'
+    step deadline.
+    """
+    from worker.datasets import load_dataset
+
+    spec = store.get(job_id)["spec"]
+    seed = int(spec.get("seed", 0))
+    data = load_dataset(spec["dataset"], seed=seed, redis=store.redis, settings=settings)
+    model = nnlib.build_model(spec["model"], data.input_shape, seed=seed)
+    optimizer = nnlib.optimizers.build(spec["optimizer"], model.parameters())
+    steps_total = int(spec["epochs"]) * steps_per_epoch(len(data.x_train), int(spec["batch_size"]))
+    schedule = nnlib.schedules.build(spec.get("schedule"), spec["optimizer"]["lr"], steps_total)
+    meta = {
+        "epoch": 0,
+        "batch": 0,
+        "global_step": 0,
+        "history": [],
+        "epoch_loss_sum": 0.0,
+        "epoch_samples": 0,
+        "stopper": None,
+        "rng": [],
+    }
+    resumed = load_checkpoint(store.redis, job_id)
+    if resumed is not None:
+        model_state, optimizer_state, meta = resumed
+        model.load_state_dict(model_state)
+        optimizer.load_state_dict(optimizer_state)
+        set_rng_states(model, meta["rng"])
+    loss = build_loss(spec.get("loss", "cross_entropy"))
+    return Replica(spec, data, model, loss, optimizer, schedule, steps_total, meta)
+
+
+def train(ctx: ShardContext, replica: Replica) -> dict:
+    """Train the job to the end (or raise); returns the final record when shard 0 stored it."""
+    store, spec, data, model = ctx.store, replica.spec, replica.data, replica.model
+    loss, optimizer, meta = replica.loss, replica.optimizer, replica.meta
+    seed, steps_total = int(spec.get("seed", 0)), replica.steps_total
+    n, batch_size, epochs = len(data.x_train), int(spec["batch_size"]), int(spec["epochs"])
+    checkpoint_every = spec.get("checkpoint_every") or None
+
+    def checkpoint() -> None:
+        meta["last_checkpoint"] = meta["global_step"]
+        if ctx.shard == 0:
+            meta["rng"] = rng_states(model)
+            blob = encode_checkpoint(model.state_dict(), optimizer.state_dict(), meta)
+            save_checkpoint(store.redis, ctx.job_id, blob)
+
+    def report(changes: dict, event: str = "progress") -> None:
+        if (
+            ctx.shard == 0
+            and store.update(ctx.job_id, changes, event=event, expect_attempt=ctx.attempt) is None
+        ):
+            raise AttemptAbortedError("the job finished or restarted elsewhere")
+
+    stopper = None
+    if spec.get("early_stopping"):
+        stopper = early_stopping_from_spec(spec["early_stopping"], data.x_val is not None)
+        if meta.get("stopper"):
+            stopper.best, stopper.best_epoch, stopper.waited = meta["stopper"]
+    flat = FlatGradients(model.parameters(), extra=1)
+    every = int(spec.get("sync_every") or 1)
+    local = LocalSGD(every, ctx.num_shards, ctx.shard) if every > 1 else None
+    last_report = 0.0
+    stop_early = False
+    for epoch in range(meta["epoch"], epochs):
+        epoch_started, comm_at_start = time.perf_counter(), ctx.comm_seconds
+        batches = global_batches(n, batch_size, seed, epoch)
+        samples_this_run = 0
+        for b in range(meta["batch"], len(batches)):
+            ctx.check_flags()
+            index = batches[b]
+            mine = index[shard_slice(len(index), ctx.num_shards, ctx.shard)]
+            step = meta["global_step"]
+            if local is None:
+                batch_loss = exact_step(ctx, flat, replica, index, mine, step, epoch)
+                meta["epoch_loss_sum"] += batch_loss * len(index)
+                meta["epoch_samples"] += len(index)
+                synced = True
+            else:
+                batch_loss = local_step(replica, mine, step, epoch)
+                local.record(len(index), batch_loss)
+                synced = local.due(step + 1, end_of_epoch=b == len(batches) - 1)
+                if synced:
+                    batch_loss, samples = local.sync(ctx.allreduce, f"w{step}", model, optimizer)
+                    meta["epoch_loss_sum"] += batch_loss * samples
+                    meta["epoch_samples"] += samples
+            meta["global_step"] = step + 1
+            meta["batch"] = b + 1
+            samples_this_run += len(index)
+            if ctx.step_hook is not None:
+                ctx.step_hook(meta["global_step"])
+            due = meta["global_step"] - meta.get("last_checkpoint", 0) >= (checkpoint_every or 0)
+            if synced and checkpoint_every and due:
+                checkpoint()
+            now = time.monotonic()
+            if now - last_report >= PROGRESS_EVERY_SECONDS:
+                last_report = now
+                report(
+                    {
+                        "epoch": epoch + 1,
+                        "step": meta["global_step"],
+                        "steps_total": steps_total,
+                        "progress": meta["global_step"] / steps_total,
+                        "train_loss": batch_loss,
+                    }
+                )
+
+        _average_buffers(ctx, model, epoch)
+        seconds = time.perf_counter() - epoch_started
+        entry = {
+            "epoch": epoch + 1,
+            "train_loss": meta["epoch_loss_sum"] / max(meta["epoch_samples"], 1),
+            "val_loss": None,
+            "val_accuracy": None,
+            "seconds": seconds,
+            "samples_per_second": samples_this_run / seconds if seconds > 0 else None,
+            "comm_seconds": ctx.comm_seconds - comm_at_start,
+        }
+        if data.x_val is not None and len(data.x_val):
+            part = shard_slice(len(data.x_val), ctx.num_shards, ctx.shard)
+            sums = evaluate_sums(model, loss, data.x_val[part], data.y_val[part])
+            sums = ctx.allreduce(f"val{epoch}", sums, [1.0] * ctx.num_shards) * ctx.num_shards
+            entry["val_loss"] = sums[0] / sums[2]
+            entry["val_accuracy"] = _accuracy(sums)
+        meta["history"].append(entry)
+        if stopper is not None:
+            stop_early = stopper.update(epoch, entry, model)
+            meta["stopper"] = [stopper.best, stopper.best_epoch, stopper.waited]
+        meta.update(epoch=epoch + 1, batch=0, epoch_loss_sum=0.0, epoch_samples=0)
+        checkpoint()
+        report(
+            {
+                "epoch": epoch + 1,
+                "step": meta["global_step"],
+                "steps_total": steps_total,
+                "progress": meta["global_step"] / steps_total,
+                "history": meta["history"],
+                "train_loss": entry["train_loss"],
+            },
+            event="epoch",
+        )
+        if stop_early:
+            break
+
+    if stopper is not None and stopper.best_state is not None:
+        model.load_state_dict(stopper.best_state)  # like nnlib.fit: keep the best epoch's weights
+    if ctx.shard != 0:
+        return {}
+    return _finish(ctx, model, loss, data, stop_early)
+
+
+def _finish(ctx: ShardContext, model, loss, data, stopped_early: bool):
+    """Shard 0: test metrics, store the model, mark the job succeeded."""
+    metrics = {}
+    if data.x_test is not None and len(data.x_test):
+        sums = evaluate_sums(model, loss, data.x_test, data.y_test)
+        metrics["test_loss"] = sums[0] / sums[2]
+        metrics["test_accuracy"] = _accuracy(sums)
+    record = ctx.store.get(ctx.job_id)
+    saved = ModelStore(ctx.store.redis).save(
+        model,
+        tenant=record["tenant"],
+        job_id=ctx.job_id,
+        name=record.get("name"),
+        preprocessing=data.preprocessing,
+        classes=data.classes,
+        num_classes=data.num_classes,
+        metrics=metrics,
+    )
+    reason = "stopped early: no improvement" if stopped_early else None
+    changes = {"metrics": metrics, "model_id": saved["id"], "progress": 1.0}
+    final = ctx.store.transition(
+        ctx.job_id, "succeeded", reason, changes=changes, expect_attempt=ctx.attempt
+    )
+    if final is None:  # cancelled or restarted at the last moment: the model is not the job's
+        ModelStore(ctx.store.redis).delete(saved["id"])
+        raise AttemptAbortedError("the job finished elsewhere before it could succeed")
+    return final
+
+
+def _average_buffers(ctx: ShardContext, model, epoch: int) -> None:
+    """Make batchnorm running statistics identical on all replicas (their mean)."""
+    buffers = model.buffers()
+    if not buffers or ctx.num_shards == 1:
+        return
+    flat = FlatGradients(buffers, extra=0)
+    flat.pack(buffers)
+    ctx.allreduce(f"buf{epoch}", flat.buffer, [1.0] * ctx.num_shards)
+    for name, array in buffers.items():
+        np.copyto(array, flat.views[name])
+
+
+def _accuracy(sums: np.ndarray) -> float | None:
+    return None if np.isnan(sums[1]) else round(sums[1]) / sums[2]

@@ -1,0 +1,43 @@
+"""Worker process signals: BLAS thread budget and the recovery sweep.
+
+``celeryd_init`` runs in the main worker process before the pool forks: it records the pool size
+so each child can pick ``cores // processes`` BLAS threads. ``worker_ready`` starts the sweeper
+thread, so a (re)started worker picks up jobs whose shards stopped heartbeating.
+"""
+
+from __future__ import annotations
+
+import os
+
+import redis as redis_lib
+from celery.signals import celeryd_init, worker_ready, worker_shutdown
+
+from worker.config import get_settings
+from worker.recovery import Sweeper
+
+_sweeper: Sweeper | None = None
+
+
+@celeryd_init.connect
+def _record_pool_size(sender=None, conf=None, options=None, **_) -> None:
+    try:
+        concurrency = int((options or {}).get("concurrency") or os.cpu_count() or 1)
+    except ValueError:  # e.g. an "auto" concurrency: assume one process per core
+        concurrency = os.cpu_count() or 1
+    os.environ["GRADQ_POOL_PROCESSES"] = str(concurrency)
+
+
+@worker_ready.connect
+def _start_sweeper(sender=None, **_) -> None:
+    global _sweeper
+    from worker.tasks import start_job
+
+    settings = get_settings()
+    _sweeper = Sweeper(redis_lib.Redis.from_url(settings.redis_url), settings, start_job.delay)
+    _sweeper.start()
+
+
+@worker_shutdown.connect
+def _stop_sweeper(sender=None, **_) -> None:
+    if _sweeper is not None:
+        _sweeper.stop()

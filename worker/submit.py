@@ -1,0 +1,16 @@
+"""submit_job: the one way a job enters the system (the API and tests call it)."""
+
+from __future__ import annotations
+
+import redis as redis_lib
+
+from worker.jobs import JobStore
+
+
+def submit_job(redis: redis_lib.Redis, spec: dict, tenant: str) -> dict:
+    """Create the ``queued`` record and enqueue ``start_job`` on the control queue."""
+    from worker.tasks import start_job
+
+    record = JobStore(redis).create(spec, tenant)
+    start_job.delay(record["id"])
+    return record
