@@ -6,24 +6,7 @@ import numpy as np
 import pytest
 
 from nnlib import losses
-
-
-def numerical_gradient(f, x: np.ndarray, eps: float = 1e-6) -> np.ndarray:
-    """Central differences of the scalar ``f()`` with respect to every element of ``x``."""
-    grad = np.zeros_like(x)
-    for i in np.ndindex(x.shape):
-        saved = x[i]
-        x[i] = saved + eps
-        up = f()
-        x[i] = saved - eps
-        down = f()
-        x[i] = saved
-        grad[i] = (up - down) / (2 * eps)
-    return grad
-
-
-def relative_error(a: np.ndarray, b: np.ndarray) -> float:
-    return float(np.max(np.abs(a - b)) / max(np.max(np.abs(a) + np.abs(b)), 1e-12))
+from nnlib.gradcheck import numerical_gradient, relative_error
 
 
 def _cases():
