@@ -1,9 +1,12 @@
 """allreduce_mean: the weighted mean of one flat vector across N shards, through Redis lists.
 
 Per step every shard writes with ONE pipeline and waits with BLPOP (the reply carries the bytes, so
-there is no extra GET). Every list is consumed by its reader, so a finished step leaves no key
-behind; each write also sets a TTL as a safety net for abandoned steps. Vectors travel as raw bytes
-(a ``memoryview``, read back with ``numpy.frombuffer``), never pickled or JSON-encoded.
+there is no extra GET); the exchange puts its first BLPOP in the same pipeline as its pushes, so
+a step costs one round trip when the peer is on time. Replies are read by ``worker.resp`` straight
+into one buffer per vector (redis-py's parser copies a 1 MB reply three times).
+Every list is consumed by its reader, so a finished step leaves no key behind; each write also
+sets a TTL as a safety net for abandoned steps. Vectors travel as raw bytes (a ``memoryview``,
+read back with ``numpy.frombuffer``), never pickled or JSON-encoded.
 
 Three algorithms, same result (bit for bit):
 - ``leader`` (small vectors): shards 1..N-1 push to shard 0, which sums and pushes the mean back.
@@ -11,12 +14,15 @@ Three algorithms, same result (bit for bit):
 - ``ring`` (reduce-scatter + all-gather over N chunks): shard c owns chunk c; every shard sends and
   receives 2(N-1)/N of the vector, so no shard is a bottleneck. Two pipelines, two waits.
 - ``exchange``: every shard sends its whole vector to every other and sums locally; one round
-  instead of two, but all shards push at once into the single-threaded Redis.
-Measured on the shared 2-core box (bench/scaling.py, noisy), 0.94 MB over 2 shards: leader
-1.9 ms, ring 2.4 ms, exchange 4.0 ms (raw SET+GET 0.7 ms); over 4 shards ring 11-37 ms vs leader
-12-15 ms; 8 MB: ring wins at 2 and 4 shards. Hence ``auto``: leader below RING_MIN_ELEMENTS
-elements, ring above.
-Sums run in shard order, so every run is bit-for-bit reproducible.
+  instead of two (2 sequential transfers instead of the leader's 4 for 2 shards), but all shards
+  push at once into the single-threaded Redis, which hurts from 3 shards on.
+Measured on the shared 2-core box (bench/scaling.py, noisy), 0.94 MB over 2 shards: exchange
+1.1-1.8 ms, leader 1.9-2.7 ms, ring 2.0 ms (raw SET+GET 0.5 ms); over 4 shards leader 8 ms, ring
+14 ms, exchange 23 ms; 8 MB over 2 shards: ring 43 ms, leader 55, exchange 57. Hence ``auto``
+(``pick_algorithm``): ring from RING_MIN_ELEMENTS elements on; below, exchange for 2 shards and
+leader for more.
+Every algorithm sums in shard order, ((v0 + v1) + v2) + ..., so all replicas hold the same bits
+and the algorithms agree bit for bit.
 
 redis-py must use its pure-Python command packer: with hiredis installed it packs large values
 slowly (measured 4.7 ms instead of 0.7 ms for 1 MB). hiredis is therefore not a dependency, and
@@ -107,11 +113,11 @@ def allreduce_mean(
 
 
 def pick_algorithm(num_shards: int, size: int) -> str:
-    """``auto``: exchange for 2 shards (one round, nothing to gain from chunks), else leader
-    below RING_MIN_ELEMENTS and ring above."""
-    if num_shards == 2:
-        return "exchange"
-    return "ring" if size >= RING_MIN_ELEMENTS else "leader"
+    """``auto``: the ring from RING_MIN_ELEMENTS on (its chunks keep Redis and both cores busy
+    at once); below that the one-round exchange for 2 shards, else the leader."""
+    if size >= RING_MIN_ELEMENTS:
+        return "ring"
+    return "exchange" if num_shards == 2 else "leader"
 
 
 def _leader(channel: Channel, vector: np.ndarray, me: int, n: int) -> None:

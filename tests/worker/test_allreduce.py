@@ -194,9 +194,9 @@ def test_auto_matches_the_leader_bit_for_bit(redis_url, num_shards):
         assert result.tobytes() == leader[0].tobytes()  # same bits, also the sign of zeros
 
 
-def test_auto_exchanges_between_two_shards_and_uses_leader_or_ring_beyond():
+def test_auto_exchanges_between_two_shards_below_the_ring_size():
     assert pick_algorithm(2, 100) == "exchange"
-    assert pick_algorithm(2, RING_MIN_ELEMENTS * 4) == "exchange"
+    assert pick_algorithm(2, RING_MIN_ELEMENTS) == "ring"
     assert pick_algorithm(3, 100) == "leader"
     assert pick_algorithm(4, RING_MIN_ELEMENTS) == "ring"
 
