@@ -309,6 +309,12 @@ def main() -> None:
                     f"  {n} shard(s): {throughput:8.0f} samples/s, efficiency ceiling "
                     f"{throughput / (n * ceiling[shard_counts[0]]):.2f}"
                 )
+            synced = {n: t for n, label, t, *_ in rows if not label}
+            print(
+                "synchronous SGD reached "
+                + ", ".join(f"{synced[n] / ceiling[n]:.2f} (N={n})" for n in shard_counts[1:])
+                + " of the ceiling's throughput (the rest is communication and waiting)"
+            )
             print_allreduce(server.url)
             trip, chord2, chord4 = celery_costs(app)
             print(
