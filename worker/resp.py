@@ -23,8 +23,22 @@ READ_CHUNK = 1 << 16  # headers and small replies are read this much at a time
 def execute(redis: redis_lib.Redis, commands: list[tuple]) -> list:
     """Send ``commands`` in one pipeline (no MULTI) and return their replies in order.
 
-    A Redis error reply raises ``ResponseError`` after every reply has been read.
+    A Redis error reply raises ``ResponseError`` after every reply has been read. A dropped
+    connection is retried once on a fresh one, as redis-py's own pipelines do (a push repeated
+    that way only leaves a duplicate that its TTL removes; a pop lost with the connection
+    surfaces as the peer's deadline).
     """
+    try:
+        replies = _execute_once(redis, commands)
+    except (RedisConnectionError, OSError):
+        replies = _execute_once(redis, commands)
+    for reply in replies:
+        if isinstance(reply, ResponseError):
+            raise reply
+    return replies
+
+
+def _execute_once(redis: redis_lib.Redis, commands: list[tuple]) -> list:
     pool = redis.connection_pool
     conn = pool.get_connection()
     try:
@@ -34,13 +48,10 @@ def execute(redis: redis_lib.Redis, commands: list[tuple]) -> list:
         if reader.unread():
             raise RedisConnectionError("unexpected bytes after the pipeline's replies")
     except BaseException:
-        conn.disconnect()
+        conn.disconnect()  # a half-read reply must never reach the next command
         raise
     finally:
         pool.release(conn)
-    for reply in replies:
-        if isinstance(reply, ResponseError):
-            raise reply
     return replies
 
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pytest
 import redis as redis_lib
 
+from tests.harness import wait_until
 from worker import resp
 from worker.allreduce import as_bytes, data_client
 
@@ -57,3 +60,36 @@ def test_an_error_reply_raises_after_the_pipeline_is_read(redis_url):
         resp.execute(client, [("RPUSH", "t:resp:str", b"y"), ("SET", "t:resp:after", b"1")])
 
     assert client.get("t:resp:after") == b"1"  # later commands ran, the connection is usable
+
+
+def test_a_connection_dropped_by_the_server_is_replaced(redis_url, redis_client):
+    client = data_client(redis_url)
+    resp.execute(client, [("SET", "t:resp:k", b"1")])  # the pool now holds one connection
+    killed = [
+        redis_client.client_kill_filter(_id=entry["id"])
+        for entry in redis_client.client_list()
+        if entry["cmd"] == "set"
+    ]
+    assert killed == [1]
+
+    assert resp.execute(client, [("GET", "t:resp:k")]) == [b"1"]
+
+
+def test_a_connection_dropped_during_a_blocking_pop_is_retried_once(redis_url, redis_client):
+    client = data_client(redis_url)
+    result: list = []
+    waiter = threading.Thread(
+        target=lambda: result.append(resp.execute(client, [("BLPOP", "t:resp:q", 5)]))
+    )
+    waiter.start()
+
+    def blocked_ids() -> list[int]:
+        return [e["id"] for e in redis_client.client_list() if e["cmd"] == "blpop"]
+
+    first = wait_until(blocked_ids, 5, "the blocking pop")
+    redis_client.client_kill_filter(_id=first[0])
+    wait_until(lambda: (ids := blocked_ids()) and ids != first, 5, "the retried pop")
+    redis_client.rpush("t:resp:q", b"late")
+    waiter.join(5)
+
+    assert result == [[[b"t:resp:q", b"late"]]]  # one execute, one reply: the pop
