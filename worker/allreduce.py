@@ -122,8 +122,7 @@ def pick_algorithm(num_shards: int, size: int) -> str:
 
 def _leader(channel: Channel, vector: np.ndarray, me: int, n: int) -> None:
     if me != 0:
-        channel.send({f"in:{me}": vector})
-        (result,) = channel.receive([f"out:{me}"]).values()
+        (result,) = channel.send_and_receive({f"in:{me}": vector}, [f"out:{me}"]).values()
         vector[:] = result
         return
     received = channel.receive([f"in:{i}" for i in range(1, n)])
@@ -134,13 +133,17 @@ def _leader(channel: Channel, vector: np.ndarray, me: int, n: int) -> None:
 def _ring(channel: Channel, vector: np.ndarray, me: int, n: int) -> None:
     bounds = np.linspace(0, vector.size, n + 1).astype(np.int64)
     chunk = [vector[bounds[c] : bounds[c + 1]] for c in range(n)]
-    channel.send({f"rs:{c}:{me}": chunk[c] for c in range(n) if c != me})
-    parts = channel.receive([f"rs:{me}:{j}" for j in range(n) if j != me])
+    parts = channel.send_and_receive(
+        {f"rs:{c}:{me}": chunk[c] for c in range(n) if c != me},
+        [f"rs:{me}:{j}" for j in range(n) if j != me],
+    )
     sum_in_shard_order(
         [chunk[me] if j == me else parts[f"rs:{me}:{j}"] for j in range(n)], chunk[me]
     )
-    channel.send({f"ag:{j}:{me}": chunk[me] for j in range(n) if j != me})
-    gathered = channel.receive([f"ag:{me}:{c}" for c in range(n) if c != me])
+    gathered = channel.send_and_receive(
+        {f"ag:{j}:{me}": chunk[me] for j in range(n) if j != me},
+        [f"ag:{me}:{c}" for c in range(n) if c != me],
+    )
     for c in range(n):
         if c != me:
             chunk[c][:] = gathered[f"ag:{me}:{c}"]
