@@ -3,8 +3,9 @@
 Starts its own redis-server and a real Celery worker (1 BLAS thread per shard process), trains the
 same job with 1, 2 and 4 shards, and prints samples/s, scaling efficiency = thr(N) / (N thr(1)),
 allreduce seconds per step next to the raw Redis transfer time of the same bytes (SET + GET, same
-run), the two allreduce algorithms head to head, and the Celery task round trip and chord cost that
-rule out a task per step. Run: ``python bench/scaling.py [--batch 1024] [--epochs 2]``.
+run), the CPU the busiest shard process used (checks the thread budget), a compute-only ceiling,
+the allreduce algorithms head to head, and the Celery task round trip and chord cost that rule out
+a task per step. Run: ``python bench/scaling.py [--batch 1024] [--epochs 2]``.
 """
 
 from __future__ import annotations
@@ -64,18 +65,32 @@ def run_job(redis_client, shards: int, batch: int, epochs: int, **extra) -> dict
     return record
 
 
-def raw_transfer_seconds(url: str, nbytes: int, repeat: int = 50) -> float:
-    """Median SET + GET of ``nbytes`` through the same kind of client the allreduce uses."""
+def raw_transfer_seconds(url: str, nbytes: int, repeat: int = 50) -> tuple[float, float]:
+    """Median SET + GET of ``nbytes``: (through redis-py's parser, through ``worker.resp`` as the
+    allreduce reads). The second is the stricter reference: the fastest raw transfer we have."""
+    from worker import resp
+
     client = data_client(url)
     payload = as_bytes(np.ones(nbytes // 4, np.float32))
-    times = []
-    for _ in range(repeat):
-        started = time.perf_counter()
+
+    def redis_py() -> None:
         client.set("bench:raw", payload)
         np.frombuffer(client.get("bench:raw"), np.float32)
-        times.append(time.perf_counter() - started)
+
+    def lean() -> None:
+        resp.execute(client, [("SET", "bench:raw", payload)])
+        np.frombuffer(resp.execute(client, [("GET", "bench:raw")])[0], np.float32)
+
+    medians = []
+    for transfer in (redis_py, lean):
+        times = []
+        for _ in range(repeat):
+            started = time.perf_counter()
+            transfer()
+            times.append(time.perf_counter() - started)
+        medians.append(statistics.median(times))
     client.delete("bench:raw")
-    return statistics.median(times)
+    return medians[0], medians[1]
 
 
 def _allreduce_shard(url, index, shards, size, algorithm, steps, out):
@@ -114,9 +129,9 @@ def allreduce_seconds(url: str, shards: int, size: int, algorithm: str, steps: i
 
 
 def _compute_only(batch: int, steps: int, out) -> None:
-    from threadpoolctl import threadpool_limits
-
     import nnlib
+    from worker.config import Settings
+    from worker.runner import thread_budget
 
     model = nnlib.build_model(MODEL, (28, 28), seed=0)
     loss = nnlib.losses.get("cross_entropy")
@@ -124,7 +139,7 @@ def _compute_only(batch: int, steps: int, out) -> None:
     x = rng.random((batch, 28, 28), dtype=np.float32)
     y = rng.integers(0, 10, batch)
     times = []
-    with threadpool_limits(1):
+    with thread_budget(Settings(blas_threads=1)):  # as the shard tasks: BLAS and nnlib threads
         for _ in range(steps):
             started = time.perf_counter()
             nnlib.loss_and_gradients(model, loss, x, y)
@@ -168,13 +183,33 @@ def celery_costs(app, repeat: int = 30) -> tuple[float, float, float]:
     return round_trip, chords[0], chords[1]
 
 
-def training_rows(client, shard_counts, batch: int, epochs: int) -> list[tuple]:
-    """(shards, option, samples/s, comm s/step, test accuracy) of the fastest later epoch."""
+def cpu_seconds(pids: list[int]) -> dict[int, float]:
+    """User + system CPU seconds of each process (Linux /proc; empty elsewhere)."""
+    tick, out = os.sysconf("SC_CLK_TCK"), {}
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        out[pid] = (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+    return out
+
+
+def training_rows(client, worker, shard_counts, batch: int, epochs: int) -> list[tuple]:
+    """(shards, option, samples/s, comm s/step, test accuracy, cores used by the busiest pool
+    process) of the fastest later epoch. The last one checks the thread budget: a shard process
+    running more than one thread's worth of work would show more than 1.0 core."""
     variants = [(n, "", {}) for n in shard_counts]
     variants += [(2, "overlap", {"overlap": True}), (2, "sync_every 4", {"sync_every": 4})]
     rows = []
     for shards, label, extra in variants:
+        pids = worker.child_pids()
+        cpu_before, started = cpu_seconds(pids), time.perf_counter()
         record = run_job(client, shards, batch, epochs, **extra)
+        wall, cpu_after = time.perf_counter() - started, cpu_seconds(pids)
+        busiest = max(
+            (cpu_after[p] - cpu_before[p] for p in cpu_after if p in cpu_before), default=0
+        )
         # the fastest epoch after the first: the machine is shared, the best run is the signal
         best = max(
             record["history"][1:] or record["history"], key=lambda h: h["samples_per_second"]
@@ -187,47 +222,54 @@ def training_rows(client, shard_counts, batch: int, epochs: int) -> list[tuple]:
                 best["samples_per_second"],
                 best["comm_seconds"] / steps,
                 record["metrics"]["test_accuracy"],
+                busiest / wall,
             )
         )
     return rows
 
 
-def print_training(rows, raw: float, batch: int) -> None:
+def print_training(rows, raw: tuple[float, float], batch: int) -> None:
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     print(
         f"\nFashion-MNIST MLP 784-256-128-10 ({PARAMS:,} params, {PARAMS * 4 / 1e6:.2f} MB of "
         f"gradient), global batch {batch}, 1 BLAS thread per shard"
     )
     print(f"{os.cpu_count()} cores, load average {load} (other processes compete)")
-    print(f"raw Redis SET+GET of the same bytes: {raw * 1e3:.2f} ms\n")
+    print(
+        f"raw Redis SET+GET of one gradient: {raw[0] * 1e3:.2f} ms with redis-py's parser, "
+        f"{raw[1] * 1e3:.2f} ms read into one buffer (worker.resp; 'x raw' uses this one)\n"
+    )
     print(
         f"{'shards':>6} {'option':<13} {'samples/s':>10} {'efficiency':>10} "
-        f"{'comm ms/step':>12} {'x raw':>6} {'test acc':>8}"
+        f"{'comm ms/step':>12} {'x raw':>6} {'test acc':>8} {'cores/proc':>10}"
     )
     base = rows[0][2]
-    for shards, label, throughput, comm, accuracy in rows:
-        ratio = f"{comm / raw:6.2f}" if shards > 1 else f"{'-':>6}"
+    for shards, label, throughput, comm, accuracy, cores in rows:
+        ratio = f"{comm / raw[1]:6.2f}" if shards > 1 else f"{'-':>6}"
         print(
             f"{shards:>6} {label:<13} {throughput:>10.0f} {throughput / (shards * base):>10.2f} "
-            f"{comm * 1e3:>12.2f} {ratio} {accuracy:>8.4f}"
+            f"{comm * 1e3:>12.2f} {ratio} {accuracy:>8.4f} {cores:>10.2f}"
         )
     print(
         "comm = time in allreduce per step, including waiting for the slower shard (with "
-        "overlap: the part not hidden behind backward; sync_every 4: averaged over steps)"
+        "overlap: the part not hidden behind backward; sync_every 4: averaged over steps); "
+        "cores/proc = CPU time of the busiest pool process / the job's wall time (<= 1: "
+        "no shard runs more than one thread's worth of work)"
     )
 
 
 def print_allreduce(url: str) -> None:
     print("\nallreduce alone (median ms per step, slowest shard, separate processes):")
     for size in (PARAMS, 2_000_000):
-        raw_size = raw_transfer_seconds(url, size * 4)
+        raw_py, raw_lean = raw_transfer_seconds(url, size * 4)
         for shards in (2, 4):
             times = {
                 a: allreduce_seconds(url, shards, size, a) for a in ("leader", "ring", "exchange")
             }
             cells = "  ".join(f"{a} {t * 1e3:6.2f}" for a, t in times.items())
             print(
-                f"  {size:>9,} floats, {shards} shards: {cells}  raw SET+GET {raw_size * 1e3:6.2f}"
+                f"  {size:>9,} floats, {shards} shards: {cells}  raw SET+GET "
+                f"{raw_lean * 1e3:6.2f} (redis-py {raw_py * 1e3:6.2f})"
             )
 
 
@@ -258,7 +300,7 @@ def main() -> None:
             wait_until(
                 lambda: app.control.ping(destination=[worker.name], timeout=0.5), 60, "the worker"
             )
-            rows = training_rows(server.client, shard_counts, args.batch, args.epochs)
+            rows = training_rows(server.client, worker, shard_counts, args.batch, args.epochs)
             print_training(rows, raw_transfer_seconds(server.url, PARAMS * 4), args.batch)
             ceiling = {n: compute_only_samples_per_second(n, args.batch) for n in shard_counts}
             print("\ncompute only, no communication (N processes in parallel, same slices):")
@@ -267,6 +309,12 @@ def main() -> None:
                     f"  {n} shard(s): {throughput:8.0f} samples/s, efficiency ceiling "
                     f"{throughput / (n * ceiling[shard_counts[0]]):.2f}"
                 )
+            synced = {n: t for n, label, t, *_ in rows if not label}
+            print(
+                "synchronous SGD reached "
+                + ", ".join(f"{synced[n] / ceiling[n]:.2f} (N={n})" for n in shard_counts[1:])
+                + " of the ceiling's throughput (the rest is communication and waiting)"
+            )
             print_allreduce(server.url)
             trip, chord2, chord4 = celery_costs(app)
             print(

@@ -3,7 +3,9 @@
 Backward runs layer group by layer group from the output down; as soon as a group's gradients are
 final, a sender thread pushes them (pre-scaled by this shard's weight) to the leader while the main
 thread computes the earlier layers. The leader sums the buckets in shard order and sends the mean
-back in one message, so the result is bit-identical to ``allreduce_mean(..., "leader")``. It is a
+back in one message, so the result is bit-identical to ``allreduce_mean(..., "leader")``. With two
+shards both push to each other and each sums locally in shard order (the ``exchange`` of
+``allreduce_mean``): one transfer after backward instead of two, same bits. It is a
 job option (not a worker setting) because every shard of a job must speak the same protocol; it
 applies below ``RING_MIN_ELEMENTS`` parameters (larger models use the ring without overlap).
 """
@@ -16,7 +18,7 @@ import time
 
 import numpy as np
 
-from worker.allreduce import Channel
+from worker.allreduce import Channel, sum_in_shard_order
 from worker.replica import FlatGradients
 
 
@@ -52,9 +54,9 @@ def backward_by_group(model, dout: np.ndarray):
 class _Sender(threading.Thread):
     """Pushes buckets to the leader in the background (one at a time, in order)."""
 
-    def __init__(self, channel: Channel, me: int):
+    def __init__(self, channel: Channel, me: int, to: int):
         super().__init__(daemon=True, name="gradq-bucket-sender")
-        self.channel, self.me = channel, me
+        self.channel, self.me, self.to = channel, me, to
         self.queue: queue.Queue = queue.Queue()
         self.error: BaseException | None = None
 
@@ -62,7 +64,7 @@ class _Sender(threading.Thread):
         while (item := self.queue.get()) is not None:
             bucket, array = item
             try:
-                self.channel.send({f"in:{bucket}:{self.me}": array})
+                self.channel.send({f"in:{bucket}>{self.to}:{self.me}": array})
             except BaseException as error:  # surfaced by finish() in the main thread
                 self.error = error
                 return
@@ -87,7 +89,8 @@ def overlapped_gradients(ctx, flat: FlatGradients, replica, x, y, weights, step:
         120,
     )
     bounds = bucket_bounds(model, flat)
-    sender = _Sender(channel, me) if me != 0 else None
+    exchange = num_shards == 2
+    sender = _Sender(channel, me, 1 - me if exchange else 0) if exchange or me != 0 else None
     if sender is not None:
         sender.start()
     try:
@@ -121,14 +124,21 @@ def overlapped_gradients(ctx, flat: FlatGradients, replica, x, y, weights, step:
 
 
 def _gather(channel: Channel, flat: FlatGradients, bounds, me: int, num_shards: int) -> None:
+    if num_shards == 2:
+        other = 1 - me
+        received = channel.receive([f"in:{index}>{me}:{other}" for index, _, _ in bounds])
+        for index, start, stop in bounds:
+            mine, theirs = flat.buffer[start:stop], received[f"in:{index}>{me}:{other}"]
+            sum_in_shard_order([mine, theirs] if me == 0 else [theirs, mine], out=mine)
+        return
     if me != 0:
         (result,) = channel.receive([f"out:{me}"]).values()
         flat.buffer[:] = result
         return
     received = channel.receive(
-        [f"in:{index}:{j}" for j in range(1, num_shards) for index, _, _ in bounds]
+        [f"in:{index}>0:{j}" for j in range(1, num_shards) for index, _, _ in bounds]
     )
     for j in range(1, num_shards):  # shard order, as in allreduce_mean: bit-identical sums
         for index, start, stop in bounds:
-            flat.buffer[start:stop] += received[f"in:{index}:{j}"]
+            flat.buffer[start:stop] += received[f"in:{index}>0:{j}"]
     channel.send({f"out:{j}": flat.buffer for j in range(1, num_shards)})

@@ -4,11 +4,22 @@ from __future__ import annotations
 
 import multiprocessing
 import threading
+import time
 
 import numpy as np
 import pytest
 
-from worker.allreduce import PeerTimeoutError, allreduce_mean, data_client
+from worker.allreduce import (
+    RING_MIN_ELEMENTS,
+    WAIT_SLICE_SECONDS,
+    Channel,
+    PeerTimeoutError,
+    allreduce_mean,
+    as_bytes,
+    data_client,
+    pick_algorithm,
+    sum_in_shard_order,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -153,3 +164,72 @@ def test_the_pure_python_packer_sends_memoryviews_unjoined(redis_url):
     chunks = packer.pack("RPUSH", "k", view)
 
     assert any(chunk is view for chunk in chunks)  # no copy into one big string
+
+
+@pytest.mark.parametrize("algorithm", ["leader", "ring", "exchange"])
+@pytest.mark.parametrize("empty", [0, 1])
+def test_empty_slices_contribute_nothing_with_every_algorithm(redis_url, algorithm, empty):
+    vectors = [np.full(7, 2.0, np.float32), np.full(7, 99.0, np.float32)]
+    vectors[empty][:] = 0.0  # a shard with an empty slice sends zeros (steps.exact_step)
+    weights = [3.0, 3.0]
+    weights[empty] = 0.0
+
+    results = run_shards(redis_url, vectors, weights, f"t:empty:{algorithm}{empty}", algorithm)
+
+    expected = vectors[1 - empty]
+    for result in results:
+        np.testing.assert_array_equal(result, expected)
+
+
+@pytest.mark.parametrize("num_shards", [2, 3, 4])
+def test_auto_matches_the_leader_bit_for_bit(redis_url, num_shards):
+    rng = np.random.default_rng(num_shards)
+    vectors = [rng.standard_normal(4099).astype(np.float32) * 1e3 for _ in range(num_shards)]
+    weights = [7.0, 1.0, 3.0, 2.0][:num_shards]
+
+    auto = run_shards(redis_url, vectors, weights, f"t:auto:{num_shards}", "auto")
+    leader = run_shards(redis_url, vectors, weights, f"t:lead:{num_shards}", "leader")
+
+    for result in auto:
+        assert result.tobytes() == leader[0].tobytes()  # same bits, also the sign of zeros
+
+
+def test_auto_exchanges_between_two_shards_below_the_ring_size():
+    assert pick_algorithm(2, 100) == "exchange"
+    assert pick_algorithm(2, RING_MIN_ELEMENTS) == "ring"
+    assert pick_algorithm(3, 100) == "leader"
+    assert pick_algorithm(4, RING_MIN_ELEMENTS) == "ring"
+
+
+def test_exchange_does_not_wait_a_slice_when_the_peer_is_already_there(redis_url):
+    """The pipelined BLPOP returns the peer's data in the same round trip."""
+    client = data_client(redis_url)
+    channel = Channel(client, "t:pipe", np.float32, 5.0, None, 60)
+    client.rpush("t:pipe:x:0:1", as_bytes(np.full(3, 4.0, np.float32)))
+    started = time.monotonic()
+
+    received = channel.send_and_receive({"x:1:0": np.ones(3, np.float32)}, ["x:0:1"])
+
+    assert time.monotonic() - started < WAIT_SLICE_SECONDS
+    np.testing.assert_array_equal(received["x:0:1"], [4.0, 4.0, 4.0])
+    assert 0 < client.ttl("t:pipe:x:1:0") <= 60  # pushed with its safety-net TTL
+    np.testing.assert_array_equal(np.frombuffer(client.lpop("t:pipe:x:1:0"), np.float32), 1.0)
+
+
+@pytest.mark.parametrize("num_parts", [1, 2, 3, 5])
+def test_sum_in_shard_order_is_the_same_whichever_part_is_the_output(num_parts):
+    rng = np.random.default_rng(num_parts)
+    parts = [rng.standard_normal(1001).astype(np.float32) * 10 ** (i % 3) for i in range(num_parts)]
+    reference = parts[0].copy()
+    for part in parts[1:]:
+        reference += part  # the leader's left-to-right order
+
+    for k in range(num_parts):
+        mine = [p.copy() for p in parts]
+        out = sum_in_shard_order(mine, out=mine[k])
+        assert out is mine[k]
+        assert out.tobytes() == reference.tobytes()
+        fresh = np.empty_like(parts[0])
+        assert sum_in_shard_order([p.copy() for p in parts], out=fresh).tobytes() == (
+            reference.tobytes()
+        )
