@@ -29,6 +29,7 @@ from nnlib.layers.base import (
     check_pair,
     spatial_input,
 )
+from nnlib.layers.conv_chunks import ChunkedConv
 from nnlib.parallel import over_samples
 
 _COL2IM_CHUNK = 8  # samples per col2im chunk: an (8, Hp, Wp, C) slab stays in L2 for its adds
@@ -110,6 +111,7 @@ class Conv2D(Layer):
         self.zero_grads()
         self.input_shape = tuple(input_shape)
         self.output_shape = (self.filters, ho, wo)
+        self._chunked = ChunkedConv(self.kernel_size, self.stride, (ho, wo), c)
         return self.output_shape
 
     def _padded_nhwc(self, x: np.ndarray) -> np.ndarray:
@@ -172,6 +174,13 @@ class Conv2D(Layer):
         Training keeps the columns (in a buffer reused by the next training forward) for
         backward; eval keeps only a reference to x, and a backward after it rebuilds them.
         """
+        if self._pixel_rows:
+            xp = self._padded_nhwc(
+                x
+            )  # a kept buffer: backward reads it, the next forward reuses it
+            self._cache = ("padded", xp)
+            out = self._chunked.forward(xp, self.params["W"], self.params.get("b"))
+            return out.transpose(0, 3, 1, 2)
         n = x.shape[0]
         kh, kw = self.kernel_size
         o, ho, wo = self.output_shape
@@ -204,6 +213,12 @@ class Conv2D(Layer):
         if self._cache is None:
             raise RuntimeError("conv2d backward needs a forward first")
         cols, saved = self._cache
+        if isinstance(cols, str):  # the chunked path (see conv_chunks)
+            d = dout.transpose(0, 2, 3, 1)
+            self.grads["W"], dxp = self._chunked.backward(saved, self.params["W"], d, input_grad)
+            if self.use_bias:
+                self.grads["b"] = d.reshape(-1, d.shape[-1]).sum(axis=0)
+            return None if dxp is None else self._unpad(dxp)
         if cols is None:  # the last forward was in eval mode and saved its input
             cols, padded_shape = self._im2col(saved, into_buffer=True)
         else:
@@ -242,6 +257,10 @@ class Conv2D(Layer):
                         rows[:, :, j : j + sw * (wo - 1) + 1 : sw, :] += dcols_chunk[i, j]
 
         over_samples(col2im, n, dcols.size)
+        return self._unpad(dxp)
+
+    def _unpad(self, dxp: np.ndarray) -> np.ndarray:
+        """dL/d(padded channels-last input) (N, Hp, Wp, C) -> dL/dx (N, C, H, W), a view."""
         (pt, _), (pl, _) = self.pad_h, self.pad_w
         _, h, w = self.input_shape
         return dxp[:, pt : pt + h, pl : pl + w, :].transpose(0, 3, 1, 2)
