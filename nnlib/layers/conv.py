@@ -5,12 +5,13 @@ Layouts: input (N, C, H, W), W (out_channels, in_channels, kh, kw), b (out_chann
 seen through a transposed view, so a following ReLU/pool keeps that memory order (NumPy ufuncs
 allocate in the input's order) and the next conv's im2col copies rows of kw*C contiguous values.
 
-Forward: cols (N*Ho*Wo, kh*kw*C + 1) from a strided sliding-window view (one copy; the last
-column is ones, so the bias rides in the GEMM), y = cols @ [Wm; b].
-Backward: [dW; db] = cols^T @ dy (one GEMM), dcols by one batched GEMM over kernel offsets;
-col2im adds dcols back with a loop over the kh*kw kernel offsets only (each iteration a
-vectorised strided add over a chunk of samples and all pixels). The copies and col2im are split
-over samples on nnlib.parallel's threads; BLAS threads the GEMMs.
+Layers whose im2col rows are long enough (kw*C >= 16, i.e. all but a first layer on few
+channels) run in cache-sized chunks of samples (conv_chunks.py): im2col -> GEMM per chunk, and in
+backward im2col -> weight-gradient GEMM -> dcols -> col2im per chunk, summed in chunk order.
+The others (few channels) use one transposed im2col of the whole batch: cols (kh*kw*C + 1, M)
+with a ones row so the bias rides in the GEMM; backward is one GEMM for [dW; db], one batched
+GEMM per kernel offset for dcols and a col2im that loops over kernel offsets only. The copies and
+col2im are split over samples on nnlib.parallel's threads.
 """
 
 from __future__ import annotations
@@ -215,9 +216,11 @@ class Conv2D(Layer):
         cols, saved = self._cache
         if isinstance(cols, str):  # the chunked path (see conv_chunks)
             d = dout.transpose(0, 2, 3, 1)
-            self.grads["W"], dxp = self._chunked.backward(saved, self.params["W"], d, input_grad)
+            self.grads["W"], db, dxp = self._chunked.backward(
+                saved, self.params["W"], d, input_grad
+            )
             if self.use_bias:
-                self.grads["b"] = d.reshape(-1, d.shape[-1]).sum(axis=0)
+                self.grads["b"] = db
             return None if dxp is None else self._unpad(dxp)
         if cols is None:  # the last forward was in eval mode and saved its input
             cols, padded_shape = self._im2col(saved, into_buffer=True)

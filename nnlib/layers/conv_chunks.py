@@ -91,18 +91,20 @@ class ChunkedConv:
         return out.reshape(n, self.ho, self.wo, o)
 
     def backward(self, xp: np.ndarray, w: np.ndarray, d: np.ndarray, input_grad: bool):
-        """d (N, Ho, Wo, O) -> (dW (O, C, kh, kw), dxp (N, Hp, Wp, C) or None)."""
+        """d (N, Ho, Wo, O) -> (dW (O, C, kh, kw), db (O,), dxp (N, Hp, Wp, C) or None)."""
         n, o = xp.shape[0], w.shape[0]
         per = self.ho * self.wo
         d2 = d.reshape(n * per, o)
         step = self.chunk_samples(xp.dtype.itemsize)
         partial = np.empty((-(-n // step), self.k, o), dtype=xp.dtype)
+        partial_b = np.empty((len(partial), o), dtype=xp.dtype)
         w_offsets = w.transpose(2, 3, 0, 1).reshape(self.kh * self.kw, o, self.c)
         dxp = np.empty(xp.shape, dtype=xp.dtype) if input_grad else None
 
         def chunk(i: int, s: int, e: int) -> None:
             dy = d2[s * per : e * per]
             np.dot(self._cols(xp, s, e).T, dy, out=partial[i])
+            np.sum(dy, axis=0, out=partial_b[i])
             if dxp is None:
                 return
             # dcols per kernel offset, (kh*kw, rows, C): each offset's block is contiguous, so
@@ -121,4 +123,4 @@ class ChunkedConv:
         self._run(chunk, n, xp.dtype.itemsize)
         dw = partial.sum(axis=0)  # chunk order, whatever thread ran which chunk
         dw = dw.reshape(self.kh, self.kw, self.c, o).transpose(3, 2, 0, 1)
-        return np.ascontiguousarray(dw), dxp
+        return np.ascontiguousarray(dw), partial_b.sum(axis=0), dxp
