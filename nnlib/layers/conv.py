@@ -141,7 +141,7 @@ class Conv2D(Layer):
         return buf
 
     def _im2col(self, x: np.ndarray, into_buffer: bool) -> tuple[np.ndarray, tuple]:
-        """cols (N*Ho*Wo, K+1) or (K+1, N*Ho*Wo) with a ones column/row for the bias; and the
+        """cols (K+1, N*Ho*Wo) with a ones row for the bias (few-channel layers only); and the
         padded input's shape. K = kh*kw*C in (kh, kw, C) order."""
         n = x.shape[0]
         kh, kw = self.kernel_size
@@ -152,21 +152,15 @@ class Conv2D(Layer):
         kb = k + 1 if self.use_bias else k
         xp = self._padded_nhwc(x)
         win = sliding_window_view(xp, (kh, kw), axis=(1, 2))[:, ::sh, ::sw]  # (N,Ho,Wo,C,kh,kw)
-        # The one im2col copy. Rows per output pixel copy runs of kw*C contiguous values; with few
-        # channels (a first layer) those runs are tiny, and copying per kernel offset (rows of Wo
+        # The one im2col copy. Rows per output pixel would copy runs of kw*C contiguous values;
+        # with few channels those runs are tiny, and copying per kernel offset (rows of Wo
         # values) into the transposed layout is ~5x faster.
-        shape = (m, kb) if self._pixel_rows else (kb, m)
+        shape = (kb, m)
         cols = self._buffer("cols", shape, x.dtype) if into_buffer else np.empty(shape, x.dtype)
-        if self._pixel_rows:
-            src = win.transpose(0, 1, 2, 4, 5, 3)  # (N, Ho, Wo, kh, kw, C)
-            dst = cols[:, :k].reshape(n, ho, wo, kh, kw, c)
-            over_samples(lambda a, b: np.copyto(dst[a:b], src[a:b]), n, m * k)
-            cols[:, k:].fill(1)
-        else:
-            src = win.transpose(4, 5, 3, 0, 1, 2)  # (kh, kw, C, N, Ho, Wo)
-            dst = cols[:k].reshape(kh, kw, c, n, ho, wo)
-            over_samples(lambda a, b: np.copyto(dst[:, :, :, a:b], src[:, :, :, a:b]), n, m * k)
-            cols[k:].fill(1)
+        src = win.transpose(4, 5, 3, 0, 1, 2)  # (kh, kw, C, N, Ho, Wo)
+        dst = cols[:k].reshape(kh, kw, c, n, ho, wo)
+        over_samples(lambda a, b: np.copyto(dst[:, :, :, a:b], src[:, :, :, a:b]), n, m * k)
+        cols[k:].fill(1)
         return cols, xp.shape
 
     def forward(self, x: np.ndarray, training: bool) -> np.ndarray:
@@ -201,7 +195,7 @@ class Conv2D(Layer):
         if self.use_bias:
             w_aug[k] = self.params["b"]
         # np.dot (not matmul) takes a transposed operand straight to BLAS
-        out = np.dot(cols, w_aug) if self._pixel_rows else np.dot(cols.T, w_aug)
+        out = np.dot(cols.T, w_aug)
         self._cache = (cols, padded_shape) if training else (None, x)
         return out.reshape(n, ho, wo, o).transpose(0, 3, 1, 2)
 
@@ -234,7 +228,7 @@ class Conv2D(Layer):
         k = kh * kw * c
         d = dout.transpose(0, 2, 3, 1).reshape(n * ho * wo, o)  # free when dout is channels-last
         # (K [+1], O): the ones column of cols turns the last row into the bias gradient
-        dw = np.dot(cols.T, d) if self._pixel_rows else np.dot(cols, d)
+        dw = np.dot(cols, d)
         self.grads["W"] = np.ascontiguousarray(dw[:k].reshape(kh, kw, c, o).transpose(3, 2, 0, 1))
         if self.use_bias:
             self.grads["b"] = dw[k].copy()
