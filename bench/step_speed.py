@@ -88,6 +88,19 @@ def nnlib_step(model, x, dout):
     return step
 
 
+def serial_blas_step(step, blas_threads: int | None):
+    """The CNN step with NumPy's BLAS on ``blas_threads`` (default 1, so nnlib's threads run the
+    convolution chunks, GEMMs included: nnlib.parallel.set_blas_serial)."""
+    limit = 1 if blas_threads is None else blas_threads
+    parallel.set_blas_serial(limit == 1)
+
+    def limited():
+        with threadpool_limits(limits=limit, user_api="blas"):
+            step()
+
+    return limited
+
+
 def layer_breakdown(model, x, dout, repeats: int) -> list[tuple[str, float, float]]:
     rows = []
     acts = [x]
@@ -139,6 +152,10 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--breakdown", action="store_true")
     parser.add_argument(
+        "--blas-threads", type=int, default=None,
+        help="BLAS threads for nnlib's CNN (default 1: nnlib's threads run the conv chunks)",
+    )  # fmt: skip
+    parser.add_argument(
         "--cpu", action="store_true", help="process CPU time, not wall time (for a busy machine)"
     )
     args = parser.parse_args()
@@ -159,10 +176,16 @@ def main() -> None:
         cnn = build_model(cnn_spec(args.padding), (1, 28, 28), seed=0)
         mlp = build_model(MLP, (784,), seed=0)
         if args.breakdown:
-            for name, f, b in layer_breakdown(cnn, x_img, dout, args.repeats):
+            parallel.set_blas_serial(args.blas_threads in (None, 1))
+            limit = args.blas_threads or 1
+            with threadpool_limits(limits=limit, user_api="blas"):
+                rows = layer_breakdown(cnn, x_img, dout, args.repeats)
+            for name, f, b in rows:
                 print(f"  {name:16s} forward {f:7.2f} ms  backward {b:7.2f} ms")
         for name, model, x in (("cnn", cnn, x_img), ("mlp", mlp, x_img.reshape(128, -1))):
             ours = nnlib_step(model, x, dout)
+            if name == "cnn":
+                ours = serial_blas_step(ours, args.blas_threads)
             if torch is None:
                 print(f"{name}: nnlib {best_ms(ours, args.repeats):7.2f} ms/batch")
                 continue

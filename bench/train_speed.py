@@ -80,9 +80,10 @@ def memory_mb(field: str) -> float:
 
 def run_nnlib(layers, x, y, xt, yt, batch, epochs, optimizer, schedule, threads):
     import nnlib
-    from nnlib.parallel import set_num_threads
+    from nnlib.parallel import set_blas_serial, set_num_threads
 
-    set_num_threads(threads)  # nnlib's own (non-BLAS) worker threads, like BLAS's
+    set_num_threads(threads)  # nnlib's own worker threads, like BLAS's
+    set_blas_serial(any(layer[0] == "conv" for layer in layers))  # see child()
     model = nnlib.build_model(nnlib_spec(layers), x.shape[1:], seed=0)
     history = nnlib.fit(model, "cross_entropy", optimizer, x, y, epochs=epochs, batch_size=batch,
                         schedule=schedule)  # fmt: skip
@@ -163,7 +164,10 @@ def child(workload: str, framework: str, threads: int, epochs: int) -> None:
     from threadpoolctl import threadpool_limits
 
     layers, dataset, batch, _, _, optimizer, schedule, _ = WORKLOADS[workload]
-    with threadpool_limits(limits=threads):
+    # A CNN's GEMMs run inside nnlib's sample chunks: BLAS on one thread, nnlib's threads do the
+    # parallel work (nnlib.parallel.set_blas_serial). Dense-only models keep BLAS's threads.
+    serial_blas = framework == "gradq" and any(layer[0] == "conv" for layer in layers)
+    with threadpool_limits(limits=1 if serial_blas else threads):
         x, y, xt, yt = load_data(dataset)
         baseline = memory_mb("VmRSS")
         common = (layers, x, y, xt, yt, batch, epochs, optimizer, schedule)

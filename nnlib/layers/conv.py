@@ -5,12 +5,13 @@ Layouts: input (N, C, H, W), W (out_channels, in_channels, kh, kw), b (out_chann
 seen through a transposed view, so a following ReLU/pool keeps that memory order (NumPy ufuncs
 allocate in the input's order) and the next conv's im2col copies rows of kw*C contiguous values.
 
-Forward: cols (N*Ho*Wo, kh*kw*C + 1) from a strided sliding-window view (one copy; the last
-column is ones, so the bias rides in the GEMM), y = cols @ [Wm; b].
-Backward: [dW; db] = cols^T @ dy (one GEMM), dcols by one batched GEMM over kernel offsets;
-col2im adds dcols back with a loop over the kh*kw kernel offsets only (each iteration a
-vectorised strided add over a chunk of samples and all pixels). The copies and col2im are split
-over samples on nnlib.parallel's threads; BLAS threads the GEMMs.
+Layers whose im2col rows are long enough (kw*C >= 16, i.e. all but a first layer on few
+channels) run in cache-sized chunks of samples (conv_chunks.py): im2col -> GEMM per chunk, and in
+backward im2col -> weight-gradient GEMM -> dcols -> col2im per chunk, summed in chunk order.
+The others (few channels) use one transposed im2col of the whole batch: cols (kh*kw*C + 1, M)
+with a ones row so the bias rides in the GEMM; backward is one GEMM for [dW; db], one batched
+GEMM per kernel offset for dcols and a col2im that loops over kernel offsets only. The copies and
+col2im are split over samples on nnlib.parallel's threads.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from nnlib.layers.base import (
     check_pair,
     spatial_input,
 )
+from nnlib.layers.conv_chunks import ChunkedConv
 from nnlib.parallel import over_samples
 
 _COL2IM_CHUNK = 8  # samples per col2im chunk: an (8, Hp, Wp, C) slab stays in L2 for its adds
@@ -110,6 +112,7 @@ class Conv2D(Layer):
         self.zero_grads()
         self.input_shape = tuple(input_shape)
         self.output_shape = (self.filters, ho, wo)
+        self._chunked = ChunkedConv(self.kernel_size, self.stride, (ho, wo), c)
         return self.output_shape
 
     def _padded_nhwc(self, x: np.ndarray) -> np.ndarray:
@@ -138,7 +141,7 @@ class Conv2D(Layer):
         return buf
 
     def _im2col(self, x: np.ndarray, into_buffer: bool) -> tuple[np.ndarray, tuple]:
-        """cols (N*Ho*Wo, K+1) or (K+1, N*Ho*Wo) with a ones column/row for the bias; and the
+        """cols (K+1, N*Ho*Wo) with a ones row for the bias (few-channel layers only); and the
         padded input's shape. K = kh*kw*C in (kh, kw, C) order."""
         n = x.shape[0]
         kh, kw = self.kernel_size
@@ -149,21 +152,15 @@ class Conv2D(Layer):
         kb = k + 1 if self.use_bias else k
         xp = self._padded_nhwc(x)
         win = sliding_window_view(xp, (kh, kw), axis=(1, 2))[:, ::sh, ::sw]  # (N,Ho,Wo,C,kh,kw)
-        # The one im2col copy. Rows per output pixel copy runs of kw*C contiguous values; with few
-        # channels (a first layer) those runs are tiny, and copying per kernel offset (rows of Wo
+        # The one im2col copy. Rows per output pixel would copy runs of kw*C contiguous values;
+        # with few channels those runs are tiny, and copying per kernel offset (rows of Wo
         # values) into the transposed layout is ~5x faster.
-        shape = (m, kb) if self._pixel_rows else (kb, m)
+        shape = (kb, m)
         cols = self._buffer("cols", shape, x.dtype) if into_buffer else np.empty(shape, x.dtype)
-        if self._pixel_rows:
-            src = win.transpose(0, 1, 2, 4, 5, 3)  # (N, Ho, Wo, kh, kw, C)
-            dst = cols[:, :k].reshape(n, ho, wo, kh, kw, c)
-            over_samples(lambda a, b: np.copyto(dst[a:b], src[a:b]), n, m * k)
-            cols[:, k:].fill(1)
-        else:
-            src = win.transpose(4, 5, 3, 0, 1, 2)  # (kh, kw, C, N, Ho, Wo)
-            dst = cols[:k].reshape(kh, kw, c, n, ho, wo)
-            over_samples(lambda a, b: np.copyto(dst[:, :, :, a:b], src[:, :, :, a:b]), n, m * k)
-            cols[k:].fill(1)
+        src = win.transpose(4, 5, 3, 0, 1, 2)  # (kh, kw, C, N, Ho, Wo)
+        dst = cols[:k].reshape(kh, kw, c, n, ho, wo)
+        over_samples(lambda a, b: np.copyto(dst[:, :, :, a:b], src[:, :, :, a:b]), n, m * k)
+        cols[k:].fill(1)
         return cols, xp.shape
 
     def forward(self, x: np.ndarray, training: bool) -> np.ndarray:
@@ -172,6 +169,13 @@ class Conv2D(Layer):
         Training keeps the columns (in a buffer reused by the next training forward) for
         backward; eval keeps only a reference to x, and a backward after it rebuilds them.
         """
+        if self._pixel_rows:
+            xp = self._padded_nhwc(
+                x
+            )  # a kept buffer: backward reads it, the next forward reuses it
+            self._cache = ("padded", xp)
+            out = self._chunked.forward(xp, self.params["W"], self.params.get("b"))
+            return out.transpose(0, 3, 1, 2)
         n = x.shape[0]
         kh, kw = self.kernel_size
         o, ho, wo = self.output_shape
@@ -191,7 +195,7 @@ class Conv2D(Layer):
         if self.use_bias:
             w_aug[k] = self.params["b"]
         # np.dot (not matmul) takes a transposed operand straight to BLAS
-        out = np.dot(cols, w_aug) if self._pixel_rows else np.dot(cols.T, w_aug)
+        out = np.dot(cols.T, w_aug)
         self._cache = (cols, padded_shape) if training else (None, x)
         return out.reshape(n, ho, wo, o).transpose(0, 3, 1, 2)
 
@@ -204,6 +208,14 @@ class Conv2D(Layer):
         if self._cache is None:
             raise RuntimeError("conv2d backward needs a forward first")
         cols, saved = self._cache
+        if isinstance(cols, str):  # the chunked path (see conv_chunks)
+            d = dout.transpose(0, 2, 3, 1)
+            self.grads["W"], db, dxp = self._chunked.backward(
+                saved, self.params["W"], d, input_grad
+            )
+            if self.use_bias:
+                self.grads["b"] = db
+            return None if dxp is None else self._unpad(dxp)
         if cols is None:  # the last forward was in eval mode and saved its input
             cols, padded_shape = self._im2col(saved, into_buffer=True)
         else:
@@ -216,7 +228,7 @@ class Conv2D(Layer):
         k = kh * kw * c
         d = dout.transpose(0, 2, 3, 1).reshape(n * ho * wo, o)  # free when dout is channels-last
         # (K [+1], O): the ones column of cols turns the last row into the bias gradient
-        dw = np.dot(cols.T, d) if self._pixel_rows else np.dot(cols, d)
+        dw = np.dot(cols, d)
         self.grads["W"] = np.ascontiguousarray(dw[:k].reshape(kh, kw, c, o).transpose(3, 2, 0, 1))
         if self.use_bias:
             self.grads["b"] = dw[k].copy()
@@ -242,6 +254,10 @@ class Conv2D(Layer):
                         rows[:, :, j : j + sw * (wo - 1) + 1 : sw, :] += dcols_chunk[i, j]
 
         over_samples(col2im, n, dcols.size)
+        return self._unpad(dxp)
+
+    def _unpad(self, dxp: np.ndarray) -> np.ndarray:
+        """dL/d(padded channels-last input) (N, Hp, Wp, C) -> dL/dx (N, C, H, W), a view."""
         (pt, _), (pl, _) = self.pad_h, self.pad_w
         _, h, w = self.input_shape
         return dxp[:, pt : pt + h, pl : pl + w, :].transpose(0, 3, 1, 2)

@@ -136,3 +136,27 @@ def test_large_inference_batches_are_done_in_chunks_with_the_same_result(monkeyp
     chunked = conv.forward(x, training=False)
 
     np.testing.assert_allclose(chunked, whole, rtol=1e-12, atol=1e-12)
+
+
+def test_chunks_of_samples_give_the_whole_batch_result(monkeypatch):
+    import nnlib.layers.conv_chunks as conv_chunks
+
+    conv = _conv({"filters": 4, "kernel_size": 3, "stride": 2, "padding": "same"}, (8, 7, 7))
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((7, 8, 7, 7))
+    dout = rng.standard_normal((7, *conv.output_shape))
+    y = conv.forward(x, training=True)
+    dx = conv.backward(dout)
+    grads = {k: v.copy() for k, v in conv.grads.items()}
+    monkeypatch.setattr(conv_chunks, "CHUNK_BYTES", 2 * 4 * 4 * 72 * 8)  # 2 samples a chunk
+
+    y_chunked = conv.forward(x, training=True)
+    dx_chunked = conv.backward(dout)
+
+    assert conv._chunked.chunk_samples(8) == 2
+    np.testing.assert_allclose(y_chunked, y, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(dx_chunked, dx, rtol=1e-12, atol=1e-12)
+    ref = _direct(x, conv.params["W"], conv.params["b"], conv.stride, (conv.pad_h, conv.pad_w))
+    np.testing.assert_allclose(y_chunked, ref, rtol=1e-10, atol=1e-10)
+    for k, v in grads.items():
+        np.testing.assert_allclose(conv.grads[k], v, rtol=1e-12, atol=1e-12)

@@ -75,3 +75,33 @@ def test_default_thread_count_follows_the_blas_environment(monkeypatch, env, exp
         monkeypatch.setenv(name, value)
 
     assert parallel._default_threads() == expected
+
+
+@pytest.fixture
+def restore_blas_serial():
+    before = parallel.blas_serial()
+    yield
+    parallel.set_blas_serial(before)
+
+
+def test_chunked_conv_on_threads_equals_serial_bit_for_bit(
+    restore_threads, restore_blas_serial, monkeypatch
+):
+    import nnlib.layers.conv_chunks as conv_chunks
+
+    monkeypatch.setattr(conv_chunks, "CHUNK_BYTES", 1 << 16)  # many chunks of a few samples
+    parallel.set_blas_serial(True)  # GEMMs run on nnlib's threads too
+    serial = _run(1)
+    threaded = _run(3)
+    again = _run(2)
+
+    for result in (threaded, again):
+        np.testing.assert_array_equal(result[0], serial[0])
+        np.testing.assert_array_equal(result[1], serial[1])
+        for k, v in serial[2].items():
+            np.testing.assert_array_equal(result[2][k], v)
+
+
+def test_set_blas_serial_rejects_non_bools(restore_blas_serial):
+    with pytest.raises(ValueError, match="blas_serial"):
+        parallel.set_blas_serial(1)
