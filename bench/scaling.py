@@ -131,7 +131,7 @@ def allreduce_seconds(url: str, shards: int, size: int, algorithm: str, steps: i
 def _compute_only(batch: int, steps: int, out) -> None:
     import nnlib
     from worker.config import Settings
-    from worker.runner import thread_budget
+    from worker.threads import thread_budget
 
     model = nnlib.build_model(MODEL, (28, 28), seed=0)
     loss = nnlib.losses.get("cross_entropy")

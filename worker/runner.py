@@ -10,12 +10,7 @@
 from __future__ import annotations
 
 import logging
-import os
-from contextlib import contextmanager
 
-from threadpoolctl import threadpool_limits
-
-from nnlib import parallel as nnlib_parallel
 from worker.allreduce import PeerTimeoutError
 from worker.config import Settings
 from worker.gang import join_gang
@@ -29,29 +24,9 @@ from worker.recovery import (
     restart_job,
 )
 from worker.shard import JobCancelledError, ShardContext, prepare, train
+from worker.threads import thread_budget
 
 log = logging.getLogger(__name__)
-
-
-def blas_threads(settings: Settings) -> int:
-    """Threads per process so that pool processes x threads <= cores (1 core left to Redis...)."""
-    if settings.blas_threads:
-        return settings.blas_threads
-    processes = int(os.environ.get("GRADQ_POOL_PROCESSES", "1"))
-    return max(1, (os.cpu_count() or 1) // max(processes, 1))
-
-
-@contextmanager
-def thread_budget(settings: Settings):
-    """Limit both BLAS and nnlib's own sample-parallel threads to this process's share."""
-    threads = blas_threads(settings)
-    previous = nnlib_parallel.get_num_threads()
-    nnlib_parallel.set_num_threads(threads)
-    try:
-        with threadpool_limits(limits=threads):
-            yield
-    finally:
-        nnlib_parallel.set_num_threads(previous)
 
 
 def run_shard_task(
@@ -72,7 +47,7 @@ def run_shard_task(
     num_shards = int(record["spec"].get("shards", 1))
     with Heartbeat(store.redis, job_id, attempt, shard, settings):
         try:
-            with thread_budget(settings):
+            with thread_budget(settings, record["spec"].get("model")):
                 replica = prepare(store, job_id, settings)
         except Exception as error:  # a bad data set or model spec: no point in retrying
             log.exception("job %s shard %d could not prepare", job_id, shard)
@@ -89,7 +64,7 @@ def run_shard_task(
             return outcome
         ctx = ShardContext(store, data, job_id, shard, attempt, num_shards, settings, step_hook)
         try:
-            with thread_budget(settings):
+            with thread_budget(settings, record["spec"].get("model")):
                 train(ctx, replica)
             return "finished"
         except JobCancelledError:

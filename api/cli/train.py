@@ -34,7 +34,9 @@ def train_local(spec: dict, on_epoch: Callable[[dict], None] | None = None) -> d
     Raises ValueError naming the field for bad specs (nnlib and the data sets validate theirs).
     """
     import nnlib
+    from worker.config import get_settings
     from worker.datasets import load_dataset
+    from worker.threads import thread_budget
 
     if not isinstance(spec, dict):
         raise ValueError(f"spec: expected a JSON object, got {type(spec).__name__}")
@@ -59,14 +61,16 @@ def train_local(spec: dict, on_epoch: Callable[[dict], None] | None = None) -> d
             on_epoch(event)
 
     started = time.perf_counter()
-    history = nnlib.fit(
-        model, loss, optimizer, data.x_train, data.y_train,
-        epochs=spec["epochs"], batch_size=spec["batch_size"], seed=seed,
-        x_val=data.x_val if data.x_val is not None and len(data.x_val) else None,
-        y_val=data.y_val if data.y_val is not None and len(data.y_val) else None,
-        schedule=spec.get("schedule"), early_stopping=spec.get("early_stopping"),
-        callback=callback,
-    )  # fmt: skip
+    # one process owns the machine here: all cores, split between BLAS and nnlib by model type
+    with thread_budget(get_settings(), spec["model"]):
+        history = nnlib.fit(
+            model, loss, optimizer, data.x_train, data.y_train,
+            epochs=spec["epochs"], batch_size=spec["batch_size"], seed=seed,
+            x_val=data.x_val if data.x_val is not None and len(data.x_val) else None,
+            y_val=data.y_val if data.y_val is not None and len(data.y_val) else None,
+            schedule=spec.get("schedule"), early_stopping=spec.get("early_stopping"),
+            callback=callback,
+        )  # fmt: skip
     result = {
         "epochs": history.epochs,
         "parameters": model.num_parameters(),
