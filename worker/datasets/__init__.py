@@ -1,6 +1,6 @@
 """Data sets for gradq: built-in sets, validated uploads, preprocessing, and their Redis store.
 
-See docs/ARCHITECTURE.md ("Data sets contract") and docs/readme/datasets.md.
+See docs/ARCHITECTURE.md ("Data sets contract") and docs/datasets.md.
 """
 
 from worker.datasets.base import DatasetError, RawSplits
