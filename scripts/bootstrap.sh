@@ -21,8 +21,13 @@ fi
 if [ ! -x "$VENV/bin/python" ]; then
     python3 -m venv "$VENV" 2>/dev/null || { apt_install python3-venv && python3 -m venv "$VENV"; }
 fi
-"$VENV/bin/python" -m pip install -q --upgrade pip >/dev/null
-"$VENV/bin/python" -m pip install -q -e "$ROOT${EXTRAS:+[$EXTRAS]}"
+# pip's and setuptools' chatter goes to a log that is shown only when the install fails
+mkdir -p "$ROOT/.state"
+PIP_LOG="$ROOT/.state/pip-install.log"
+if ! { "$VENV/bin/python" -m pip install -q --upgrade pip &&
+       "$VENV/bin/python" -m pip install -q -e "$ROOT${EXTRAS:+[$EXTRAS]}"; } >"$PIP_LOG" 2>&1; then
+    cat "$PIP_LOG" >&2; echo "installing gradq failed (log: $PIP_LOG)" >&2; exit 1
+fi
 
 if ! command -v redis-server >/dev/null; then
     echo "installing redis-server (Debian package redis-server)"
