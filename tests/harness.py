@@ -11,6 +11,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -146,3 +147,25 @@ class CeleryWorker:
                 os.killpg(self.process.pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
+
+
+def run_in_threads(work: Callable[[int], object], count: int, timeout: float = 30) -> list:
+    """``work(i)`` for i in range(count), each in its own thread (as shard processes would run);
+    returns the results in order and re-raises the first error in the caller."""
+    results: list = [None] * count
+    errors: list[BaseException] = []
+
+    def run(i: int) -> None:
+        try:
+            results[i] = work(i)
+        except Exception as error:  # surfaced in the calling thread
+            errors.append(error)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout)
+    if errors:
+        raise errors[0]
+    return results

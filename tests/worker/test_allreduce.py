@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import multiprocessing
-import threading
 import time
 
 import numpy as np
 import pytest
 
+from tests.harness import run_in_threads
 from worker.allreduce import (
     RING_MIN_ELEMENTS,
     WAIT_SLICE_SECONDS,
@@ -28,27 +28,17 @@ def run_shards(
     url: str, vectors: list[np.ndarray], weights: list[float], key: str, algorithm: str
 ) -> list[np.ndarray]:
     """Each shard in its own thread with its own connection, as shard processes would."""
-    results: list = [None] * len(vectors)
-    errors: list = []
 
-    def shard(i: int) -> None:
+    def shard(i: int) -> np.ndarray:
         client = data_client(url)
         try:
-            results[i] = allreduce_mean(
+            return allreduce_mean(
                 client, key, vectors[i].copy(), weights, i, timeout=10, algorithm=algorithm
             )
-        except Exception as error:  # surfaced in the main thread
-            errors.append(error)
         finally:
             client.close()
 
-    threads = [threading.Thread(target=shard, args=(i,)) for i in range(len(vectors))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(30)
-    assert not errors, errors
-    return results
+    return run_in_threads(shard, len(vectors))
 
 
 @pytest.mark.parametrize("algorithm", ["leader", "ring", "exchange"])

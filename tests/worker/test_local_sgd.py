@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import threading
-
 import numpy as np
 import pytest
 
 import nnlib
+from tests.harness import run_in_threads
 from tests.worker.jobs_helpers import FAST, digits_spec, wait_finished
 from worker.allreduce import allreduce_mean, data_client
 from worker.local_sgd import LocalSGD
@@ -22,26 +21,16 @@ SPEC = {
 
 def run_replicas(url: str, work, num_shards: int) -> list:
     """``work(shard, allreduce)`` in one thread per shard, each with its own connection."""
-    results, errors = [None] * num_shards, []
 
-    def shard(i):
+    def shard(i: int):
         client = data_client(url)
 
         def allreduce(name, vector, weights):
             return allreduce_mean(client, f"t:{name}", vector, weights, i, timeout=10)
 
-        try:
-            results[i] = work(i, allreduce)
-        except Exception as error:
-            errors.append(error)
+        return work(i, allreduce)
 
-    threads = [threading.Thread(target=shard, args=(i,)) for i in range(num_shards)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(30)
-    assert not errors, errors
-    return results
+    return run_in_threads(shard, num_shards)
 
 
 def test_sync_averages_parameters_and_optimizer_state_by_samples_seen(redis_url):
