@@ -56,14 +56,13 @@ def check_model(
 
     Returns the parameter count.
     """
-    model_spec = spec.to_stored()["model"]
+    stored = spec.to_stored()
     try:
-        model = nnlib.build_model(model_spec, tuple(input_shape), seed=spec.seed)
+        model = nnlib.build_model(stored["model"], tuple(input_shape), seed=spec.seed)
     except ValueError as error:
         match = LAYER_INDEX.search(str(error))
         loc = ["body", "model", "layers"] + ([int(match.group(1))] if match else [])
         raise unprocessable(loc, f"{error} (input shape {list(input_shape)})") from None
-    stored = spec.to_stored()
     checks = (
         ("optimizer", _check_optimizer),
         ("schedule", _check_schedule),
@@ -71,7 +70,7 @@ def check_model(
     )
     for field, build in checks:
         try:
-            build(stored, model)
+            build(stored)
         except ValueError as error:
             raise unprocessable(["body", field], str(error)) from None
     parameters = int(model.num_parameters())
@@ -98,17 +97,17 @@ def check_model(
     return parameters
 
 
-def _check_optimizer(stored: dict, model) -> None:
+def _check_optimizer(stored: dict) -> None:
     # nnlib refuses options that do not apply to the type (momentum on adam, ...)
     optimizers.build(stored["optimizer"], {"probe": np.zeros(1, dtype=np.float32)})
 
 
-def _check_schedule(stored: dict, model) -> None:
+def _check_schedule(stored: dict) -> None:
     if stored.get("schedule") is not None:
         schedules.build(stored["schedule"], stored["optimizer"]["lr"], 1000)
 
 
-def _check_early_stopping(stored: dict, model) -> None:
+def _check_early_stopping(stored: dict) -> None:
     if stored.get("early_stopping") is not None:
         has_validation = stored["dataset"].get("validation_split", 0.1) > 0
         early_stopping_from_spec(stored["early_stopping"], has_validation)

@@ -82,13 +82,18 @@ class RedisServer:
 
     def stop(self) -> None:
         self.client.close()
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
+        stop_process(self.process, grace=5)
+
+
+def stop_process(process: subprocess.Popen, grace: float) -> None:
+    """SIGTERM, up to ``grace`` seconds to exit, then SIGKILL."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(grace)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
 
 
 def worker_env(redis_url: str, **extra: str) -> dict[str, str]:
@@ -166,6 +171,8 @@ def run_in_threads(work: Callable[[int], object], count: int, timeout: float = 3
         thread.start()
     for thread in threads:
         thread.join(timeout)
+    if any(thread.is_alive() for thread in threads):
+        raise TimeoutError(f"{count} threads did not finish in {timeout}s")
     if errors:
         raise errors[0]
     return results

@@ -7,7 +7,7 @@ import sys
 
 import httpx
 
-from tests.harness import REPO_ROOT, free_port, wait_until, worker_env
+from tests.harness import REPO_ROOT, free_port, stop_process, wait_until, worker_env
 
 
 class LiveApi:
@@ -48,11 +48,5 @@ class LiveApi:
             return False
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
+        stop_process(self.process, grace=10)
         self._log.close()

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import threading
-
 import numpy as np
 import pytest
 
 import nnlib
+from tests.harness import run_in_threads
 from tests.worker.jobs_helpers import FAST, digits_spec, model_weights, wait_finished
 from worker.config import Settings
 from worker.jobs import JobStore
@@ -77,11 +76,7 @@ def test_overlapped_gradients_equal_the_allreduce_path_bit_for_bit(
         out[(i, overlap)] = flat.buffer.copy()
 
     for overlap in (False, True):
-        threads = [threading.Thread(target=shard, args=(i, overlap)) for i in range(num_shards)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(30)
+        run_in_threads(lambda i, overlap=overlap: shard(i, overlap), num_shards)
 
     full = nnlib.build_model(SPEC, (4,), seed=5)
     value, grads = nnlib.loss_and_gradients(full, nnlib.losses.get("cross_entropy"), x, y)

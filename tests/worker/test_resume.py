@@ -5,11 +5,10 @@ Shards run in-process (threads, real Redis) so the interruption lands on a chose
 
 from __future__ import annotations
 
-import threading
-
 import pytest
 import redis
 
+from tests.harness import run_in_threads
 from tests.worker.jobs_helpers import assert_same_weights, digits_spec, model_weights
 from worker.allreduce import data_client
 from worker.checkpoints import checkpoint_key, decode_checkpoint
@@ -47,11 +46,7 @@ def run_attempt(url: str, job_id: str, attempt: int, num_shards: int, crash_at=N
             step_hook=hook_for(i),
         )
 
-    threads = [threading.Thread(target=shard, args=(i,)) for i in range(num_shards)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(120)
+    run_in_threads(shard, num_shards, timeout=120)
     return {"outcomes": outcomes, "restarts": restarts}
 
 
