@@ -12,7 +12,6 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from nnlib.activations import ACTIVATIONS
 from nnlib.layers.activation import ActivationLayer
 from nnlib.layers.base import Layer
 from nnlib.layers.pooling import MaxPool2D
@@ -158,21 +157,16 @@ def _check_input_shape(input_shape) -> tuple[int, ...]:
     return tuple(int(d) for d in input_shape)
 
 
-def _init_hint(layers: list[Layer], next_spec) -> None:
+def _init_hint(layers: list[Layer], following: Layer | None) -> None:
     """Tell a dense/conv layer which activation follows it (its own field or the next layer)."""
     first = layers[0]
     if not hasattr(first, "init_activation"):
         return
-    if first.init_activation is None and isinstance(next_spec, dict):
-        kind = next_spec.get("type")
-        if kind in ACTIVATIONS:
-            first.init_activation = kind
-            if kind == "leaky_relu":
-                first.init_negative_slope = next_spec.get("alpha", 0.01)
-    elif first.init_activation == "leaky_relu" and len(layers) > 1:
-        last = layers[-1]
-        if isinstance(last, ActivationLayer) and last.alpha is not None:
-            first.init_negative_slope = last.alpha
+    activation = layers[-1] if len(layers) > 1 else following
+    if isinstance(activation, ActivationLayer):
+        first.init_activation = activation.name
+        if activation.alpha is not None:  # validated by the layer, so never a bad value here
+            first.init_negative_slope = activation.alpha
 
 
 def build_model(model_spec: dict, input_shape, seed: int = 0, dtype=np.float32) -> Model:
@@ -188,7 +182,7 @@ def build_model(model_spec: dict, input_shape, seed: int = 0, dtype=np.float32) 
     specs = model_spec.get("layers")
     if not isinstance(specs, list) or not specs:
         raise ValueError(f"field 'layers' must be a non-empty list, got {specs!r}")
-    shape = _check_input_shape(input_shape)
+    shape = input_shape = _check_input_shape(input_shape)
     if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
         raise ValueError(f"field 'seed' must be an integer >= 0, got {seed!r}")
     dtype = np.dtype(dtype)
@@ -196,14 +190,14 @@ def build_model(model_spec: dict, input_shape, seed: int = 0, dtype=np.float32) 
         raise ValueError(f"dtype must be float32 or float64, got {dtype}")
 
     rng = np.random.default_rng(int(seed))
+    built = [layer_from_spec(spec, index) for index, spec in enumerate(specs)]
     groups: list[tuple[int, list[Layer]]] = []
-    for index, spec in enumerate(specs):
-        layers = layer_from_spec(spec, index)
-        _init_hint(layers, specs[index + 1] if index + 1 < len(specs) else None)
+    for index, (spec, layers) in enumerate(zip(specs, built, strict=True)):
+        _init_hint(layers, built[index + 1][0] if index + 1 < len(built) else None)
         for layer in layers:
             try:
                 shape = layer.build(shape, rng, dtype)
             except ValueError as exc:
                 raise layer_error(index, spec, str(exc)) from None
         groups.append((index, layers))
-    return Model(copy.deepcopy(model_spec), _check_input_shape(input_shape), groups, dtype)
+    return Model(copy.deepcopy(model_spec), input_shape, groups, dtype)

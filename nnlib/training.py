@@ -81,7 +81,7 @@ class _EarlyStopping:
         if self.best_epoch is None or score > self.best + self.min_delta:
             self.best, self.best_epoch, self.waited = score, epoch, 0
             if self.restore_best:
-                self.best_state = {k: v.copy() for k, v in model.state_dict().items()}
+                self.best_state = model.state_dict()  # already copies
             return False
         self.waited += 1
         return self.waited >= self.patience

@@ -11,15 +11,11 @@ from nnlib.layers.base import Layer, check_float
 class ActivationLayer(Layer):
     """Elementwise (softmax: over axis 1) activation; no parameters."""
 
-    fields = ()
-
     def __init__(self, name: str, alpha: float | None = None) -> None:
         super().__init__()
         if name not in ACTIVATIONS:
             raise ValueError(f"field 'type' must be one of {sorted(ACTIVATIONS)}, got {name!r}")
-        self.type_name = name
         self.name = name
-        self.fields = ("alpha",) if name == "leaky_relu" else ()
         self.alpha = None
         if name == "leaky_relu":
             a = LEAKY_RELU_DEFAULT_ALPHA if alpha is None else alpha

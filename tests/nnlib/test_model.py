@@ -345,3 +345,10 @@ def test_every_layer_type_keeps_float32_forward_and_backward():
         assert y.dtype == dx.dtype == np.float32
         assert all(g.dtype == np.float32 for g in model.gradients().values())
         assert all(b.dtype == np.float32 for b in model.buffers().values())
+
+
+def test_a_bad_alpha_after_a_dense_layer_is_a_value_error_naming_the_layer():
+    spec = {"layers": [{"type": "dense", "units": 4}, {"type": "leaky_relu", "alpha": "x"}]}
+
+    with pytest.raises(ValueError, match=r"layer 1 .*alpha"):
+        build_model(spec, (3,))
