@@ -55,9 +55,10 @@ def cancel_key(job_id: str) -> str:
     return f"gradq:job:{job_id}:cancel"
 
 
-def utc_now() -> str:
-    """An ISO 8601 UTC timestamp with milliseconds, e.g. ``2026-01-02T03:04:05.678Z``."""
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+def utc_now(timestamp: float | None = None) -> str:
+    """An ISO 8601 UTC timestamp with milliseconds (now, or of a Unix ``timestamp``)."""
+    moment = datetime.now(UTC) if timestamp is None else datetime.fromtimestamp(timestamp, UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
 class JobStore:
@@ -114,9 +115,11 @@ class JobStore:
             members = self.redis.zrevrangebylex(key, upper, "-", start=0, num=max(limit, 50))
             if not members:
                 return found, None
-            for member in members:
+            # one round trip for the page, not one per job
+            raws = self.redis.mget([job_key(m.decode().split("|", 1)[1]) for m in members])
+            for member, raw in zip(members, raws, strict=True):
                 upper = "(" + member.decode()
-                record = self.get(member.decode().split("|", 1)[1])
+                record = json.loads(raw) if raw is not None else None
                 if record is not None and (status is None or record["status"] == status):
                     found.append(record)
                     if len(found) == limit:

@@ -97,13 +97,13 @@ def overlapped_gradients(ctx, flat: FlatGradients, replica, x, y, weights, step:
         if len(x):
             flat.extra[0] = loss.forward(model.forward(x, training=True), y)
             span = {index: (start, stop) for index, start, stop in bounds}
+            group_layers = dict(model.groups)
             for index in backward_by_group(model, loss.backward()):
                 if index not in span:
                     continue  # a group without parameters (activation, flatten)
-                gradients = model.gradients()
-                for name in flat.views:
-                    if name.split(".", 1)[0] == str(index):
-                        np.copyto(flat.views[name], gradients[name])
+                for layer in group_layers[index]:  # only this group's gradients, not the model's
+                    for name, grad in layer.grads.items():
+                        np.copyto(flat.views[f"{index}.{name}"], grad)
                 segment = flat.buffer[slice(*span[index])]
                 segment *= scale
                 if sender is not None:

@@ -15,12 +15,11 @@ from __future__ import annotations
 
 import threading
 import time
-from datetime import UTC, datetime
 
 import redis as redis_lib
 
 from worker.config import Settings
-from worker.jobs import JobStore
+from worker.jobs import JobStore, utc_now
 
 ATTEMPT_TTL_SECONDS = 24 * 3600
 
@@ -44,7 +43,7 @@ class PeerLostError(RuntimeError):
     """A peer shard's lease expired: its process died."""
 
     def __init__(self, shard: int, last_seen: float | None):
-        when = _iso(last_seen) if last_seen else "before its first heartbeat"
+        when = utc_now(last_seen) if last_seen else "before its first heartbeat"
         super().__init__(f"shard {shard} died (last heartbeat {when})")
         self.shard = shard
 
@@ -240,7 +239,3 @@ class Sweeper:
                 pass  # Redis restarting: try again next period
             if self._stop.wait(self.period):
                 return
-
-
-def _iso(timestamp: float) -> str:
-    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"

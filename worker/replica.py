@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from nnlib.batching import shard_slice
+
 
 class FlatGradients:
     """All gradients of a model in ONE contiguous float32 vector (plus ``extra`` trailing slots).
@@ -31,9 +33,9 @@ class FlatGradients:
 
 
 def slice_sizes(batch_len: int, num_shards: int) -> list[int]:
-    """Sizes of every shard's slice (matches ``nnlib.batching.shard_slice``)."""
-    base, extra = divmod(batch_len, num_shards)
-    return [base + (1 if i < extra else 0) for i in range(num_shards)]
+    """Sizes of every shard's slice of a batch of ``batch_len`` samples."""
+    slices = (shard_slice(batch_len, num_shards, i) for i in range(num_shards))
+    return [s.stop - s.start for s in slices]
 
 
 def evaluate_sums(model, loss, x: np.ndarray, y: np.ndarray, batch_size: int = 1024) -> np.ndarray:

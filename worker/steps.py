@@ -27,15 +27,15 @@ def exact_step(ctx, flat: FlatGradients, replica, index, mine, step: int, epoch:
         overlapped_gradients(
             ctx, flat, replica, data.x_train[mine], data.y_train[mine], weights, step
         )
-    elif len(mine):
-        batch_loss, gradients = nnlib.loss_and_gradients(
-            replica.model, replica.loss, data.x_train[mine], data.y_train[mine]
-        )
-        flat.pack(gradients)
-        flat.extra[0] = batch_loss
-        ctx.allreduce(str(step), flat.buffer, weights)
     else:
-        flat.buffer[:] = 0.0
+        if len(mine):
+            batch_loss, gradients = nnlib.loss_and_gradients(
+                replica.model, replica.loss, data.x_train[mine], data.y_train[mine]
+            )
+            flat.pack(gradients)
+            flat.extra[0] = batch_loss
+        else:  # an empty slice counts with weight 0
+            flat.buffer[:] = 0.0
         ctx.allreduce(str(step), flat.buffer, weights)
     if not np.isfinite(flat.buffer).all():
         diverged(
