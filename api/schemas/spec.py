@@ -11,15 +11,10 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
 
 from api.schemas.layers import LayerSpec
+from worker.datasets.builtin import BUILTIN_KEYS
 
 MAX_LAYERS = 64
-BUILTIN_OPTIONS = {
-    "digits": ("as_image",),
-    "mnist": (),
-    "fashion-mnist": (),
-    "blobs": ("size", "classes", "features", "noise", "seed"),
-    "spirals": ("size", "classes", "noise", "turns", "seed"),
-}
+BUILTIN_OPTIONS = BUILTIN_KEYS  # one list of each built-in set's options (worker.datasets)
 
 
 class _Strict(BaseModel):

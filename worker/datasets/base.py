@@ -50,6 +50,30 @@ def stratified_split(y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndar
     return keep, held_out
 
 
+def split_raw(
+    x: np.ndarray,
+    y: np.ndarray,
+    num_classes: int,
+    fraction: float,
+    seed: int,
+    *,
+    is_image: bool = False,
+    pixel_max: float | None = None,
+) -> RawSplits:
+    """A labelled set split into train/test per class (``fraction`` held out, fixed by ``seed``)."""
+    train, test = stratified_split(y, fraction, seed)
+    return RawSplits(
+        x_train=x[train],
+        y_train=y[train],
+        x_test=x[test],
+        y_test=y[test],
+        num_classes=num_classes,
+        classes=[str(k) for k in range(num_classes)],
+        is_image=is_image,
+        pixel_max=pixel_max,
+    )
+
+
 def _quotas(sizes: np.ndarray, fraction: float) -> np.ndarray:
     """Per-group counts summing to round(fraction * total) (largest remainders first), each
     group keeping at least one member."""

@@ -11,15 +11,15 @@ from pathlib import Path
 
 import numpy as np
 
-from worker.datasets.base import DatasetError, RawSplits, stratified_split
+from worker.datasets.base import DatasetError, RawSplits, split_raw
 from worker.datasets.mnist import IDX_SETS, SYSTEM_DATA_DIRS, locate_files, read_idx_set
 from worker.datasets.synthetic import SYNTHETIC, SYNTHETIC_KEYS
 
-BUILTIN_NAMES = ("digits", "mnist", "fashion-mnist", "blobs", "spirals")
 DIGITS_TEST_FRACTION = 0.2
 DIGITS_SPLIT_SEED = 0
 # extra spec keys each built-in set understands (besides name, validation_split, normalize)
 BUILTIN_KEYS = {"digits": ("as_image",), "mnist": (), "fashion-mnist": (), **SYNTHETIC_KEYS}
+BUILTIN_NAMES = tuple(BUILTIN_KEYS)
 
 
 def digits(as_image: bool = False) -> RawSplits:
@@ -31,16 +31,8 @@ def digits(as_image: bool = False) -> RawSplits:
     x = bunch.data.astype(np.uint8)
     y = bunch.target.astype(np.int64)
     x = x.reshape(-1, 1, 8, 8) if as_image else x
-    train, test = stratified_split(y, DIGITS_TEST_FRACTION, DIGITS_SPLIT_SEED)
-    return RawSplits(
-        x_train=x[train],
-        y_train=y[train],
-        x_test=x[test],
-        y_test=y[test],
-        num_classes=10,
-        classes=[str(d) for d in range(10)],
-        is_image=as_image,
-        pixel_max=16.0,
+    return split_raw(
+        x, y, 10, DIGITS_TEST_FRACTION, DIGITS_SPLIT_SEED, is_image=as_image, pixel_max=16.0
     )
 
 
@@ -56,12 +48,10 @@ def builtin_source(
     if name in SYNTHETIC:
         key = (name, tuple(sorted((k, repr(v)) for k, v in params.items())))
         return key, lambda: SYNTHETIC[name](params)
-    if name in IDX_SETS:
-        spec = IDX_SETS[name]
-        files = locate_files(spec, data_dir, system_dirs)
-        stats = tuple(
-            (role, str(path.resolve()), path.stat().st_size, path.stat().st_mtime_ns)
-            for role, path in sorted(files.items())
-        )
-        return (name, stats), lambda: read_idx_set(spec, files)
-    raise DatasetError(f"dataset.name must be one of {', '.join(BUILTIN_NAMES)}; got {name!r}")
+    spec = IDX_SETS[name]  # load_dataset refused every other name already
+    files = locate_files(spec, data_dir, system_dirs)
+    stats = tuple(
+        (role, str(path.resolve()), path.stat().st_size, path.stat().st_mtime_ns)
+        for role, path in sorted(files.items())
+    )
+    return (name, stats), lambda: read_idx_set(spec, files)

@@ -16,6 +16,7 @@ from worker.datasets.base import DatasetError, RawSplits, stratified_split
 from worker.datasets.builtin import BUILTIN_KEYS, builtin_source
 from worker.datasets.cache import RAW_CACHE
 from worker.datasets.preprocessing import apply_preprocessing, fit_preprocessing
+from worker.datasets.synthetic import SYNTHETIC
 
 COMMON_KEYS = ("validation_split", "normalize")
 SOURCE_KEYS = ("name", "id", "path")
@@ -76,7 +77,7 @@ def _raw_source(source: str, value, extra: dict, redis, settings):
             )
         _refuse_unknown(extra, BUILTIN_KEYS[value], f"data set {value!r}")
         key, loader = builtin_source(value, extra, Path(settings.data_dir))
-        default = None if value in ("blobs", "spirals") else "scale"
+        default = None if value in SYNTHETIC else "scale"
         return RAW_CACHE.get(key, loader), value, default
     if source == "path":
         _refuse_unknown(extra, UPLOAD_KEYS, "a local file")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from worker.datasets.base import DatasetError, RawSplits, stratified_split
+from worker.datasets.base import DatasetError, RawSplits, split_raw
 
 MAX_SAMPLES = 1_000_000
 TEST_FRACTION = 0.2
@@ -28,19 +28,6 @@ def _balanced_labels(size: int, classes: int, rng: np.random.Generator) -> np.nd
     return rng.permutation(np.arange(size, dtype=np.int64) % classes)
 
 
-def _finish(x: np.ndarray, y: np.ndarray, classes: int, seed: int) -> RawSplits:
-    train, test = stratified_split(y, TEST_FRACTION, seed)
-    return RawSplits(
-        x_train=x[train],
-        y_train=y[train],
-        x_test=x[test],
-        y_test=y[test],
-        num_classes=classes,
-        classes=[str(k) for k in range(classes)],
-        is_image=False,
-    )
-
-
 def blobs(params: dict) -> RawSplits:
     """Gaussian clusters: ``size`` samples (train + 20% test), ``classes`` centres drawn in
     [-5, 5]^``features``, per-cluster std ``noise``; x (n, features) float32."""
@@ -55,7 +42,7 @@ def blobs(params: dict) -> RawSplits:
     centres = rng.uniform(-5.0, 5.0, size=(classes, features))
     y = _balanced_labels(size, classes, rng)
     x = centres[y] + noise * rng.standard_normal((size, features))
-    return _finish(x.astype(np.float32), y, classes, seed)
+    return split_raw(x.astype(np.float32), y, classes, TEST_FRACTION, seed)
 
 
 def spirals(params: dict) -> RawSplits:
@@ -77,7 +64,7 @@ def spirals(params: dict) -> RawSplits:
     angle = 2 * np.pi * (turns * radius + y / classes)
     x = np.stack([radius * np.cos(angle), radius * np.sin(angle)], axis=1)
     x += noise * rng.standard_normal(x.shape)
-    return _finish(x.astype(np.float32), y, classes, seed)
+    return split_raw(x.astype(np.float32), y, classes, TEST_FRACTION, seed)
 
 
 SYNTHETIC = {"blobs": blobs, "spirals": spirals}
