@@ -18,7 +18,6 @@ from api.keys import DEFAULT_TENANT
 
 PREDICT_PATH = re.compile(r"^/v1/models/([^/]+)/predict$")
 ROUTE_TEMPLATE = "/v1/models/{model_id}/predict"
-MAX_INLINE_VALUES = 65_536  # bigger batches go to the route, which runs them in a thread
 
 
 class FastPredict:
@@ -72,12 +71,10 @@ class FastPredict:
             batch = p.as_batch(
                 document["inputs"], entry.input_shape, self.state.settings.max_predict_batch
             )
-            if batch.size > MAX_INLINE_VALUES:
+            if batch.size > p.INLINE_VALUES:  # the route runs big batches in a thread
                 return None
             start = time.perf_counter()
-            batch = p.preprocess(batch, entry.metadata.get("preprocessing"))
-            outputs = entry.model.predict(batch)
-            result = p.format_outputs(outputs, entry.metadata, entry.extra["softmax"])
+            result = p.predict_batch(entry, batch)
             self.state.metrics.prediction.observe(time.perf_counter() - start)
         except (ValueError, UnicodeDecodeError):
             return None

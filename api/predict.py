@@ -116,3 +116,14 @@ def ends_in_softmax(model_spec: dict | None) -> bool:
     layers = (model_spec or {}).get("layers") or [{}]
     last = layers[-1]
     return last.get("type") == "softmax" or last.get("activation") == "softmax"
+
+
+# Batches up to this many input values run on the event loop (microseconds); larger in a thread
+# (the route) or not on the fast path at all.
+INLINE_VALUES = 65_536
+
+
+def predict_batch(entry, batch: np.ndarray) -> dict:
+    """A checked raw batch -> the response body: training preprocessing, model, outputs."""
+    x = preprocess(batch, entry.metadata.get("preprocessing"))
+    return format_outputs(entry.model.predict(x), entry.metadata, entry.extra["softmax"])

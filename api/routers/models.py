@@ -17,8 +17,6 @@ from api.schemas.common import COMMON_ERRORS, errors
 from api.schemas.models import ModelList, ModelOut, PredictRequest, PredictResponse
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
-# Batches up to this many input values run on the event loop (microseconds); larger in a thread.
-INLINE_VALUES = 65_536
 
 
 def model_view(metadata: dict) -> dict:
@@ -146,10 +144,10 @@ async def predict(
     except p.InputError as error:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=str(error)) from None
     start = time.perf_counter()
-    if batch.size <= INLINE_VALUES:
-        body = _run(entry, batch)
+    if batch.size <= p.INLINE_VALUES:
+        body = p.predict_batch(entry, batch)
     else:
-        body = await run_in_threadpool(_run, entry, batch)
+        body = await run_in_threadpool(p.predict_batch, entry, batch)
     request.app.state.metrics.prediction.observe(time.perf_counter() - start)
     return Response(json.dumps(body, separators=(",", ":")), media_type="application/json")
 
@@ -192,10 +190,4 @@ async def _read_inputs(request: Request, entry: CachedModel, max_batch: int) -> 
         if not isinstance(document, dict) or set(document) != {"inputs"}:
             raise p.InputError("body: expected a JSON object with exactly one field, 'inputs'")
         raw = document["inputs"]
-    batch = p.as_batch(raw, entry.input_shape, max_batch)
-    return p.preprocess(batch, entry.metadata.get("preprocessing"))
-
-
-def _run(entry: CachedModel, batch: np.ndarray) -> dict:
-    outputs = entry.model.predict(batch)
-    return p.format_outputs(outputs, entry.metadata, entry.extra["softmax"])
+    return p.as_batch(raw, entry.input_shape, max_batch)
