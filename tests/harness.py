@@ -6,6 +6,7 @@ may be running on 6379.
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
 import signal
@@ -16,6 +17,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import redis
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -176,3 +178,10 @@ def run_in_threads(work: Callable[[int], object], count: int, timeout: float = 3
     if errors:
         raise errors[0]
     return results
+
+
+def npz_bytes(**arrays) -> bytes:
+    """The bytes of an ``.npz`` holding ``arrays`` (what a user uploads)."""
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    return buffer.getvalue()

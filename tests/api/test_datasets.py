@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import io
-
 import numpy as np
 
 from tests.api.specs import digits_spec
+from tests.harness import npz_bytes as to_npz
 
 
 def npz_bytes(n: int = 40, features: int = 6, classes: int = 3, **overrides) -> bytes:
@@ -16,9 +15,7 @@ def npz_bytes(n: int = 40, features: int = 6, classes: int = 3, **overrides) -> 
         "y_train": np.arange(n) % classes,
         **overrides,
     }
-    out = io.BytesIO()
-    np.savez(out, **arrays)
-    return out.getvalue()
+    return to_npz(**arrays)
 
 
 def upload(client, content: bytes, filename: str = "set.npz", **form):

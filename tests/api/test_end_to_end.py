@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 
 import numpy as np
@@ -12,7 +11,7 @@ from typer.testing import CliRunner
 from api.cli.main import app as cli
 from api.client import ApiError, GradqClient
 from tests.api.live import LiveApi
-from tests.harness import wait_until
+from tests.harness import npz_bytes, wait_until
 
 KEY = "e2e-key-0123456789"
 
@@ -28,15 +27,13 @@ def digits_npz() -> tuple[bytes, np.ndarray, np.ndarray]:
     from sklearn.datasets import load_digits
 
     x, y = load_digits(return_X_y=True)
-    out = io.BytesIO()
-    np.savez(
-        out,
+    content = npz_bytes(
         x_train=x[:1500].astype(np.float32),
         y_train=y[:1500],
         x_test=x[1500:].astype(np.float32),
         y_test=y[1500:],
     )
-    return out.getvalue(), x[1500:1532], y[1500:1532]
+    return content, x[1500:1532], y[1500:1532]
 
 
 @pytest.mark.integration

@@ -2,25 +2,18 @@
 
 from __future__ import annotations
 
-import io
-
 import numpy as np
 import pytest
 import redis as redis_lib
 
+from tests.harness import npz_bytes
 from worker.datasets import DatasetError, DatasetStore, load_dataset, validate_upload
 from worker.datasets.store import PREFIX, TENANT_INDEX, RedisChunkedBlobs
 
 
-def _npz(**arrays) -> bytes:
-    buffer = io.BytesIO()
-    np.savez(buffer, **arrays)
-    return buffer.getvalue()
-
-
 def _upload(n=300, side=28, seed=0):
     rng = np.random.default_rng(seed)
-    content = _npz(
+    content = npz_bytes(
         x_train=rng.integers(0, 256, (n, side, side), dtype=np.uint8),
         y_train=np.arange(n) % 10,
         x_test=rng.integers(0, 256, (20, side, side), dtype=np.uint8),

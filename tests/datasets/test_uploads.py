@@ -8,15 +8,10 @@ import io
 import numpy as np
 import pytest
 
+from tests.harness import npz_bytes
 from worker.datasets import DatasetError, validate_upload
 
 LIMIT = 10_000_000
-
-
-def npz(**arrays) -> bytes:
-    buffer = io.BytesIO()
-    np.savez(buffer, **arrays)
-    return buffer.getvalue()
 
 
 def good(**overrides) -> dict:
@@ -35,7 +30,7 @@ def refused(content: bytes, filename="set.npz", **options) -> str:
 
 
 def test_accepts_tabular_classification_and_records_its_facts():
-    content = npz(**good())
+    content = npz_bytes(**good())
 
     up = validate_upload("set.npz", content, max_bytes=LIMIT)
 
@@ -48,7 +43,7 @@ def test_accepts_tabular_classification_and_records_its_facts():
 def test_integer_pixel_arrays_of_rank_3_become_channels_first_images():
     up = validate_upload(
         "img.npz",
-        npz(x_train=np.zeros((4, 5, 6), np.int64), y_train=np.array([0, 1, 0, 1])),
+        npz_bytes(x_train=np.zeros((4, 5, 6), np.int64), y_train=np.array([0, 1, 0, 1])),
         max_bytes=LIMIT,
     )
 
@@ -58,14 +53,14 @@ def test_integer_pixel_arrays_of_rank_3_become_channels_first_images():
 
 def test_channels_last_rank_4_images_are_transposed_to_channels_first():
     x = np.arange(2 * 6 * 7 * 3).reshape(2, 6, 7, 3) % 256
-    up = validate_upload("rgb.npz", npz(x_train=x, y_train=np.array([0, 1])), max_bytes=LIMIT)
+    up = validate_upload("rgb.npz", npz_bytes(x_train=x, y_train=np.array([0, 1])), max_bytes=LIMIT)
 
     assert up.input_shape == (3, 6, 7)
     np.testing.assert_array_equal(up.arrays["x_train"][1, 2], x[1, :, :, 2])
 
 
 def test_float_targets_mean_regression():
-    up = validate_upload("r.npz", npz(**good(y_train=np.linspace(0, 1, 6))), max_bytes=LIMIT)
+    up = validate_upload("r.npz", npz_bytes(**good(y_train=np.linspace(0, 1, 6))), max_bytes=LIMIT)
 
     assert up.task == "regression" and up.num_classes is None
     assert up.arrays["y_train"].dtype == np.float32
@@ -73,7 +68,9 @@ def test_float_targets_mean_regression():
 
 def test_task_can_force_classification_of_integral_float_labels():
     y = np.array([0.0, 1.0, 2.0, 0.0, 1.0, 2.0])
-    up = validate_upload("c.npz", npz(**good(y_train=y)), task="classification", max_bytes=LIMIT)
+    up = validate_upload(
+        "c.npz", npz_bytes(**good(y_train=y)), task="classification", max_bytes=LIMIT
+    )
 
     assert up.num_classes == 3 and up.arrays["y_train"].dtype == np.int64
 
@@ -95,7 +92,7 @@ def test_csv_label_column_defaults_to_the_last_and_can_be_named():
 
 def test_refuses_content_over_the_size_limit():
     assert "over the limit of 100 bytes (GRADQ_MAX_DATASET_BYTES)" in refused(
-        npz(**good()), max_bytes=100
+        npz_bytes(**good()), max_bytes=100
     )
 
 
@@ -116,43 +113,43 @@ def test_refuses_a_file_that_is_not_an_npz_archive():
 
 
 def test_refuses_a_pickled_object_array_without_unpickling_it():
-    content = npz(**good(x_train=np.array([{"a": 1}] * 6, dtype=object)))
+    content = npz_bytes(**good(x_train=np.array([{"a": 1}] * 6, dtype=object)))
 
     assert "x_train: object arrays (pickled data) are not accepted" in refused(content)
 
 
 def test_refuses_a_missing_training_array():
-    assert "y_train: missing" in refused(npz(x_train=np.ones((3, 2))))
+    assert "y_train: missing" in refused(npz_bytes(x_train=np.ones((3, 2))))
 
 
 def test_refuses_unexpected_array_names():
-    assert "weights: unexpected array" in refused(npz(**good(weights=np.ones(3))))
+    assert "weights: unexpected array" in refused(npz_bytes(**good(weights=np.ones(3))))
 
 
 def test_refuses_x_test_without_y_test():
     assert "y_test: missing while x_test is present" in refused(
-        npz(**good(x_test=np.ones((2, 3), np.float32)))
+        npz_bytes(**good(x_test=np.ones((2, 3), np.float32)))
     )
 
 
 def test_refuses_non_numeric_features():
     assert "x_train: dtype <U1 is not numeric" in refused(
-        npz(**good(x_train=np.array([["a"]] * 6)))
+        npz_bytes(**good(x_train=np.array([["a"]] * 6)))
     )
 
 
 def test_refuses_non_numeric_labels():
     assert "y_train: dtype <U3 is not numeric" in refused(
-        npz(**good(y_train=np.array(["cat"] * 6)))
+        npz_bytes(**good(y_train=np.array(["cat"] * 6)))
     )
 
 
 def test_refuses_features_of_the_wrong_rank():
-    assert "x_train: expected 2 to 4 dimensions" in refused(npz(**good(x_train=np.ones(6))))
+    assert "x_train: expected 2 to 4 dimensions" in refused(npz_bytes(**good(x_train=np.ones(6))))
 
 
 def test_refuses_an_empty_training_set():
-    content = npz(x_train=np.ones((0, 3)), y_train=np.zeros(0, np.int64))
+    content = npz_bytes(x_train=np.ones((0, 3)), y_train=np.zeros(0, np.int64))
 
     assert "x_train: has no samples" in refused(content)
 
@@ -162,7 +159,7 @@ def test_refuses_nan_or_infinite_features():
     x[4, 1] = np.nan
 
     assert "x_train: 1 samples contain NaN or infinity (first at index 4)" in refused(
-        npz(**good(x_train=x))
+        npz_bytes(**good(x_train=x))
     )
 
 
@@ -170,29 +167,29 @@ def test_refuses_features_too_large_for_float32():
     x = np.ones((6, 3))
     x[0, 0] = 1e300
 
-    assert "x_train: values too large for float32" in refused(npz(**good(x_train=x)))
+    assert "x_train: values too large for float32" in refused(npz_bytes(**good(x_train=x)))
 
 
 def test_refuses_nan_regression_targets():
     y = np.array([0.5, np.inf, 1, 2, 3, 4])
 
-    assert "y_train: contains NaN or infinity" in refused(npz(**good(y_train=y)))
+    assert "y_train: contains NaN or infinity" in refused(npz_bytes(**good(y_train=y)))
 
 
 def test_refuses_labels_and_samples_of_different_lengths():
     assert "y_train: has 5 entries but x_train has 6 samples" in refused(
-        npz(**good(y_train=np.array([0, 1, 2, 0, 1])))
+        npz_bytes(**good(y_train=np.array([0, 1, 2, 0, 1])))
     )
 
 
 def test_refuses_negative_labels():
     assert "y_train: labels must be in [0, C), found -1" in refused(
-        npz(**good(y_train=np.array([0, 1, -1, 0, 1, 2])))
+        npz_bytes(**good(y_train=np.array([0, 1, -1, 0, 1, 2])))
     )
 
 
 def test_refuses_a_class_without_samples():
-    message = refused(npz(**good(y_train=np.array([0, 1, 3, 0, 1, 3]))))
+    message = refused(npz_bytes(**good(y_train=np.array([0, 1, 3, 0, 1, 3]))))
 
     assert "y_train: classes must be 0..3 with at least one sample each; no sample of class 2" in (
         message
@@ -201,13 +198,13 @@ def test_refuses_a_class_without_samples():
 
 def test_refuses_absurd_numbers_of_classes():
     assert "implies 1000001 classes" in refused(
-        npz(**good(y_train=np.array([0, 1, 1_000_000, 0, 1, 2])))
+        npz_bytes(**good(y_train=np.array([0, 1, 1_000_000, 0, 1, 2])))
     )
 
 
 def test_refuses_multi_column_class_labels():
     assert "y_train: class labels must be one integer per sample" in refused(
-        npz(**good(y_train=np.zeros((6, 2), np.int64)))
+        npz_bytes(**good(y_train=np.zeros((6, 2), np.int64)))
     )
 
 
@@ -215,34 +212,36 @@ def test_refuses_fractional_labels_when_classification_is_asked_for():
     y = np.array([0.5, 1, 2, 0, 1, 2])
 
     assert "y_train: classification needs integer labels" in refused(
-        npz(**good(y_train=y)), task="classification"
+        npz_bytes(**good(y_train=y)), task="classification"
     )
 
 
 def test_refuses_an_unknown_task():
-    assert "task must be 'classification' or 'regression'" in refused(npz(**good()), task="rank")
+    assert "task must be 'classification' or 'regression'" in refused(
+        npz_bytes(**good()), task="rank"
+    )
 
 
 def test_refuses_test_features_of_another_shape():
-    content = npz(**good(x_test=np.ones((2, 4), np.float32), y_test=np.array([0, 1])))
+    content = npz_bytes(**good(x_test=np.ones((2, 4), np.float32), y_test=np.array([0, 1])))
 
     assert "x_test: samples have shape (4,), but x_train's have (3,)" in refused(content)
 
 
 def test_refuses_test_labels_outside_the_training_classes():
-    content = npz(**good(x_test=np.ones((2, 3), np.float32), y_test=np.array([0, 7])))
+    content = npz_bytes(**good(x_test=np.ones((2, 3), np.float32), y_test=np.array([0, 7])))
 
     assert "y_test: label 7 is not a class of y_train (0..2)" in refused(content)
 
 
 def test_refuses_test_labels_of_the_wrong_length():
-    content = npz(**good(x_test=np.ones((2, 3), np.float32), y_test=np.array([0, 1, 2])))
+    content = npz_bytes(**good(x_test=np.ones((2, 3), np.float32), y_test=np.array([0, 1, 2])))
 
     assert "y_test: has 3 entries but x_test has 2 samples" in refused(content)
 
 
 def test_refuses_images_with_too_many_channels_either_way():
-    content = npz(**good(x_train=np.zeros((6, 8, 8, 8), np.uint8)))
+    content = npz_bytes(**good(x_train=np.zeros((6, 8, 8, 8), np.uint8)))
 
     assert "x_train: images must be (n, c, h, w) or (n, h, w, c)" in refused(content)
 
