@@ -110,3 +110,24 @@ def test_up_refuses_an_open_address_without_keys_before_starting_anything(tmp_pa
     assert result.returncode == 2
     assert "refusing to serve without API keys on 0.0.0.0" in " ".join(result.stdout.split())
     assert not (tmp_path / "state" / "logs").exists()  # nothing was started
+
+
+def test_up_runs_the_demo_job_to_a_prediction(tmp_path):
+    log = tmp_path / "up.log"
+    with open(log, "w") as out:
+        up = subprocess.Popen(
+            [sys.executable, "-m", "api.cli.main", "up", "--workers", "2",
+             "--port", str(free_port()), "--redis-port", str(free_port()),
+             "--state-dir", str(tmp_path / "state")],
+            cwd=REPO_ROOT, env=worker_env("redis://unused"), stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    try:
+        wait_until(lambda: "interactive API docs" in log.read_text() or up.poll() is not None,
+                   180, "the demo to finish")  # fmt: skip
+        text = " ".join(log.read_text().split())
+
+        assert "test accuracy 0.9" in text, text
+        assert "prediction for a handwritten 8: 8" in text, text
+    finally:
+        up.send_signal(signal.SIGINT)
+        up.wait(60)

@@ -62,7 +62,7 @@ def up(
             from api.cli.demo import run_demo
 
             key = get_settings().api_key
-            run_demo(stack.api_url, console, {"Authorization": f"Bearer {key}"} if key else None)
+            run_demo(stack.api_url, console, key)
         console.print(f"interactive API docs: {stack.api_url}/docs — Ctrl-C stops the stack")
         while not stack.dead_processes():
             time.sleep(0.5)
