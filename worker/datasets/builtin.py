@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from worker.datasets.base import DatasetError, RawSplits, split_raw
-from worker.datasets.mnist import IDX_SETS, SYSTEM_DATA_DIRS, locate_files, read_idx_set
+from worker.datasets.mnist import IDX_SETS, locate_files, read_idx_set
 from worker.datasets.synthetic import SYNTHETIC, SYNTHETIC_KEYS
 
 DIGITS_TEST_FRACTION = 0.2
@@ -37,7 +37,7 @@ def digits(as_image: bool = False) -> RawSplits:
 
 
 def builtin_source(
-    name: str, params: dict, data_dir: Path, system_dirs=SYSTEM_DATA_DIRS
+    name: str, params: dict, data_dir: Path
 ) -> tuple[tuple, Callable[[], RawSplits]]:
     """``(cache_key, loader)`` of built-in set ``name`` with its extra ``params``."""
     if name == "digits":
@@ -49,7 +49,7 @@ def builtin_source(
         key = (name, tuple(sorted((k, repr(v)) for k, v in params.items())))
         return key, lambda: SYNTHETIC[name](params)
     spec = IDX_SETS[name]  # load_dataset refused every other name already
-    files = locate_files(spec, data_dir, system_dirs)
+    files = locate_files(spec, data_dir)
     stats = tuple(
         (role, str(path.resolve()), path.stat().st_size, path.stat().st_mtime_ns)
         for role, path in sorted(files.items())

@@ -89,9 +89,7 @@ def _local_copy(folder: Path, role: str) -> Path | None:
     return None
 
 
-def locate_files(
-    spec: IdxSet, data_dir: Path, system_dirs=SYSTEM_DATA_DIRS, allow_download: bool = True
-) -> dict[str, Path]:
+def locate_files(spec: IdxSet, data_dir: Path, system_dirs=SYSTEM_DATA_DIRS) -> dict[str, Path]:
     """Paths of the four files (role -> path), downloading the missing ones into ``data_dir``.
 
     Raises DatasetError naming every folder looked in and every URL tried.
@@ -105,7 +103,7 @@ def locate_files(
             continue
         failures: list[str] = []
         target = folders[0] / f"{STEMS[role]}.gz"
-        for mirror in spec.mirrors if allow_download else ():
+        for mirror in spec.mirrors:
             try:
                 found[role] = download(mirror + target.name, target, spec.sha256[role])
                 break
