@@ -7,7 +7,7 @@ allocate in the input's order) and the next conv's im2col copies rows of kw*C co
 
 Layers whose im2col rows are long enough (kw*C >= 16, i.e. all but a first layer on few
 channels) run in cache-sized chunks of samples (conv_chunks.py): im2col -> GEMM per chunk, and in
-backward im2col -> weight-gradient GEMM -> dcols -> col2im per chunk, summed in chunk order.
+backward im2col -> weight-gradient GEMM -> input gradient per chunk, summed in chunk order.
 The others (few channels) use one transposed im2col of the whole batch: cols (kh*kw*C + 1, M)
 with a ones row so the bias rides in the GEMM; backward is one GEMM for [dW; db], one batched
 GEMM per kernel offset for dcols and a col2im that loops over kernel offsets only. The copies and
@@ -112,7 +112,9 @@ class Conv2D(Layer):
         self.zero_grads()
         self.input_shape = tuple(input_shape)
         self.output_shape = (self.filters, ho, wo)
-        self._chunked = ChunkedConv(self.kernel_size, self.stride, (ho, wo), c)
+        self._chunked = ChunkedConv(
+            self.kernel_size, self.stride, (ho, wo), c, (self.pad_h[0], self.pad_w[0]), (h, w)
+        )
         return self.output_shape
 
     def _padded_nhwc(self, x: np.ndarray) -> np.ndarray:
@@ -210,12 +212,10 @@ class Conv2D(Layer):
         cols, saved = self._cache
         if isinstance(cols, str):  # the chunked path (see conv_chunks)
             d = dout.transpose(0, 2, 3, 1)
-            self.grads["W"], db, dxp = self._chunked.backward(
-                saved, self.params["W"], d, input_grad
-            )
+            self.grads["W"], db, dx = self._chunked.backward(saved, self.params["W"], d, input_grad)
             if self.use_bias:
                 self.grads["b"] = db
-            return None if dxp is None else self._unpad(dxp)
+            return None if dx is None else dx.transpose(0, 3, 1, 2)
         if cols is None:  # the last forward was in eval mode and saved its input
             cols, padded_shape = self._im2col(saved, into_buffer=True)
         else:

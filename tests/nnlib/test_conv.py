@@ -160,3 +160,38 @@ def test_chunks_of_samples_give_the_whole_batch_result(monkeypatch):
     np.testing.assert_allclose(y_chunked, ref, rtol=1e-10, atol=1e-10)
     for k, v in grads.items():
         np.testing.assert_allclose(conv.grads[k], v, rtol=1e-12, atol=1e-12)
+
+
+def _direct_dx(dout, w, input_hw, stride, pad):
+    """dx by explicit loops: every output pixel adds W * dout into its padded input window."""
+    (pt, pb), (pl, pr) = pad
+    n, _, ho, wo = dout.shape
+    _, c, kh, kw = w.shape
+    sh, sw = stride
+    h, wd = input_hw
+    dxp = np.zeros((n, c, h + pt + pb, wd + pl + pr))
+    for i in range(ho):
+        for j in range(wo):
+            dxp[:, :, i * sh : i * sh + kh, j * sw : j * sw + kw] += np.tensordot(
+                dout[:, :, i, j], w, axes=([1], [0])
+            )
+    return dxp[:, :, pt : pt + h, pl : pl + wd]
+
+
+@pytest.mark.parametrize("padding", ["same", "valid", 3])
+def test_stride_one_input_gradient_in_row_blocks_matches_explicit_loops(monkeypatch, padding):
+    import nnlib.layers.conv_chunks as conv_chunks
+
+    conv = _conv({"filters": 3, "kernel_size": [3, 2], "padding": padding}, (8, 6, 5))
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((3, 8, 6, 5))
+    dout = rng.standard_normal((3, *conv.output_shape))
+    # one image row per dx GEMM and one sample per chunk: every block boundary is crossed
+    monkeypatch.setattr(conv_chunks, "DX_BLOCK_BYTES", 1)
+    monkeypatch.setattr(conv_chunks, "CHUNK_BYTES", 1)
+    conv.forward(x, training=True)
+
+    dx = conv.backward(dout)
+
+    expected = _direct_dx(dout, conv.params["W"], (6, 5), conv.stride, (conv.pad_h, conv.pad_w))
+    np.testing.assert_allclose(dx, expected, rtol=1e-12, atol=1e-12)

@@ -67,8 +67,13 @@ def test_activation_layers(name, shape):
         (3, 3, 2, 2, 3, (8, 7)),
         (5, 2, "valid", 2, 2, (8, 9)),  # stride leaves the last rows uncovered
         # in_channels * kw >= 16 takes the pixel-rows im2col layout
+        # (stride 1 there computes dx as one GEMM over the zero-padded dout)
         (3, 1, "same", 8, 3, (5, 5)),
         ([5, 4], 2, 1, 4, 2, (7, 8)),
+        (3, 1, "valid", 8, 2, (6, 5)),
+        ([2, 4], 1, "same", 8, 3, (5, 6)),  # even kernel: padding after > before
+        (3, 1, 4, 6, 2, (4, 5)),  # padding beyond the kernel's reach: border outputs see no x
+        ([5, 3], [1, 2], 1, 8, 2, (7, 6)),  # stride 1 on one axis only: the col2im path
     ],
 )
 def test_conv2d(kernel_size, stride, padding, in_c, out_c, hw):
