@@ -92,11 +92,14 @@ def serial_blas_step(step, blas_threads: int | None):
     """The CNN step with NumPy's BLAS on ``blas_threads`` (default 1, so nnlib's threads run the
     convolution chunks, GEMMs included: nnlib.parallel.set_blas_serial)."""
     limit = 1 if blas_threads is None else blas_threads
-    parallel.set_blas_serial(limit == 1)
 
     def limited():
-        with threadpool_limits(limits=limit, user_api="blas"):
-            step()
+        parallel.set_blas_serial(limit == 1)  # only for this step: the MLP's BLAS has threads
+        try:
+            with threadpool_limits(limits=limit, user_api="blas"):
+                step()
+        finally:
+            parallel.set_blas_serial(False)
 
     return limited
 
@@ -180,6 +183,7 @@ def main() -> None:
             limit = args.blas_threads or 1
             with threadpool_limits(limits=limit, user_api="blas"):
                 rows = layer_breakdown(cnn, x_img, dout, args.repeats)
+            parallel.set_blas_serial(False)
             for name, f, b in rows:
                 print(f"  {name:16s} forward {f:7.2f} ms  backward {b:7.2f} ms")
         for name, model, x in (("cnn", cnn, x_img), ("mlp", mlp, x_img.reshape(128, -1))):

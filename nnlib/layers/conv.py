@@ -21,6 +21,7 @@ import math
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from nnlib import gemm
 from nnlib.initializers import init_weights
 from nnlib.layers.base import (
     Layer,
@@ -197,7 +198,7 @@ class Conv2D(Layer):
         if self.use_bias:
             w_aug[k] = self.params["b"]
         # np.dot (not matmul) takes a transposed operand straight to BLAS
-        out = np.dot(cols.T, w_aug)
+        out = gemm.dot(cols.T, w_aug)
         self._cache = (cols, padded_shape) if training else (None, x)
         return out.reshape(n, ho, wo, o).transpose(0, 3, 1, 2)
 
@@ -228,7 +229,7 @@ class Conv2D(Layer):
         k = kh * kw * c
         d = dout.transpose(0, 2, 3, 1).reshape(n * ho * wo, o)  # free when dout is channels-last
         # (K [+1], O): the ones column of cols turns the last row into the bias gradient
-        dw = np.dot(cols, d)
+        dw = gemm.dot_sum(cols, d)
         self.grads["W"] = np.ascontiguousarray(dw[:k].reshape(kh, kw, c, o).transpose(3, 2, 0, 1))
         if self.use_bias:
             self.grads["b"] = dw[k].copy()

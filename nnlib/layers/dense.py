@@ -10,6 +10,7 @@ import math
 
 import numpy as np
 
+from nnlib import gemm
 from nnlib.initializers import init_weights
 from nnlib.layers.base import Layer, check_activation, check_bool, check_int
 
@@ -52,7 +53,7 @@ class Dense(Layer):
         if x.ndim != 2:
             x = x.reshape(x.shape[0], -1)
         self._x = x
-        y = x @ self.params["W"]
+        y = gemm.dot(x, self.params["W"])
         if self.use_bias:
             y += self.params["b"]
         return y
@@ -60,12 +61,12 @@ class Dense(Layer):
     def backward(self, dout: np.ndarray, input_grad: bool = True) -> np.ndarray | None:
         """dout (N, units) -> dx (N, *input_shape); dW = x^T dout, db = sum_n dout."""
         x = self._x
-        self.grads["W"] = x.T @ dout
+        self.grads["W"] = gemm.dot(x.T, dout)  # rows = input features: no reduction to split
         if self.use_bias:
             self.grads["b"] = dout.sum(axis=0)
         if not input_grad:
             return None
-        dx = dout @ self.params["W"].T
+        dx = gemm.dot(dout, self.params["W"].T)
         return dx.reshape((dout.shape[0], *self.input_shape))
 
     def config(self):

@@ -1,0 +1,80 @@
+"""nnlib.gemm: products split over nnlib's threads under blas_serial, the same bits for any
+thread count, and the same values as one np.dot."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from nnlib import gemm, parallel
+
+
+@pytest.fixture
+def serial_blas():
+    threads, serial = parallel.get_num_threads(), parallel.blas_serial()
+    parallel.set_blas_serial(True)
+    yield
+    parallel.set_num_threads(threads)
+    parallel.set_blas_serial(serial)
+
+
+SHAPES = {  # (m, k, n): tall (row blocks) and wide (column blocks), above gemm._MIN_FLOPS
+    "tall": (5000, 27, 32),
+    "wide": (64, 96, 3000),
+}
+
+
+def _operands(m, k, n):
+    rng = np.random.default_rng(m + n)
+    return rng.standard_normal((m, k)).astype(np.float32), rng.standard_normal((k, n)).astype(
+        np.float32
+    )
+
+
+@pytest.mark.parametrize("shape", SHAPES.values(), ids=SHAPES.keys())
+def test_dot_is_bit_identical_for_any_thread_count_and_equals_np_dot(serial_blas, shape):
+    a, b = _operands(*shape)
+    results = []
+    for threads in (1, 2, 3):
+        parallel.set_num_threads(threads)
+        results.append(gemm.dot(a, b))
+        results.append(gemm.dot(np.asfortranarray(a), b))  # a transposed operand, as x.T
+
+    for result in results[1:]:
+        np.testing.assert_array_equal(result, results[0])
+    assert results[0].flags.c_contiguous
+    np.testing.assert_allclose(results[0], a.astype(np.float64) @ b, rtol=1e-4, atol=1e-4)
+
+
+def test_dot_sum_adds_blocks_in_order_whatever_the_threads(serial_blas):
+    a, b = _operands(27, 50_000, 32)  # a weight gradient: a long axis summed over
+    results = []
+    for threads in (1, 2, 3):
+        parallel.set_num_threads(threads)
+        results.append(gemm.dot_sum(a, b))
+
+    for result in results[1:]:
+        np.testing.assert_array_equal(result, results[0])
+    expected = a.astype(np.float64) @ b.astype(np.float64)
+    np.testing.assert_allclose(results[0], expected, rtol=1e-3, atol=1e-2)
+
+
+def test_threads_really_run_the_blocks(serial_blas, monkeypatch):
+    seen = []
+    original = np.matmul
+    monkeypatch.setattr(np, "matmul", lambda *a, **k: seen.append(1) or original(*a, **k))
+    parallel.set_num_threads(2)
+    gemm.dot(*_operands(*SHAPES["tall"]))
+
+    assert len(seen) == gemm.BLOCKS
+
+
+def test_without_blas_serial_products_stay_whole(serial_blas, monkeypatch):
+    parallel.set_blas_serial(False)  # BLAS has its own threads: nnlib must not add more
+    seen = []
+    original = np.matmul
+    monkeypatch.setattr(np, "matmul", lambda *a, **k: seen.append(1) or original(*a, **k))
+    a, b = _operands(*SHAPES["tall"])
+
+    np.testing.assert_array_equal(gemm.dot(a, b), np.dot(a, b))
+    assert seen == []
