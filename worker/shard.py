@@ -151,11 +151,13 @@ def train(ctx: ShardContext, replica: Replica) -> dict:
             blob = encode_checkpoint(model.state_dict(), optimizer.state_dict(), meta)
             save_checkpoint(store.redis, ctx.job_id, blob)
 
-    def report(changes: dict, event: str = "progress") -> None:
-        if (
-            ctx.shard == 0
-            and store.update(ctx.job_id, changes, event=event, expect_attempt=ctx.attempt) is None
-        ):
+    def report(epoch: int, changes: dict, event: str = "progress") -> None:
+        if ctx.shard != 0:
+            return
+        step = meta["global_step"]
+        position = {"epoch": epoch + 1, "step": step, "steps_total": steps_total}
+        changes = position | {"progress": step / steps_total} | changes
+        if store.update(ctx.job_id, changes, event=event, expect_attempt=ctx.attempt) is None:
             raise AttemptAbortedError("the job finished or restarted elsewhere")
 
     stopper = None
@@ -201,15 +203,7 @@ def train(ctx: ShardContext, replica: Replica) -> dict:
             now = time.monotonic()
             if now - last_report >= PROGRESS_EVERY_SECONDS:
                 last_report = now
-                report(
-                    {
-                        "epoch": epoch + 1,
-                        "step": meta["global_step"],
-                        "steps_total": steps_total,
-                        "progress": meta["global_step"] / steps_total,
-                        "train_loss": batch_loss,
-                    }
-                )
+                report(epoch, {"train_loss": batch_loss})
 
         _average_buffers(ctx, model, epoch)
         seconds = time.perf_counter() - epoch_started
@@ -234,17 +228,7 @@ def train(ctx: ShardContext, replica: Replica) -> dict:
             meta["stopper"] = [stopper.best, stopper.best_epoch, stopper.waited]
         meta.update(epoch=epoch + 1, batch=0, epoch_loss_sum=0.0, epoch_samples=0)
         checkpoint()
-        report(
-            {
-                "epoch": epoch + 1,
-                "step": meta["global_step"],
-                "steps_total": steps_total,
-                "progress": meta["global_step"] / steps_total,
-                "history": meta["history"],
-                "train_loss": entry["train_loss"],
-            },
-            event="epoch",
-        )
+        report(epoch, {"history": meta["history"], "train_loss": entry["train_loss"]}, "epoch")
         if stop_early:
             break
 
