@@ -1,4 +1,4 @@
-"""One shard's long-lived training loop (synchronous data-parallel SGD through Redis).
+"""One shard's long-lived training loop (synchronous data-parallel SGD, synchronised by Redis).
 
 Every replica builds the same model from the spec seed and walks the same global batches; each step
 it computes the loss gradient of its ``shard_slice`` of the global batch, ``allreduce_mean`` turns
@@ -55,6 +55,8 @@ class ShardContext:
     settings: Settings
     step_hook: object = None  # tests: called as hook(global_step) after each update
     comm_seconds: float = field(default=0.0)
+    transport: str = "redis"  # set per attempt by worker.transport: "shm", "redis" or "none"
+    shm: object = None  # the connected SharedSegments when transport is "shm"
 
     def key(self, name: str) -> str:
         return f"gradq:ar:{self.job_id}:a{self.attempt}:{name}"
@@ -82,6 +84,7 @@ class ShardContext:
             self.shard,
             timeout=self.settings.peer_timeout_seconds,
             check=self.check_while_waiting,
+            shm=self.shm,
         )
         self.comm_seconds += time.perf_counter() - started
         return out
@@ -215,6 +218,7 @@ def train(ctx: ShardContext, replica: Replica) -> dict:
             "seconds": seconds,
             "samples_per_second": samples_this_run / seconds if seconds > 0 else None,
             "comm_seconds": ctx.comm_seconds - comm_at_start,
+            "transport": ctx.transport,
         }
         if data.x_val is not None and len(data.x_val):
             part = shard_slice(len(data.x_val), ctx.num_shards, ctx.shard)
