@@ -1,11 +1,13 @@
 """Data-parallel scaling on this machine: Fashion-MNIST MLP 784-256-128-10, shards 1, 2, 4.
 
 Starts its own redis-server and a real Celery worker (1 BLAS thread per shard process), trains the
-same job with 1, 2 and 4 shards, and prints samples/s, scaling efficiency = thr(N) / (N thr(1)),
-allreduce seconds per step next to the raw Redis transfer time of the same bytes (SET + GET, same
-run), the CPU the busiest shard process used (checks the thread budget), a compute-only ceiling,
-the allreduce algorithms head to head, and the Celery task round trip and chord cost that rule out
-a task per step. Run: ``python bench/scaling.py [--batch 1024] [--epochs 2]``.
+same job with 1, 2 and 4 shards on the shared-memory transport, then the multi-shard jobs again on
+a worker set to the Redis transport, and prints samples/s, scaling efficiency = thr(N) / (N thr(1)),
+allreduce seconds per step next to the raw Redis transfer time of the same bytes (SET + GET by one
+client, and by N clients at once), the CPU the busiest shard process used (checks the thread
+budget), a compute-only ceiling, the allreduce algorithms and transports head to head
+(``bench/allreduce_alone.py``), and the Celery task round trip and chord cost that rule out a task
+per step. Run: ``python bench/scaling.py [--batch 1024] [--epochs 2] [--shards 1,2]``.
 """
 
 from __future__ import annotations
@@ -23,8 +25,12 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.allreduce_alone import (  # noqa: E402
+    concurrent_raw_seconds,
+    print_allreduce,
+    raw_transfer_seconds,
+)
 from tests.harness import CeleryWorker, RedisServer, wait_until  # noqa: E402
-from worker.allreduce import allreduce_mean, as_bytes, data_client  # noqa: E402
 
 MODEL = {
     "layers": [
@@ -63,69 +69,6 @@ def run_job(redis_client, shards: int, batch: int, epochs: int, **extra) -> dict
     if record["status"] != "succeeded":
         raise RuntimeError(f"{shards}-shard job {record['status']}: {record['status_reason']}")
     return record
-
-
-def raw_transfer_seconds(url: str, nbytes: int, repeat: int = 50) -> tuple[float, float]:
-    """Median SET + GET of ``nbytes``: (through redis-py's parser, through ``worker.resp`` as the
-    allreduce reads). The second is the stricter reference: the fastest raw transfer we have."""
-    from worker import resp
-
-    client = data_client(url)
-    payload = as_bytes(np.ones(nbytes // 4, np.float32))
-
-    def redis_py() -> None:
-        client.set("bench:raw", payload)
-        np.frombuffer(client.get("bench:raw"), np.float32)
-
-    def lean() -> None:
-        resp.execute(client, [("SET", "bench:raw", payload)])
-        np.frombuffer(resp.execute(client, [("GET", "bench:raw")])[0], np.float32)
-
-    medians = []
-    for transfer in (redis_py, lean):
-        times = []
-        for _ in range(repeat):
-            started = time.perf_counter()
-            transfer()
-            times.append(time.perf_counter() - started)
-        medians.append(statistics.median(times))
-    client.delete("bench:raw")
-    return medians[0], medians[1]
-
-
-def _allreduce_shard(url, index, shards, size, algorithm, steps, out):
-    client = data_client(url)
-    vector = np.ones(size, np.float32)
-    times = []
-    for step in range(steps):
-        started = time.perf_counter()
-        allreduce_mean(
-            client,
-            f"bench:ar:{algorithm}:{step}",
-            vector,
-            [1.0] * shards,
-            index,
-            timeout=30,
-            algorithm=algorithm,
-        )
-        times.append(time.perf_counter() - started)
-    out.put(statistics.median(times[steps // 5 :]))
-
-
-def allreduce_seconds(url: str, shards: int, size: int, algorithm: str, steps: int = 60) -> float:
-    """Median per-step allreduce time (the slowest shard's) with ``shards`` processes."""
-    ctx = multiprocessing.get_context("spawn")
-    out = ctx.Queue()
-    procs = [
-        ctx.Process(target=_allreduce_shard, args=(url, i, shards, size, algorithm, steps, out))
-        for i in range(shards)
-    ]
-    for proc in procs:
-        proc.start()
-    results = [out.get(timeout=300) for _ in procs]
-    for proc in procs:
-        proc.join(30)
-    return max(results)
 
 
 def _compute_only(batch: int, steps: int, out) -> None:
@@ -195,12 +138,11 @@ def cpu_seconds(pids: list[int]) -> dict[int, float]:
     return out
 
 
-def training_rows(client, worker, shard_counts, batch: int, epochs: int) -> list[tuple]:
-    """(shards, option, samples/s, comm s/step, test accuracy, cores used by the busiest pool
-    process) of the fastest later epoch. The last one checks the thread budget: a shard process
-    running more than one thread's worth of work would show more than 1.0 core."""
-    variants = [(n, "", {}) for n in shard_counts]
-    variants += [(2, "overlap", {"overlap": True}), (2, "sync_every 4", {"sync_every": 4})]
+def training_rows(client, worker, variants, batch: int, epochs: int) -> list[tuple]:
+    """(shards, transport, option, samples/s, comm s/step, test accuracy, cores used by the busiest
+    pool process) of the fastest later epoch per ``(shards, option, spec extras)`` variant. The
+    last one checks the thread budget: a shard process running more than one thread's worth of
+    work would show more than 1.0 core."""
     rows = []
     for shards, label, extra in variants:
         pids = worker.child_pids()
@@ -218,6 +160,7 @@ def training_rows(client, worker, shard_counts, batch: int, epochs: int) -> list
         rows.append(
             (
                 shards,
+                best.get("transport", "?"),
                 label,
                 best["samples_per_second"],
                 best["comm_seconds"] / steps,
@@ -228,7 +171,7 @@ def training_rows(client, worker, shard_counts, batch: int, epochs: int) -> list
     return rows
 
 
-def print_training(rows, raw: tuple[float, float], batch: int) -> None:
+def print_training(rows, raw: tuple[float, float], raw_n: dict[int, float], batch: int) -> None:
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     print(
         f"\nFashion-MNIST MLP 784-256-128-10 ({PARAMS:,} params, {PARAMS * 4 / 1e6:.2f} MB of "
@@ -237,18 +180,23 @@ def print_training(rows, raw: tuple[float, float], batch: int) -> None:
     print(f"{os.cpu_count()} cores, load average {load} (other processes compete)")
     print(
         f"raw Redis SET+GET of one gradient: {raw[0] * 1e3:.2f} ms with redis-py's parser, "
-        f"{raw[1] * 1e3:.2f} ms read into one buffer (worker.resp; 'x raw' uses this one)\n"
+        f"{raw[1] * 1e3:.2f} ms read into one buffer (worker.resp; 'x raw' uses this one); "
+        "by N clients at once ('x raw N', the bytes and concurrency of the Redis exchange): "
+        + ", ".join(f"N={n} {t * 1e3:.2f} ms" for n, t in raw_n.items())
+        + "\n"
     )
     print(
-        f"{'shards':>6} {'option':<13} {'samples/s':>10} {'efficiency':>10} "
-        f"{'comm ms/step':>12} {'x raw':>6} {'test acc':>8} {'cores/proc':>10}"
+        f"{'shards':>6} {'transport':<9} {'option':<13} {'samples/s':>10} {'efficiency':>10} "
+        f"{'comm ms/step':>12} {'x raw':>6} {'x raw N':>7} {'test acc':>8} {'cores/proc':>10}"
     )
-    base = rows[0][2]
-    for shards, label, throughput, comm, accuracy, cores in rows:
+    base = rows[0][3]
+    for shards, transport, label, throughput, comm, accuracy, cores in rows:
         ratio = f"{comm / raw[1]:6.2f}" if shards > 1 else f"{'-':>6}"
+        ratio_n = f"{comm / raw_n[shards]:7.2f}" if shards in raw_n else f"{'-':>7}"
         print(
-            f"{shards:>6} {label:<13} {throughput:>10.0f} {throughput / (shards * base):>10.2f} "
-            f"{comm * 1e3:>12.2f} {ratio} {accuracy:>8.4f} {cores:>10.2f}"
+            f"{shards:>6} {transport:<9} {label:<13} {throughput:>10.0f} "
+            f"{throughput / (shards * base):>10.2f} {comm * 1e3:>12.2f} {ratio} {ratio_n} "
+            f"{accuracy:>8.4f} {cores:>10.2f}"
         )
     print(
         "comm = time in allreduce per step, including waiting for the slower shard (with "
@@ -258,19 +206,17 @@ def print_training(rows, raw: tuple[float, float], batch: int) -> None:
     )
 
 
-def print_allreduce(url: str) -> None:
-    print("\nallreduce alone (median ms per step, slowest shard, separate processes):")
-    for size in (PARAMS, 2_000_000):
-        raw_py, raw_lean = raw_transfer_seconds(url, size * 4)
-        for shards in (2, 4):
-            times = {
-                a: allreduce_seconds(url, shards, size, a) for a in ("leader", "ring", "exchange")
-            }
-            cells = "  ".join(f"{a} {t * 1e3:6.2f}" for a, t in times.items())
-            print(
-                f"  {size:>9,} floats, {shards} shards: {cells}  raw SET+GET "
-                f"{raw_lean * 1e3:6.2f} (redis-py {raw_py * 1e3:6.2f})"
-            )
+def start_worker(app, url: str, concurrency: int, transport: str, log: Path) -> CeleryWorker:
+    """A Celery worker whose shards use ``transport`` (GRADQ_ALLREDUCE_TRANSPORT)."""
+    worker = CeleryWorker(
+        url,
+        concurrency=concurrency,
+        log_path=log,
+        GRADQ_BLAS_THREADS="1",
+        GRADQ_ALLREDUCE_TRANSPORT=transport,
+    )
+    wait_until(lambda: app.control.ping(destination=[worker.name], timeout=0.5), 60, "the worker")
+    return worker
 
 
 def main() -> None:
@@ -285,23 +231,29 @@ def main() -> None:
     from worker.celery_app import app, configure
     from worker.config import Settings
 
+    shard_counts = [int(s) for s in args.shards.split(",")]
+    multi = [n for n in shard_counts if n > 1]
+    # every row on shared memory (auto picks it here), then the multi-shard rows through Redis
+    plans = {
+        "shm": [(n, "", {}) for n in shard_counts]
+        + [(2, "overlap", {"overlap": True}), (2, "sync_every 4", {"sync_every": 4})],
+        "redis": [(n, "", {}) for n in multi],
+    }
     with tempfile.TemporaryDirectory() as tmp:
         server = RedisServer(Path(tmp) / "redis")
         worker = None
         try:
             configure(app, Settings(redis_url=server.url))
-            shard_counts = [int(s) for s in args.shards.split(",")]
-            worker = CeleryWorker(
-                server.url,
-                concurrency=max(shard_counts),
-                log_path=Path(tmp) / "worker.log",
-                GRADQ_BLAS_THREADS="1",
-            )
-            wait_until(
-                lambda: app.control.ping(destination=[worker.name], timeout=0.5), 60, "the worker"
-            )
-            rows = training_rows(server.client, worker, shard_counts, args.batch, args.epochs)
-            print_training(rows, raw_transfer_seconds(server.url, PARAMS * 4), args.batch)
+            rows = []
+            for transport, variants in plans.items():
+                if worker is not None:
+                    worker.stop()
+                log = Path(tmp) / f"worker-{transport}.log"
+                worker = start_worker(app, server.url, max(shard_counts), transport, log)
+                rows += training_rows(server.client, worker, variants, args.batch, args.epochs)
+            raw = raw_transfer_seconds(server.url, PARAMS * 4)
+            raw_n = {n: concurrent_raw_seconds(server.url, PARAMS * 4, n) for n in multi}
+            print_training(rows, raw, raw_n, args.batch)
             ceiling = {n: compute_only_samples_per_second(n, args.batch) for n in shard_counts}
             print("\ncompute only, no communication (N processes in parallel, same slices):")
             for n, throughput in ceiling.items():
@@ -309,13 +261,16 @@ def main() -> None:
                     f"  {n} shard(s): {throughput:8.0f} samples/s, efficiency ceiling "
                     f"{throughput / (n * ceiling[shard_counts[0]]):.2f}"
                 )
-            synced = {n: t for n, label, t, *_ in rows if not label}
             print(
                 "synchronous SGD reached "
-                + ", ".join(f"{synced[n] / ceiling[n]:.2f} (N={n})" for n in shard_counts[1:])
+                + ", ".join(
+                    f"{t / ceiling[n]:.2f} (N={n} {transport})"
+                    for n, transport, label, t, *_ in rows
+                    if n > 1 and not label
+                )
                 + " of the ceiling's throughput (the rest is communication and waiting)"
             )
-            print_allreduce(server.url)
+            print_allreduce(server.url, multi, (PARAMS, 2_000_000))
             trip, chord2, chord4 = celery_costs(app)
             print(
                 f"\nCelery task round trip {trip * 1e3:.1f} ms; chord of 2 tasks "

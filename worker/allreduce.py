@@ -1,4 +1,12 @@
-"""allreduce_mean: the weighted mean of one flat vector across N shards, through Redis lists.
+"""allreduce_mean: the weighted mean of one flat vector across N shards, through Redis lists or,
+when every shard runs on this host, through shared memory (``worker.shm_transport``).
+
+Transports (``GRADQ_ALLREDUCE_TRANSPORT``, decided per attempt by ``worker.transport``):
+- ``shm``: each shard copies its vector into its own /dev/shm segment and Redis carries only a
+  16-byte "ready" message per peer and step (same pipeline, BLPOP, deadline and ``check()`` as
+  below); every shard then sums the peers' segments in shard order. Vectors larger than the
+  segment (none in training: it is sized for the largest) fall back to Redis.
+- ``redis``: the vectors themselves travel through Redis lists, with one of the algorithms below.
 
 Per step every shard writes with ONE pipeline and waits with BLPOP (the reply carries the bytes, so
 there is no extra GET); the exchange puts its first BLPOP in the same pipeline as its pushes, so
@@ -33,12 +41,16 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import redis as redis_lib
 from redis.connection import Encoder, PythonRespSerializer
 
 from worker import resp
+
+if TYPE_CHECKING:
+    from worker.shm_transport import SharedSegments
 
 RING_MIN_ELEMENTS = 1_000_000  # below this the leader's single round trip is cheaper
 WAIT_SLICE_SECONDS = 0.25  # how often a blocked shard checks its peers' leases and the cancel flag
@@ -85,16 +97,22 @@ def allreduce_mean(
     check: Callable[[], None] | None = None,
     algorithm: str = "auto",
     ttl_seconds: int = 120,
+    shm: SharedSegments | None = None,
 ) -> np.ndarray:
     """Replace ``vector`` (1-D, same length and dtype on all shards) with sum_i w_i v_i / sum w.
 
     ``key`` names this step (unique per job, attempt and step); ``weights[i]`` is shard i's weight
     (its slice size), known to every shard. ``check()`` runs while waiting and may raise (dead peer,
-    cancel); ``PeerTimeoutError`` after ``timeout`` seconds without the data. Returns ``vector``.
+    cancel); ``PeerTimeoutError`` after ``timeout`` seconds without the data. With ``shm`` (this
+    shard's connected segments; all shards pass them or none) vectors that fit go through shared
+    memory and ``algorithm`` is ignored for them. Returns ``vector``.
     """
     num_shards = len(weights)
     vector *= vector.dtype.type(weights[shard_index] / float(sum(weights)))
     if num_shards == 1:
+        return vector
+    if shm is not None and shm.fits(vector):
+        shm.exchange(redis, key, vector, timeout, check, ttl_seconds)
         return vector
     if algorithm == "auto":
         algorithm = pick_algorithm(num_shards, vector.size)

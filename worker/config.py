@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -45,6 +46,9 @@ class Settings(BaseSettings):
     task_time_limit_seconds: int = Field(24 * 3600, description="Longest training task")
     worker_max_memory_mb: int = Field(4096, description="Recycle a worker child above this RSS")
     blas_threads: int | None = Field(None, description="BLAS threads per worker process")
+    allreduce_transport: Literal["auto", "redis", "shm"] = Field(
+        "auto", description="Gradient path between shards: shared memory on one host, or Redis"
+    )
 
 
 @lru_cache(maxsize=1)

@@ -14,6 +14,7 @@ import time
 
 from worker.jobs import TERMINAL, JobStore
 from worker.recovery import abort_attempt, attempt_key, claim, gang_started, release
+from worker.transport import host_record
 
 PENDING_KEY = "gradq:gang:pending"  # sorted set: job id -> pending_since
 POLL_SECONDS = 0.05
@@ -36,7 +37,7 @@ def join_gang(
     ``requeue()`` re-sends this shard's task when it gives its slot back.
     """
     redis = store.redis
-    started, count, added = claim(redis, job_id, attempt, shard, num_shards)
+    started, count, added = claim(redis, job_id, attempt, shard, num_shards, host_record(settings))
     if started and not added:
         return "redelivered"  # this shard already ran in the started gang: its process died
     if started and count == num_shards and added:

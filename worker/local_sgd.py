@@ -40,8 +40,7 @@ class LocalSGD:
         """Average parameters and optimizer state across shards; -> (mean loss, samples)."""
         parameters = model.parameters()
         state = optimizer.state_dict()
-        averaged = {f"p/{k}": v for k, v in parameters.items()}
-        averaged.update({f"o/{k}": v for k, v in state.items() if v.dtype.kind == "f"})
+        averaged = sync_arrays(parameters, state)
         flat = FlatGradients(averaged, extra=1)
         flat.pack(averaged)
         flat.extra[0] = self.loss_sum / self.samples if self.samples else 0.0
@@ -57,3 +56,10 @@ class LocalSGD:
         result = float(flat.extra[0]), int(self.weights.sum())
         self.reset()
         return result
+
+
+def sync_arrays(parameters: dict, optimizer_state: dict) -> dict[str, np.ndarray]:
+    """What a sync averages: parameters (``p/<name>``) and float optimizer state (``o/<key>``)."""
+    averaged = {f"p/{k}": v for k, v in parameters.items()}
+    averaged.update({f"o/{k}": v for k, v in optimizer_state.items() if v.dtype.kind == "f"})
+    return averaged

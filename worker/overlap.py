@@ -8,6 +8,9 @@ shards both push to each other and each sums locally in shard order (the ``excha
 ``allreduce_mean``): one transfer after backward instead of two, same bits. It is a
 job option (not a worker setting) because every shard of a job must speak the same protocol; it
 applies below ``RING_MIN_ELEMENTS`` parameters (larger models use the ring without overlap).
+The buckets always travel through Redis, whatever the attempt's transport: with ``shm`` the
+whole-vector exchange after backward is cheaper than bucketed Redis pushes anyway (the epoch-end
+vectors of an overlap job still use shared memory).
 """
 
 from __future__ import annotations

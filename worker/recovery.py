@@ -5,6 +5,8 @@ Every attempt of a job (``attempt`` in its record, bumped by each restart) has i
   ``lease_seconds`` (half the peer timeout): a missing lease means the shard's process is gone
 - ``gradq:job:{id}:a{n}:seen``           hash shard -> time of its last heartbeat (for the reason)
 - ``gradq:job:{id}:a{n}:claimed/started`` the gang: step 0 begins once all N shards claimed
+- ``gradq:job:{id}:a{n}:hosts``          hash shard -> its host record (``worker.transport``),
+                                          written at claim, frozen once the gang started
 - ``gradq:job:{id}:a{n}:abort``          set when the attempt is abandoned (restart, failure,
                                           cancel), so blocked peers stop at once
 ``gradq:job:{id}:alive`` is renewed by every shard of any attempt; the sweep restarts running jobs
@@ -20,11 +22,18 @@ import redis as redis_lib
 
 from worker.config import Settings
 from worker.jobs import JobStore, utc_now
+from worker.shm_transport import remove_job_segments
 
 ATTEMPT_TTL_SECONDS = 24 * 3600
 
-# KEYS: claimed set, started flag; ARGV: shard, num_shards, ttl -> {started?, claimed, added?}
+# KEYS: claimed set, started flag, hosts hash; ARGV: shard, num_shards, ttl, host record
+# -> {started?, claimed, added?}. The host is written in the same script as the claim, so once the
+# gang has started every shard reads the same N host records (the transport decision's input).
 CLAIM = """
+if redis.call('EXISTS', KEYS[2]) == 0 then
+  redis.call('HSET', KEYS[3], ARGV[1], ARGV[4])
+  redis.call('EXPIRE', KEYS[3], ARGV[3])
+end
 local added = redis.call('SADD', KEYS[1], ARGV[1])
 redis.call('EXPIRE', KEYS[1], ARGV[3])
 local n = redis.call('SCARD', KEYS[1])
@@ -125,12 +134,21 @@ def abort_attempt(redis: redis_lib.Redis, job_id: str, attempt: int, reason: str
 
 
 def claim(
-    redis: redis_lib.Redis, job_id: str, attempt: int, shard: int, num_shards: int
+    redis: redis_lib.Redis, job_id: str, attempt: int, shard: int, num_shards: int, host: str
 ) -> tuple[bool, int, bool]:
-    """Join the gang: (gang complete?, shards claimed so far, newly claimed by this call?)."""
-    keys = [attempt_key(job_id, attempt, "claimed"), attempt_key(job_id, attempt, "started")]
-    started, count, added = redis.eval(CLAIM, 2, *keys, shard, num_shards, ATTEMPT_TTL_SECONDS)
+    """Join the gang, recording ``host`` (this shard's host record): (gang complete?, shards
+    claimed so far, newly claimed by this call?)."""
+    keys = [attempt_key(job_id, attempt, name) for name in ("claimed", "started", "hosts")]
+    started, count, added = redis.eval(
+        CLAIM, 3, *keys, shard, num_shards, ATTEMPT_TTL_SECONDS, host
+    )
     return bool(started), int(count), bool(added)
+
+
+def attempt_hosts(redis: redis_lib.Redis, job_id: str, attempt: int) -> dict[int, str]:
+    """Shard -> host record of the shards that claimed a place in ``attempt``."""
+    raw = redis.hgetall(attempt_key(job_id, attempt, "hosts"))
+    return {int(shard): record.decode() for shard, record in raw.items()}
 
 
 def release(redis: redis_lib.Redis, job_id: str, attempt: int, shard: int) -> bool:
@@ -153,6 +171,8 @@ def restart_job(store: JobStore, job_id: str, attempt: int, reason: str, enqueue
     record = store.get(job_id)
     if record is None or record["attempt"] != attempt:
         return None
+    # segments a SIGKILLed shard leaked on this host (live peers keep their mappings)
+    remove_job_segments(job_id, up_to_attempt=attempt)
     max_restarts = record["spec"].get("max_restarts", 3)
     if record["status"] == "cancelling":
         return store.transition(job_id, "cancelled", f"cancelled; {reason}", expect_attempt=attempt)

@@ -32,6 +32,12 @@ class FlatGradients:
             np.copyto(view, gradients[name])
 
 
+def vector_bytes(arrays: dict[str, np.ndarray], extra: int) -> int:
+    """``FlatGradients(arrays, extra).buffer.nbytes``, without allocating the buffer."""
+    dtype = next(iter(arrays.values())).dtype if arrays else np.dtype(np.float32)
+    return (sum(a.size for a in arrays.values()) + extra) * dtype.itemsize
+
+
 def slice_sizes(batch_len: int, num_shards: int) -> list[int]:
     """Sizes of every shard's slice of a batch of ``batch_len`` samples."""
     slices = (shard_slice(batch_len, num_shards, i) for i in range(num_shards))

@@ -4,12 +4,17 @@
 - cancel flag seen: the job becomes ``cancelled`` (its last checkpoint is kept);
 - a peer died or timed out: the attempt is abandoned and the job restarts from its checkpoint
   (``restart_job``), or fails once ``max_restarts`` is used up;
-- any other error (NaN loss, a bad shape): the job fails with the message; the worker stays healthy.
+- any other error (NaN loss, a bad shape, no common transport): the job fails with the message; the
+  worker stays healthy.
+Whatever the ending, this shard's shared-memory segment is unlinked, and once the job is finished
+every segment of it left on this host (by SIGKILLed shard processes) too.
 """
 
 from __future__ import annotations
 
 import logging
+
+import redis as redis_lib
 
 from worker.allreduce import PeerTimeoutError
 from worker.config import Settings
@@ -24,7 +29,9 @@ from worker.recovery import (
     restart_job,
 )
 from worker.shard import JobCancelledError, ShardContext, prepare, train
+from worker.shm_transport import remove_job_segments
 from worker.threads import thread_budget
+from worker.transport import attempt_transport
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +48,15 @@ def run_shard_task(
     step_hook=None,
 ) -> str:
     """Run shard ``shard`` of ``attempt``; returns how it ended (for logs and tests)."""
+    try:
+        return _run(
+            store, data, settings, job_id, shard, attempt, requeue, enqueue_start, step_hook
+        )
+    finally:
+        _remove_segments_if_finished(store, job_id)
+
+
+def _run(store, data, settings, job_id, shard, attempt, requeue, enqueue_start, step_hook) -> str:
     record = store.get(job_id)
     if record is None or record["status"] in TERMINAL or record["attempt"] != attempt:
         return "stale"
@@ -64,8 +80,9 @@ def run_shard_task(
             return outcome
         ctx = ShardContext(store, data, job_id, shard, attempt, num_shards, settings, step_hook)
         try:
-            with thread_budget(settings, record["spec"].get("model")):
-                train(ctx, replica)
+            with attempt_transport(ctx, replica):
+                with thread_budget(settings, record["spec"].get("model")):
+                    train(ctx, replica)
             return "finished"
         except JobCancelledError:
             reason = "cancelled; the last checkpoint is kept"
@@ -88,3 +105,12 @@ def _fail(store: JobStore, job_id: str, shard: int, attempt: int, error: Excepti
     abort_attempt(store.redis, job_id, attempt, reason)
     store.transition(job_id, "failed", reason, expect_attempt=attempt)
     return "failed"
+
+
+def _remove_segments_if_finished(store: JobStore, job_id: str) -> None:
+    try:
+        record = store.get(job_id)
+    except redis_lib.RedisError:
+        return  # Redis is gone: the next restart or the job's end cleans up
+    if record is None or record["status"] in TERMINAL:
+        remove_job_segments(job_id)

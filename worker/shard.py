@@ -1,4 +1,4 @@
-"""One shard's long-lived training loop (synchronous data-parallel SGD through Redis).
+"""One shard's long-lived training loop (synchronous data-parallel SGD, synchronised by Redis).
 
 Every replica builds the same model from the spec seed and walks the same global batches; each step
 it computes the loss gradient of its ``shard_slice`` of the global batch, ``allreduce_mean`` turns
@@ -55,6 +55,8 @@ class ShardContext:
     settings: Settings
     step_hook: object = None  # tests: called as hook(global_step) after each update
     comm_seconds: float = field(default=0.0)
+    transport: str = "redis"  # set per attempt by worker.transport: "shm", "redis" or "none"
+    shm: object = None  # the connected SharedSegments when transport is "shm"
 
     def key(self, name: str) -> str:
         return f"gradq:ar:{self.job_id}:a{self.attempt}:{name}"
@@ -82,6 +84,7 @@ class ShardContext:
             self.shard,
             timeout=self.settings.peer_timeout_seconds,
             check=self.check_while_waiting,
+            shm=self.shm,
         )
         self.comm_seconds += time.perf_counter() - started
         return out
@@ -151,11 +154,13 @@ def train(ctx: ShardContext, replica: Replica) -> dict:
             blob = encode_checkpoint(model.state_dict(), optimizer.state_dict(), meta)
             save_checkpoint(store.redis, ctx.job_id, blob)
 
-    def report(changes: dict, event: str = "progress") -> None:
-        if (
-            ctx.shard == 0
-            and store.update(ctx.job_id, changes, event=event, expect_attempt=ctx.attempt) is None
-        ):
+    def report(epoch: int, changes: dict, event: str = "progress") -> None:
+        if ctx.shard != 0:
+            return
+        step = meta["global_step"]
+        position = {"epoch": epoch + 1, "step": step, "steps_total": steps_total}
+        changes = position | {"progress": step / steps_total} | changes
+        if store.update(ctx.job_id, changes, event=event, expect_attempt=ctx.attempt) is None:
             raise AttemptAbortedError("the job finished or restarted elsewhere")
 
     stopper = None
@@ -201,15 +206,7 @@ def train(ctx: ShardContext, replica: Replica) -> dict:
             now = time.monotonic()
             if now - last_report >= PROGRESS_EVERY_SECONDS:
                 last_report = now
-                report(
-                    {
-                        "epoch": epoch + 1,
-                        "step": meta["global_step"],
-                        "steps_total": steps_total,
-                        "progress": meta["global_step"] / steps_total,
-                        "train_loss": batch_loss,
-                    }
-                )
+                report(epoch, {"train_loss": batch_loss})
 
         _average_buffers(ctx, model, epoch)
         seconds = time.perf_counter() - epoch_started
@@ -221,6 +218,7 @@ def train(ctx: ShardContext, replica: Replica) -> dict:
             "seconds": seconds,
             "samples_per_second": samples_this_run / seconds if seconds > 0 else None,
             "comm_seconds": ctx.comm_seconds - comm_at_start,
+            "transport": ctx.transport,
         }
         if data.x_val is not None and len(data.x_val):
             part = shard_slice(len(data.x_val), ctx.num_shards, ctx.shard)
@@ -234,17 +232,7 @@ def train(ctx: ShardContext, replica: Replica) -> dict:
             meta["stopper"] = [stopper.best, stopper.best_epoch, stopper.waited]
         meta.update(epoch=epoch + 1, batch=0, epoch_loss_sum=0.0, epoch_samples=0)
         checkpoint()
-        report(
-            {
-                "epoch": epoch + 1,
-                "step": meta["global_step"],
-                "steps_total": steps_total,
-                "progress": meta["global_step"] / steps_total,
-                "history": meta["history"],
-                "train_loss": entry["train_loss"],
-            },
-            event="epoch",
-        )
+        report(epoch, {"history": meta["history"], "train_loss": entry["train_loss"]}, "epoch")
         if stop_early:
             break
 

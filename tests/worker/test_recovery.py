@@ -16,6 +16,7 @@ from tests.worker.jobs_helpers import (
     wait_finished,
 )
 from worker.jobs import JobStore
+from worker.shm_transport import SHM_DIR
 from worker.submit import submit_job
 
 pytestmark = pytest.mark.integration
@@ -31,18 +32,29 @@ def wait_step(redis_client, job_id: str, step: int) -> None:
     wait_until(lambda: (store.get(job_id)["step"] or 0) >= step, 60, f"step {step}")
 
 
-def test_a_sigkilled_shard_process_costs_one_restart_and_changes_no_weight(
+def segments(job_id: str, attempt: str = "*") -> list:
+    """The job's shared-memory files on this host (the harness's workers run here)."""
+    return list(SHM_DIR.glob(f"gradq-{job_id}-a{attempt}-*"))
+
+
+def test_a_sigkilled_shard_costs_one_restart_changes_no_weight_and_leaks_no_segment(
     redis_client, start_worker
 ):
     worker = start_worker(concurrency=2, **FAST)
     job = submit_job(redis_client, long_spec(), tenant="acme")
     wait_step(redis_client, job["id"], 60)
+    assert len(segments(job["id"], "0")) == 2  # the default (auto) exchanges through /dev/shm
 
     os.kill(worker.child_pids()[0], signal.SIGKILL)
+    store = JobStore(redis_client)
+    wait_until(lambda: store.get(job["id"])["attempt"] == 1, 30, "the restart")
+    assert segments(job["id"], "0") == []  # the killed shard's leaked file went with the restart
     record = wait_finished(redis_client, job["id"], timeout=90)
 
     assert record["status"] == "succeeded", record["status_reason"]
     assert record["restarts"] == 1
+    assert {h["transport"] for h in record["history"]} == {"shm"}
+    wait_until(lambda: not segments(job["id"]), 10, "no segment of the job left in /dev/shm")
     reasons = [e.get("status_reason") or "" for _, e in JobStore(redis_client).events(job["id"])]
     assert any("restarting from the last checkpoint: shard" in r and "died" in r for r in reasons)
     # resuming from the checkpoint gives exactly the uninterrupted run's weights
