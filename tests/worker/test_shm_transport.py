@@ -53,7 +53,10 @@ def _slow_on_odd_calls(segments: SharedSegments):
     module.sum_in_shard_order = dawdling_sum
 
 
-def _shard_process(url, job_id, index, num_shards, out) -> None:
+def _shard_process(url, job_id, index, num_shards, signal_in_memory, out) -> None:
+    import worker.shm_transport as module
+
+    module.SIGNAL_IN_MEMORY = signal_in_memory
     client = data_client(url)
     segments = SharedSegments(job_id, 0, index, num_shards, SIZE * 4 + 4)
     segments.connect(client, f"t:{job_id}:open", 20, None)
@@ -77,14 +80,19 @@ def _shard_process(url, job_id, index, num_shards, out) -> None:
     out.put((index, results))
 
 
-@pytest.mark.parametrize("num_shards", [2, 3, 4])
+@pytest.mark.parametrize(
+    "num_shards, signal_in_memory",
+    [(2, True), (3, True), (4, True), (2, False), (3, False)],
+    ids=["2-header", "3-header", "4-header", "2-redis-signal", "3-redis-signal"],
+)
 def test_shared_memory_gives_the_redis_bits_at_every_step_even_with_a_slow_reader(
-    redis_url, redis_client, job_id, num_shards
+    redis_url, redis_client, job_id, num_shards, signal_in_memory
 ):
     ctx = multiprocessing.get_context("spawn")
     out = ctx.Queue()
+    args = (redis_url, job_id)
     procs = [
-        ctx.Process(target=_shard_process, args=(redis_url, job_id, i, num_shards, out))
+        ctx.Process(target=_shard_process, args=(*args, i, num_shards, signal_in_memory, out))
         for i in range(num_shards)
     ]
     for proc in procs:
@@ -137,10 +145,15 @@ def test_a_vector_larger_than_the_slots_goes_through_redis_with_the_same_bits(re
         segments.close()
 
 
+@pytest.mark.parametrize("signal_in_memory", [True, False], ids=["header", "redis-signal"])
 def test_a_missing_peer_raises_peer_timeout_after_the_deadline_and_check_runs_meanwhile(
-    redis_url, job_id
+    redis_url, job_id, monkeypatch, signal_in_memory
 ):
+    import worker.shm_transport as module
+
+    monkeypatch.setattr(module, "SIGNAL_IN_MEMORY", signal_in_memory)
     pair = connected_pair(redis_url, job_id, capacity=64)
+    started = time.monotonic()
     checks = []
 
     with pytest.raises(PeerTimeoutError, match=r"shard\(s\) \[1\]"):
@@ -152,6 +165,7 @@ def test_a_missing_peer_raises_peer_timeout_after_the_deadline_and_check_runs_me
             check=lambda: checks.append(1),
         )
 
+    assert 0.8 <= time.monotonic() - started < 2.0  # the deadline, not a wait slice later
     assert len(checks) >= 2
     for segments in pair:
         segments.close()
