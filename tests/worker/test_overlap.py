@@ -87,7 +87,8 @@ def test_overlapped_gradients_equal_the_allreduce_path_bit_for_bit(
 
 
 def test_a_job_with_overlap_ends_with_the_same_weights(redis_client, start_worker):
-    start_worker(concurrency=2, **FAST)
+    # overlap applies to the Redis transport only (through shared memory it is moot)
+    start_worker(concurrency=2, GRADQ_ALLREDUCE_TRANSPORT="redis", **FAST)
 
     overlapped = submit_job(redis_client, digits_spec(overlap=True), "a")
     plain = submit_job(redis_client, digits_spec(), "a")
@@ -95,6 +96,7 @@ def test_a_job_with_overlap_ends_with_the_same_weights(redis_client, start_worke
     plain = wait_finished(redis_client, plain["id"])
 
     assert overlapped["status"] == plain["status"] == "succeeded", overlapped["status_reason"]
+    assert overlapped["history"][0]["transport"] == "redis"
     a = model_weights(redis_client, overlapped["model_id"])
     b = model_weights(redis_client, plain["model_id"])
     for name in a:
