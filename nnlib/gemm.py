@@ -9,14 +9,18 @@ and hand the blocks to nnlib's threads:
 - ``dot_sum``: blocks of the summed axis, partial products added in block order.
 
 The blocks depend only on the shapes, never on the thread count, so results are bit-identical
-for 1 or N threads. Without blas_serial both are plain ``np.dot`` and BLAS's threads do the work.
+for any number of threads from 2 on. With one thread ``dot`` runs the whole product: its blocks
+would each repack the shared operand (dense 3136x128 forward 1.03 -> 1.20 ms), and a row or
+column block of a GEMM gives the whole product's bits in every shape tried but one (a 33x1000
+Fortran-ordered operand, off by 5e-5). ``dot_sum`` always adds its blocks, as the sum order
+must not depend on threads. Without blas_serial both are plain ``np.dot`` on BLAS's threads.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from nnlib.parallel import blas_serial, over_samples
+from nnlib.parallel import blas_serial, get_num_threads, over_samples
 
 BLOCKS = 4  # per product: enough for 2-4 threads, few enough that each block stays a real GEMM
 _MIN_FLOPS = 1 << 22  # smaller products (~40 us at 100 GFLOP/s) stay whole
@@ -38,7 +42,7 @@ def dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """
     m, n = a.shape[0], b.shape[1]
     flops = _flops(a, b)
-    if not blas_serial() or max(m, n) < BLOCKS or flops < _MIN_FLOPS:
+    if not blas_serial() or get_num_threads() == 1 or max(m, n) < BLOCKS or flops < _MIN_FLOPS:
         return np.dot(a, b)
     out = np.empty((m, n), dtype=np.result_type(a, b))
     bounds = _bounds(max(m, n))

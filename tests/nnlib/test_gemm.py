@@ -1,5 +1,5 @@
 """nnlib.gemm: products split over nnlib's threads under blas_serial, the same bits for any
-thread count, and the same values as one np.dot."""
+thread count from 2 on (one thread runs dot whole), and the same values as one np.dot."""
 
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ def _operands(m, k, n):
 def test_dot_is_bit_identical_for_any_thread_count_and_equals_np_dot(serial_blas, shape):
     a, b = _operands(*shape)
     results = []
-    for threads in (1, 2, 3):
+    for threads in (2, 3, 4):
         parallel.set_num_threads(threads)
         results.append(gemm.dot(a, b))
         results.append(gemm.dot(np.asfortranarray(a), b))  # a transposed operand, as x.T
@@ -69,8 +69,12 @@ def test_threads_really_run_the_blocks(serial_blas, monkeypatch):
     assert len(seen) == gemm.BLOCKS
 
 
-def test_without_blas_serial_products_stay_whole(serial_blas, monkeypatch):
-    parallel.set_blas_serial(False)  # BLAS has its own threads: nnlib must not add more
+@pytest.mark.parametrize("threads, serial", [(2, False), (1, True)], ids=["blas-threads", "one"])
+def test_without_blas_serial_or_with_one_thread_dot_stays_whole(
+    serial_blas, monkeypatch, threads, serial
+):
+    parallel.set_blas_serial(serial)  # not serial: BLAS has its own threads, nnlib adds none
+    parallel.set_num_threads(threads)
     seen = []
     original = np.matmul
     monkeypatch.setattr(np, "matmul", lambda *a, **k: seen.append(1) or original(*a, **k))
