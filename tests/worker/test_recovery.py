@@ -23,8 +23,9 @@ pytestmark = pytest.mark.integration
 
 
 def long_spec(**overrides) -> dict:
-    # ~80 steps per epoch: long enough to kill something mid-job
-    return digits_spec(shards=2, epochs=4, batch_size=16, checkpoint_every=25, **overrides)
+    # ~80 steps per epoch, ~1 ms each on shared memory: 1,280 steps, while the first progress
+    # report after step 1 comes 0.5 s in, so a kill after wait_step lands mid-job
+    return digits_spec(shards=2, epochs=16, batch_size=16, checkpoint_every=25) | overrides
 
 
 def wait_step(redis_client, job_id: str, step: int) -> None:
@@ -83,7 +84,8 @@ def test_a_job_whose_workers_all_died_is_picked_up_by_a_new_worker(redis_client,
 
 def test_past_max_restarts_the_job_fails_naming_the_dead_shard(redis_client, start_worker):
     worker = start_worker(concurrency=2, **FAST)
-    job = submit_job(redis_client, long_spec(max_restarts=0), tenant="acme")
+    # it must not end before the kill; it fails right after, so its length costs nothing
+    job = submit_job(redis_client, long_spec(max_restarts=0, epochs=200), tenant="acme")
     wait_step(redis_client, job["id"], 30)
 
     os.kill(worker.child_pids()[1], signal.SIGKILL)
