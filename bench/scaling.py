@@ -304,7 +304,7 @@ def main() -> None:
                 "synchronous SGD reached "
                 + ", ".join(
                     f"{t / ceiling[n]:.2f} (N={n} {transport})"
-                    for n, transport, label, t, *_ in rows
+                    for n, transport, label, t, *_ in fastest_per_variant(rows)
                     if n > 1 and not label
                 )
                 + " of the ceiling's throughput (the rest is communication and waiting)"

@@ -98,6 +98,7 @@ def allreduce_mean(
     algorithm: str = "auto",
     ttl_seconds: int = 120,
     shm: SharedSegments | None = None,
+    idle: Callable[[], None] | None = None,
 ) -> np.ndarray:
     """Replace ``vector`` (1-D, same length and dtype on all shards) with sum_i w_i v_i / sum w.
 
@@ -105,15 +106,28 @@ def allreduce_mean(
     (its slice size), known to every shard. ``check()`` runs while waiting and may raise (dead peer,
     cancel); ``PeerTimeoutError`` after ``timeout`` seconds without the data. With ``shm`` (this
     shard's connected segments; all shards pass them or none) vectors that fit go through shared
-    memory and ``algorithm`` is ignored for them. Returns ``vector``.
+    memory and ``algorithm`` is ignored for them. ``idle()`` (work that does not need the result,
+    e.g. gathering the next batch's rows) runs exactly once: on shared memory while this shard
+    waits for its peers, otherwise after the exchange. Returns ``vector``.
     """
     num_shards = len(weights)
     vector *= vector.dtype.type(weights[shard_index] / float(sum(weights)))
+    if shm is not None and shm.fits(vector) and num_shards > 1:
+        shm.exchange(redis, key, vector, timeout, check, ttl_seconds, idle=idle)
+        return vector
+    _redis_allreduce(
+        redis, key, vector, shard_index, num_shards, timeout, check, algorithm, ttl_seconds
+    )
+    if idle is not None:
+        idle()
+    return vector
+
+
+def _redis_allreduce(
+    redis, key, vector, shard_index, num_shards, timeout, check, algorithm, ttl_seconds
+) -> None:
     if num_shards == 1:
-        return vector
-    if shm is not None and shm.fits(vector):
-        shm.exchange(redis, key, vector, timeout, check, ttl_seconds)
-        return vector
+        return
     if algorithm == "auto":
         algorithm = pick_algorithm(num_shards, vector.size)
     channel = Channel(redis, key, vector.dtype, timeout, check, ttl_seconds)
@@ -127,7 +141,6 @@ def allreduce_mean(
         raise ValueError(
             f"algorithm must be 'auto', 'leader', 'ring' or 'exchange', got {algorithm!r}"
         )
-    return vector
 
 
 def pick_algorithm(num_shards: int, size: int) -> str:

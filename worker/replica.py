@@ -32,6 +32,31 @@ class FlatGradients:
             np.copyto(view, gradients[name])
 
 
+class SliceRows:
+    """This shard's rows of each step's batch, gathered from the training arrays.
+
+    ``ahead(mine)`` returns a callable that gathers the NEXT step's rows; the shard hands it to
+    the allreduce, which runs it while waiting for its peers (a 512-row gather from a 170 MB
+    array is ~0.3 ms of a 7 ms step), and ``get`` then returns those rows. Same rows, same bits.
+    """
+
+    def __init__(self, x: np.ndarray, y: np.ndarray):
+        self.x, self.y = x, y
+        self._ahead: tuple | None = None  # (index array, x rows, y rows)
+
+    def get(self, mine: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        ahead, self._ahead = self._ahead, None
+        if ahead is not None and ahead[0] is mine:
+            return ahead[1], ahead[2]
+        return self.x[mine], self.y[mine]
+
+    def ahead(self, mine: np.ndarray):
+        def gather() -> None:
+            self._ahead = (mine, self.x[mine], self.y[mine])
+
+        return gather
+
+
 def vector_bytes(arrays: dict[str, np.ndarray], extra: int) -> int:
     """``FlatGradients(arrays, extra).buffer.nbytes``, without allocating the buffer."""
     dtype = next(iter(arrays.values())).dtype if arrays else np.dtype(np.float32)

@@ -28,6 +28,7 @@ from worker.models_store import ModelStore
 from worker.recovery import AttemptAbortedError, attempt_key, check_attempt
 from worker.replica import (
     FlatGradients,
+    SliceRows,
     build_loss,
     evaluate_sums,
     rng_states,
@@ -84,8 +85,19 @@ class ShardContext:
         check_attempt(self.store.redis, self.job_id, self.attempt, self.num_shards, self.shard)
         self.check_flags()
 
-    def allreduce(self, name: str, vector: np.ndarray, weights) -> np.ndarray:
-        started = time.perf_counter()
+    def allreduce(self, name: str, vector: np.ndarray, weights, idle=None) -> np.ndarray:
+        """``allreduce_mean`` with this shard's deadline and checks; the time ``idle()`` takes
+        (see allreduce_mean) is not counted as communication."""
+        started, idle_seconds = time.perf_counter(), 0.0
+        if idle is not None:
+            work = idle
+
+            def idle() -> None:
+                nonlocal idle_seconds
+                idle_started = time.perf_counter()
+                work()
+                idle_seconds = time.perf_counter() - idle_started
+
         out = allreduce_mean(
             self.data,
             self.key(name),
@@ -95,8 +107,9 @@ class ShardContext:
             timeout=self.settings.peer_timeout_seconds,
             check=self.check_while_waiting,
             shm=self.shm,
+            idle=idle,
         )
-        self.comm_seconds += time.perf_counter() - started
+        self.comm_seconds += time.perf_counter() - started - idle_seconds
         return out
 
 
@@ -179,6 +192,7 @@ def train(ctx: ShardContext, replica: Replica) -> dict:
         if meta.get("stopper"):
             stopper.best, stopper.best_epoch, stopper.waited = meta["stopper"]
     flat = FlatGradients(model.parameters(), extra=1)
+    rows = SliceRows(data.x_train, data.y_train)
     every = int(spec.get("sync_every") or 1)
     local = LocalSGD(every, ctx.num_shards, ctx.shard) if every > 1 else None
     last_report = 0.0
@@ -187,18 +201,24 @@ def train(ctx: ShardContext, replica: Replica) -> dict:
         epoch_started, comm_at_start = time.perf_counter(), ctx.comm_seconds
         batches = global_batches(n, batch_size, seed, epoch)
         samples_this_run = 0
+        upcoming = None
         for b in range(meta["batch"], len(batches)):
             ctx.check_flags_now_and_then()
             index = batches[b]
-            mine = index[shard_slice(len(index), ctx.num_shards, ctx.shard)]
+            mine = upcoming if upcoming is not None else _my_rows(index, ctx)
+            upcoming = _my_rows(batches[b + 1], ctx) if b + 1 < len(batches) else None
             step = meta["global_step"]
             if local is None:
-                batch_loss = exact_step(ctx, flat, replica, index, mine, step, epoch)
+                prefetch = None if upcoming is None else rows.ahead(upcoming)
+                my_rows = rows.get(mine)
+                batch_loss = exact_step(
+                    ctx, flat, replica, my_rows, len(index), step, epoch, prefetch
+                )
                 meta["epoch_loss_sum"] += batch_loss * len(index)
                 meta["epoch_samples"] += len(index)
                 synced = True
             else:
-                batch_loss = local_step(replica, mine, step, epoch)
+                batch_loss = local_step(replica, rows.get(mine), step, epoch)
                 local.record(len(index), batch_loss)
                 synced = local.due(step + 1, end_of_epoch=b == len(batches) - 1)
                 if synced:
@@ -292,6 +312,11 @@ def _average_buffers(ctx: ShardContext, model, epoch: int) -> None:
     ctx.allreduce(f"buf{epoch}", flat.buffer, [1.0] * ctx.num_shards)
     for name, array in buffers.items():
         np.copyto(array, flat.views[name])
+
+
+def _my_rows(index: np.ndarray, ctx: ShardContext) -> np.ndarray:
+    """This shard's sample indices of a global batch."""
+    return index[shard_slice(len(index), ctx.num_shards, ctx.shard)]
 
 
 def _accuracy(sums: np.ndarray) -> float | None:

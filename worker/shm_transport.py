@@ -132,10 +132,18 @@ class SharedSegments:
             os.close(fd)
 
     def exchange(
-        self, redis, key: str, vector: np.ndarray, timeout: float, check, ttl_seconds: int = 120
+        self,
+        redis,
+        key: str,
+        vector: np.ndarray,
+        timeout: float,
+        check,
+        ttl_seconds: int = 120,
+        idle: Callable[[], None] | None = None,
     ) -> None:
         """``vector`` (1-D, this shard's pre-scaled part) -> the sum of all shards' parts in shard
-        order, in place. ``key`` names the step, as for the Redis algorithms."""
+        order, in place. ``key`` names the step, as for the Redis algorithms. ``idle()`` runs
+        once, after this shard's part is published and before it waits for its peers."""
         me, n, call = self.shard, self.num_shards, self.calls
         # Two slots suffice: shard A writes slot k % 2 for call k only after its call k-1 ended,
         # i.e. after every peer signalled call k-1; a peer signals call k-1 only once its call k-2
@@ -148,9 +156,13 @@ class SharedSegments:
         if SIGNAL_IN_MEMORY:
             self._own_header[slot, 1] = vector.nbytes
             self._own_header[slot, 0] = call + 1  # the last store: peers read the slot after it
+            if idle is not None:
+                idle()
             self._wait_in_memory(call, vector.nbytes, key, timeout, check)
         else:
             self._wait_through_redis(redis, key, call, vector.nbytes, timeout, check, ttl_seconds)
+            if idle is not None:
+                idle()
         parts = [
             vector if j == me else np.frombuffer(self.peers[j], vector.dtype, vector.size, offset)
             for j in range(n)

@@ -18,28 +18,33 @@ class TrainingError(RuntimeError):
     """The training itself went wrong (NaN loss, ...): the job fails with this message."""
 
 
-def exact_step(ctx, flat: FlatGradients, replica, index, mine, step: int, epoch: int) -> float:
-    """Gradient of my slice -> weighted mean over shards -> the same update everywhere."""
-    data = replica.data
-    weights = slice_sizes(len(index), ctx.num_shards)
+def exact_step(
+    ctx, flat: FlatGradients, replica, rows, batch_len: int, step: int, epoch: int, prefetch=None
+) -> float:
+    """Gradient of my slice -> weighted mean over shards -> the same update everywhere.
+
+    ``rows`` = (x, y) of my slice of a global batch of ``batch_len`` samples; ``prefetch()``
+    (gathers the next step's rows) runs while the allreduce waits for the peers. Returns the
+    global batch's mean loss.
+    """
+    x, y = rows
+    weights = slice_sizes(batch_len, ctx.num_shards)
     # Overlap hides Redis transfers behind backward; through shared memory the whole exchange
     # takes ~0.1-0.3 ms, less than bucketing costs, so on that transport the option is moot.
     overlap = bool(replica.spec.get("overlap")) and flat.buffer.size < RING_MIN_ELEMENTS
     overlap = overlap and ctx.transport == "redis"
     if ctx.num_shards > 1 and overlap:
-        overlapped_gradients(
-            ctx, flat, replica, data.x_train[mine], data.y_train[mine], weights, step
-        )
+        overlapped_gradients(ctx, flat, replica, x, y, weights, step)
+        if prefetch is not None:
+            prefetch()
     else:
-        if len(mine):
-            batch_loss, gradients = nnlib.loss_and_gradients(
-                replica.model, replica.loss, data.x_train[mine], data.y_train[mine]
-            )
+        if len(x):
+            batch_loss, gradients = nnlib.loss_and_gradients(replica.model, replica.loss, x, y)
             flat.pack(gradients)
             flat.extra[0] = batch_loss
         else:  # an empty slice counts with weight 0
             flat.buffer[:] = 0.0
-        ctx.allreduce(str(step), flat.buffer, weights)
+        ctx.allreduce(str(step), flat.buffer, weights, idle=prefetch)
     if not np.isfinite(flat.buffer).all():
         diverged(
             "loss" if not np.isfinite(flat.extra[0]) else "gradient", flat.extra[0], epoch, step
@@ -48,13 +53,12 @@ def exact_step(ctx, flat: FlatGradients, replica, index, mine, step: int, epoch:
     return float(flat.extra[0])
 
 
-def local_step(replica, mine, step: int, epoch: int) -> float | None:
+def local_step(replica, rows, step: int, epoch: int) -> float | None:
     """Local SGD: update with my slice's own gradient (None: my slice is empty)."""
-    if not len(mine):
+    x, y = rows
+    if not len(x):
         return None
-    batch_loss, gradients = nnlib.loss_and_gradients(
-        replica.model, replica.loss, replica.data.x_train[mine], replica.data.y_train[mine]
-    )
+    batch_loss, gradients = nnlib.loss_and_gradients(replica.model, replica.loss, x, y)
     if not np.isfinite(batch_loss):
         diverged("loss", batch_loss, epoch, step)
     replica.optimizer.step(gradients, lr=replica.schedule(step))

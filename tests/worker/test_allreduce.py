@@ -223,3 +223,28 @@ def test_sum_in_shard_order_is_the_same_whichever_part_is_the_output(num_parts):
         assert sum_in_shard_order([p.copy() for p in parts], out=fresh).tobytes() == (
             reference.tobytes()
         )
+
+
+@pytest.mark.parametrize("num_shards", [1, 2])
+def test_idle_work_runs_exactly_once_and_changes_nothing(redis_url, num_shards):
+    vectors = [np.arange(10, dtype=np.float32) * (i + 1) for i in range(num_shards)]
+    plain = run_shards(redis_url, vectors, [1.0] * num_shards, "t:idle:plain", "auto")
+    calls = []
+
+    def shard(i: int) -> np.ndarray:
+        client = data_client(redis_url)
+        return allreduce_mean(
+            client,
+            "t:idle",
+            vectors[i].copy(),
+            [1.0] * num_shards,
+            i,
+            timeout=10,
+            idle=lambda: calls.append(i),
+        )
+
+    results = run_in_threads(shard, num_shards)
+
+    assert sorted(calls) == list(range(num_shards))
+    for result, expected in zip(results, plain, strict=True):
+        assert result.tobytes() == expected.tobytes()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import multiprocessing
 import secrets
+import threading
 import time
 
 import numpy as np
@@ -141,6 +142,41 @@ def test_a_vector_larger_than_the_slots_goes_through_redis_with_the_same_bits(re
 
     assert [s.calls for s in pair] == [0, 0]  # nothing went through shared memory
     assert big[0].tobytes() == big[1].tobytes() == plain[0].tobytes()
+    for segments in pair:
+        segments.close()
+
+
+@pytest.mark.parametrize("signal_in_memory", [True, False], ids=["header", "redis-signal"])
+def test_idle_work_runs_once_per_exchange_and_with_header_signals_before_the_wait(
+    redis_url, job_id, monkeypatch, signal_in_memory
+):
+    import worker.shm_transport as module
+
+    monkeypatch.setattr(module, "SIGNAL_IN_MEMORY", signal_in_memory)
+    pair = connected_pair(redis_url, job_id, capacity=64)
+    first_idle = threading.Event()
+    calls = []
+
+    def shard(i: int) -> np.ndarray:
+        vector = np.full(4, i + 1.0, np.float32)
+        if i == 1 and signal_in_memory:
+            # a late peer that publishes only once shard 0's idle work ran: shard 0 must do
+            # that work before waiting, or both wait until the deadline
+            assert first_idle.wait(5)
+
+        def idle() -> None:
+            calls.append(i)
+            first_idle.set()
+
+        pair[i].exchange(data_client(redis_url), f"t:{job_id}:idle", vector, 5, None, idle=idle)
+        return vector
+
+    started = time.monotonic()
+    results = run_in_threads(shard, 2)
+
+    assert time.monotonic() - started < 4
+    assert sorted(calls) == [0, 1]
+    assert [r.tolist() for r in results] == [[3.0] * 4] * 2
     for segments in pair:
         segments.close()
 
