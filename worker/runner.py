@@ -28,7 +28,8 @@ from worker.recovery import (
     attempt_key,
     restart_job,
 )
-from worker.shard import JobCancelledError, ShardContext, prepare, train
+from worker.shard import prepare, train
+from worker.shard_context import JobCancelledError, ShardContext
 from worker.shm_transport import remove_job_segments
 from worker.threads import thread_budget
 from worker.transport import attempt_transport

@@ -12,7 +12,8 @@ from worker.config import Settings
 from worker.jobs import JobStore
 from worker.overlap import backward_by_group, bucket_bounds, overlapped_gradients
 from worker.replica import FlatGradients, slice_sizes
-from worker.shard import Replica, ShardContext
+from worker.shard import Replica
+from worker.shard_context import ShardContext
 from worker.submit import submit_job
 
 pytestmark = pytest.mark.integration

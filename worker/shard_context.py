@@ -1,0 +1,88 @@
+"""Who a shard is, how it reaches its peers, and the per-step checks it makes while training."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from worker.allreduce import allreduce_mean
+from worker.config import Settings
+from worker.jobs import JobStore, cancel_key
+from worker.recovery import AttemptAbortedError, attempt_key, check_attempt
+
+# The cancel/abort flags are read at most this often between steps (and on every wait for a
+# peer): one Redis round trip per step cost ~0.1-0.2 ms of a 7 ms 2-shard step, and cancel has 2 s.
+FLAG_CHECK_SECONDS = 0.1
+
+
+class JobCancelledError(RuntimeError):
+    """The cancel flag was seen: stop at this step."""
+
+
+@dataclass
+class ShardContext:
+    """Who this shard is and how it reaches Redis (``data`` is the bulk-vector client)."""
+
+    store: JobStore
+    data: object
+    job_id: str
+    shard: int
+    attempt: int
+    num_shards: int
+    settings: Settings
+    step_hook: object = None  # tests: called as hook(global_step) after each update
+    comm_seconds: float = field(default=0.0)
+    flags_checked_at: float = field(default=-1e9)
+    transport: str = "redis"  # set per attempt by worker.transport: "shm", "redis" or "none"
+    shm: object = None  # the connected SharedSegments when transport is "shm"
+
+    def key(self, name: str) -> str:
+        return f"gradq:ar:{self.job_id}:a{self.attempt}:{name}"
+
+    def check_flags_now_and_then(self) -> None:
+        """``check_flags`` when FLAG_CHECK_SECONDS have passed since the last check."""
+        if time.monotonic() - self.flags_checked_at >= FLAG_CHECK_SECONDS:
+            self.check_flags()
+
+    def check_flags(self) -> None:
+        self.flags_checked_at = time.monotonic()
+        cancel, abort = self.store.redis.mget(
+            cancel_key(self.job_id), attempt_key(self.job_id, self.attempt, "abort")
+        )
+        if abort is not None:
+            raise AttemptAbortedError(abort.decode())
+        if cancel is not None:
+            raise JobCancelledError("cancel requested")
+
+    def check_while_waiting(self) -> None:
+        check_attempt(self.store.redis, self.job_id, self.attempt, self.num_shards, self.shard)
+        self.check_flags()
+
+    def allreduce(self, name: str, vector: np.ndarray, weights, idle=None) -> np.ndarray:
+        """``allreduce_mean`` with this shard's deadline and checks; the time ``idle()`` takes
+        (see allreduce_mean) is not counted as communication."""
+        started, idle_seconds = time.perf_counter(), 0.0
+        if idle is not None:
+            work = idle
+
+            def idle() -> None:
+                nonlocal idle_seconds
+                idle_started = time.perf_counter()
+                work()
+                idle_seconds = time.perf_counter() - idle_started
+
+        out = allreduce_mean(
+            self.data,
+            self.key(name),
+            vector,
+            weights,
+            self.shard,
+            timeout=self.settings.peer_timeout_seconds,
+            check=self.check_while_waiting,
+            shm=self.shm,
+            idle=idle,
+        )
+        self.comm_seconds += time.perf_counter() - started - idle_seconds
+        return out
