@@ -30,28 +30,11 @@ def train_and_store(redis_url: str) -> tuple[str, list[float]]:
     """A digits MLP 64-64-10 (ReLU) trained 10 epochs, stored for tenant "bench"."""
     import redis
 
-    import nnlib
-    from worker.datasets import load_dataset
+    from tests.api.models_fixture import trained_digits_model
     from worker.datasets.builtin import digits
     from worker.models_store import ModelStore
 
-    data = load_dataset({"name": "digits", "validation_split": 0.0})
-    spec = {
-        "layers": [
-            {"type": "dense", "units": 64, "activation": "relu"},
-            {"type": "dense", "units": 10},
-        ]
-    }
-    model = nnlib.build_model(spec, data.input_shape, seed=0)
-    nnlib.fit(
-        model,
-        "cross_entropy",
-        {"type": "adam", "lr": 0.01},
-        data.x_train,
-        data.y_train,
-        epochs=10,
-        batch_size=64,
-    )
+    model, data = trained_digits_model(units=64, epochs=10)
     accuracy = float((model.predict(data.x_test).argmax(1) == data.y_test).mean())
     stored = ModelStore(redis.Redis.from_url(redis_url)).save(
         model,

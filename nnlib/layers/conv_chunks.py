@@ -52,13 +52,12 @@ class ChunkedConv:
     def chunk_samples(self, itemsize: int) -> int:
         return max(1, CHUNK_BYTES // (self.ho * self.wo * self.k * itemsize))
 
-    def _buffer(self, name: str, shape: tuple, dtype, zero: bool = False) -> np.ndarray:
-        """A work array private to the calling thread (threads run different chunks at once).
-        ``zero``: zero-filled when (re)allocated; callers rewrite only a fixed interior."""
+    def _buffer(self, name: str, shape: tuple, dtype) -> np.ndarray:
+        """A work array private to the calling thread (threads run different chunks at once)."""
         key = (name, threading.get_ident())
         buf = self._buffers.get(key)
         if buf is None or buf.shape != shape or buf.dtype != dtype:
-            buf = (np.zeros if zero else np.empty)(shape, dtype=dtype)
+            buf = np.empty(shape, dtype=dtype)
             self._buffers[key] = buf
         return buf
 

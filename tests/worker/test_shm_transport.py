@@ -122,8 +122,27 @@ def connected_pair(url: str, job_id: str, capacity: int) -> list[SharedSegments]
     return run_in_threads(connect, 2)
 
 
-def test_a_vector_larger_than_the_slots_goes_through_redis_with_the_same_bits(redis_url, job_id):
-    pair = connected_pair(redis_url, job_id, capacity=64)
+@pytest.fixture(params=[True, False], ids=["header", "redis-signal"])
+def signal_in_memory(request, monkeypatch) -> bool:
+    """Both ways a step's "ready" travels: the segment header (x86-64) or a Redis message."""
+    import worker.shm_transport as module
+
+    monkeypatch.setattr(module, "SIGNAL_IN_MEMORY", request.param)
+    return request.param
+
+
+@pytest.fixture
+def pair(redis_url, job_id):
+    """Two connected shards' segments of 64-byte slots, closed afterwards."""
+    segments = connected_pair(redis_url, job_id, capacity=64)
+    yield segments
+    for shard in segments:
+        shard.close()
+
+
+def test_a_vector_larger_than_the_slots_goes_through_redis_with_the_same_bits(
+    redis_url, job_id, pair
+):
     vectors = [np.arange(1000, dtype=np.float32) * (i + 1) for i in range(2)]
 
     def shard(i: int, shm) -> np.ndarray:
@@ -142,18 +161,11 @@ def test_a_vector_larger_than_the_slots_goes_through_redis_with_the_same_bits(re
 
     assert [s.calls for s in pair] == [0, 0]  # nothing went through shared memory
     assert big[0].tobytes() == big[1].tobytes() == plain[0].tobytes()
-    for segments in pair:
-        segments.close()
 
 
-@pytest.mark.parametrize("signal_in_memory", [True, False], ids=["header", "redis-signal"])
 def test_idle_work_runs_once_per_exchange_and_with_header_signals_before_the_wait(
-    redis_url, job_id, monkeypatch, signal_in_memory
+    redis_url, job_id, signal_in_memory, pair
 ):
-    import worker.shm_transport as module
-
-    monkeypatch.setattr(module, "SIGNAL_IN_MEMORY", signal_in_memory)
-    pair = connected_pair(redis_url, job_id, capacity=64)
     first_idle = threading.Event()
     calls = []
 
@@ -177,18 +189,11 @@ def test_idle_work_runs_once_per_exchange_and_with_header_signals_before_the_wai
     assert time.monotonic() - started < 4
     assert sorted(calls) == [0, 1]
     assert [r.tolist() for r in results] == [[3.0] * 4] * 2
-    for segments in pair:
-        segments.close()
 
 
-@pytest.mark.parametrize("signal_in_memory", [True, False], ids=["header", "redis-signal"])
 def test_a_missing_peer_raises_peer_timeout_after_the_deadline_and_check_runs_meanwhile(
-    redis_url, job_id, monkeypatch, signal_in_memory
+    redis_url, job_id, signal_in_memory, pair
 ):
-    import worker.shm_transport as module
-
-    monkeypatch.setattr(module, "SIGNAL_IN_MEMORY", signal_in_memory)
-    pair = connected_pair(redis_url, job_id, capacity=64)
     started = time.monotonic()
     checks = []
 
@@ -203,8 +208,6 @@ def test_a_missing_peer_raises_peer_timeout_after_the_deadline_and_check_runs_me
 
     assert 0.8 <= time.monotonic() - started < 2.0  # the deadline, not a wait slice later
     assert len(checks) >= 2
-    for segments in pair:
-        segments.close()
 
 
 def test_connect_without_the_peers_raises_peer_timeout_naming_them(redis_url, job_id):

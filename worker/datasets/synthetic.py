@@ -28,16 +28,22 @@ def _balanced_labels(size: int, classes: int, rng: np.random.Generator) -> np.nd
     return rng.permutation(np.arange(size, dtype=np.int64) % classes)
 
 
-def blobs(params: dict) -> RawSplits:
-    """Gaussian clusters: ``size`` samples (train + 20% test), ``classes`` centres drawn in
-    [-5, 5]^``features``, per-cluster std ``noise``; x (n, features) float32."""
+def _size_classes_seed(params: dict, classes: int, max_classes: int) -> tuple[int, int, int]:
+    """The parameters every synthetic set has, validated (at least 2 samples per class)."""
     size = _int_param(params, "size", 1000, 10, MAX_SAMPLES)
-    classes = _int_param(params, "classes", 3, 2, 100)
-    features = _int_param(params, "features", 2, 1, 1000)
-    noise = _float_param(params, "noise", 1.0, 0.0, 100.0)
+    classes = _int_param(params, "classes", classes, 2, max_classes)
     seed = _int_param(params, "seed", 0, 0, 2**63 - 1)
     if size < 2 * classes:
         raise DatasetError(f"dataset.size must be at least 2 * classes = {2 * classes}, got {size}")
+    return size, classes, seed
+
+
+def blobs(params: dict) -> RawSplits:
+    """Gaussian clusters: ``size`` samples (train + 20% test), ``classes`` centres drawn in
+    [-5, 5]^``features``, per-cluster std ``noise``; x (n, features) float32."""
+    size, classes, seed = _size_classes_seed(params, 3, 100)
+    features = _int_param(params, "features", 2, 1, 1000)
+    noise = _float_param(params, "noise", 1.0, 0.0, 100.0)
     rng = np.random.default_rng([seed, 1])
     centres = rng.uniform(-5.0, 5.0, size=(classes, features))
     y = _balanced_labels(size, classes, rng)
@@ -51,13 +57,9 @@ def spirals(params: dict) -> RawSplits:
     Arm k at radius r in (0, 1] has angle ``2*pi*(turns*r + k/classes)``; ``noise`` is the std of
     Gaussian jitter added to both coordinates.
     """
-    size = _int_param(params, "size", 1000, 10, MAX_SAMPLES)
-    classes = _int_param(params, "classes", 2, 2, 20)
+    size, classes, seed = _size_classes_seed(params, 2, 20)
     noise = _float_param(params, "noise", 0.05, 0.0, 10.0)
     turns = _float_param(params, "turns", 1.0, 0.1, 10.0)
-    seed = _int_param(params, "seed", 0, 0, 2**63 - 1)
-    if size < 2 * classes:
-        raise DatasetError(f"dataset.size must be at least 2 * classes = {2 * classes}, got {size}")
     rng = np.random.default_rng([seed, 2])
     y = _balanced_labels(size, classes, rng)
     radius = rng.uniform(0.05, 1.0, size)
