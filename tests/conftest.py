@@ -2,17 +2,44 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from tests.harness import CeleryWorker, RedisServer, wait_until
+
+_ARTIFACT_ROOT = Path(tempfile.mkdtemp(prefix="gradq-test-artifacts-"))
+
+
+def pytest_configure(config) -> None:
+    # Tests (and the workers they start, which inherit the environment) keep artifacts in a
+    # private folder, never in the user's data folder or a store configured in their shell.
+    os.environ["GRADQ_ARTIFACT_URL"] = _ARTIFACT_ROOT.as_uri()
+    os.environ.pop("GRADQ_S3_ENDPOINT_URL", None)
+
+
+def pytest_unconfigure(config) -> None:
+    shutil.rmtree(_ARTIFACT_ROOT, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory) -> Iterator[RedisServer]:
     """One private redis-server for the whole session (never the one on 6379)."""
     server = RedisServer(tmp_path_factory.mktemp("redis"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory):
+    """One SeaweedFS S3 server (``weed server -s3``) for the whole session, started on first use."""
+    from tests.seaweed import SeaweedS3
+
+    server = SeaweedS3(tmp_path_factory.mktemp("seaweedfs"))
     yield server
     server.stop()
 

@@ -21,6 +21,12 @@ def default_data_dir() -> Path:
     return Path(cache_root) / "gradq" / "datasets"
 
 
+def default_artifact_url() -> str:
+    """``file://`` under the per-user data folder (XDG); ``gradq up`` uses its state folder."""
+    data_root = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return (Path(data_root) / "gradq" / "artifacts").as_uri()
+
+
 class Settings(BaseSettings):
     """Configuration shared by the API, the workers and the CLI."""
 
@@ -46,6 +52,19 @@ class Settings(BaseSettings):
     task_time_limit_seconds: int = Field(24 * 3600, description="Longest training task")
     worker_max_memory_mb: int = Field(4096, description="Recycle a worker child above this RSS")
     blas_threads: int | None = Field(None, description="BLAS threads per worker process")
+    artifact_url: str = Field(
+        default_factory=default_artifact_url,
+        description="Where data sets, models and checkpoints live: file:///path or s3://bucket/prefix",
+    )
+    s3_endpoint_url: str | None = Field(None, description="S3 endpoint of a self-hosted store")
+    checkpoints_kept: int = Field(2, ge=1, description="Newest checkpoints kept per running job")
+    artifact_grace_seconds: float = Field(
+        3600.0, description="Age before the collector removes an unreferenced artifact"
+    )
+    artifact_collect_seconds: float = Field(600.0, description="Period of the artifact collector")
+    dataset_cache_bytes: int = Field(
+        4 * 1024**3, description="Per-host cache of downloaded data sets (S3 backend)"
+    )
     allreduce_transport: Literal["auto", "redis", "shm"] = Field(
         "auto", description="Gradient path between shards: shared memory on one host, or Redis"
     )

@@ -1,0 +1,68 @@
+"""What every artifact backend offers, and the errors a read can end in.
+
+A backend stores opaque objects under keys like ``models/mdl_0123.npz``: ``write`` makes a whole
+object appear at once (never half of one), ``read`` streams it back in chunks, ``list`` walks the
+objects under a prefix with their size and age (the collector's view). Integrity (size, SHA-256)
+is checked one level up, in ``ArtifactStore``, so both backends get the same checks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Protocol
+
+# Streamed reads and multipart parts move this many bytes at a time: large enough that per-call
+# overhead vanishes, small enough that a read never holds a second copy of a big object.
+CHUNK_BYTES = 8 * 1024 * 1024
+
+
+class ArtifactError(RuntimeError):
+    """An artifact could not be read or written; the message names the object."""
+
+
+class ArtifactMissingError(ArtifactError):
+    """The object a record points at is not in the store."""
+
+
+class ArtifactCorruptError(ArtifactError):
+    """The object's bytes do not match its record (size or SHA-256)."""
+
+
+@dataclass(frozen=True)
+class ObjectStat:
+    """One stored object: its key, its size in bytes and when it was written (Unix seconds)."""
+
+    key: str
+    size: int
+    modified: float
+
+
+class Backend(Protocol):
+    """Where artifact bytes live (a directory, or an S3 bucket and prefix)."""
+
+    url: str
+
+    def write(self, key: str, parts: Iterable[memoryview | bytes]) -> None:
+        """Store the concatenation of ``parts`` under ``key``; visible only once complete."""
+        ...
+
+    def read(self, key: str, chunk_bytes: int = CHUNK_BYTES) -> Iterator[bytes | memoryview]:
+        """The object's bytes in chunks; ``ArtifactMissingError`` if there is no such key."""
+        ...
+
+    def delete(self, key: str) -> None:
+        """Remove ``key``; no error if it is already gone."""
+        ...
+
+    def list(self, prefix: str = "") -> Iterator[ObjectStat]:
+        """Every object whose key starts with ``prefix`` (including stale partial uploads)."""
+        ...
+
+
+def check_key(key: str) -> str:
+    """Keys are relative, ``/``-separated names without ``..``: ValueError otherwise."""
+    parts = key.split("/")
+    if not key or key.startswith("/") or any(p in ("", ".", "..") for p in parts):
+        raise ValueError(f"artifact key {key!r} must be a relative path without '..' or '//'")
+    return key

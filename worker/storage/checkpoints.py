@@ -1,0 +1,128 @@
+"""Training checkpoints as artifacts: one object per save, the newest ``keep`` of a job kept.
+
+Format (``GRADQCK1``): 8 magic bytes, a little-endian uint64 header length, a UTF-8 JSON header
+(``arrays``: ``[name, dtype, shape, offset]`` per array; ``meta``: epoch, batch, global_step,
+history, early-stopping and RNG state), then the raw arrays at 64-byte aligned offsets. Names are
+``model/<name>`` and ``optim/<key>``. No zip and no CRC: the record's SHA-256 already covers every
+byte, so saving costs one pass over the arrays and loading is one checked read plus views.
+The job's list ``gradq:job:{id}:checkpoints`` holds object keys, oldest first.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import struct
+
+import numpy as np
+
+from worker.storage.artifacts import ArtifactStore
+from worker.storage.base import ArtifactCorruptError
+
+MAGIC = b"GRADQCK1"
+ALIGN = 64
+LIST_TTL_SECONDS = 30 * 24 * 3600
+
+
+def checkpoints_key(job_id: str) -> str:
+    return f"gradq:job:{job_id}:checkpoints"
+
+
+def encode_parts(model_state: dict, optimizer_state: dict, meta: dict) -> list:
+    """The checkpoint as a list of buffers (the arrays themselves, not copies)."""
+    named = [(f"model/{k}", v) for k, v in model_state.items()]
+    named += [(f"optim/{k}", v) for k, v in optimizer_state.items()]
+    arrays = [(name, np.ascontiguousarray(value)) for name, value in named]
+    entries, offset = [], 0
+    for name, array in arrays:
+        entries.append([name, array.dtype.str, list(array.shape), offset])
+        offset += _padded(array.nbytes)
+    header = json.dumps({"arrays": entries, "meta": meta}).encode()
+    header += b" " * (_padded(16 + len(header)) - 16 - len(header))
+    parts: list = [MAGIC + struct.pack("<Q", len(header)), header]
+    for _, array in arrays:
+        parts.append(memoryview(array).cast("B") if array.nbytes else b"")
+        parts.append(b"\0" * (_padded(array.nbytes) - array.nbytes))
+    return parts
+
+
+def decode(data: bytearray | bytes, where: str = "checkpoint") -> tuple[dict, dict, dict]:
+    """-> (model_state, optimizer_state, meta); arrays are views into ``data``."""
+    if data[:8] != MAGIC:
+        raise ArtifactCorruptError(f"{where} is not a gradq checkpoint")
+    (length,) = struct.unpack("<Q", data[8:16])
+    header = json.loads(bytes(data[16 : 16 + length]))
+    start, model, optim = 16 + length, {}, {}
+    for name, dtype, shape, offset in header["arrays"]:
+        dtype = np.dtype(dtype)
+        if dtype.kind not in "biuf":  # the header is ours, but never build object arrays
+            raise ArtifactCorruptError(f"{where}: array {name} has dtype {dtype}")
+        count = int(np.prod(shape, dtype=np.int64))
+        array = np.frombuffer(data, dtype, count, start + offset).reshape(shape)
+        target = model if name.startswith("model/") else optim
+        target[name[6:]] = array
+    return model, optim, header["meta"]
+
+
+def save_checkpoint(
+    store: ArtifactStore,
+    job_id: str,
+    model_state: dict,
+    optimizer_state: dict,
+    meta: dict,
+    keep: int = 2,
+) -> dict:
+    """Upload a checkpoint, publish it as the job's newest, drop all but the newest ``keep``."""
+    step = int(meta.get("global_step", 0))
+    key = f"checkpoints/{job_id}/{step:010d}-{secrets.token_hex(4)}.ckpt"
+    parts = encode_parts(model_state, optimizer_state, meta)
+    record = store.upload(key, parts, owner=_owner(job_id))
+    pipe = store.redis.pipeline(transaction=True)
+    store.publish(record, pipe)
+    pipe.rpush(checkpoints_key(job_id), key)
+    pipe.expire(checkpoints_key(job_id), LIST_TTL_SECONDS)
+    pipe.execute()
+    keep_checkpoints(store, job_id, keep)
+    return record
+
+
+def load_checkpoint(store: ArtifactStore, job_id: str) -> tuple[dict, dict, dict] | None:
+    """The job's newest checkpoint, checked (ArtifactError naming it if it is damaged), or None."""
+    key = store.redis.lindex(checkpoints_key(job_id), -1)
+    if key is None:
+        return None
+    key = _text(key)
+    return decode(store.read(key), where=f"checkpoint {key!r}")
+
+
+def keep_checkpoints(store: ArtifactStore, job_id: str, keep: int) -> list[str]:
+    """Remove all but the job's newest ``keep`` checkpoints (0: all); returns removed keys."""
+    name = checkpoints_key(job_id)
+    old = [_text(k) for k in store.redis.lrange(name, 0, -keep - 1 if keep else -1)]
+    if not old:
+        return []
+    pipe = store.redis.pipeline(transaction=True)
+    pipe.ltrim(name, len(old), -1)
+    for key in old:
+        store.unpublish(key, pipe)
+    pipe.execute()
+    for key in old:
+        store.delete_object(key)
+    return old
+
+
+def checkpoint_keys(store: ArtifactStore, job_id: str) -> list[str]:
+    """The job's checkpoint object keys, oldest first."""
+    return [_text(k) for k in store.redis.lrange(checkpoints_key(job_id), 0, -1)]
+
+
+def _owner(job_id: str) -> str:
+    return f"gradq:job:{job_id}"
+
+
+def _padded(nbytes: int) -> int:
+    return -(-nbytes // ALIGN) * ALIGN
+
+
+def _text(value) -> str:
+    return value.decode() if isinstance(value, bytes) else value
