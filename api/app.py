@@ -23,6 +23,7 @@ from worker.celery_app import CONTROL_QUEUE, TRAINING_QUEUE, configure
 from worker.celery_app import app as celery_app
 from worker.config import Settings, get_settings
 from worker.jobs import JobStore
+from worker.storage import ArtifactError, artifact_store
 
 log = logging.getLogger("gradq.api")
 # Celery's Redis transport keeps one list per queue and priority step.
@@ -56,6 +57,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="gradq", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
     app.state.settings = settings
     app.state.redis = redis_client
+    app.state.artifacts = artifact_store(redis_client, settings)
     app.state.keyring = KeyRing(settings.api_keys_file, settings.api_keys)
     app.state.model_cache = cache_
     app.state.metrics = ApiMetrics()
@@ -63,6 +65,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.celery = cache(lambda: celery_for(settings))
     app.add_exception_handler(HTTPException, http_error)
     app.add_exception_handler(redis.RedisError, redis_unavailable)
+    app.add_exception_handler(ArtifactError, artifact_unreadable)
     app.add_exception_handler(Exception, internal_error)
     for router in (jobs.router, models.router, datasets.router, health.router):
         app.include_router(router)
@@ -88,6 +91,12 @@ async def http_error(request: Request, exc: HTTPException):
 async def redis_unavailable(request: Request, exc: redis.RedisError):
     log.warning("Redis error on %s: %s", request.url.path, exc)
     return JSONResponse({"detail": f"redis: unavailable ({type(exc).__name__})"}, status_code=503)
+
+
+async def artifact_unreadable(request: Request, exc: ArtifactError):
+    """Damaged or missing stored bytes: a server fault, said plainly (never wrong weights)."""
+    log.error("artifact error on %s: %s", request.url.path, exc)
+    return JSONResponse({"detail": f"stored data unreadable: {exc}"}, status_code=500)
 
 
 async def internal_error(request: Request, exc: Exception):

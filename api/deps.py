@@ -20,6 +20,8 @@ from worker.config import Settings
 from worker.datasets.store import DatasetStore
 from worker.jobs import JobStore
 from worker.models_store import ModelStore
+from worker.storage import ArtifactStore
+from worker.storage.datasets import ArtifactBlobs
 from worker.submit import submit_job
 
 
@@ -47,16 +49,22 @@ async def get_job_store(redis_client: Annotated[redis.Redis, Depends(get_redis)]
     return JobStore(redis_client)
 
 
+async def get_artifacts(request: Request) -> ArtifactStore:
+    return request.app.state.artifacts
+
+
 async def get_model_store(
     redis_client: Annotated[redis.Redis, Depends(get_redis)],
+    artifacts: Annotated[ArtifactStore, Depends(get_artifacts)],
 ) -> ModelStore:
-    return ModelStore(redis_client)
+    return ModelStore(redis_client, artifacts)
 
 
 async def get_dataset_store(
     redis_client: Annotated[redis.Redis, Depends(get_redis)],
+    artifacts: Annotated[ArtifactStore, Depends(get_artifacts)],
 ) -> DatasetStore:
-    return DatasetStore(redis_client)
+    return DatasetStore(redis_client, ArtifactBlobs(artifacts))
 
 
 Submitter = Callable[[dict, str], dict]

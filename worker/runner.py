@@ -1,7 +1,8 @@
 """The life of one shard task: lease, gang start, training, and what each way of ending means.
 
 - finished: shard 0 already marked the job ``succeeded``;
-- cancel flag seen: the job becomes ``cancelled`` (its last checkpoint is kept);
+- cancel flag seen: the job becomes ``cancelled`` (its last checkpoint is kept for a resume, the
+  older ones are removed; a failed job likewise);
 - a peer died or timed out: the attempt is abandoned and the job restarts from its checkpoint
   (``restart_job``), or fails once ``max_restarts`` is used up;
 - any other error (NaN loss, a bad shape, no common transport): the job fails with the message; the
@@ -32,6 +33,8 @@ from worker.recovery import (
 )
 from worker.shard import prepare, train
 from worker.shard_context import JobCancelledError, ShardContext
+from worker.storage import artifact_store
+from worker.storage.checkpoints import keep_checkpoints
 from worker.threads import thread_budget
 
 log = logging.getLogger(__name__)
@@ -68,7 +71,7 @@ def _run(store, data, settings, job_id, shard, attempt, requeue, enqueue_start, 
                 replica = prepare(store, job_id, settings)
         except Exception as error:  # a bad data set or model spec: no point in retrying
             log.exception("job %s shard %d could not prepare", job_id, shard)
-            return _fail(store, job_id, shard, attempt, error)
+            return _fail(store, job_id, shard, attempt, error, settings)
         outcome = join_gang(store, job_id, shard, attempt, num_shards, settings, requeue)
         if outcome == "redelivered":
             # Celery redelivers the task of a pool process that died: no need to wait for the
@@ -88,7 +91,8 @@ def _run(store, data, settings, job_id, shard, attempt, requeue, enqueue_start, 
         except JobCancelledError:
             reason = "cancelled; the last checkpoint is kept"
             abort_attempt(store.redis, job_id, attempt, reason)
-            store.transition(job_id, "cancelled", reason, expect_attempt=attempt)
+            if store.transition(job_id, "cancelled", reason, expect_attempt=attempt):
+                _keep_last_checkpoint(store, settings, job_id)
             return "cancelled"
         except AttemptAbortedError:
             return "aborted"
@@ -98,14 +102,25 @@ def _run(store, data, settings, job_id, shard, attempt, requeue, enqueue_start, 
             return "restarted"
         except Exception as error:  # training errors fail the job, not the worker
             log.exception("job %s shard %d failed", job_id, shard)
-            return _fail(store, job_id, shard, attempt, error)
+            return _fail(store, job_id, shard, attempt, error, settings)
 
 
-def _fail(store: JobStore, job_id: str, shard: int, attempt: int, error: Exception) -> str:
+def _fail(
+    store: JobStore, job_id: str, shard: int, attempt: int, error: Exception, settings: Settings
+) -> str:
     reason = f"training failed on shard {shard}: {type(error).__name__}: {error}"
     abort_attempt(store.redis, job_id, attempt, reason)
-    store.transition(job_id, "failed", reason, expect_attempt=attempt)
+    if store.transition(job_id, "failed", reason, expect_attempt=attempt):
+        _keep_last_checkpoint(store, settings, job_id)
     return "failed"
+
+
+def _keep_last_checkpoint(store: JobStore, settings: Settings, job_id: str) -> None:
+    """A cancelled or failed job keeps its newest checkpoint (to resume from), no older ones."""
+    try:
+        keep_checkpoints(artifact_store(store.redis, settings), job_id, 1)
+    except Exception:  # the job's status is what matters; the collector and retention catch up
+        log.exception("job %s: could not trim its checkpoints", job_id)
 
 
 def _remove_segments_if_finished(store: JobStore, job_id: str) -> None:

@@ -19,7 +19,6 @@ import numpy as np
 import nnlib
 from nnlib.batching import global_batches, shard_slice, steps_per_epoch
 from nnlib.training import early_stopping_from_spec
-from worker.checkpoints import encode_checkpoint, load_checkpoint, save_checkpoint
 from worker.collective.local_sgd import LocalSGD
 from worker.config import Settings
 from worker.jobs import JobStore
@@ -35,6 +34,8 @@ from worker.replica import (
 )
 from worker.shard_context import ShardContext
 from worker.steps import exact_step, local_step
+from worker.storage import ArtifactStore, artifact_store
+from worker.storage.checkpoints import keep_checkpoints, load_checkpoint, save_checkpoint
 
 PROGRESS_EVERY_SECONDS = 0.5
 
@@ -51,6 +52,7 @@ class Replica:
     schedule: object
     steps_total: int
     meta: dict
+    artifacts: ArtifactStore
 
 
 def prepare(store: JobStore, job_id: str, settings: Settings) -> Replica:
@@ -78,14 +80,15 @@ def prepare(store: JobStore, job_id: str, settings: Settings) -> Replica:
         "stopper": None,
         "rng": [],
     }
-    resumed = load_checkpoint(store.redis, job_id)
+    artifacts = artifact_store(store.redis, settings)
+    resumed = load_checkpoint(artifacts, job_id)
     if resumed is not None:
         model_state, optimizer_state, meta = resumed
         model.load_state_dict(model_state)
         optimizer.load_state_dict(optimizer_state)
         set_rng_states(model, meta["rng"])
     loss = build_loss(spec.get("loss", "cross_entropy"))
-    return Replica(spec, data, model, loss, optimizer, schedule, steps_total, meta)
+    return Replica(spec, data, model, loss, optimizer, schedule, steps_total, meta, artifacts)
 
 
 def train(ctx: ShardContext, replica: Replica) -> dict:
@@ -100,8 +103,14 @@ def train(ctx: ShardContext, replica: Replica) -> dict:
         meta["last_checkpoint"] = meta["global_step"]
         if ctx.shard == 0:
             meta["rng"] = rng_states(model)
-            blob = encode_checkpoint(model.state_dict(), optimizer.state_dict(), meta)
-            save_checkpoint(store.redis, ctx.job_id, blob)
+            save_checkpoint(
+                replica.artifacts,
+                ctx.job_id,
+                model.state_dict(),
+                optimizer.state_dict(),
+                meta,
+                keep=ctx.settings.checkpoints_kept,
+            )
 
     def report(epoch: int, changes: dict, event: str = "progress") -> None:
         if ctx.shard != 0:
@@ -196,18 +205,20 @@ def train(ctx: ShardContext, replica: Replica) -> dict:
         model.load_state_dict(stopper.best_state)  # like nnlib.fit: keep the best epoch's weights
     if ctx.shard != 0:
         return {}
-    return _finish(ctx, model, loss, data, stop_early)
+    return _finish(ctx, replica, loss, data, stop_early)
 
 
-def _finish(ctx: ShardContext, model, loss, data, stopped_early: bool):
-    """Shard 0: test metrics, store the model, mark the job succeeded."""
+def _finish(ctx: ShardContext, replica: Replica, loss, data, stopped_early: bool):
+    """Shard 0: test metrics, store the model, mark the job succeeded, drop its checkpoints."""
+    model = replica.model
     metrics = {}
     if data.x_test is not None and len(data.x_test):
         sums = evaluate_sums(model, loss, data.x_test, data.y_test)
         metrics["test_loss"] = sums[0] / sums[2]
         metrics["test_accuracy"] = _accuracy(sums)
     record = ctx.store.get(ctx.job_id)
-    saved = ModelStore(ctx.store.redis).save(
+    models = ModelStore(ctx.store.redis, replica.artifacts)
+    saved = models.save(
         model,
         tenant=record["tenant"],
         job_id=ctx.job_id,
@@ -223,8 +234,10 @@ def _finish(ctx: ShardContext, model, loss, data, stopped_early: bool):
         ctx.job_id, "succeeded", reason, changes=changes, expect_attempt=ctx.attempt
     )
     if final is None:  # cancelled or restarted at the last moment: the model is not the job's
-        ModelStore(ctx.store.redis).delete(saved["id"])
+        models.delete(saved["id"])
         raise AttemptAbortedError("the job finished elsewhere before it could succeed")
+    # a succeeded job has its model: its checkpoints only cost space now
+    keep_checkpoints(replica.artifacts, ctx.job_id, 0)
     return final
 
 

@@ -36,6 +36,7 @@ def test_a_checkpoint_loads_back_bit_identical(artifacts):
         assert saved.keys() == loaded.keys()
         for name in saved:
             assert loaded[name].dtype == saved[name].dtype
+            assert loaded[name].shape == saved[name].shape
             np.testing.assert_array_equal(loaded[name], saved[name])
 
 

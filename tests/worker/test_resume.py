@@ -10,12 +10,13 @@ import redis
 
 from tests.harness import run_in_threads
 from tests.worker.jobs_helpers import assert_same_weights, digits_spec, model_weights
-from worker.checkpoints import checkpoint_key, decode_checkpoint
 from worker.collective.allreduce import data_client
 from worker.config import Settings
 from worker.jobs import JobStore
 from worker.recovery import PeerLostError
 from worker.runner import run_shard_task
+from worker.storage import artifact_store
+from worker.storage.checkpoints import load_checkpoint
 
 pytestmark = pytest.mark.integration
 
@@ -65,7 +66,7 @@ def test_a_resumed_job_ends_with_the_uninterrupted_weights(
     assert first["outcomes"][1] == "restarted" and first["restarts"] == [interrupted]
     assert store.get(interrupted)["status"] == "queued"
     resumed_from = store.get(interrupted)
-    _, _, meta = decode_checkpoint(redis_client.get(checkpoint_key(interrupted)))
+    _, _, meta = load_checkpoint(artifact_store(redis_client), interrupted)
     assert meta["global_step"] == resume_step
     run_attempt(redis_url, interrupted, 1, 2)
 

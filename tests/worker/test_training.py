@@ -17,9 +17,10 @@ from tests.worker.jobs_helpers import (
     wait_finished,
     wait_status,
 )
-from worker.checkpoints import checkpoint_key
 from worker.jobs import JobStore
 from worker.models_store import ModelStore
+from worker.storage import artifact_store
+from worker.storage.checkpoints import checkpoint_keys, load_checkpoint
 from worker.submit import submit_job
 
 pytestmark = pytest.mark.integration
@@ -103,7 +104,10 @@ def test_cancel_stops_a_running_job_within_two_seconds_and_keeps_its_checkpoint(
 
     assert time.monotonic() - requested < 2.0
     assert "checkpoint" in record["status_reason"]
-    assert redis_client.exists(checkpoint_key(job["id"]))
+    assert len(checkpoint_keys(artifact_store(redis_client), job["id"])) == 1  # the newest only
+    model_state, optimizer_state, meta = load_checkpoint(artifact_store(redis_client), job["id"])
+    assert meta["epoch"] >= 2 and set(model_state) == {"0.W", "0.b", "1.W", "1.b"}
+    assert all(isinstance(v, np.ndarray) and v.dtype != object for v in optimizer_state.values())
     assert store.events(job["id"])[-1][1]["status"] == "cancelled"
 
 
@@ -142,15 +146,13 @@ def test_training_adds_no_redis_keys_or_memory_per_step(redis_client, start_work
     assert memory_late - memory_early < 256 * 1024, (memory_early, memory_late)
 
 
-def test_the_final_checkpoint_holds_plain_arrays_and_progress(redis_client, start_worker):
-    from worker.checkpoints import decode_checkpoint
-
+def test_a_succeeded_job_leaves_no_checkpoints(redis_client, start_worker):
     start_worker(concurrency=2, **FAST)
-    record = wait_finished(redis_client, submit_job(redis_client, digits_spec(), "acme")["id"])
+    spec = digits_spec(checkpoint_every=5)
 
-    model_state, optimizer_state, meta = decode_checkpoint(
-        redis_client.get(checkpoint_key(record["id"]))
-    )
-    assert meta["epoch"] == 1 and meta["global_step"] == record["steps_total"]
-    assert set(model_state) == {"0.W", "0.b", "1.W", "1.b"}
-    assert all(isinstance(v, np.ndarray) and v.dtype != object for v in optimizer_state.values())
+    record = wait_finished(redis_client, submit_job(redis_client, spec, "acme")["id"])
+
+    assert record["status"] == "succeeded", record["status_reason"]
+    artifacts = artifact_store(redis_client)
+    assert checkpoint_keys(artifacts, record["id"]) == []
+    assert list(artifacts.backend.list(f"checkpoints/{record['id']}/")) == []

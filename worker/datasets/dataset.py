@@ -84,7 +84,7 @@ def _raw_source(source: str, value, extra: dict, redis, settings):
         raw = _local_file(value, extra, settings)
     else:
         _refuse_unknown(extra, (), "an uploaded data set")
-        raw = _uploaded(value, redis)
+        raw = _uploaded(value, redis, settings)
     return raw, str(value), "scale" if raw.is_image else "standardize"
 
 
@@ -123,12 +123,13 @@ def _local_file(path, extra: dict, settings) -> RawSplits:
     return RAW_CACHE.get(key, load)
 
 
-def _uploaded(dataset_id, redis) -> RawSplits:
+def _uploaded(dataset_id, redis, settings) -> RawSplits:
     if redis is None:
         raise DatasetError(f"dataset.id {dataset_id!r}: uploaded sets need a Redis connection")
     from worker.datasets.store import DatasetStore
+    from worker.storage.datasets import dataset_blobs
 
-    store = DatasetStore(redis)
+    store = DatasetStore(redis, dataset_blobs(redis, settings))
     info = store.info(dataset_id)
     if info is None:
         raise DatasetError(f"dataset.id: no uploaded data set {dataset_id!r}")

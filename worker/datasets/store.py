@@ -1,7 +1,8 @@
-"""Accepted uploads stored where every worker and API replica reaches them: Redis by default.
+"""Accepted uploads stored where every worker and API replica reaches them.
 
-Array bytes go through a ``BlobStore`` (Redis lists of chunks of at most ``CHUNK_BYTES``, so no
-single value is huge); an object store can implement the same three methods later. Metadata is
+Array bytes go through a ``BlobStore``: by default the artifact store (``worker.storage``: files or
+S3, every read checked against its SHA-256); ``RedisChunkedBlobs`` (Redis lists of chunks of at
+most ``CHUNK_BYTES``) is how the previous version stored them, still read for migration. Metadata is
 one Redis hash per set plus a per-tenant index, written only after all chunks, so a set that is
 listed is always complete. Arrays come back with ``np.frombuffer``: nothing is ever unpickled.
 """
@@ -80,7 +81,11 @@ class DatasetStore:
 
     def __init__(self, redis, blobs: BlobStore | None = None):
         self.redis = redis
-        self.blobs = blobs if blobs is not None else RedisChunkedBlobs(redis)
+        if blobs is None:
+            from worker.storage.datasets import dataset_blobs
+
+            blobs = dataset_blobs(redis)
+        self.blobs = blobs
 
     def put(self, tenant: str, uploaded: UploadedArrays, name: str | None = None) -> dict:
         """Store an accepted upload; return its info dict (see ``info``)."""

@@ -10,6 +10,7 @@ The job's list ``gradq:job:{id}:checkpoints`` holds object keys, oldest first.
 
 from __future__ import annotations
 
+import io
 import json
 import secrets
 import struct
@@ -32,7 +33,7 @@ def encode_parts(model_state: dict, optimizer_state: dict, meta: dict) -> list:
     """The checkpoint as a list of buffers (the arrays themselves, not copies)."""
     named = [(f"model/{k}", v) for k, v in model_state.items()]
     named += [(f"optim/{k}", v) for k, v in optimizer_state.items()]
-    arrays = [(name, np.ascontiguousarray(value)) for name, value in named]
+    arrays = [(name, np.asarray(value, order="C")) for name, value in named]  # keeps 0-d shapes
     entries, offset = [], 0
     for name, array in arrays:
         entries.append([name, array.dtype.str, list(array.shape), offset])
@@ -58,7 +59,7 @@ def decode(data: bytearray | bytes, where: str = "checkpoint") -> tuple[dict, di
         if dtype.kind not in "biuf":  # the header is ours, but never build object arrays
             raise ArtifactCorruptError(f"{where}: array {name} has dtype {dtype}")
         count = int(np.prod(shape, dtype=np.int64))
-        array = np.frombuffer(data, dtype, count, start + offset).reshape(shape)
+        array = np.frombuffer(data, dtype, count, start + offset).reshape(tuple(shape))
         target = model if name.startswith("model/") else optim
         target[name[6:]] = array
     return model, optim, header["meta"]
@@ -90,19 +91,25 @@ def load_checkpoint(store: ArtifactStore, job_id: str) -> tuple[dict, dict, dict
     """The job's newest checkpoint, checked (ArtifactError naming it if it is damaged), or None."""
     key = store.redis.lindex(checkpoints_key(job_id), -1)
     if key is None:
-        return None
+        return _legacy_checkpoint(store.redis, job_id)
     key = _text(key)
     return decode(store.read(key), where=f"checkpoint {key!r}")
 
 
 def keep_checkpoints(store: ArtifactStore, job_id: str, keep: int) -> list[str]:
-    """Remove all but the job's newest ``keep`` checkpoints (0: all); returns removed keys."""
+    """Remove all but the job's newest ``keep`` checkpoints (0: all); returns removed keys.
+
+    Safe to run twice at once (two shards ending a job): the trim counts from the newest end.
+    """
     name = checkpoints_key(job_id)
     old = [_text(k) for k in store.redis.lrange(name, 0, -keep - 1 if keep else -1)]
     if not old:
         return []
     pipe = store.redis.pipeline(transaction=True)
-    pipe.ltrim(name, len(old), -1)
+    if keep:
+        pipe.ltrim(name, -keep, -1)
+    else:
+        pipe.delete(name)
     for key in old:
         store.unpublish(key, pipe)
     pipe.execute()
@@ -114,6 +121,18 @@ def keep_checkpoints(store: ArtifactStore, job_id: str, keep: int) -> list[str]:
 def checkpoint_keys(store: ArtifactStore, job_id: str) -> list[str]:
     """The job's checkpoint object keys, oldest first."""
     return [_text(k) for k in store.redis.lrange(checkpoints_key(job_id), 0, -1)]
+
+
+def _legacy_checkpoint(redis, job_id: str) -> tuple[dict, dict, dict] | None:
+    """A checkpoint the previous version kept in Redis as one npz (a job running at upgrade)."""
+    data = redis.get(f"gradq:job:{job_id}:checkpoint")
+    if data is None:
+        return None
+    with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+        model = {k[6:]: npz[k] for k in npz.files if k.startswith("model/")}
+        optim = {k[6:]: npz[k] for k in npz.files if k.startswith("optim/")}
+        meta = json.loads(npz["meta"].tobytes().decode())
+    return model, optim, meta
 
 
 def _owner(job_id: str) -> str:
