@@ -12,14 +12,12 @@ import pytest
 
 from tests.harness import CeleryWorker, RedisServer, wait_until
 
+# Tests (and the workers they start, which inherit the environment) keep artifacts in a private
+# folder, never in the user's data folder or a store configured in their shell. Set at import:
+# the API conftest imports modules that read the settings before any pytest_configure hook runs.
 _ARTIFACT_ROOT = Path(tempfile.mkdtemp(prefix="gradq-test-artifacts-"))
-
-
-def pytest_configure(config) -> None:
-    # Tests (and the workers they start, which inherit the environment) keep artifacts in a
-    # private folder, never in the user's data folder or a store configured in their shell.
-    os.environ["GRADQ_ARTIFACT_URL"] = _ARTIFACT_ROOT.as_uri()
-    os.environ.pop("GRADQ_S3_ENDPOINT_URL", None)
+os.environ["GRADQ_ARTIFACT_URL"] = _ARTIFACT_ROOT.as_uri()
+os.environ.pop("GRADQ_S3_ENDPOINT_URL", None)
 
 
 def pytest_unconfigure(config) -> None:
