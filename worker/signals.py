@@ -1,8 +1,9 @@
-"""Worker process signals: BLAS thread budget and the recovery sweep.
+"""Worker process signals: BLAS thread budget, the recovery sweep and the artifact collector.
 
 ``celeryd_init`` runs in the main worker process before the pool forks: it records the pool size
 so each child can pick ``cores // processes`` BLAS threads. ``worker_ready`` starts the sweeper
-thread, so a (re)started worker picks up jobs whose shards stopped heartbeating.
+thread, so a (re)started worker picks up jobs whose shards stopped heartbeating, and the artifact
+collector thread (one run per cluster per GRADQ_ARTIFACT_COLLECT_SECONDS, under a Redis lock).
 """
 
 from __future__ import annotations
@@ -14,8 +15,11 @@ from celery.signals import celeryd_init, worker_ready, worker_shutdown
 
 from worker.config import get_settings
 from worker.recovery import Sweeper
+from worker.storage import artifact_store
+from worker.storage.collector import Collector
 
 _sweeper: Sweeper | None = None
+_collector: Collector | None = None
 
 
 @celeryd_init.connect
@@ -29,15 +33,24 @@ def _record_pool_size(sender=None, conf=None, options=None, **_) -> None:
 
 @worker_ready.connect
 def _start_sweeper(sender=None, **_) -> None:
-    global _sweeper
+    global _sweeper, _collector
     from worker.tasks import start_job
 
     settings = get_settings()
-    _sweeper = Sweeper(redis_lib.Redis.from_url(settings.redis_url), settings, start_job.delay)
+    client = redis_lib.Redis.from_url(settings.redis_url)
+    _sweeper = Sweeper(client, settings, start_job.delay)
     _sweeper.start()
+    _collector = Collector(
+        artifact_store(client, settings),
+        settings.artifact_grace_seconds,
+        settings.artifact_collect_seconds,
+    )
+    _collector.start()
 
 
 @worker_shutdown.connect
 def _stop_sweeper(sender=None, **_) -> None:
     if _sweeper is not None:
         _sweeper.stop()
+    if _collector is not None:
+        _collector.stop()

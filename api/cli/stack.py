@@ -61,6 +61,9 @@ class LocalStack:
         env["GRADQ_API_URL"] = self.api_url
         # one BLAS thread per worker process: processes x threads must not exceed the cores
         env.setdefault("GRADQ_BLAS_THREADS", "1")
+        # artifacts beside Redis's data, unless the user chose a store (an S3 bucket, a mount)
+        artifacts = (self.config.state_dir / "artifacts").resolve()
+        env.setdefault("GRADQ_ARTIFACT_URL", artifacts.as_uri())
         return env
 
     def _spawn(self, name: str, argv: list[str]) -> ManagedProcess:
