@@ -1,7 +1,8 @@
 """Artifact store costs, each next to its peer measured in the same run, on both backends.
 
 - checkpoint save / load (``worker.storage.checkpoints``: encode, SHA-256, upload, publish /
-  download, check, decode) vs a raw write / read of the same bytes to the same backend;
+  download, check, decode) vs a raw write / read of the same bytes to the same backend, and the
+  time the training loop waits when the background writer saves (a copy of the state);
 - a data set's first load on a worker host: S3 with the host cache cold and warm, the file
   backend, and the previous version's Redis chunks;
 - Redis memory per stored model: weights in Redis (the previous version) vs a record.
@@ -57,6 +58,7 @@ def model_and_optimizer(params: int):
 
 
 def checkpoint_rows(store, model, optimizer, repeat: int) -> list[tuple]:
+    from worker.storage.checkpoint_writer import CheckpointWriter
     from worker.storage.checkpoints import encode_parts, load_checkpoint, save_checkpoint
 
     job = "job_" + secrets.token_hex(8)
@@ -73,6 +75,12 @@ def checkpoint_rows(store, model, optimizer, repeat: int) -> list[tuple]:
             offset += len(chunk)
 
     save = best_of(repeat, lambda: save_checkpoint(store, job, state, optim, meta, keep=1))
+    writer, blocking = CheckpointWriter(store, job, keep=1), []
+    for _ in range(repeat):  # what the training loop waits for; the save runs behind it
+        start = time.perf_counter()
+        writer.submit(state, optim, meta)
+        blocking.append(time.perf_counter() - start)
+        writer.wait()
     write = best_of(repeat, lambda: store.backend.write(raw_key, [raw]))
     load = best_of(repeat, lambda: load_checkpoint(store, job))
     read = best_of(repeat, raw_read)
@@ -80,6 +88,12 @@ def checkpoint_rows(store, model, optimizer, repeat: int) -> list[tuple]:
     mb = len(raw) / 1e6
     return [
         (f"checkpoint save ({mb:.0f} MB)", save, "raw write", write),
+        (
+            f"checkpoint save, training loop blocked ({mb:.0f} MB)",
+            min(blocking),
+            "raw write",
+            write,
+        ),
         (f"checkpoint load ({mb:.0f} MB)", load, "raw read", read),
     ]
 

@@ -11,6 +11,7 @@ averaged across shards at each epoch end (in training mode each shard normalises
 
 from __future__ import annotations
 
+import sys
 import time
 from dataclasses import dataclass
 
@@ -35,7 +36,8 @@ from worker.replica import (
 from worker.shard_context import ShardContext
 from worker.steps import exact_step, local_step
 from worker.storage import ArtifactStore, artifact_store
-from worker.storage.checkpoints import keep_checkpoints, load_checkpoint, save_checkpoint
+from worker.storage.checkpoint_writer import CheckpointWriter
+from worker.storage.checkpoints import keep_checkpoints, load_checkpoint
 
 PROGRESS_EVERY_SECONDS = 0.5
 
@@ -93,6 +95,16 @@ def prepare(store: JobStore, job_id: str, settings: Settings) -> Replica:
 
 def train(ctx: ShardContext, replica: Replica) -> dict:
     """Train the job to the end (or raise); returns the final record when shard 0 stored it."""
+    writer = CheckpointWriter(replica.artifacts, ctx.job_id, ctx.settings.checkpoints_kept)
+    try:
+        return _train(ctx, replica, writer)
+    finally:
+        # whatever ends training, the save in flight is published before anyone reads or trims
+        # the job's checkpoints; its error matters only when nothing else went wrong
+        writer.close(raise_errors=sys.exc_info()[0] is None)
+
+
+def _train(ctx: ShardContext, replica: Replica, writer: CheckpointWriter) -> dict:
     store, spec, data, model = ctx.store, replica.spec, replica.data, replica.model
     loss, optimizer, meta = replica.loss, replica.optimizer, replica.meta
     seed, steps_total = int(spec.get("seed", 0)), replica.steps_total
@@ -103,14 +115,7 @@ def train(ctx: ShardContext, replica: Replica) -> dict:
         meta["last_checkpoint"] = meta["global_step"]
         if ctx.shard == 0:
             meta["rng"] = rng_states(model)
-            save_checkpoint(
-                replica.artifacts,
-                ctx.job_id,
-                model.state_dict(),
-                optimizer.state_dict(),
-                meta,
-                keep=ctx.settings.checkpoints_kept,
-            )
+            writer.submit(model.state_dict(), optimizer.state_dict(), meta)
 
     def report(epoch: int, changes: dict, event: str = "progress") -> None:
         if ctx.shard != 0:
@@ -205,6 +210,7 @@ def train(ctx: ShardContext, replica: Replica) -> dict:
         model.load_state_dict(stopper.best_state)  # like nnlib.fit: keep the best epoch's weights
     if ctx.shard != 0:
         return {}
+    writer.wait()  # the last checkpoint is published (or its error raised) before the model
     return _finish(ctx, replica, loss, data, stop_early)
 
 
