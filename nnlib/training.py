@@ -88,11 +88,12 @@ class _EarlyStopping:
 
 
 def early_stopping_from_spec(spec: dict, has_validation: bool) -> _EarlyStopping:
-    """Validate ``{"patience", "min_delta", "monitor", "restore_best"}``."""
+    """Validate ``{"patience", "min_delta", "monitor", "restore_best"}`` (null: the default)."""
     allowed = {"patience", "min_delta", "monitor", "restore_best"}
     extra = sorted(set(spec) - allowed)
     if extra:
         raise ValueError(f"early_stopping: unknown field(s) {extra}")
+    spec = {k: v for k, v in spec.items() if v is not None}  # null: the default
     patience = spec.get("patience", 3)
     if isinstance(patience, bool) or not isinstance(patience, int) or patience < 1:
         raise ValueError(f"early_stopping.patience must be an integer >= 1, got {patience!r}")

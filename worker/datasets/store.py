@@ -116,6 +116,7 @@ class DatasetStore:
             "is_image": uploaded.is_image,
             "pixel_max": uploaded.pixel_max,
             "nbytes": sum(v["nbytes"] for v in arrays.values()),
+            "target_range": _target_range(uploaded),
             "arrays": arrays,
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(created)),
         }
@@ -127,7 +128,8 @@ class DatasetStore:
 
     def info(self, dataset_id: str) -> dict | None:
         """Metadata: id, tenant, name, filename, sha256, task, num_classes, classes, input_shape,
-        dtype, shapes, nbytes, created (ISO 8601 UTC), arrays; ``None`` if there is no such set."""
+        dtype, shapes, nbytes, target_range (regression: [min, max]), created (ISO 8601 UTC),
+        arrays; ``None`` if there is no such set."""
         fields = self.redis.hgetall(PREFIX + str(dataset_id))
         return _decode(fields) if fields else None
 
@@ -176,6 +178,14 @@ class DatasetStore:
         if info is None:
             raise DatasetError(f"dataset.id: no uploaded data set {dataset_id!r}")
         return info
+
+
+def _target_range(uploaded: UploadedArrays) -> list[float] | None:
+    """[min, max] of regression targets (train and test): the API checks losses against it."""
+    if uploaded.num_classes is not None:
+        return None
+    ys = [uploaded.arrays[k] for k in ("y_train", "y_test") if k in uploaded.arrays]
+    return [min(float(y.min()) for y in ys), max(float(y.max()) for y in ys)]
 
 
 def _decode(fields: dict) -> dict:
