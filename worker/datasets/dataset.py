@@ -114,13 +114,15 @@ def _local_file(path, extra: dict, settings) -> RawSplits:
     key = ("path", str(file.resolve()), stat.st_size, stat.st_mtime_ns, label_column, task)
 
     def load() -> RawSplits:
-        return validate_upload(
-            file.name,
-            file.read_bytes(),
-            label_column=label_column,
-            task=task,
-            max_bytes=settings.max_dataset_bytes,
-        ).to_raw()
+        with file.open("rb") as stream:
+            return validate_upload(
+                file.name,
+                stream,
+                label_column=label_column,
+                task=task,
+                max_bytes=settings.max_dataset_bytes,
+                max_columns=settings.max_dataset_columns,
+            ).to_raw()
 
     return RAW_CACHE.get(key, load)
 

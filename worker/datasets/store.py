@@ -16,6 +16,7 @@ from typing import Protocol
 import numpy as np
 
 from worker.datasets.base import DatasetError, RawSplits
+from worker.datasets.quota import USAGE, StorageQuota
 from worker.datasets.uploads import UploadedArrays, raw_from_arrays
 
 CHUNK_BYTES = 4 * 1024 * 1024
@@ -78,13 +79,25 @@ class RedisChunkedBlobs:
 class DatasetStore:
     """Uploaded data sets by id (``ds_<16 hex>``), with a per-tenant listing."""
 
-    def __init__(self, redis, blobs: BlobStore | None = None):
+    def __init__(self, redis, blobs: BlobStore | None = None, quota_bytes: int | None = None):
         self.redis = redis
         self.blobs = blobs if blobs is not None else RedisChunkedBlobs(redis)
+        self.quota = StorageQuota(redis, quota_bytes)
+
+    def check_room(self, tenant: str, nbytes: int) -> None:
+        """StorageQuotaExceeded if ``nbytes`` more cannot fit the tenant's quota now."""
+        self._backfill_usage(tenant)
+        self.quota.check(tenant, nbytes)
 
     def put(self, tenant: str, uploaded: UploadedArrays, name: str | None = None) -> dict:
-        """Store an accepted upload; return its info dict (see ``info``)."""
+        """Store an accepted upload; return its info dict (see ``info``).
+
+        Its bytes are reserved against the tenant's quota first (StorageQuotaExceeded).
+        """
         dataset_id = "ds_" + secrets.token_hex(8)
+        nbytes = sum(int(np.asarray(a).nbytes) for a in uploaded.arrays.values())
+        self._backfill_usage(tenant)
+        self.quota.reserve(tenant, dataset_id, nbytes)
         arrays = {}
         try:
             for array_name, array in uploaded.arrays.items():
@@ -99,6 +112,7 @@ class DatasetStore:
         except BaseException:
             for array_name in uploaded.arrays:
                 self.blobs.delete(f"{dataset_id}:{array_name}")
+            self.quota.release(tenant, dataset_id)
             raise
         created = time.time()
         info = {
@@ -123,6 +137,7 @@ class DatasetStore:
         pipe = self.redis.pipeline(transaction=True)
         pipe.hset(PREFIX + dataset_id, mapping={k: json.dumps(v) for k, v in info.items()})
         pipe.zadd(TENANT_INDEX + tenant, {dataset_id: created})
+        self.quota.commit(pipe, tenant, dataset_id, info["nbytes"])
         pipe.execute()
         return info
 
@@ -168,10 +183,18 @@ class DatasetStore:
         pipe = self.redis.pipeline(transaction=True)
         pipe.delete(PREFIX + dataset_id)
         pipe.zrem(TENANT_INDEX + info["tenant"], dataset_id)
+        self.quota.release(info["tenant"], dataset_id, pipe)
         pipe.execute()
         for array_name in info["arrays"]:
             self.blobs.delete(f"{dataset_id}:{array_name}")
         return True
+
+    def _backfill_usage(self, tenant: str) -> None:
+        """Count sets stored before quotas existed (HSETNX: concurrent backfills agree)."""
+        if self.redis.exists(USAGE + tenant) or not self.redis.exists(TENANT_INDEX + tenant):
+            return
+        for info in self.list(tenant):
+            self.redis.hsetnx(USAGE + tenant, info["id"], info.get("nbytes") or 0)
 
     def _require(self, dataset_id: str) -> dict:
         info = self.info(dataset_id)

@@ -1,0 +1,88 @@
+"""POST /v1/datasets with hostile or awkward files: 413 with the numbers, 422 naming line+column."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tests.api.conftest import KEY_A
+from tests.api.test_datasets import upload
+from tests.datasets.test_upload_limits import _bomb
+from tests.harness import npz_bytes
+from worker.config import Settings
+
+QUOTA = 40_000
+
+
+@pytest.fixture
+def settings(redis_url, tmp_path) -> Settings:
+    return Settings(
+        redis_url=redis_url,
+        api_keys=f"alice:{KEY_A}",
+        max_dataset_bytes=256 * 1024,
+        max_dataset_columns=50,
+        max_storage_bytes_per_tenant=QUOTA,
+        data_dir=tmp_path / "data",
+    )
+
+
+def test_a_csv_with_cr_line_endings_is_stored_with_its_four_rows(alice):
+    content = b"a,b,label\r1,2,0\r3,4,1\r5,6,0\r7,8,1\r"
+
+    response = upload(alice, content, "cr.csv")
+
+    assert response.status_code == 201, response.text
+    assert response.json()["shapes"] == {"x_train": [4, 2], "y_train": [4]}
+    assert response.json()["num_classes"] == 2
+
+
+def test_a_csv_parse_failure_is_422_naming_line_and_column(alice):
+    response = upload(alice, b"a,b,label\r1,2,0\r3,x,1\r", "bad.csv")
+
+    assert response.status_code == 422
+    assert response.json()["detail"] == "line 3, column 2 ('b'): 'x' is not a number"
+
+
+def test_a_csv_over_the_column_limit_is_413_with_the_numbers(alice):
+    header = ",".join(f"c{i}" for i in range(51)) + "\n"
+
+    response = upload(alice, (header + ",".join(["1"] * 51) + "\n").encode(), "wide.csv")
+
+    assert response.status_code == 413
+    assert (
+        "51 columns, over the limit of 50 (GRADQ_MAX_DATASET_COLUMNS)" in response.json()["detail"]
+    )
+
+
+def test_an_archive_expanding_over_the_limit_is_413_and_stores_nothing(alice):
+    content = _bomb(rows=64 * 1024, columns=128)  # 64 MB of zeros
+
+    response = upload(alice, content, "bomb.npz")
+
+    assert response.status_code == 413
+    assert f"over the limit of {256 * 1024} bytes" in response.json()["detail"]
+    assert alice.get("/v1/datasets").json()["datasets"] == []
+
+
+def test_the_storage_quota_is_413_with_the_numbers_until_a_set_is_deleted(alice):
+    x = np.zeros((2000, 10), np.uint8)  # 20,000 + 16,000 bytes stored
+    content = npz_bytes(x_train=x, y_train=np.arange(2000) % 2)
+    first = upload(alice, content)
+    assert first.status_code == 201 and first.json()["size_bytes"] == 36_000
+
+    refused = upload(alice, content)
+
+    assert refused.status_code == 413
+    detail = refused.json()["detail"]
+    assert f"needs 36000 bytes; tenant alice already stores 36000 of its {QUOTA} bytes" in detail
+    assert alice.delete(f"/v1/datasets/{first.json()['id']}").status_code == 204
+    assert upload(alice, content).status_code == 201
+
+
+def test_the_quota_refuses_an_archive_before_it_is_decompressed(alice):
+    content = _bomb(rows=5 * 1024, columns=1)  # fits the 256 kB limit, not a 40 kB quota
+
+    response = upload(alice, content, "bomb.npz")
+
+    assert response.status_code == 413
+    assert f"needs {5 * 1024 * (4 + 8)} bytes" in response.json()["detail"]
