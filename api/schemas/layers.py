@@ -21,7 +21,7 @@ Size2 = (
 
 
 class _Layer(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)  # JSON types as written
 
 
 class DenseLayer(_Layer):
