@@ -191,3 +191,21 @@ def test_accepting_an_npz_from_a_file_holds_little_beyond_the_stored_arrays(tmp_
         np.testing.assert_array_equal(uploaded.arrays["x_train"], x.transpose(0, 3, 1, 2))
     else:
         np.testing.assert_array_equal(uploaded.arrays["x_train"], x)
+
+
+@pytest.mark.parametrize(
+    ("arrays", "message"),
+    [
+        ({"x_train": np.zeros((4, 0)), "y_train": np.arange(4) % 2}, "x_train: shape [4, 0] has"),
+        (
+            {"x_train": np.zeros((4, 2)), "y_train": np.zeros((4, 0))},
+            "y_train: shape [4, 0] has an empty target dimension",
+        ),
+        (
+            {"x_train": np.zeros((4, 2)), "y_train": np.array([1.0, 2.0, 1e300, 0.5])},
+            "y_train: targets too large for float32",
+        ),
+    ],
+)
+def test_arrays_that_could_never_train_are_refused_at_upload(arrays, message):
+    assert message in str(refusal(npz_bytes(**arrays), "set.npz"))

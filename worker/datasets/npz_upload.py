@@ -10,8 +10,10 @@ several whole copies. Nothing is ever unpickled: object dtypes are refused from 
 
 from __future__ import annotations
 
+import io
 import math
 import zipfile
+import zlib
 from collections.abc import Callable
 from typing import BinaryIO, NamedTuple
 
@@ -21,6 +23,14 @@ from worker.datasets.base import DatasetError
 
 ARRAY_NAMES = ("x_train", "y_train", "x_test", "y_test")
 CHUNK_BYTES = 2 * 1024 * 1024  # raw bytes decompressed per step while streaming features
+EOCD_BYTES = 22  # the zip end-of-central-directory record without its comment
+MAX_DIRECTORY_BYTES = 64 * 1024  # 4 entries take a few hundred bytes
+# what zipfile and numpy raise on damaged, encrypted or exotic archives (RuntimeError: encrypted,
+# NotImplementedError: compression method, zlib.error: corrupt deflate stream)
+ARCHIVE_ERRORS = (
+    ValueError, OSError, EOFError, SyntaxError, zipfile.BadZipFile, zlib.error, RuntimeError,
+    NotImplementedError,
+)  # fmt: skip
 
 
 class DatasetTooLarge(DatasetError):
@@ -53,9 +63,10 @@ def read_npz(
     ``on_planned_bytes(n)`` is called with the stored size the headers imply before any array
     data is read (the caller refuses it, e.g. over a storage quota). DatasetError names the array.
     """
+    _check_directory_size(file)
     try:
         archive = zipfile.ZipFile(file)
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
+    except ARCHIVE_ERRORS as exc:
         raise DatasetError(f"file: not a readable .npz archive ({exc})") from None
     with archive:
         members = {name: _header(archive, info) for name, info in _members(archive).items()}
@@ -91,6 +102,25 @@ def read_npz(
     return NpzArrays(arrays, len(x_train.shape) >= 3 and x_train.dtype.kind in "biu")
 
 
+def _check_directory_size(file: BinaryIO) -> None:
+    """Refuse a central directory too big for 4 arrays before zipfile parses it: it makes one
+    object per entry, so millions of tiny entries would cost gigabytes (EOCD: APPNOTE 4.3.16)."""
+    size = file.seek(0, io.SEEK_END)
+    tail_bytes = min(size, EOCD_BYTES + 65_535)  # the record ends with a comment of <= 64 KiB
+    file.seek(size - tail_bytes)
+    tail = file.read(tail_bytes)
+    file.seek(0)
+    at = tail.rfind(b"PK\x05\x06")
+    if at < 0 or len(tail) < at + EOCD_BYTES:
+        return  # not a zip archive: zipfile says so
+    directory_bytes = int.from_bytes(tail[at + 12 : at + 16], "little")
+    if directory_bytes > MAX_DIRECTORY_BYTES:
+        raise DatasetError(
+            f"file: the archive's directory takes {directory_bytes} bytes; an .npz of at most "
+            f"{len(ARRAY_NAMES)} arrays needs under {MAX_DIRECTORY_BYTES}"
+        )
+
+
 def _members(archive: zipfile.ZipFile) -> dict[str, zipfile.ZipInfo]:
     members = {}
     for info in archive.infolist():
@@ -119,7 +149,7 @@ def _header(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> Member:
             )
             shape, fortran_order, dtype = read(f)
             header_bytes = f.tell()
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile, SyntaxError) as exc:
+    except ARCHIVE_ERRORS as exc:
         raise DatasetError(f"{name}: not a readable .npy array ({exc})") from None
     if any(d < 0 for d in shape):
         raise DatasetError(f"{name}: negative dimension in shape {list(shape)}")
@@ -148,6 +178,8 @@ def _plan_features(name: str, member: Member) -> _Plan:
         raise DatasetError(f"{name}: expected 2 to 4 dimensions (samples first), got shape {shape}")
     if shape[0] == 0:
         raise DatasetError(f"{name}: has no samples")
+    if 0 in shape[1:]:
+        raise DatasetError(f"{name}: shape {list(shape)} has an empty dimension")
     if len(shape) == 3:
         return _Plan((shape[0], 1, *shape[1:]), False)
     if len(shape) == 4 and shape[1] > 4:
@@ -193,7 +225,9 @@ def _chunks(archive, member: Member, name: str):
                     raise DatasetError(f"{name}: the archive ends inside the array data")
                 yield first, np.frombuffer(raw, member.dtype).reshape(count, *member.shape[1:])
             f.read()  # reaching the end checks the member's CRC
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
+    except DatasetError:
+        raise
+    except ARCHIVE_ERRORS as exc:
         raise DatasetError(f"{name}: unreadable array data ({exc})") from None
 
 
@@ -225,5 +259,5 @@ def _read_whole(archive, member: Member, name: str) -> np.ndarray:
     try:
         with archive.open(member.info) as f:
             return np.lib.format.read_array(f, allow_pickle=False)
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+    except ARCHIVE_ERRORS as exc:
         raise DatasetError(f"{name}: unreadable array ({exc})") from None

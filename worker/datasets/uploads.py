@@ -139,6 +139,8 @@ def _check_targets(arrays: dict, task: str | None) -> tuple[dict, str, int | Non
                 f"{name}: has {len(y) if y.ndim else 0} entries but {x_name} has "
                 f"{len(arrays[x_name])} samples"
             )
+        if 0 in y.shape[1:]:
+            raise DatasetError(f"{name}: shape {list(y.shape)} has an empty target dimension")
         if y.dtype.kind == "f" and not np.isfinite(y).all():
             raise DatasetError(f"{name}: contains NaN or infinity")
     y_train = arrays["y_train"]
@@ -147,7 +149,10 @@ def _check_targets(arrays: dict, task: str | None) -> tuple[dict, str, int | Non
     if task == "regression":
         for name in ("y_train", "y_test"):
             if name in arrays:
-                out[name] = arrays[name].astype(np.float32)
+                with np.errstate(over="ignore"):  # overflow is reported just below
+                    out[name] = arrays[name].astype(np.float32)
+                if not np.isfinite(out[name]).all():
+                    raise DatasetError(f"{name}: targets too large for float32")
         return out, task, None
     for name in ("y_train", "y_test"):
         if name in arrays:
