@@ -88,10 +88,11 @@ def check_model(spec: JobSpec, data: DataFacts, max_parameters: int) -> int:
             f"model has {parameters} parameters; the budget is {max_parameters}"
             " (GRADQ_MAX_PARAMETERS)",
         )
+    accuracy = losses.has_accuracy(spec.loss_name, shapes.output_shape)
     checks = (
         ("optimizer", _check_optimizer),
         ("schedule", _check_schedule),
-        ("early_stopping", _check_early_stopping),
+        ("early_stopping", lambda s: _check_early_stopping(s, accuracy)),
     )
     for field, build in checks:
         try:
@@ -135,7 +136,7 @@ def _check_schedule(stored: dict) -> None:
         schedules.build(stored["schedule"], stored["optimizer"]["lr"], 1000)
 
 
-def _check_early_stopping(stored: dict) -> None:
+def _check_early_stopping(stored: dict, has_accuracy: bool) -> None:
     if stored.get("early_stopping") is not None:
         has_validation = stored["dataset"].get("validation_split", 0.1) > 0
-        early_stopping_from_spec(stored["early_stopping"], has_validation)
+        early_stopping_from_spec(stored["early_stopping"], has_validation, has_accuracy)

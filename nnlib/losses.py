@@ -184,6 +184,11 @@ def spec_name(spec) -> str:
     return spec if isinstance(spec, str) else spec.get("type") if isinstance(spec, dict) else ""
 
 
+def has_accuracy(name: str, output_shape: tuple[int, ...]) -> bool:
+    """Whether ``count_correct`` gives a count for this loss and output shape (not None)."""
+    return name == "cross_entropy" or (name == "binary_cross_entropy" and output_shape == (1,))
+
+
 def check_targets(
     name: str,
     output_shape: tuple[int, ...],

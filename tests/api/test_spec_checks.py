@@ -181,3 +181,21 @@ def test_a_body_the_framework_cannot_parse_is_422_not_400(alice):
 
     assert response.status_code == 422
     assert response.json()["detail"].startswith("body: ")
+
+
+def test_early_stopping_on_val_accuracy_needs_a_loss_with_an_accuracy(alice):
+    dataset = {"id": _regression_set(alice, np.linspace(-1.0, 1.0, 40).astype(np.float32))}
+    stopping = {"monitor": "val_accuracy"}
+    mse = with_layers({"type": "dense", "units": 1}, loss="mse", dataset=dataset)
+
+    refused = alice.post("/v1/jobs", json={**mse, "early_stopping": stopping})
+    on_loss = alice.post("/v1/jobs", json={**mse, "early_stopping": {"monitor": "val_loss"}})
+    classifier = alice.post("/v1/jobs", json=with_layers(FLAT, {"type": "dense", "units": 10},
+                                                         early_stopping=stopping))  # fmt: skip
+
+    assert refused.status_code == 422
+    loc, msg = detail(refused)
+    assert (
+        loc == ["body", "early_stopping"] and "'val_accuracy' needs a loss with an accuracy" in msg
+    )
+    assert on_loss.status_code == 202 and classifier.status_code == 202

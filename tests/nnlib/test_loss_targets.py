@@ -61,3 +61,38 @@ def test_from_spec_takes_a_name_or_an_object_whose_null_options_are_defaults():
     assert losses.from_spec({"type": "cross_entropy", "label_smoothing": None}).label_smoothing == 0
     with pytest.raises(ValueError, match="loss"):
         losses.from_spec({"label_smoothing": 0.1})
+
+
+@pytest.mark.parametrize(
+    ("name", "output_shape", "expected"),
+    [
+        ("cross_entropy", (10,), True),
+        ("binary_cross_entropy", (1,), True),
+        ("binary_cross_entropy", (3,), False),
+        ("mse", (1,), False),
+    ],
+)
+def test_has_accuracy_says_whether_count_correct_counts(name, output_shape, expected):
+    outputs = np.zeros((4, *output_shape), np.float32)
+    targets = np.zeros(4, np.int64) if name == "cross_entropy" else np.zeros((4, *output_shape))
+
+    counted = losses.get(name).count_correct(outputs, targets)
+
+    assert losses.has_accuracy(name, output_shape) is expected
+    assert (counted is not None) is expected
+
+
+def test_fit_refuses_early_stopping_on_val_accuracy_for_mse_before_training():
+    import nnlib
+
+    model = nnlib.build_model({"layers": [{"type": "dense", "units": 1}]}, (2,))
+    before = model.state_dict()
+    x, y = np.ones((4, 2), np.float32), np.ones(4, np.float32)
+
+    with pytest.raises(ValueError, match="'val_accuracy' needs a loss with an accuracy"):
+        nnlib.fit(
+            model, "mse", {"type": "sgd", "lr": 0.1}, x, y, epochs=1, batch_size=2,
+            x_val=x, y_val=y, early_stopping={"monitor": "val_accuracy"},
+        )  # fmt: skip
+
+    assert all(np.array_equal(v, model.state_dict()[k]) for k, v in before.items())
