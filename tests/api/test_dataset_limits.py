@@ -86,3 +86,34 @@ def test_the_quota_refuses_an_archive_before_it_is_decompressed(alice):
 
     assert response.status_code == 413
     assert f"needs {5 * 1024 * (4 + 8)} bytes" in response.json()["detail"]
+
+
+@pytest.mark.slow
+def test_the_issues_480_mb_archive_costs_its_real_size_against_the_quota(redis_url, tmp_path):
+    import tracemalloc
+
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+
+    content = _bomb(rows=480 * 1024 * 1024 // 8 // 128, columns=128)  # 480 MB of float64 zeros
+    settings = Settings(
+        redis_url=redis_url,
+        api_keys=f"alice:{KEY_A}",
+        max_storage_bytes_per_tenant=200 * 2**20,  # GRADQ_MAX_DATASET_BYTES stays 512 MiB
+        data_dir=tmp_path / "data",
+    )
+    stored = 491_520 * 128 * 4 + 491_520 * 8  # float32 features, int64 labels: 255,590,400 B
+
+    with TestClient(create_app(settings), headers={"Authorization": f"Bearer {KEY_A}"}) as client:
+        tracemalloc.start()
+        try:
+            response = upload(client, content, "zeros.npz")
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+
+    assert response.status_code == 413
+    assert f"needs {stored} bytes" in response.json()["detail"]
+    assert f"of its {200 * 2**20} bytes" in response.json()["detail"]
+    assert peak < 16 * 2**20  # the request and its copies; decompressed it would be 480 MB

@@ -209,3 +209,13 @@ def test_accepting_an_npz_from_a_file_holds_little_beyond_the_stored_arrays(tmp_
 )
 def test_arrays_that_could_never_train_are_refused_at_upload(arrays, message):
     assert message in str(refusal(npz_bytes(**arrays), "set.npz"))
+
+
+def test_a_ten_million_column_header_is_refused_from_its_bytes_at_the_default_limit():
+    content = b"c," * 10_000_000 + b"label\n" + b"0," * 10_000_000 + b"1\n"  # 40 MB
+
+    error, peak = traced_peak(lambda: refusal(content, max_columns=100_000))
+
+    assert isinstance(error, DatasetTooLarge)
+    assert "10000001 columns, over the limit of 100000" in str(error)
+    assert peak < 1024 * 1024  # neither decoded nor split

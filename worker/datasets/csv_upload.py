@@ -32,7 +32,7 @@ def parse_csv(
     Errors name the line (the header is line 1) and the column; a header of more than
     ``max_columns`` columns raises DatasetTooLarge.
     """
-    text = _decode(file.read())  # the bytes are dropped once decoded
+    text = _decode(_within_width(file.read(), max_columns))  # the bytes are dropped once decoded
     lines = _Lines(text, max_columns)
     reader = csv.reader(lines)
     header: list[str] = []
@@ -70,6 +70,19 @@ def parse_csv(
         raise DatasetError("file: the CSV has a header but no data rows")
     x, y = (x[:n], y[:n]) if n > max_rows // 2 else (x[:n].copy(), y[:n].copy())
     return {"x_train": x, "y_train": y.astype(np.int64) if integral else y}
+
+
+def _within_width(content: bytes, max_columns: int) -> bytes:
+    """``content`` if its first line has at most ``max_columns`` fields by comma count (checked
+    on the bytes, before a 10M-column header is decoded or split)."""
+    ends = [at for at in (content.find(b"\n"), content.find(b"\r")) if at >= 0]
+    fields = content.count(b",", 0, min(ends, default=len(content))) + 1
+    if fields > max_columns:
+        raise DatasetTooLarge(
+            f"file: the CSV header has {fields} columns, over the limit of "
+            f"{max_columns} (GRADQ_MAX_DATASET_COLUMNS)"
+        )
+    return content
 
 
 def _decode(content: bytes) -> str:
