@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -88,7 +89,8 @@ def test_an_unknown_compression_method_is_refused_naming_it():
         raise AssertionError("an unknown compression method was accepted")
 
 
-def test_an_archive_of_a_million_entries_is_refused_before_its_directory_is_parsed():
+@pytest.mark.filterwarnings("ignore:Duplicate name")  # zipfile warns while we build it
+def test_an_archive_of_many_entries_is_refused_before_its_directory_is_parsed():
     import tracemalloc
     import zipfile
 
