@@ -8,10 +8,9 @@ from functools import cache
 
 import redis
 from celery import Celery
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, HTTPException, Request
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import JSONResponse
-from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.fast_predict import FastPredict
 from api.invalidation import InvalidationListener
@@ -62,8 +61,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.metrics = ApiMetrics()
     app.state.metrics.watch_redis(lambda: redis_snapshot(redis_client))
     app.state.celery = cache(lambda: celery_for(settings))
-    # Starlette's class: the framework's own body-parsing errors are raised as that, not FastAPI's
-    app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(HTTPException, http_error)
     app.add_exception_handler(redis.RedisError, redis_unavailable)
     app.add_exception_handler(Exception, internal_error)
     for router in (jobs.router, models.router, datasets.router, health.router):
@@ -80,15 +78,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     return app
 
 
-async def http_error(request: Request, exc: StarletteHTTPException):
-    """Errors as ``{"detail": ...}``. No route raises 400: only the framework does, for a body it
-    cannot parse (not JSON, a multipart body without a boundary, ...); that is a 422 like other
-    bad input, as the docs say."""
-    if exc.status_code == 400:
-        reason = exc.detail
-        if reason == "There was an error parsing the body":
-            reason = "not valid JSON"
-        return JSONResponse({"detail": f"body: {reason}"}, status_code=422)
+async def http_error(request: Request, exc: HTTPException):
+    """Errors as ``{"detail": ...}``; a body that is not JSON is a 422 like other bad input."""
+    if exc.status_code == 400 and exc.detail == "There was an error parsing the body":
+        return JSONResponse({"detail": "body: not valid JSON"}, status_code=422)
     return await http_exception_handler(request, exc)
 
 

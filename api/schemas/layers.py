@@ -21,7 +21,7 @@ Size2 = (
 
 
 class _Layer(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)  # JSON types as written
+    model_config = ConfigDict(extra="forbid")
 
 
 class DenseLayer(_Layer):

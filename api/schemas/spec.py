@@ -18,8 +18,7 @@ BUILTIN_OPTIONS = BUILTIN_KEYS  # one list of each built-in set's options (worke
 
 
 class _Strict(BaseModel):
-    # strict: JSON types as written (0 is not false, "64" is not 64, 2.0 is not an int epoch)
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(extra="forbid")
 
 
 class BuiltinDataset(_Strict):
@@ -152,9 +151,7 @@ JOB_SPEC_EXAMPLE = {
 class JobSpec(_Strict):
     """What to train, on what, and how (see the worker issue for the semantics)."""
 
-    model_config = ConfigDict(
-        extra="forbid", strict=True, json_schema_extra={"examples": [JOB_SPEC_EXAMPLE]}
-    )
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [JOB_SPEC_EXAMPLE]})
 
     name: str = Field("job", min_length=1, max_length=100, pattern=r"^[\w .:-]+$")
     dataset: DatasetSpec
