@@ -63,8 +63,11 @@ async def get_model_store(
 async def get_dataset_store(
     redis_client: Annotated[redis.Redis, Depends(get_redis)],
     artifacts: Annotated[ArtifactStore, Depends(get_artifacts)],
+    settings: Annotated[Settings, Depends(get_settings)],
 ) -> DatasetStore:
-    return DatasetStore(redis_client, ArtifactBlobs(artifacts))
+    return DatasetStore(
+        redis_client, ArtifactBlobs(artifacts), quota_bytes=settings.max_storage_bytes_per_tenant
+    )
 
 
 Submitter = Callable[[dict, str], dict]
