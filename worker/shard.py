@@ -54,7 +54,7 @@ class Replica:
     schedule: object
     steps_total: int
     meta: dict
-    artifacts: ArtifactStore
+    artifacts: ArtifactStore | None = None  # where checkpoints and the model go (prepare sets it)
 
 
 def prepare(store: JobStore, job_id: str, settings: Settings) -> Replica:
