@@ -5,10 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from tests.harness import wait_until
 from tests.storage.conftest import overwrite
 from worker.storage.artifacts import RECORDS
 from worker.storage.base import ArtifactCorruptError, ArtifactMissingError
-from worker.storage.collector import collect
+from worker.storage.collector import Collector, collect
 
 OWNER = "gradq:model:mdl_owner"
 
@@ -116,3 +117,16 @@ def test_remove_drops_record_and_object(artifacts, backend):
 def test_keys_that_could_escape_the_store_are_refused(artifacts, key):
     with pytest.raises(ValueError, match="artifact key"):
         artifacts.upload(key, b"x", owner=OWNER)
+
+
+def test_the_collector_thread_removes_an_unreferenced_object_once_it_is_old_enough(
+    artifacts, backend
+):
+    artifacts.upload("models/h.npz", b"h", owner=OWNER)  # never published
+    collector = Collector(artifacts, grace_seconds=0.2, interval=0.05)
+
+    collector.start()
+    try:
+        wait_until(lambda: list(backend.list()) == [], 20, "the collector to remove models/h.npz")
+    finally:
+        collector.stop()
