@@ -59,12 +59,13 @@ async def get_dataset_store(
     return DatasetStore(redis_client)
 
 
-Submitter = Callable[[dict, str], dict]
+Submitter = Callable[[dict, str, int | None], dict]
 
 
 async def get_submitter(redis_client: Annotated[redis.Redis, Depends(get_redis)]) -> Submitter:
-    """``submit(spec, tenant) -> record``: creates the job record and enqueues ``start_job``."""
-    return lambda spec, tenant: submit_job(redis_client, spec, tenant)
+    """``submit(spec, tenant, max_active) -> record``: creates the job record and enqueues
+    ``start_job``; ActiveJobLimitError when the tenant has ``max_active`` unfinished jobs."""
+    return lambda spec, tenant, max_active=None: submit_job(redis_client, spec, tenant, max_active)
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]

@@ -1,0 +1,89 @@
+"""Request bodies parsed as strict, bounded JSON, off the event loop when they are large.
+
+One parser for every JSON body (FastAPI's own parse, the predict route and its fast path):
+nesting deeper than ``MAX_JSON_DEPTH`` is refused by a linear scan *before* ``json.loads``
+recurses (a body nested thousands deep used to end in a RecursionError and a 500), and a parse
+failure is always a 422 naming the body and the position. NaN and infinities parse as floats
+here and are refused by the schemas (``allow_inf_nan=False``), which name the field.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import numpy as np
+from fastapi import HTTPException
+from fastapi.concurrency import run_in_threadpool
+from fastapi.routing import APIRoute
+from starlette.requests import Request
+
+MAX_JSON_DEPTH = 32  # the deepest valid body (a predict batch of (n, c, h, w)) needs 5
+INLINE_PARSE_BYTES = 64 * 1024  # larger bodies are scanned and parsed in a worker thread
+_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_OPEN = np.frombuffer(b"[{", dtype=np.uint8)
+_CLOSE = np.frombuffer(b"]}", dtype=np.uint8)
+
+
+class BodyError(ValueError):
+    """A body that is not JSON we accept; the message starts with ``body:``."""
+
+
+def json_depth(body: bytes) -> int:
+    """How deeply ``body``'s arrays and objects nest, in linear time and constant stack."""
+    structural = np.frombuffer(_STRING.sub(b'""', body), dtype=np.uint8)
+    steps = np.isin(structural, _OPEN).astype(np.int32) - np.isin(structural, _CLOSE)
+    return int(np.cumsum(steps).max(initial=0))
+
+
+def loads(body: bytes | str) -> Any:
+    """Bytes -> a JSON document; BodyError for bad UTF-8, bad syntax or too deep nesting."""
+    raw = body.encode() if isinstance(body, str) else body
+    if json_depth(raw) > MAX_JSON_DEPTH:
+        raise BodyError(f"body: nested deeper than {MAX_JSON_DEPTH} levels")
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError as error:
+        raise BodyError(
+            f"body: not valid JSON (line {error.lineno}, column {error.colno}: {error.msg})"
+        ) from None
+    except (UnicodeDecodeError, RecursionError):
+        raise BodyError("body: not valid UTF-8 JSON") from None
+    except ValueError as error:  # an integer literal beyond Python's 4300-digit limit
+        raise BodyError(f"body: not JSON we accept ({error})") from None
+
+
+async def loads_async(body: bytes) -> Any:
+    """``loads`` on the event loop for small bodies, in a worker thread for large ones."""
+    if len(body) <= INLINE_PARSE_BYTES:
+        return loads(body)
+    return await run_in_threadpool(loads, body)
+
+
+def body_error_response(error: BodyError) -> HTTPException:
+    """The 422 of a refused body, in the list form FastAPI uses for validation errors."""
+    return HTTPException(422, detail=[{"loc": ["body"], "msg": str(error), "type": "json_invalid"}])
+
+
+class _StrictJSONRequest(Request):
+    async def json(self) -> Any:
+        if not hasattr(self, "_json"):
+            try:
+                self._json = await loads_async(await self.body())
+            except BodyError as error:
+                # FastAPI re-raises HTTPExceptions from body parsing (anything else is a 400)
+                raise body_error_response(error) from None
+        return self._json
+
+
+class StrictJSONRoute(APIRoute):
+    """An APIRoute whose JSON bodies go through ``loads`` (use as ``route_class``)."""
+
+    def get_route_handler(self):
+        handler = super().get_route_handler()
+
+        async def strict_handler(request: Request):
+            return await handler(_StrictJSONRequest(request.scope, request.receive))
+
+        return strict_handler
