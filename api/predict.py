@@ -84,8 +84,10 @@ def _check_float32_range(array: np.ndarray) -> None:
     if bad.any():
         index = tuple(int(i) for i in np.argwhere(bad)[0])
         where = "inputs" + "".join(f"[{i}]" for i in index)
+        value = float(array[index])
+        shown = "NaN" if value != value else f"{value:g}".replace("inf", "Infinity")
         raise InputError(
-            f"{where}: {float(array[index])!r} is not a finite number that fits float32"
+            f"{where}: {shown} is not a finite number that fits float32"
             f" (|x| <= {FLOAT32_MAX:.4g})"
         )
 

@@ -20,6 +20,7 @@ SMALL_FRAME = 16  # frames below this many pixels a side are filled like the 8x8
 BORDER_FRACTION = 0.03  # the outer 3% of each side is taken as paper
 BLANK_CONTRAST = 0.04  # ink weaker than this (0..1) is no digit at all
 NOISE_FLOOR = 0.05  # ink below this fraction of the strongest stroke is paper grain
+OUTLIER_MASS = 0.005  # the crop may leave out this fraction of the ink (specks, dust)
 
 
 def normalize_digit(lightness: np.ndarray, height: int, width: int) -> np.ndarray:
@@ -31,11 +32,11 @@ def normalize_digit(lightness: np.ndarray, height: int, width: int) -> np.ndarra
     A blank picture gives all zeros.
     """
     ink = stroke_intensity(np.asarray(lightness, dtype=np.float64))
-    rows = np.flatnonzero(ink.max(axis=1) > 0)
-    cols = np.flatnonzero(ink.max(axis=0) > 0)
-    if rows.size == 0:
+    if not ink.any():
         return np.zeros((height, width))
-    crop = ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+    top, bottom = ink_span(ink.sum(axis=1))
+    left, right = ink_span(ink.sum(axis=0))
+    crop = ink[top:bottom, left:right]
     k = max(1, -(-COMPOSE_SIDE // min(height, width)))  # oversampling factor (ceil)
     box_height, box_width = digit_box(height, width)
     digit = fit_into_box(crop, box_height * k, box_width * k)
@@ -51,13 +52,22 @@ def stroke_intensity(lightness: np.ndarray) -> np.ndarray:
     lighter = float(np.percentile(lightness, 99)) - paper
     ink = (paper - lightness) if darker >= lighter else (lightness - paper)
     # paper texture and JPEG ringing: how much the border deviates from the paper colour, as a
-    # robust spread (3 x the scaled median absolute deviation), since strokes may touch the edge
-    noise = 3 * 1.4826 * float(np.median(np.abs(border - paper)))
+    # robust spread (4 x the scaled median absolute deviation), since strokes may touch the edge
+    noise = 4 * 1.4826 * float(np.median(np.abs(border - paper)))
     peak = float(ink.max())
     if peak < max(BLANK_CONTRAST, 2 * noise):
         return np.zeros_like(lightness)
     floor = max(noise, NOISE_FLOOR * peak)
     return np.clip((ink - floor) / (peak - floor), 0.0, 1.0)
+
+
+def ink_span(profile: np.ndarray) -> tuple[int, int]:
+    """[start, stop) of a row or column profile holding all but ``OUTLIER_MASS`` of the ink:
+    a stray speck of paper grain far from the digit must not stretch the crop."""
+    cumulative = np.cumsum(profile) / profile.sum()
+    start = int(np.searchsorted(cumulative, OUTLIER_MASS / 2, side="right"))
+    stop = int(np.searchsorted(cumulative, 1 - OUTLIER_MASS / 2, side="left")) + 1
+    return start, max(stop, start + 1)
 
 
 def digit_box(height: int, width: int) -> tuple[int, int]:
