@@ -49,8 +49,8 @@ def echo(value: Any) -> Any:
         return value
     if isinstance(value, float) and math.isfinite(value):
         return value
-    if isinstance(value, str) and len(value) <= ECHO_CHARS:
-        return value
+    if isinstance(value, str):
+        return value if len(value) <= ECHO_CHARS else value[: ECHO_CHARS - 3] + "..."
     try:
         text = _echo_repr.repr(value)
     except ValueError:  # an integer too long for str() (Python's 4300-digit limit)
