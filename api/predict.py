@@ -87,8 +87,7 @@ def _check_float32_range(array: np.ndarray) -> None:
         value = float(array[index])
         shown = "NaN" if value != value else f"{value:g}".replace("inf", "Infinity")
         raise InputError(
-            f"{where}: {shown} is not a finite number that fits float32"
-            f" (|x| <= {FLOAT32_MAX:.4g})"
+            f"{where}: {shown} is not a finite number that fits float32 (|x| <= {FLOAT32_MAX:.4g})"
         )
 
 

@@ -8,8 +8,8 @@ import json
 import numpy as np
 
 import nnlib
-from worker.datasets import load_dataset
 from tests.harness import REPO_ROOT
+from worker.datasets import load_dataset
 from worker.models_store import ModelStore
 
 

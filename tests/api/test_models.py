@@ -109,9 +109,7 @@ def photo_of(digit_raw: np.ndarray, image_format: str = "PNG") -> bytes:
     return out.getvalue()
 
 
-def test_a_photo_of_a_handwritten_digit_gets_its_digit_about_as_often_as_the_digit(
-    alice, model_id
-):
+def test_a_photo_of_a_handwritten_digit_gets_its_digit_about_as_often_as_the_digit(alice, model_id):
     raw, labels = raw_digits(40)
     correct = 0
     for index, (sample, label) in enumerate(zip(raw, labels, strict=True)):

@@ -16,6 +16,7 @@ from tests.api.specs import digits_spec, with_layers
 from tests.api.strict import parse_strictly
 
 JSON = {"Content-Type": "application/json"}
+AS_IMAGE = ["body", "dataset", "builtin", "as_image"]
 
 
 def locs(response) -> list[list]:
@@ -31,7 +32,7 @@ def locs(response) -> list[list]:
         ({"epochs": 2.0}, ["body", "epochs"]),
         ({"epochs": "2"}, ["body", "epochs"]),
         ({"seed": 1.5}, ["body", "seed"]),
-        ({"dataset": {"name": "digits", "as_image": 1}}, ["body", "dataset", "builtin", "as_image"]),
+        ({"dataset": {"name": "digits", "as_image": 1}}, AS_IMAGE),
         ({"optimizer": {"type": "sgd", "lr": 0.1, "momentum": 0.9, "nesterov": 1}}, None),
         ({"early_stopping": {"restore_best": "yes"}}, None),
     ],
