@@ -53,8 +53,7 @@ def decode_lightness(content: bytes, max_pixels: int) -> np.ndarray:
             image.draft(image.mode, (WORK_SIDE, WORK_SIDE))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            upright = ImageOps.exif_transpose(image)
-            return lightness_of(upright)
+            return lightness_of(image)
     except InputError:
         raise
     except Exception:  # truncated data, broken EXIF, corrupt chunks: the client's bytes
@@ -62,11 +61,14 @@ def decode_lightness(content: bytes, max_pixels: int) -> np.ndarray:
 
 
 def lightness_of(image: Image.Image) -> np.ndarray:
-    """Any Pillow image -> lightness (h, w) float64 in [0, 1]; alpha composited over white."""
+    """Any Pillow image -> lightness (h, w) float64 in [0, 1], upright by its EXIF orientation;
+    alpha composited over white."""
     image, full_scale = _canonical(image)
     factor = math.ceil(max(image.size) / WORK_SIDE)
     if factor > 1:
         image = image.reduce(factor)  # box average: thin strokes fade, contrast stretch restores
+    # convert() and reduce() keep info["exif"], so turning the small image is enough
+    image = ImageOps.exif_transpose(image)
     pixels = np.asarray(image, dtype=np.float64)
     if image.mode in ("I", "F"):
         return _scaled(pixels, full_scale)

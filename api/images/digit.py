@@ -6,7 +6,7 @@ box is 20/28 of the frame; below 16 pixels a side (scikit-learn's 8x8 digits, ma
 bitmaps whose digits fill the frame: all 1,797 are 8 rows tall) the box is the whole frame.
 Small frames are composed at >= 28 pixels a side and block-averaged down, as the 8x8 digits
 were (4x4 blocks of a 32x32 bitmap): placing a digit to the whole pixel in an 8x8 frame moves
-it by an eighth of its size, which cost 5 points of accuracy on the digits test set.
+it by an eighth of its size, which cost 4 to 5 points of accuracy on the digits set.
 """
 
 from __future__ import annotations

@@ -51,6 +51,12 @@ def test_exif_orientation_is_read_from_png_too():
     assert digit_in(with_orientation(picture(7), 6, "PNG")) == 7
 
 
+@pytest.mark.parametrize(("orientation", "image_format"), [(6, "PNG"), (8, "JPEG"), (5, "PNG")])
+def test_large_pictures_are_shrunk_and_still_turned_upright(orientation, image_format):
+    content = with_orientation(picture(7, 1600), orientation, image_format)
+    assert digit_in(content) == 7
+
+
 PAPERS = {
     "white, black ink": ((255, 255, 255), (0, 0, 0)),
     "grey paper": ((225, 222, 215), (0, 0, 0)),
