@@ -12,7 +12,7 @@ import math
 import numpy as np
 
 from api.input_error import InputError
-from api.json_body import BodyError, loads
+from api.json_body import BodyError, TooManyValues, loads
 from worker.datasets.preprocessing import apply_preprocessing
 
 FLOAT32_MAX = float(np.finfo(np.float32).max)
@@ -29,9 +29,15 @@ def sample_shapes(input_shape: tuple[int, ...]) -> list[tuple[int, ...]]:
 
 
 def batch_from_json(body: bytes, input_shape: tuple[int, ...], max_batch: int) -> np.ndarray:
-    """A JSON body ``{"inputs": ...}`` -> a checked batch (``as_batch``); InputError if not."""
+    """A JSON body ``{"inputs": ...}`` -> a checked batch (``as_batch``); InputError if not.
+
+    A body with more numbers than ``max_batch`` samples can hold is refused before parsing.
+    """
+    size = math.prod(input_shape)
     try:
-        document = loads(body)
+        document = loads(body, max_values=max_batch * size + 8)
+    except TooManyValues as error:
+        raise InputError(f"{error} (at most {max_batch} samples of {size} values)") from None
     except BodyError as error:
         raise InputError(str(error)) from None
     if not isinstance(document, dict) or set(document) != {"inputs"}:

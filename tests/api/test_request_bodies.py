@@ -9,7 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from api.json_body import MAX_JSON_DEPTH, json_depth
+from api.json_body import MAX_JSON_DEPTH, MAX_JSON_VALUES, json_depth, too_many_values
 from tests.api.conftest import KEY_A
 from tests.api.models_fixture import store_digits_model
 from tests.api.specs import digits_spec, with_layers
@@ -72,7 +72,27 @@ def test_nesting_is_bounded_in_every_json_body(alice, redis_client):
 
 def test_json_depth_ignores_brackets_inside_strings():
     assert json_depth(b'{"a": "[[[[{{{{", "b": [[1], {"c": "]]]\\"[["}]}') == 3
-    assert json_depth(b"[]") == 1 and json_depth(b"7") == 0
+    assert json_depth(b'["\\\\", [["\\\\\\"]"]]]') == 3  # even and odd backslash runs
+    assert json_depth(b"[]") == 1 and json_depth(b"7") == 0 and json_depth(b"") == 0
+
+
+def test_values_are_counted_by_their_commas():
+    assert too_many_values(b"[1, 2, 3]", 2) and not too_many_values(b"[1, 2, 3]", 3)
+
+
+def test_a_spec_with_more_values_than_any_spec_needs_is_refused_before_parsing(roomy):
+    spec = with_layers(*[{"type": "dense", "units": 1}] * 10_000)  # 20k values
+    response = roomy.post("/v1/jobs", json=spec)
+    assert response.status_code == 422
+    assert locs(response) == [["body"]]
+    assert f"more than {MAX_JSON_VALUES} values" in response.text
+
+
+def test_too_many_layers_are_refused_by_count_naming_the_field(alice):
+    response = alice.post("/v1/jobs", json=with_layers(*[{"type": "relu"}] * 1000))
+    error = parse_strictly(response.text)["detail"][0]
+    assert response.status_code == 422 and error["loc"] == ["body", "model", "layers"]
+    assert "1000 layers; at most 64" in error["msg"] and len(response.content) < 2000
 
 
 @pytest.mark.parametrize("upload", ["dataset", "image"])
@@ -94,14 +114,14 @@ def roomy(settings):
 
 
 @pytest.mark.slow
-def test_a_16_mb_spec_of_a_million_layers_is_refused_by_count_with_a_short_answer(roomy):
+def test_a_16_mb_spec_of_a_million_layers_is_refused_unparsed_with_a_short_answer(roomy):
     spec = digits_spec(model={"layers": [{"type": "relu"}] * 1_000_000})
-    body = json.dumps(spec).encode()
+    body = json.dumps(spec, separators=(",", ":")).encode()
     assert len(body) > 16_000_000
     response = roomy.post("/v1/jobs", content=body, headers=JSON)
     assert response.status_code == 422
     error = parse_strictly(response.text)["detail"][0]
-    assert error["loc"] == ["body", "model", "layers"] and "1000000 layers" in error["msg"]
+    assert error["loc"] == ["body"] and f"more than {MAX_JSON_VALUES} values" in error["msg"]
     assert len(response.content) < 2000  # the 16 MB are not echoed back
 
 
@@ -110,3 +130,12 @@ def test_echoed_input_is_truncated(alice):
     assert response.status_code == 422
     assert len(response.content) < 2000
     assert parse_strictly(response.text)["detail"][0]["input"].endswith("...")
+
+
+def test_a_predict_body_with_more_numbers_than_the_batch_limit_allows_is_refused(
+    alice, redis_client
+):
+    model = store_digits_model(redis_client, "alice")["id"]  # the fixture allows 8 samples
+    response = alice.post(f"/v1/models/{model}/predict", json={"inputs": [0.0] * 2000})
+    assert response.status_code == 422
+    assert "(at most 8 samples of 64 values)" in response.json()["detail"]
