@@ -10,6 +10,7 @@ from fastapi.testclient import TestClient
 from api import keys as keys_module
 from api.app import create_app
 from api.keys import KeyRing, create_key
+from api.serve import InsecureBindError, check_bind
 from worker.config import Settings
 
 
@@ -62,7 +63,10 @@ def test_an_emptied_keys_file_answers_401_not_default(api, keys_file):
     assert client.get("/v1/jobs", headers=carol).status_code == 401  # revoking all is allowed
 
 
-def test_a_malformed_keys_file_at_start_refuses_to_start(keys_file):
+def test_a_malformed_keys_file_at_start_refuses_to_start(keys_file, redis_url):
     keys_file.write_text("alice not-a-hash\n")
     with pytest.raises(ValueError, match="keys file .* line 1"):
         KeyRing(keys_file)
+    settings = Settings(redis_url=redis_url, api_keys_file=keys_file)
+    with pytest.raises(InsecureBindError, match="refusing to serve: API keys file .* line 1"):
+        check_bind("127.0.0.1", settings)  # what `gradq serve` and `gradq up` check first
