@@ -1,10 +1,11 @@
 """Request bodies parsed as strict, bounded JSON, off the event loop when they are large.
 
-One parser for every JSON body (FastAPI's own parse, the predict route and its fast path):
-nesting deeper than ``MAX_JSON_DEPTH`` is refused by a linear scan *before* ``json.loads``
-recurses (a body nested thousands deep used to end in a RecursionError and a 500), and a parse
-failure is always a 422 naming the body and the position. NaN and infinities parse as floats
-here and are refused by the schemas (``allow_inf_nan=False``), which name the field.
+One parser for every JSON body (FastAPI's own parse, the predict route and its fast path).
+Before ``json.loads`` runs, a body with more values than the route can use is refused by counting
+its commas, and one nested deeper than ``MAX_JSON_DEPTH`` by a linear NumPy scan (a body nested
+thousands deep used to end in a RecursionError and a 500). A parse failure is always a 422 naming
+the body and the position. NaN and infinities parse as floats here and are refused by the schemas
+(``allow_inf_nan=False``), which name the field.
 """
 
 from __future__ import annotations
