@@ -11,6 +11,7 @@ import math
 
 import numpy as np
 
+from api.images import image_spatial_size, image_to_sample  # noqa: F401 (the UI's canvas)
 from api.input_error import InputError
 from api.json_body import BodyError, TooManyValues, loads
 from worker.datasets.preprocessing import apply_preprocessing

@@ -25,8 +25,14 @@ def image_spatial_size(input_shape: tuple[int, ...]) -> tuple[int, int]:
     )
 
 
+DEFAULT_MAX_PIXELS = 16_777_216  # GRADQ_MAX_IMAGE_PIXELS' default (4096 x 4096)
+
+
 def image_to_sample(
-    content: bytes, input_shape: tuple[int, ...], pixel_max: float, max_pixels: int
+    content: bytes,
+    input_shape: tuple[int, ...],
+    pixel_max: float,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
 ) -> np.ndarray:
     """PNG/JPEG bytes -> float32 (1, *input_shape): bright strokes on black, 0..``pixel_max``
     (the training data's raw range, e.g. 16 for the 8x8 digits, 255 for MNIST).
