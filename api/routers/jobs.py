@@ -13,7 +13,7 @@ from api.json_body import StrictJSONRoute
 from api.schemas.common import COMMON_ERRORS, errors
 from api.schemas.jobs import ACTIVE_STATUSES, JobList, JobOut, JobStatus
 from api.schemas.spec import JobSpec
-from api.spec_check import check_model, dataset_shape
+from api.spec_check import check_model, dataset_facts
 from api.sse import job_event_stream
 from worker.admission import ActiveJobLimitError
 from worker.jobs import JobFinishedError, JobNotFoundError
@@ -78,8 +78,7 @@ def submit(
 ):
     """Validate the spec (bounds, data set, shapes, parameter budget), then queue it; the
     active-job limit is checked and the job created in one atomic Redis step."""
-    input_shape, num_classes = dataset_shape(spec, tenant, datasets)
-    check_model(spec, input_shape, num_classes, settings.max_parameters)
+    check_model(spec, dataset_facts(spec, tenant, datasets), settings.max_parameters)
     try:
         record = submit_job(spec.to_stored(), tenant, settings.max_active_jobs_per_tenant)
     except ActiveJobLimitError as error:
