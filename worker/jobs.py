@@ -105,9 +105,16 @@ class JobStore:
         return json.loads(raw) if raw is not None else None
 
     def list(
-        self, tenant: str, status: str | None = None, limit: int = 50, cursor: str | None = None
+        self,
+        tenant: str,
+        status: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+        name: str | None = None,
     ) -> tuple[list[dict], str | None]:
-        """Newest first; ``cursor`` is the previous page's ``next_cursor`` (None: no more)."""
+        """Newest first; ``cursor`` is the previous page's ``next_cursor`` (None: no more);
+        ``name`` keeps jobs whose name contains it (case-insensitive)."""
+        wanted = name.lower() if name else None
         key = f"gradq:tenant:{tenant}:jobs"
         found: list[dict] = []
         upper = "(" + cursor if cursor else "+"
@@ -120,7 +127,7 @@ class JobStore:
             for member, raw in zip(members, raws, strict=True):
                 upper = "(" + member.decode()
                 record = json.loads(raw) if raw is not None else None
-                if record is not None and (status is None or record["status"] == status):
+                if record is not None and _matches(record, status, wanted):
                     found.append(record)
                     if len(found) == limit:
                         break
@@ -250,6 +257,12 @@ class JobStore:
             for event_id, fields in entries:
                 out.append((event_id.decode(), json.loads(fields[b"data"])))
         return out
+
+
+def _matches(record: dict, status: str | None, name: str | None) -> bool:
+    if status is not None and record["status"] != status:
+        return False
+    return name is None or name in (record.get("name") or "").lower()
 
 
 def _event(kind: str, data: dict) -> dict:
