@@ -49,6 +49,7 @@ def compare_page(
         missing=missing,
         too_many=too_many,
         ids=",".join(r["id"] for r in records),
+        names={r["id"]: r.get("name") or "" for r in records},
     )
 
 

@@ -21,7 +21,11 @@ gradq.charts = (() => {
       height,
       series,
       scales: { x: { time: false } },
-      axes: [{ label: opts.x || "step" }, { size: 56, values: (u, ticks) => ticks.map((t) => gradq.fmt(t, 3)) }],
+      axes: [
+        // epochs are whole numbers: no 1.5 ticks
+        Object.assign({ label: opts.x || "step" }, opts.x === "epoch" ? { incrs: [1, 2, 5, 10, 20, 50, 100, 200, 500] } : {}),
+        { size: 56, values: (u, ticks) => ticks.map((t) => gradq.fmt(t, 3)) },
+      ],
       legend: { live: true },
       cursor: { drag: { x: true, y: false } },
     }, empty, el);

@@ -6,6 +6,7 @@
   const color = (i) => gradq.charts.COLORS[i % gradq.charts.COLORS.length];
   document.querySelectorAll(".swatch").forEach((s) => { s.style.background = color(Number(s.dataset.index)); });
   if (!ids.length) return;
+  const names = JSON.parse(root.dataset.names || "{}");
 
   function overlay(elId, x, pairs, labels) {
     const el = document.getElementById(elId);
@@ -17,7 +18,8 @@
 
   Promise.all(ids.map((id) => gradq.api(`/v1/jobs/${id}/metrics?max_points=1000`))).then((answers) => {
     const metrics = answers.map((a) => (a.ok ? a.data : { steps: { step: [], train_loss: [] }, epochs: { epoch: [] } }));
-    const labels = ids;
+    // legend: the job's name and the start of its id (names repeat across runs)
+    const labels = ids.map((id) => `${names[id] || "job"} (${id.slice(4, 10)})`);
     const drawn = overlay("compare-chart", "step", metrics.map((m) => [m.steps.step, m.steps.train_loss]), labels);
     document.getElementById("compare-chart").dataset.series = String(drawn);
     const epochs = (name) => metrics.map((m) => [m.epochs.epoch, m.epochs[name] || []]);

@@ -82,7 +82,7 @@
       const p = probabilities[i] ?? 0;
       bar.querySelector(".bar span").style.width = (100 * p).toFixed(1) + "%";
       bar.querySelector(".p").textContent = (100 * p).toFixed(1) + "%";
-      bar.classList.toggle("top", i === data.predictions[0]);
+      bar.classList.toggle("best", i === data.predictions[0]);
     });
   }
 
