@@ -1,10 +1,12 @@
 """The per-step training loss of a job, recorded at bounded resolution by shard 0.
 
-Key ``gradq:job:{id}:loss``: a Redis list of ``"<step> <loss> <unix time>"`` strings in step order.
-Each point is the mean batch loss over ``stride`` consecutive steps and sits at the last of them,
-where ``stride = ceil(steps_total / MAX_POINTS)``: a job never stores more than ``MAX_POINTS``
-points, and a short job keeps every step. Points are pushed in batches (``flush``, called just
-before each progress report), so recording costs one RPUSH per report, not one per step.
+Key ``gradq:job:{id}:loss``: a Redis string of little-endian float64 triples (step, loss, unix
+time) in step order, so a reader turns it into an array without parsing (100,000 points: ~2 ms,
+where text takes ~300 ms) and ``since`` is a byte offset. Each point is the mean batch loss over
+``stride`` consecutive steps and sits at the last of them, where ``stride = ceil(steps_total /
+MAX_POINTS)``: a job never stores more than ``MAX_POINTS`` points, and a short job keeps every
+step. Points are appended in batches (``flush``, called just before each progress report), so
+recording costs one APPEND per report, not one per step.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ import time
 import numpy as np
 
 MAX_POINTS = 2000
+POINT = np.dtype("<f8")  # one value; a point is three of them
+POINT_BYTES = 3 * POINT.itemsize
 
 
 def loss_key(job_id: str) -> str:
@@ -33,7 +37,7 @@ class LossRecorder:
         self.redis, self.key = redis, loss_key(job_id)
         self.stride = stride_for(steps_total)
         self._sum, self._count = 0.0, 0
-        self._pending: list[str] = []
+        self._pending: list[tuple[float, float, float]] = []
         drop_after(redis, job_id, resumed_step)  # a restart replays the steps after its checkpoint
 
     def add(self, step: int, loss: float | None) -> None:
@@ -42,16 +46,16 @@ class LossRecorder:
             self._sum += loss
             self._count += 1
         if step % self.stride == 0 and self._count:
-            self._pending.append(f"{step} {self._sum / self._count!r} {time.time():.3f}")
+            self._pending.append((step, self._sum / self._count, time.time()))
             self._sum, self._count = 0.0, 0
 
     def flush(self, final_step: int | None = None) -> None:
         """Push the finished points (and, with ``final_step``, the partial last one)."""
         if final_step is not None and self._count:
-            self._pending.append(f"{final_step} {self._sum / self._count!r} {time.time():.3f}")
+            self._pending.append((final_step, self._sum / self._count, time.time()))
             self._sum, self._count = 0.0, 0
         if self._pending:
-            self.redis.rpush(self.key, *self._pending)
+            self.redis.append(self.key, np.asarray(self._pending, dtype=POINT).tobytes())
             self._pending = []
 
 
@@ -60,18 +64,14 @@ def drop_after(redis, job_id: str, step: int) -> None:
     points = read_points(redis, job_id)
     keep = int(np.searchsorted(points[:, 0], step, side="right"))
     if keep < len(points):
-        if keep == 0:
-            redis.delete(loss_key(job_id))
-        else:
-            redis.ltrim(loss_key(job_id), 0, keep - 1)
+        redis.set(loss_key(job_id), points[:keep].astype(POINT).tobytes())
 
 
 def read_points(redis, job_id: str, since: int = 0) -> np.ndarray:
-    """Stored points from list index ``since`` on: float64 array (n, 3) of step, loss, time."""
-    raw = redis.lrange(loss_key(job_id), since, -1)
-    if not raw:
-        return np.empty((0, 3))
-    return np.array(b" ".join(raw).split(), dtype=np.float64).reshape(-1, 3)
+    """Stored points from point ``since`` on: float64 array (n, 3) of step, loss, unix time."""
+    raw = redis.getrange(loss_key(job_id), since * POINT_BYTES, -1) or b""
+    usable = len(raw) - len(raw) % POINT_BYTES  # a torn tail cannot happen with APPEND; be safe
+    return np.frombuffer(raw[:usable], dtype=POINT).reshape(-1, 3).astype(np.float64)
 
 
 def downsample(points: np.ndarray, max_points: int) -> np.ndarray:

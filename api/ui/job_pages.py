@@ -10,13 +10,15 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from api.deps import JobStoreDep
+from api.job_metrics import job_metrics
 from api.schemas.jobs import JobStatus
 from api.ui.access import PageTenant
 from api.ui.job_views import row_view, timeline
 from api.ui.render import page, templates
 
 router = APIRouter(include_in_schema=False)
-EXAMPLES_DIR = Path(__file__).resolve().parents[2] / "examples"
+# the source tree's examples/, or the working directory's (an installed package, e.g. the image)
+EXAMPLES_DIRS = (Path(__file__).resolve().parents[2] / "examples", Path("examples"))
 PAGE_SIZE = 50
 MAX_LIVE_ROWS = 200
 
@@ -106,6 +108,8 @@ def job_page(request: Request, job_id: str, tenant: PageTenant, jobs: JobStoreDe
         tenant=tenant,
         job=row_view(record),
         timeline=timeline(jobs.redis, job_id),
+        # in the page itself: the chart draws without waiting for a first /metrics round trip
+        metrics=job_metrics(jobs.redis, record),
     )
 
 
@@ -115,10 +119,11 @@ def not_found(request: Request, tenant: str, what: str):
 
 def load_examples() -> dict[str, str]:
     """``{file stem: pretty JSON}`` of the example specs shipped in ``examples/``."""
-    if not EXAMPLES_DIR.is_dir():
+    folder = next((d for d in EXAMPLES_DIRS if d.is_dir()), None)
+    if folder is None:
         return {}
     out = {}
-    for path in sorted(EXAMPLES_DIR.glob("*.json")):
+    for path in sorted(folder.glob("*.json")):
         try:
             out[path.stem] = json.dumps(json.loads(path.read_text()), indent=2)
         except (OSError, ValueError):

@@ -1,7 +1,7 @@
 """The dashboard in a real browser (headless chromium) against the real stack.
 
 One stack (private Redis, a Celery worker, uvicorn) serves the whole module; every test gets a
-fresh browser context (no cookies). Each page is saved as a screenshot artifact (tests/ui/browser.py).
+fresh browser context (no cookies). Every page is saved as a screenshot (see tests/ui/browser.py).
 """
 
 from __future__ import annotations

@@ -48,8 +48,11 @@
   async function fetchCurve(full) {
     const query = full ? `max_points=${MAX_POINTS}` : `since=${curve.recorded}&max_points=100000`;
     const answer = await gradq.api(`/v1/jobs/${jobId}/metrics?${query}`);
-    if (!answer.ok) return;
-    const m = answer.data;
+    if (answer.ok && applyCurve(answer.data, full)) await fetchCurve(true);
+  }
+
+  // draws the answer of /metrics; true when the appended curve grew too long (fetch it anew)
+  function applyCurve(m, full) {
     if (full || m.points_recorded < curve.recorded) {
       curve.steps = m.steps.step.slice();
       curve.losses = m.steps.train_loss.slice();
@@ -61,8 +64,9 @@
       });
     }
     curve.recorded = m.points_recorded;
-    if (!full && curve.steps.length > REFETCH_ABOVE) return fetchCurve(true);
+    if (!full && curve.steps.length > REFETCH_ABOVE) return true;
     drawCurve();
+    return false;
   }
 
   // one fetch at a time; events arriving meanwhile ask for one more afterwards
@@ -159,5 +163,7 @@
     setTimeout(() => { $("copy-spec").textContent = "Copy"; }, 1500);
   });
 
-  refreshCurve(true).then(follow);
+  // the server put the first (downsampled) curve into the page: draw it, then go live
+  applyCurve(JSON.parse($("initial-metrics").textContent), true);
+  follow();
 })();
