@@ -105,9 +105,7 @@ def test_list_by_name_is_case_insensitive_and_pages_on(store):
     assert end is None
 
 
-def test_a_filtered_page_stops_after_its_scan_budget_and_hands_back_a_cursor(
-    store, monkeypatch
-):
+def test_a_filtered_page_stops_after_its_scan_budget_and_hands_back_a_cursor(store, monkeypatch):
     import worker.jobs
 
     monkeypatch.setattr(worker.jobs, "FILTER_SCAN", 10)
