@@ -157,12 +157,16 @@ def test_the_loss_chart_gains_points_while_the_job_runs_and_ends_succeeded(page,
     assert page.locator("#model-link").is_visible()
 
 
-def test_cancel_from_the_job_page(page, stack, live_job):
+def test_a_running_row_updates_live_then_cancel_from_the_job_page(page, stack, live_job):
     stack.wait_for_status(KEY_A, live_job, ("succeeded",))  # one job at a time on 2 cores
     with stack.api(KEY_A) as api:
         job_id = api.post("/v1/jobs", json=digits_spec("digits-cancel", 500)).json()["id"]
     stack.wait_for_status(KEY_A, job_id, ("running",))
     log_in(page, KEY_A)
+    row = page.locator(f'tr[data-job-id="{job_id}"] .progress-cell')
+    before = row.text_content()
+    wait_until(lambda: row.text_content() != before, 30, "the running row to move on its own")
+    screenshot(page, "jobs-running")
     page.goto(f"/ui/jobs/{job_id}")
 
     page.get_by_test_id("cancel-job").click()
