@@ -58,6 +58,16 @@ class LossRecorder:
             self.redis.append(self.key, np.asarray(self._pending, dtype=POINT).tobytes())
             self._pending = []
 
+    def checkpoint(self) -> list[float]:
+        """Flush, and return the unfinished point's state for the checkpoint's metadata."""
+        self.flush()
+        return [self._sum, self._count]
+
+    def resume(self, state: list[float] | None) -> None:
+        """Continue the unfinished point of a checkpoint (``checkpoint()``'s return value)."""
+        if state:
+            self._sum, self._count = float(state[0]), int(state[1])
+
 
 def drop_after(redis, job_id: str, step: int) -> None:
     """Remove points past ``step`` (recorded by an attempt that died before its checkpoint)."""
@@ -71,7 +81,23 @@ def read_points(redis, job_id: str, since: int = 0) -> np.ndarray:
     """Stored points from point ``since`` on: float64 array (n, 3) of step, loss, unix time."""
     raw = redis.getrange(loss_key(job_id), since * POINT_BYTES, -1) or b""
     usable = len(raw) - len(raw) % POINT_BYTES  # a torn tail cannot happen with APPEND; be safe
-    return np.frombuffer(raw[:usable], dtype=POINT).reshape(-1, 3).astype(np.float64)
+    points = np.frombuffer(raw[:usable], dtype=POINT).reshape(-1, 3).astype(np.float64)
+    return in_step_order(points) if since == 0 else points
+
+
+def in_step_order(points: np.ndarray) -> np.ndarray:
+    """Points sorted by step, the last written one kept per step.
+
+    A stale attempt may append one batch after its successor trimmed the list; points sit at
+    multiples of the stride, so the successor rewrites the same steps and its values win.
+    """
+    steps = points[:, 0]
+    if len(steps) < 2 or bool(np.all(steps[1:] > steps[:-1])):
+        return points
+    order = np.argsort(steps, kind="stable")
+    ordered = points[order]
+    last = np.append(ordered[1:, 0] != ordered[:-1, 0], True)
+    return ordered[last]
 
 
 def downsample(points: np.ndarray, max_points: int) -> np.ndarray:

@@ -101,6 +101,9 @@ def train(ctx: ShardContext, replica: Replica) -> dict:
         meta["last_checkpoint"] = meta["global_step"]
         if ctx.shard == 0:
             meta["rng"] = rng_states(model)
+            # every point up to the checkpoint is stored before it, so a resumed attempt (which
+            # never redoes those steps) leaves no gap in the curve
+            meta["loss_curve"] = curve.checkpoint()
             blob = encode_checkpoint(model.state_dict(), optimizer.state_dict(), meta)
             save_checkpoint(store.redis, ctx.job_id, blob)
 
@@ -126,6 +129,7 @@ def train(ctx: ShardContext, replica: Replica) -> dict:
     curve = _NoCurve()
     if ctx.shard == 0:
         curve = LossRecorder(store.redis, ctx.job_id, steps_total, meta["global_step"])
+        curve.resume(meta.get("loss_curve"))
     last_report = 0.0
     stop_early = False
     for epoch in range(meta["epoch"], epochs):
@@ -243,6 +247,9 @@ class _NoCurve:
 
     def flush(self, final_step: int | None = None) -> None:
         pass
+
+    def checkpoint(self) -> None:
+        return None
 
 
 def _average_buffers(ctx: ShardContext, model, epoch: int) -> None:

@@ -75,3 +75,37 @@ def test_downsample_averages_equal_buckets_and_ends_at_the_last_step():
     assert shown[0, 0] == 10 and shown[0, 1] == np.mean(steps[:10] * 2)
     assert shown[-1, 0] == 100
     assert downsample(points, 1000) is points
+
+
+def test_a_stale_batch_written_after_a_restart_is_overwritten_by_the_new_attempt(redis_client):
+    first = LossRecorder(redis_client, "job_f", steps_total=10)
+    for step in range(1, 5):
+        first.add(step, 1.0)
+    first.flush()
+    second = LossRecorder(redis_client, "job_f", steps_total=10, resumed_step=2)
+    first.add(5, 1.0)
+    first.add(6, 1.0)
+    first.flush()  # the old attempt's last report lands after the trim
+    for step in range(3, 7):
+        second.add(step, 2.0)
+    second.flush()
+
+    points = read_points(redis_client, "job_f")
+
+    assert points[:, 0].tolist() == [1, 2, 3, 4, 5, 6]
+    assert points[:, 1].tolist() == [1.0, 1.0, 2.0, 2.0, 2.0, 2.0]
+
+
+def test_a_resumed_recorder_finishes_the_point_its_checkpoint_left_open(redis_client):
+    first = LossRecorder(redis_client, "job_g", steps_total=3 * MAX_POINTS)  # 3 steps a point
+    first.add(1, 1.0)
+    state = first.checkpoint()
+    first.add(2, 100.0)  # lost with the attempt: after the checkpoint, never flushed
+
+    second = LossRecorder(redis_client, "job_g", steps_total=3 * MAX_POINTS, resumed_step=1)
+    second.resume(state)
+    second.add(2, 2.0)
+    second.add(3, 3.0)
+    second.flush()
+
+    assert read_points(redis_client, "job_g")[:, :2].tolist() == [[3.0, 2.0]]
