@@ -32,6 +32,7 @@ def job_with_curve(redis_url, tmp_path, monkeypatch):
         recorder.add(step, float(step))
     recorder.flush()
     yield job_id
+    client.close()
     server.stop()
     get_settings.cache_clear()
 

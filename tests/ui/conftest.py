@@ -28,7 +28,8 @@ def app(redis_url, tmp_path):
     application.dependency_overrides[get_submitter] = lambda: (
         JobStore(application.state.redis).create
     )
-    return application
+    yield application
+    application.state.redis.close()  # no idle connection left for later tests' CLIENT LIST
 
 
 @pytest.fixture

@@ -28,6 +28,7 @@ def test_without_keys_there_is_no_login_and_root_leads_to_the_jobs(redis_url, tm
         root = client.get("/", follow_redirects=False)
         login = client.get("/ui/login", follow_redirects=False)
         jobs = client.get("/ui/jobs")
+    app.state.redis.close()
 
     assert root.status_code == 307 and root.headers["location"] == "/ui/jobs"
     assert login.status_code == 303 and login.headers["location"] == "/ui/jobs"
