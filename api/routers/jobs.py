@@ -12,7 +12,7 @@ from api.job_metrics import job_metrics, metrics_csv_rows, to_csv
 from api.schemas.common import COMMON_ERRORS, errors
 from api.schemas.jobs import ACTIVE_STATUSES, JobList, JobMetrics, JobOut, JobStatus
 from api.schemas.spec import JobSpec
-from api.spec_check import check_model, dataset_shape
+from api.spec_check import check_model, dataset_facts
 from api.sse import job_event_stream
 from worker.jobs import JobFinishedError, JobNotFoundError
 
@@ -83,8 +83,7 @@ def submit(
             detail=f"tenant {tenant}: {limit} queued or running jobs already (the limit)",
             headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
         )
-    input_shape, num_classes = dataset_shape(spec, tenant, datasets)
-    check_model(spec, input_shape, num_classes, settings.max_parameters)
+    check_model(spec, dataset_facts(spec, tenant, datasets), settings.max_parameters)
     return job_view(submit_job(spec.to_stored(), tenant))
 
 
