@@ -19,6 +19,7 @@ from api.limits import BodySizeLimit
 from api.metrics import ApiMetrics, MetricsMiddleware
 from api.model_cache import ModelCache
 from api.routers import datasets, health, jobs, models
+from api.ui import install as install_dashboard
 from worker.celery_app import CONTROL_QUEUE, TRAINING_QUEUE, configure
 from worker.celery_app import app as celery_app
 from worker.config import Settings, get_settings
@@ -53,12 +54,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             listener.stop()
 
+    # /docs is served by the dashboard from vendored Swagger UI assets (no CDN); ReDoc only
+    # exists as a CDN page, so it is off.
     app = FastAPI(
         title="gradq",
         version="0.1.0",
         description=DESCRIPTION,
         lifespan=lifespan,
         default_response_class=StrictJSONResponse,
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.redis = redis_client
@@ -70,6 +75,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     for router in (jobs.router, models.router, datasets.router, health.router):
         app.include_router(router)
+    install_dashboard(app)
 
     def limit_for(path: str) -> int:
         if path.startswith("/v1/datasets"):
