@@ -9,8 +9,8 @@ from fastapi.responses import PlainTextResponse, StreamingResponse
 
 from api.deps import DatasetStoreDep, JobStoreDep, SettingsDep, SubmitDep, TenantDep
 from api.ids import JobId
-from api.json_body import StrictJSONRoute
 from api.job_metrics import job_metrics, metrics_csv_rows, to_csv
+from api.json_body import StrictJSONRoute
 from api.schemas.common import COMMON_ERRORS, errors
 from api.schemas.jobs import ACTIVE_STATUSES, JobList, JobMetrics, JobOut, JobStatus
 from api.schemas.spec import JobSpec
