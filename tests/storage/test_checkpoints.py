@@ -11,6 +11,7 @@ from worker.storage.checkpoints import (
     checkpoint_keys,
     keep_checkpoints,
     load_checkpoint,
+    load_checkpoint_meta,
     save_checkpoint,
 )
 
@@ -71,3 +72,11 @@ def test_a_truncated_checkpoint_is_an_error_naming_it_never_wrong_weights(artifa
 
     with pytest.raises(ArtifactCorruptError, match=record["key"]):
         load_checkpoint(artifacts, JOB)
+
+
+def test_the_newest_checkpoints_meta_reads_without_its_arrays(artifacts):
+    for step in (1, 2):
+        save_checkpoint(artifacts, JOB, *state(step))
+
+    assert load_checkpoint_meta(artifacts, JOB) == state(2)[2]
+    assert load_checkpoint_meta(artifacts, "job_without_checkpoints") is None

@@ -3,6 +3,8 @@ deletes remove the objects, damaged weights are an error naming the object."""
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 
@@ -12,6 +14,7 @@ from tests.storage.conftest import overwrite
 from worker.datasets import DatasetStore
 from worker.models_store import ModelStore, weights_key
 from worker.storage.base import ArtifactCorruptError
+from worker.storage.collector import collect
 from worker.storage.datasets import ArtifactBlobs
 
 pytestmark = pytest.mark.integration
@@ -84,3 +87,13 @@ def test_a_truncated_data_set_array_is_an_error_naming_it(artifacts, backend, re
 
     with pytest.raises(ArtifactCorruptError, match=key):
         datasets.arrays(info["id"])
+
+
+def test_data_set_arrays_get_records_only_with_the_sets_metadata(artifacts, backend):
+    blobs = ArtifactBlobs(artifacts)
+    blobs.put("ds_crashed:x_train", memoryview(b"\x01" * 64))  # ...then the API process dies
+
+    assert artifacts.record("datasets/ds_crashed/x_train") is None
+    assert [s.key for s in backend.list()] == ["datasets/ds_crashed/x_train"]
+    done = collect(artifacts, grace_seconds=60, now=time.time() + 61)
+    assert done.unreferenced == ["datasets/ds_crashed/x_train"] and list(backend.list()) == []

@@ -96,6 +96,27 @@ def load_checkpoint(store: ArtifactStore, job_id: str) -> tuple[dict, dict, dict
     return decode(store.read(key), where=f"checkpoint {key!r}")
 
 
+def load_checkpoint_meta(store: ArtifactStore, job_id: str) -> dict | None:
+    """The newest checkpoint's ``meta`` (epoch, global_step, ...) or None, read from the head of
+    the object only: enough to describe a resume. The full, checked read happens when the shards
+    load it (a damaged checkpoint fails the resumed job, naming the object)."""
+    key = store.redis.lindex(checkpoints_key(job_id), -1)
+    if key is None:
+        legacy = _legacy_checkpoint(store.redis, job_id)
+        return legacy[2] if legacy is not None else None
+    key, head = _text(key), bytearray()
+    for chunk in store.backend.read(key, chunk_bytes=64 * 1024):
+        head += chunk
+        if len(head) >= 16 and len(head) >= 16 + struct.unpack("<Q", head[8:16])[0]:
+            break
+    if head[:8] != MAGIC or len(head) < 16:
+        raise ArtifactCorruptError(f"checkpoint {key!r} is not a gradq checkpoint")
+    (length,) = struct.unpack("<Q", head[8:16])
+    if len(head) < 16 + length:
+        raise ArtifactCorruptError(f"checkpoint {key!r} is truncated inside its header")
+    return json.loads(bytes(head[16 : 16 + length]))["meta"]
+
+
 def keep_checkpoints(store: ArtifactStore, job_id: str, keep: int) -> list[str]:
     """Remove all but the job's newest ``keep`` checkpoints (0: all); returns removed keys.
 

@@ -27,11 +27,16 @@ class ArtifactBlobs:
 
     def __init__(self, artifacts: ArtifactStore, cache: HostCache | None = None):
         self.artifacts, self.cache = artifacts, cache
+        self._uploaded: dict[str, dict] = {}  # blob key -> record awaiting ``publish``
 
     def put(self, key: str, data: memoryview) -> int:
-        """Upload and publish the array's bytes; returns 0 (no Redis chunks)."""
-        self.artifacts.put(artifact_key(key), data, owner=owner_key(key))
+        """Upload the array's bytes (``publish`` makes them visible); returns 0 Redis chunks."""
+        self._uploaded[key] = self.artifacts.upload(artifact_key(key), data, owner=owner_key(key))
         return 0
+
+    def publish(self, key: str, pipe) -> None:
+        """Add the array's record to ``pipe``: the transaction that writes the set's metadata."""
+        self.artifacts.publish(self._uploaded.pop(key), pipe)
 
     def get(self, key: str, nbytes: int) -> bytearray:
         """The array's bytes, size and SHA-256 checked (ArtifactError naming it otherwise)."""
@@ -46,6 +51,7 @@ class ArtifactBlobs:
         return self.cache.fetch(record, lambda out: self.artifacts.read_into(record, out))
 
     def delete(self, key: str) -> None:
+        self._uploaded.pop(key, None)
         self.artifacts.remove(artifact_key(key))
 
     def _migrate(self, key: str, nbytes: int) -> bytearray | None:
