@@ -172,6 +172,10 @@ class JobSpec(_Strict):
     overlap: bool = Field(
         False, description="send each layer's gradient while earlier layers are still computed"
     )
+    compression: Literal["fp16"] | None = Field(
+        None,
+        description="cross-host (tcp) gradient exchange in float16: half the bytes, ~3 digits",
+    )
 
     @model_validator(mode="after")
     def _batch_covers_shards(self) -> JobSpec:

@@ -1,0 +1,322 @@
+"""Direct TCP between the shard processes of an attempt, for shards on different hosts.
+
+Rendezvous (``TcpMesh.connect``, through Redis, once per attempt): every shard listens on its
+host's address (port chosen by the kernel), publishes ``address:port`` in the attempt's hash, and
+the first shard to arrive sets the attempt's random token. Shard j then connects to every shard
+i < j and presents MAGIC + token + j; a listener accepts only the attempt's own peers, each once,
+and closes any other connection. Then every pair holds one socket for the whole attempt.
+
+Per allreduce (``TcpMesh.allreduce``), bytes sent per shard for a vector of S bytes:
+- ``scatter`` (reduce-scatter + all-gather; N >= 3 and S >= SCATTER_MIN_BYTES): shard c owns
+  chunk c; every shard sends chunk c to shard c, which sums the N contributions IN SHARD ORDER,
+  then sends its reduced chunk to every peer. 2(N-1)/N * S per shard, two rounds, all links busy
+  at once (what a ring moves, but a ring adds each chunk in a rotating order: replicas would
+  still agree, yet the bits would depend on N's rotation, not on the shard order every other
+  path uses).
+- ``exchange`` (N = 2, or small vectors): every shard sends its whole vector to every peer and
+  sums locally in shard order. (N-1) * S per shard in one round: for N = 2 the same bytes as
+  scatter with one round fewer; for small vectors the round trip costs more than the bytes.
+Either way every replica gets exactly the bits of ``sum_in_shard_order`` (the Redis and shm paths).
+Waits have the attempt's deadline and run ``check()`` every WAIT_SLICE_SECONDS; a socket error
+becomes ``PeerLinkError`` (after ``check()``, which names a dead or aborted peer more precisely).
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+import selectors
+import socket
+import struct
+import time
+from collections.abc import Callable
+
+import numpy as np
+
+from worker.collective.allreduce import (
+    WAIT_SLICE_SECONDS,
+    PeerLinkError,
+    PeerTimeoutError,
+    sum_in_shard_order,
+)
+
+MAGIC = b"GQAR"
+HELLO = struct.Struct("<4s32si")  # magic, token (hex), shard index
+HEADER = struct.Struct("<qq")  # call number, payload bytes: catches shards out of step
+SCATTER_MIN_BYTES = 64 * 1024  # below: one round of whole vectors beats two rounds of chunks
+HELLO_SECONDS = 5.0  # a connection must say who it is this fast, or it is dropped
+
+
+class TcpMesh:
+    """One socket per peer for one attempt; ``connect`` once, ``allreduce`` per step."""
+
+    def __init__(self, shard: int, num_shards: int, address: str, compression: str | None = None):
+        self.shard, self.num_shards, self.address = shard, num_shards, address
+        self.compression = compression
+        self.calls = 0
+        self.peers: dict[int, socket.socket] = {}
+        self.listener = socket.create_server((address, 0), backlog=num_shards + 8)
+        self.selector = selectors.DefaultSelector()
+
+    @property
+    def endpoint(self) -> str:
+        host, port = self.listener.getsockname()[:2]
+        return f"{host}:{port}"
+
+    def connect(self, redis, key: str, timeout: float, check: Callable[[], None] | None) -> None:
+        """Publish this shard's endpoint, agree on the token, open a socket to every peer."""
+        me, n = self.shard, self.num_shards
+        pipe = redis.pipeline(transaction=False)
+        pipe.hset(f"{key}:endpoints", me, self.endpoint)
+        pipe.expire(f"{key}:endpoints", 3600)
+        pipe.set(f"{key}:token", secrets.token_hex(16), nx=True, ex=3600)
+        pipe.get(f"{key}:token")
+        token = pipe.execute()[-1]
+        deadline = time.monotonic() + timeout
+        endpoints = _wait(
+            lambda: len(found := redis.hgetall(f"{key}:endpoints")) >= n and found,
+            deadline,
+            check,
+            lambda: [
+                i for i in range(n) if str(i).encode() not in redis.hgetall(f"{key}:endpoints")
+            ],
+            timeout,
+        )
+        for i in range(me):
+            host, port = endpoints[str(i).encode()].decode().rsplit(":", 1)
+            self.peers[i] = self._dial(i, host, int(port), token, deadline, check)
+        self._accept(token, deadline, check, timeout)
+        for sock in self.peers.values():
+            sock.setblocking(False)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.listener.close()  # every peer is connected: nobody else may connect
+
+    def _dial(self, i, host, port, token, deadline, check) -> socket.socket:
+        """Connect to shard i (retrying until it listens) and wait for its accept byte.
+
+        The accept byte may take as long as shard i's own dialling: wait for it until the
+        deadline rather than reconnect (a dropped half-accepted socket would confuse i)."""
+        while True:
+            sock = None
+            try:
+                sock = socket.create_connection((host, port), timeout=WAIT_SLICE_SECONDS)
+                sock.sendall(HELLO.pack(MAGIC, token, self.shard))
+                while True:
+                    sock.settimeout(WAIT_SLICE_SECONDS)
+                    try:
+                        answer = sock.recv(1)
+                        break
+                    except TimeoutError:
+                        if check is not None:
+                            check()
+                        if time.monotonic() >= deadline:
+                            raise
+                if answer == b"\x01":
+                    return sock
+                raise PeerLinkError(f"shard {i} at {host}:{port} refused shard {self.shard}")
+            except OSError as error:
+                if sock is not None:
+                    sock.close()
+                if check is not None:
+                    check()
+                if time.monotonic() >= deadline:
+                    raise PeerLinkError(
+                        f"cannot reach shard {i} at {host}:{port}: {error}"
+                    ) from None
+                time.sleep(0.05)
+            except BaseException:
+                if sock is not None:
+                    sock.close()
+                raise
+
+    def _accept(self, token: bytes, deadline: float, check, timeout: float) -> None:
+        waiting = set(range(self.shard + 1, self.num_shards))
+        self.listener.settimeout(WAIT_SLICE_SECONDS)
+        while waiting:
+            if time.monotonic() >= deadline:
+                raise PeerTimeoutError(sorted(waiting), timeout)
+            try:
+                sock, _ = self.listener.accept()
+            except TimeoutError:
+                if check is not None:
+                    check()
+                continue
+            peer = _hello(sock, token, waiting)
+            if peer is None:
+                sock.close()  # not the attempt's token, or not a peer we wait for
+                continue
+            sock.sendall(b"\x01")
+            waiting.discard(peer)
+            self.peers[peer] = sock
+
+    def allreduce(self, vector: np.ndarray, timeout: float, check, idle=None) -> None:
+        """``vector`` (1-D, this shard's pre-scaled part) -> the shard-order sum, in place."""
+        n, me = self.num_shards, self.shard
+        wire = np.float16 if self.compression == "fp16" else vector.dtype
+        if self.compression == "fp16":
+            np.copyto(vector, vector.astype(np.float16))  # every replica sums the same values
+        if n > 2 and vector.nbytes >= SCATTER_MIN_BYTES:
+            self._scatter(vector, wire, timeout, check, idle)
+        else:
+            received = self._transfer(
+                {j: vector for j in self.peers},
+                {j: np.empty(vector.size, wire) for j in self.peers},
+                timeout,
+                check,
+                idle,
+            )
+            parts = [vector if j == me else received[j] for j in range(n)]
+            sum_in_shard_order([np.asarray(p, vector.dtype) for p in parts], out=vector)
+        self.calls += 1
+
+    def _scatter(self, vector, wire, timeout, check, idle) -> None:
+        n, me = self.num_shards, self.shard
+        bounds = np.linspace(0, vector.size, n + 1).astype(np.int64)
+        chunk = [vector[bounds[c] : bounds[c + 1]] for c in range(n)]
+        mine = chunk[me]
+        received = self._transfer(
+            {c: chunk[c] for c in self.peers},
+            {j: np.empty(mine.size, wire) for j in self.peers},
+            timeout,
+            check,
+            idle,
+        )
+        parts = [
+            mine if j == me else received[j].astype(vector.dtype, copy=False) for j in range(n)
+        ]
+        sum_in_shard_order(parts, out=mine)
+        if self.compression == "fp16":
+            np.copyto(mine, mine.astype(np.float16))
+        gathered = self._transfer(
+            {j: mine for j in self.peers},
+            {c: np.empty(chunk[c].size, wire) for c in self.peers},
+            timeout,
+            check,
+        )
+        for c, data in gathered.items():
+            np.copyto(chunk[c], data)
+
+    def _transfer(self, sends: dict, recvs: dict, timeout: float, check, idle=None) -> dict:
+        """Send ``sends[peer]`` and fill ``recvs[peer]`` with every peer at once; -> ``recvs``."""
+        call = self.calls
+        out = {}
+        for j, array in sends.items():
+            payload = np.ascontiguousarray(array, recvs[j].dtype)
+            out[j] = [memoryview(HEADER.pack(call, payload.nbytes)), memoryview(payload).cast("B")]
+        headers = {j: bytearray(HEADER.size) for j in recvs}
+        inbox = {j: [memoryview(headers[j]), memoryview(recvs[j]).cast("B")] for j in recvs}
+        started = time.monotonic()
+        next_check = started + WAIT_SLICE_SECONDS
+        for j in list(out):
+            self._pump_send(j, out)  # most messages leave at once: nothing to select
+        if idle is not None:
+            idle()
+        for j in self.peers:
+            events = (selectors.EVENT_WRITE if j in out else 0) | selectors.EVENT_READ
+            self.selector.register(self.peers[j], events, j)
+        try:
+            while out or any(inbox.values()):
+                now = time.monotonic()
+                if now >= next_check:
+                    if check is not None:
+                        check()
+                    if now - started >= timeout:
+                        raise PeerTimeoutError(
+                            sorted({*out, *(j for j in inbox if inbox[j])}), timeout
+                        )
+                    next_check = now + WAIT_SLICE_SECONDS
+                for key, mask in self.selector.select(max(0.0, next_check - now)):
+                    j = key.data
+                    if mask & selectors.EVENT_READ and inbox[j]:
+                        self._pump_recv(j, inbox, check)
+                    if mask & selectors.EVENT_WRITE and j in out:
+                        self._pump_send(j, out, check)
+                        if j not in out:
+                            self.selector.modify(self.peers[j], selectors.EVENT_READ, j)
+        finally:
+            for sock in self.peers.values():
+                self.selector.unregister(sock)
+        for j, header in headers.items():
+            got = HEADER.unpack(header)
+            if got != (call, recvs[j].nbytes):
+                raise RuntimeError(
+                    f"shard {j} sent [call, bytes] = {list(got)}, shard {self.shard} expected "
+                    f"{[call, recvs[j].nbytes]}: the shards are out of step"
+                )
+        return recvs
+
+    def _pump_send(self, j: int, out: dict, check=None) -> None:
+        views = out[j]
+        try:
+            while views:
+                sent = self.peers[j].send(views[0])
+                views[0] = views[0][sent:]
+                if not len(views[0]):
+                    views.pop(0)
+        except BlockingIOError:
+            return
+        except OSError as error:
+            self._link_failed(j, error, check)
+        del out[j]
+
+    def _pump_recv(self, j: int, inbox: dict, check) -> None:
+        views = inbox[j]
+        try:
+            while views:
+                got = self.peers[j].recv_into(views[0])
+                if got == 0:
+                    self._link_failed(j, ConnectionResetError("closed by the peer"), check)
+                views[0] = views[0][got:]
+                if not len(views[0]):
+                    views.pop(0)
+        except BlockingIOError:
+            return
+        except OSError as error:
+            self._link_failed(j, error, check)
+
+    def _link_failed(self, j: int, error: OSError, check) -> None:
+        if check is not None:
+            check()  # a dead or aborted peer explains the broken socket better
+        raise PeerLinkError(f"connection to shard {j} failed: {error}")
+
+    def close(self) -> None:
+        self.listener.close()
+        for sock in self.peers.values():
+            sock.close()
+        self.peers = {}
+        self.selector.close()
+
+    def __enter__(self) -> TcpMesh:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _hello(sock: socket.socket, token: bytes, waiting: set[int]) -> int | None:
+    """The peer index a new connection presents, if it knows the token and is awaited."""
+    sock.settimeout(HELLO_SECONDS)
+    data = bytearray()
+    try:
+        while len(data) < HELLO.size:
+            chunk = sock.recv(HELLO.size - len(data))
+            if not chunk:
+                return None
+            data += chunk
+    except OSError:
+        return None
+    magic, presented, peer = HELLO.unpack(data)
+    if magic != MAGIC or not hmac.compare_digest(presented, token) or peer not in waiting:
+        return None
+    return peer
+
+
+def _wait(found, deadline, check, missing, timeout):
+    """Poll ``found()`` every 50 ms with ``check()`` and the deadline; -> its truthy value."""
+    while not (value := found()):
+        if check is not None:
+            check()
+        if time.monotonic() >= deadline:
+            raise PeerTimeoutError(missing(), timeout)
+        time.sleep(0.05)
+    return value
