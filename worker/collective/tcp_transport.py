@@ -153,13 +153,14 @@ class TcpMesh:
         """``vector`` (1-D, this shard's pre-scaled part) -> the shard-order sum, in place."""
         n, me = self.num_shards, self.shard
         wire = np.float16 if self.compression == "fp16" else vector.dtype
-        if self.compression == "fp16":
-            np.copyto(vector, vector.astype(np.float16))  # every replica sums the same values
         if n > 2 and vector.nbytes >= SCATTER_MIN_BYTES:
             self._scatter(vector, wire, timeout, check, idle)
         else:
+            outgoing = vector.astype(wire, copy=False)  # converted once for every peer
+            if outgoing is not vector:
+                np.copyto(vector, outgoing)  # every replica adds the same rounded values
             received = self._transfer(
-                {j: vector for j in self.peers},
+                {j: outgoing for j in self.peers},
                 {j: np.empty(vector.size, wire) for j in self.peers},
                 timeout,
                 check,
@@ -174,6 +175,8 @@ class TcpMesh:
         bounds = np.linspace(0, vector.size, n + 1).astype(np.int64)
         chunk = [vector[bounds[c] : bounds[c + 1]] for c in range(n)]
         mine = chunk[me]
+        if wire != vector.dtype:
+            np.copyto(mine, mine.astype(wire))  # the owner's part rounded as its peers' are
         received = self._transfer(
             {c: chunk[c] for c in self.peers},
             {j: np.empty(mine.size, wire) for j in self.peers},
@@ -185,10 +188,11 @@ class TcpMesh:
             mine if j == me else received[j].astype(vector.dtype, copy=False) for j in range(n)
         ]
         sum_in_shard_order(parts, out=mine)
-        if self.compression == "fp16":
-            np.copyto(mine, mine.astype(np.float16))
+        reduced = mine.astype(wire, copy=False)
+        if reduced is not mine:
+            np.copyto(mine, reduced)  # every replica holds the rounded chunk its peers receive
         gathered = self._transfer(
-            {j: mine for j in self.peers},
+            {j: reduced for j in self.peers},
             {c: np.empty(chunk[c].size, wire) for c in self.peers},
             timeout,
             check,
