@@ -10,6 +10,13 @@ import numpy as np
 import pytest
 
 from tests.harness import run_in_threads
+from tests.worker.jobs_helpers import (
+    FAST,
+    assert_same_weights,
+    digits_spec,
+    model_weights,
+    wait_finished,
+)
 from worker.collective.allreduce import (
     PeerLinkError,
     PeerTimeoutError,
@@ -17,6 +24,7 @@ from worker.collective.allreduce import (
     data_client,
 )
 from worker.collective.tcp_transport import HELLO, MAGIC, SCATTER_MIN_BYTES, TcpMesh
+from worker.submit import submit_job
 
 pytestmark = pytest.mark.integration
 
@@ -135,3 +143,20 @@ def test_a_peer_closing_its_socket_raises_peer_link_error_after_check(redis_url)
         meshes[0].close()
 
     assert checks  # a dead or aborted peer would have been named by check() first
+
+
+def test_a_job_with_fp16_compression_trains_over_tcp_close_to_the_exact_weights(
+    redis_client, start_worker
+):
+    start_worker(concurrency=2, GRADQ_ALLREDUCE_TRANSPORT="tcp", **FAST)
+
+    exact = submit_job(redis_client, digits_spec(shards=2), "acme")
+    compressed = submit_job(redis_client, digits_spec(shards=2, compression="fp16"), "acme")
+    exact, compressed = (wait_finished(redis_client, job["id"]) for job in (exact, compressed))
+
+    assert exact["status"] == compressed["status"] == "succeeded", compressed["status_reason"]
+    assert compressed["history"][0]["transport"] == "tcp"
+    a = model_weights(redis_client, compressed["model_id"])
+    b = model_weights(redis_client, exact["model_id"])
+    assert_same_weights(a, b, rtol=1e-2)
+    assert any((a[name] != b[name]).any() for name in a)  # float16 on the wire did round
