@@ -55,7 +55,8 @@ class TcpMesh:
         self.compression = compression
         self.calls = 0
         self.peers: dict[int, socket.socket] = {}
-        self.listener = socket.create_server((address, 0), backlog=num_shards + 8)
+        family = socket.AF_INET6 if ":" in address else socket.AF_INET
+        self.listener = socket.create_server((address, 0), family=family, backlog=num_shards + 8)
         self.selector = selectors.DefaultSelector()
 
     @property
