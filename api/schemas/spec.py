@@ -172,9 +172,9 @@ class JobSpec(_Strict):
     overlap: bool = Field(
         False, description="send each layer's gradient while earlier layers are still computed"
     )
-    compression: Literal["fp16"] | None = Field(
+    compression: Literal["fp16", "bf16"] | None = Field(
         None,
-        description="cross-host (tcp) gradient exchange in float16: half the bytes, ~3 digits",
+        description="cross-host (tcp) exchange in 16 bits: half the bytes, 2-3 digits",
     )
 
     @model_validator(mode="after")

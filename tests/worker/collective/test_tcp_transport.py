@@ -70,9 +70,13 @@ def test_tcp_allreduce_gives_every_shard_the_bits_of_the_redis_path(redis_url, n
             mesh.close()
 
 
-def test_fp16_compression_keeps_replicas_identical_and_close_to_the_exact_mean(redis_url):
-    n, size = 3, 200_000
-    meshes = connected_meshes(redis_url, n, f"t{secrets.token_hex(4)}", compression="fp16")
+@pytest.mark.parametrize("compression, error", [("fp16", 2e-3), ("bf16", 2e-2)])
+@pytest.mark.parametrize("size", [1000, 200_000])  # the exchange and the scatter path
+def test_compression_keeps_replicas_identical_and_close_to_the_exact_mean(
+    redis_url, compression, error, size
+):
+    n = 3
+    meshes = connected_meshes(redis_url, n, f"t{secrets.token_hex(4)}", compression)
     vectors = shard_vectors(n, size, seed=1)
     try:
         out = run_in_threads(
@@ -87,7 +91,7 @@ def test_fp16_compression_keeps_replicas_identical_and_close_to_the_exact_mean(r
 
     exact = (vectors[0] + vectors[1] + vectors[2]) / 3
     assert out[0].tobytes() == out[1].tobytes() == out[2].tobytes()
-    assert np.abs(out[0] - exact).max() <= 2e-3
+    assert np.abs(out[0] - exact).max() <= error
     assert np.abs(out[0] - exact).max() > 0  # the values did travel as float16
 
 
