@@ -8,7 +8,7 @@ the same with DDP (``bench/ddp_peer.py``, 1 thread per rank), alternating, ``--r
 samples/s and step time of the fastest epoch after the first, gradq's communication time per
 step, efficiency thr(N) / (N thr(1)) against the 1-host run of the same round, and each round's
 gradq/DDP step-time ratio (paired: both ran on nearly the same machine). ``--options`` adds
-2-host rows with ``overlap``, ``compression: fp16`` and ``sync_every: 4`` (speed, accuracy).
+2-host rows with ``overlap``, ``compression`` bf16 or fp16, ``sync_every: 4`` (speed, accuracy).
 Run: ``sudo python bench/multihost.py [--rates 1000,10000] [--batches 1024,256] [--repeat 2]``.
 """
 
@@ -33,6 +33,7 @@ from tests.multihost.site import Site, forget_connections  # noqa: E402
 DDP_PORTS = itertools.count(29500)
 OPTIONS = {
     "overlap": {"overlap": True},
+    "bf16": {"compression": "bf16"},
     "fp16": {"compression": "fp16"},
     "sync 4": {"sync_every": 4},
 }
