@@ -1,10 +1,7 @@
 """Direct TCP between the shard processes of an attempt, for shards on different hosts.
 
-Rendezvous (``TcpMesh.connect``, through Redis, once per attempt): every shard listens on its
-host's address (port chosen by the kernel), publishes ``address:port`` in the attempt's hash, and
-the first shard to arrive sets the attempt's random token. Shard j then connects to every shard
-i < j and presents MAGIC + token + j; a listener accepts only the attempt's own peers, each once,
-and closes any other connection. Then every pair holds one socket for the whole attempt.
+Every pair of shards holds one socket for the whole attempt (``worker.collective.tcp_rendezvous``
+opens them: the attempt's token, only its peers accepted).
 
 Per allreduce (``TcpMesh.allreduce``), bytes sent per shard for a vector of S bytes:
 - ``scatter`` (reduce-scatter + all-gather; N >= 3 and S >= SCATTER_MIN_BYTES): shard c owns
@@ -23,8 +20,6 @@ becomes ``PeerLinkError`` (after ``check()``, which names a dead or aborted peer
 
 from __future__ import annotations
 
-import hmac
-import secrets
 import selectors
 import socket
 import struct
@@ -39,12 +34,11 @@ from worker.collective.allreduce import (
     PeerTimeoutError,
     sum_in_shard_order,
 )
+from worker.collective.compression import Codec
+from worker.collective.tcp_rendezvous import connect_peers
 
-MAGIC = b"GQAR"
-HELLO = struct.Struct("<4s32si")  # magic, token (hex), shard index
 HEADER = struct.Struct("<qq")  # call number, payload bytes: catches shards out of step
 SCATTER_MIN_BYTES = 64 * 1024  # below: one round of whole vectors beats two rounds of chunks
-HELLO_SECONDS = 5.0  # a connection must say who it is this fast, or it is dropped
 
 
 class TcpMesh:
@@ -65,90 +59,14 @@ class TcpMesh:
         return f"{host}:{port}"
 
     def connect(self, redis, key: str, timeout: float, check: Callable[[], None] | None) -> None:
-        """Publish this shard's endpoint, agree on the token, open a socket to every peer."""
-        me, n = self.shard, self.num_shards
-        pipe = redis.pipeline(transaction=False)
-        pipe.hset(f"{key}:endpoints", me, self.endpoint)
-        pipe.expire(f"{key}:endpoints", 3600)
-        pipe.set(f"{key}:token", secrets.token_hex(16), nx=True, ex=3600)
-        pipe.get(f"{key}:token")
-        token = pipe.execute()[-1]
-        deadline = time.monotonic() + timeout
-        endpoints = _wait(
-            lambda: len(found := redis.hgetall(f"{key}:endpoints")) >= n and found,
-            deadline,
-            check,
-            lambda: [
-                i for i in range(n) if str(i).encode() not in redis.hgetall(f"{key}:endpoints")
-            ],
-            timeout,
-        )
-        for i in range(me):
-            host, port = endpoints[str(i).encode()].decode().rsplit(":", 1)
-            self.peers[i] = self._dial(i, host, int(port), token, deadline, check)
-        self._accept(token, deadline, check, timeout)
+        """Rendezvous through Redis (``tcp_rendezvous``): one socket to every peer, then the
+        listening socket is closed (nobody else may connect)."""
+        self.peers = connect_peers(self.listener, self.shard, self.num_shards, redis, key,
+                                   timeout, check)  # fmt: skip
         for sock in self.peers.values():
             sock.setblocking(False)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.listener.close()  # every peer is connected: nobody else may connect
-
-    def _dial(self, i, host, port, token, deadline, check) -> socket.socket:
-        """Connect to shard i (retrying until it listens) and wait for its accept byte.
-
-        The accept byte may take as long as shard i's own dialling: wait for it until the
-        deadline rather than reconnect (a dropped half-accepted socket would confuse i)."""
-        while True:
-            sock = None
-            try:
-                sock = socket.create_connection((host, port), timeout=WAIT_SLICE_SECONDS)
-                sock.sendall(HELLO.pack(MAGIC, token, self.shard))
-                while True:
-                    sock.settimeout(WAIT_SLICE_SECONDS)
-                    try:
-                        answer = sock.recv(1)
-                        break
-                    except TimeoutError:
-                        if check is not None:
-                            check()
-                        if time.monotonic() >= deadline:
-                            raise
-                if answer == b"\x01":
-                    return sock
-                raise PeerLinkError(f"shard {i} at {host}:{port} refused shard {self.shard}")
-            except OSError as error:
-                if sock is not None:
-                    sock.close()
-                if check is not None:
-                    check()
-                if time.monotonic() >= deadline:
-                    raise PeerLinkError(
-                        f"cannot reach shard {i} at {host}:{port}: {error}"
-                    ) from None
-                time.sleep(0.05)
-            except BaseException:
-                if sock is not None:
-                    sock.close()
-                raise
-
-    def _accept(self, token: bytes, deadline: float, check, timeout: float) -> None:
-        waiting = set(range(self.shard + 1, self.num_shards))
-        self.listener.settimeout(WAIT_SLICE_SECONDS)
-        while waiting:
-            if time.monotonic() >= deadline:
-                raise PeerTimeoutError(sorted(waiting), timeout)
-            try:
-                sock, _ = self.listener.accept()
-            except TimeoutError:
-                if check is not None:
-                    check()
-                continue
-            peer = _hello(sock, token, waiting)
-            if peer is None:
-                sock.close()  # not the attempt's token, or not a peer we wait for
-                continue
-            sock.sendall(b"\x01")
-            waiting.discard(peer)
-            self.peers[peer] = sock
+        self.listener.close()
 
     def allreduce(self, vector: np.ndarray, timeout: float, check, idle=None) -> None:
         """``vector`` (1-D, this shard's pre-scaled part) -> the shard-order sum, in place."""
@@ -289,66 +207,3 @@ class TcpMesh:
 
     def __exit__(self, *exc) -> None:
         self.close()
-
-
-class Codec:
-    """How vectors of ``dtype`` travel: as they are, or compressed to 16 bits.
-
-    ``fp16``: IEEE half (11-bit significand, range +-65504; numpy's cast costs ~2.6 ms per 235k
-    floats here). ``bf16``: the upper half of a float32, rounded to nearest even (8-bit
-    significand, float32's range; two integer passes, ~1 ms for the same 235k floats). Either way
-    a shard rounds its own part as its peers receive it, so every replica adds the same values.
-    """
-
-    def __init__(self, compression: str | None, dtype: np.dtype):
-        if compression == "bf16" and dtype != np.float32:
-            compression = "fp16"  # bf16 is float32's upper half: other dtypes go as IEEE half
-        self.compression = compression
-        self.wire = {None: dtype, "fp16": np.float16, "bf16": np.uint16}[compression]
-
-    def encode(self, array: np.ndarray) -> np.ndarray:
-        if self.compression == "bf16":
-            bits = array.view(np.uint32)
-            return ((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16).astype(np.uint16)
-        return array.astype(self.wire, copy=False)
-
-    def decode(self, wire: np.ndarray) -> np.ndarray:
-        if self.compression == "bf16":
-            return (wire.astype(np.uint32) << 16).view(np.float32)
-        return wire.astype(np.float32 if self.compression else wire.dtype, copy=False)
-
-    def round(self, array: np.ndarray) -> np.ndarray:
-        """``array`` replaced in place by its decoded encoding; -> the encoding."""
-        encoded = self.encode(array)
-        if encoded is not array:
-            np.copyto(array, self.decode(encoded))
-        return encoded
-
-
-def _hello(sock: socket.socket, token: bytes, waiting: set[int]) -> int | None:
-    """The peer index a new connection presents, if it knows the token and is awaited."""
-    sock.settimeout(HELLO_SECONDS)
-    data = bytearray()
-    try:
-        while len(data) < HELLO.size:
-            chunk = sock.recv(HELLO.size - len(data))
-            if not chunk:
-                return None
-            data += chunk
-    except OSError:
-        return None
-    magic, presented, peer = HELLO.unpack(data)
-    if magic != MAGIC or not hmac.compare_digest(presented, token) or peer not in waiting:
-        return None
-    return peer
-
-
-def _wait(found, deadline, check, missing, timeout):
-    """Poll ``found()`` every 50 ms with ``check()`` and the deadline; -> its truthy value."""
-    while not (value := found()):
-        if check is not None:
-            check()
-        if time.monotonic() >= deadline:
-            raise PeerTimeoutError(missing(), timeout)
-        time.sleep(0.05)
-    return value

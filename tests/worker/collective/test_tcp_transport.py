@@ -23,7 +23,8 @@ from worker.collective.allreduce import (
     allreduce_mean,
     data_client,
 )
-from worker.collective.tcp_transport import HELLO, MAGIC, SCATTER_MIN_BYTES, TcpMesh
+from worker.collective.tcp_rendezvous import HELLO, MAGIC
+from worker.collective.tcp_transport import SCATTER_MIN_BYTES, TcpMesh
 from worker.submit import submit_job
 
 pytestmark = pytest.mark.integration
