@@ -75,8 +75,11 @@ class Settings(BaseSettings):
     dataset_cache_bytes: int = Field(
         4 * 1024**3, description="Per-host cache of downloaded data sets (S3 backend)"
     )
-    allreduce_transport: Literal["auto", "redis", "shm"] = Field(
-        "auto", description="Gradient path between shards: shared memory on one host, or Redis"
+    allreduce_transport: Literal["auto", "redis", "shm", "tcp"] = Field(
+        "auto", description="Gradient path between shards: shm on one host, tcp across hosts"
+    )
+    allreduce_address: str | None = Field(
+        None, description="Address this host's shards listen on for tcp (default: toward Redis)"
     )
 
 

@@ -119,7 +119,9 @@ def _train(ctx: ShardContext, replica: Replica, writer: CheckpointWriter) -> dic
             # every point up to the checkpoint is stored before it, so a resumed attempt (which
             # never redoes those steps) leaves no gap in the curve
             meta["loss_curve"] = curve.checkpoint()
-            writer.submit(model.state_dict(), optimizer.state_dict(), meta)
+            # skipped while Redis is out (the previous save's publish failing, raised here): a
+            # restart then resumes from the previous one
+            ctx.control(lambda: writer.submit(model.state_dict(), optimizer.state_dict(), meta))
 
     def report(epoch: int, changes: dict, event: str = "progress") -> None:
         if ctx.shard != 0:
@@ -128,7 +130,11 @@ def _train(ctx: ShardContext, replica: Replica, writer: CheckpointWriter) -> dic
         step = meta["global_step"]
         position = {"epoch": epoch + 1, "step": step, "steps_total": steps_total}
         changes = position | {"progress": step / steps_total} | changes
-        if store.update(ctx.job_id, changes, event=event, expect_attempt=ctx.attempt) is None:
+        updated = ctx.control(
+            lambda: store.update(ctx.job_id, changes, event=event, expect_attempt=ctx.attempt)
+        )
+        # None: fenced out by the attempt; UNREACHABLE: this report is dropped, the next carries on
+        if updated is None:
             raise AttemptAbortedError("the job finished or restarted elsewhere")
 
     stopper = None
