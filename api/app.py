@@ -18,7 +18,7 @@ from api.keys import KeyRing
 from api.limits import BodySizeLimit
 from api.metrics import ApiMetrics, MetricsMiddleware
 from api.model_cache import ModelCache
-from api.routers import datasets, health, jobs, models
+from api.routers import datasets, export, health, jobs, models, oip, predict, registry
 from worker.celery_app import CONTROL_QUEUE, TRAINING_QUEUE, configure
 from worker.celery_app import app as celery_app
 from worker.config import Settings, get_settings
@@ -64,12 +64,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(HTTPException, http_error)
     app.add_exception_handler(redis.RedisError, redis_unavailable)
     app.add_exception_handler(Exception, internal_error)
-    for router in (jobs.router, models.router, datasets.router, health.router):
+    routers = (jobs, models, predict, export, registry, datasets, health, oip)
+    for router in (module.router for module in routers):
         app.include_router(router)
 
     def limit_for(path: str) -> int:
         if path.startswith("/v1/datasets"):
             return settings.max_dataset_bytes + 1024 * 1024  # room for the multipart envelope
+        if path == "/v1/models":
+            return settings.max_model_bytes + 1024 * 1024
         return settings.max_request_bytes
 
     app.add_middleware(FastPredict, state=app.state)

@@ -37,6 +37,7 @@ class Settings(BaseSettings):
     max_request_bytes: int = Field(16 * 1024 * 1024, description="JSON request body limit")
     max_predict_batch: int = Field(1024, description="Samples per prediction request")
     max_active_jobs_per_tenant: int = Field(16, description="Queued+running jobs per tenant")
+    max_model_bytes: int = Field(256 * 1024 * 1024, description="Model import size limit")
     max_parameters: int = Field(20_000_000, description="Parameter budget of one model")
     model_cache_bytes: int = Field(256 * 1024 * 1024, description="API model LRU cache size")
 
