@@ -18,7 +18,17 @@ from api.keys import KeyRing
 from api.limits import BodySizeLimit
 from api.metrics import ApiMetrics, MetricsMiddleware
 from api.model_cache import ModelCache
-from api.routers import datasets, export, health, jobs, models, oip, predict, registry
+from api.routers import (
+    datasets,
+    export,
+    health,
+    job_lifecycle,
+    jobs,
+    models,
+    oip,
+    predict,
+    registry,
+)
 from worker.celery_app import CONTROL_QUEUE, TRAINING_QUEUE, configure
 from worker.celery_app import app as celery_app
 from worker.config import Settings, get_settings
@@ -64,7 +74,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(HTTPException, http_error)
     app.add_exception_handler(redis.RedisError, redis_unavailable)
     app.add_exception_handler(Exception, internal_error)
-    routers = (jobs, models, predict, export, registry, datasets, health, oip)
+    routers = (jobs, job_lifecycle, models, predict, export, registry, datasets, health, oip)
     for router in (module.router for module in routers):
         app.include_router(router)
 

@@ -44,3 +44,13 @@ def save_checkpoint(redis: redis_lib.Redis, job_id: str, data: bytes) -> None:
 def load_checkpoint(redis: redis_lib.Redis, job_id: str) -> tuple[dict, dict, dict] | None:
     data = redis.get(checkpoint_key(job_id))
     return decode_checkpoint(data) if data is not None else None
+
+
+def load_checkpoint_meta(redis: redis_lib.Redis, job_id: str) -> dict | None:
+    """The checkpoint's ``meta`` (epoch, global_step, ...) without its arrays, or None."""
+    loaded = load_checkpoint(redis, job_id)
+    return loaded[2] if loaded is not None else None
+
+
+def delete_checkpoint(redis: redis_lib.Redis, job_id: str) -> None:
+    redis.delete(checkpoint_key(job_id))

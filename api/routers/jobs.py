@@ -7,11 +7,18 @@ from typing import Annotated
 from fastapi import APIRouter, Header, HTTPException, Query, status
 from fastapi.responses import StreamingResponse
 
-from api.deps import DatasetStoreDep, JobStoreDep, SettingsDep, SubmitDep, TenantDep
+from api.deps import (
+    DatasetStoreDep,
+    JobStoreDep,
+    ModelStoreDep,
+    SettingsDep,
+    SubmitDep,
+    TenantDep,
+)
 from api.schemas.common import COMMON_ERRORS, errors
 from api.schemas.jobs import ACTIVE_STATUSES, JobList, JobOut, JobStatus
 from api.schemas.spec import JobSpec
-from api.spec_check import check_model, dataset_shape
+from api.spec_check import check_init_from, check_model, dataset_shape
 from api.sse import job_event_stream
 from worker.jobs import JobFinishedError, JobNotFoundError
 
@@ -72,6 +79,7 @@ def submit(
     settings: SettingsDep,
     jobs: JobStoreDep,
     datasets: DatasetStoreDep,
+    models: ModelStoreDep,
     submit_job: SubmitDep,
 ):
     """Validate the spec (bounds, data set, shapes, parameter budget), then queue it."""
@@ -84,7 +92,10 @@ def submit(
         )
     input_shape, num_classes = dataset_shape(spec, tenant, datasets)
     check_model(spec, input_shape, num_classes, settings.max_parameters)
-    return job_view(submit_job(spec.to_stored(), tenant))
+    stored = spec.to_stored()
+    if spec.init_from is not None:  # pinned to an id: later alias moves do not change the job
+        stored["init_from"]["model_id"] = check_init_from(spec, input_shape, tenant, models)
+    return job_view(submit_job(stored, tenant))
 
 
 @router.get(

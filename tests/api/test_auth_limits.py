@@ -118,15 +118,19 @@ def test_body_over_the_limit_is_413_when_streamed_without_length(alice):
     assert response.status_code == 413
 
 
-def test_every_v1_operation_needs_a_key(app, anonymous):
-    """Walk the OpenAPI document: each /v1 operation answers 401 without a key."""
+def test_every_v1_and_v2_model_operation_needs_a_key(app, anonymous):
+    """Walk the OpenAPI document: each /v1 and /v2/models operation answers 401 without a key."""
     paths = app.openapi()["paths"]
     operations = [
-        (method, path) for path, item in paths.items() if path.startswith("/v1/") for method in item
+        (method, path)
+        for path, item in paths.items()
+        if path.startswith(("/v1/", "/v2/models"))
+        for method in item
     ]
-    assert len(operations) == 14
+    assert len(operations) == 29 + 6
     for method, path in operations:
         url = path.replace("{job_id}", "job_x").replace("{model_id}", "mdl_x")
-        url = url.replace("{dataset_id}", "ds_x")
+        url = url.replace("{dataset_id}", "ds_x").replace("{name}", "n")
+        url = url.replace("{version}", "1").replace("{alias}", "a")
         response = anonymous.request(method.upper(), url)
         assert response.status_code == 401, (method, path, response.status_code)
