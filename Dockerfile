@@ -6,7 +6,8 @@ COPY pyproject.toml README.md ./
 COPY api ./api
 COPY worker ./worker
 COPY nnlib ./nnlib
-RUN pip install --no-cache-dir . && useradd --create-home gradq
+# [onnx]: the served API exports models to ONNX (GET /v1/models/{ref}/export)
+RUN pip install --no-cache-dir ".[onnx]" && useradd --create-home gradq
 USER gradq
 EXPOSE 8000
 CMD ["gradq", "--help"]
