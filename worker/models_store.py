@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import secrets
 import time
 
@@ -27,6 +28,14 @@ def model_key(model_id: str) -> str:
 
 def tenant_models_key(tenant: str) -> str:
     return f"gradq:tenant:{tenant}:models"
+
+
+def score_cursor(cursor: str) -> float:
+    """A list cursor (the last row's sorted-set score) as a float; ValueError if it is not one."""
+    value = float(cursor)
+    if not math.isfinite(value):
+        raise ValueError(f"cursor {cursor!r} is not finite")
+    return value
 
 
 def signature(model: nnlib.Model, classes, preprocessing: dict | None) -> dict:
@@ -135,7 +144,7 @@ class ModelStore:
         self, tenant: str, limit: int = 100, cursor: str | None = None
     ) -> tuple[list[dict], str | None]:
         """Newest first; ``cursor`` is the previous page's next cursor (ValueError if not one)."""
-        upper = "+inf" if cursor is None else f"({float(cursor)!r}"
+        upper = "+inf" if cursor is None else f"({score_cursor(cursor)!r}"
         rows = self.redis.zrevrangebyscore(
             tenant_models_key(tenant), upper, "-inf", start=0, num=limit + 1, withscores=True
         )

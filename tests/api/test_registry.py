@@ -116,7 +116,8 @@ def test_model_list_pages_with_a_cursor(alice, redis_client):
     second = alice.get(f"/v1/models?limit=2&cursor={first['next_cursor']}").json()
     assert [m["id"] for m in first["models"] + second["models"]] == ids[::-1]
     assert second["next_cursor"] is None
-    assert alice.get("/v1/models?cursor=nonsense").status_code == 422
+    for bad in ("nonsense", "nan", "-inf"):
+        assert alice.get(f"/v1/models?cursor={bad}").status_code == 422
 
 
 def test_registry_routes_keep_tenants_apart(alice, bob, two_versions):
