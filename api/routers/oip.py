@@ -84,7 +84,7 @@ async def _entry(models, cache, name: str, version: str | None, tenant: str):
         raise OipError(str(error.detail), status) from None
 
 
-def _metadata(entry) -> dict:
+def _metadata(entry, versions: list[int]) -> dict:
     meta, model = entry.metadata, entry.model
     outputs = [{"name": "outputs", "datatype": "FP32", "shape": [-1, *model.output_shape]}]
     if _is_classifier(meta):
@@ -93,7 +93,7 @@ def _metadata(entry) -> dict:
         outputs.append({"name": "predictions", "datatype": "INT64", "shape": [-1]})
     return {
         "name": meta.get("name") or meta["id"],
-        "versions": [str(meta.get("version") or 1)],
+        "versions": [str(v) for v in versions] or [str(meta.get("version") or 1)],
         "platform": "gradq_nnlib",
         "inputs": [{"name": "input", "datatype": "FP32", "shape": [-1, *model.input_shape]}],
         "outputs": outputs,
@@ -113,9 +113,12 @@ async def model_metadata(
 ):
     """Input and output tensors of the model."""
     try:
-        return _metadata(await _entry(models, cache, name, version, tenant))
+        entry = await _entry(models, cache, name, version, tenant)
     except OipError as error:
         return JSONResponse({"error": str(error)}, status_code=error.status)
+    meta = entry.metadata
+    versions = await run_in_threadpool(models.registry.versions, tenant, meta.get("name") or "")
+    return _metadata(entry, sorted(versions))
 
 
 async def model_ready(

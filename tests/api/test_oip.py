@@ -70,6 +70,7 @@ def test_oip_errors_name_the_problem_and_tenants_stay_apart(live, redis_client):
     url = f"{live.url}/v2/models/digits-mlp"
     assert httpx.get(url).status_code == 401
     assert httpx.get(url, headers=auth("other")).status_code == 404
-    assert httpx.get(url + "/versions/1", headers=auth("acme")).json()["versions"] == ["1"]
+    store_digits_model(redis_client, "acme")
+    assert httpx.get(url + "/versions/1", headers=auth("acme")).json()["versions"] == ["1", "2"]
     bad = httpx.post(url + "/infer", content=b"{", headers=auth("acme"))
     assert bad.status_code == 400 and "JSON" in bad.json()["error"]
