@@ -11,7 +11,7 @@ import redis
 
 from tests.harness import run_in_threads
 from tests.worker.jobs_helpers import assert_same_weights, digits_spec, model_weights
-from worker.allreduce import data_client
+from worker.collective.allreduce import data_client
 from worker.config import Settings
 from worker.job_lifecycle import NoCheckpointError, reopen_job
 from worker.job_logs import read_logs
