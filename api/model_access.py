@@ -13,7 +13,7 @@ from typing import Annotated, get_type_hints
 
 from fastapi import APIRouter, Depends, HTTPException, status
 
-from worker.model_refs import ModelRefError, parse_model_ref
+from worker.model_refs import ModelRefError
 from worker.models_store import ModelStore
 
 
@@ -51,12 +51,6 @@ def owned_model(store: ModelStore, ref: str, tenant: str) -> dict:
     if metadata is None or metadata.get("tenant") != tenant:
         raise not_found(ref)
     return metadata
-
-
-def check_ref(text: str) -> str:
-    """``text`` if it is a well-formed reference (for spec fields), else ValueError naming it."""
-    parse_model_ref(text)
-    return text
 
 
 def add_ref_routes(router: APIRouter, suffix: str, endpoint: Callable, **options) -> None:
