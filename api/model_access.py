@@ -2,7 +2,7 @@
 
 Every model route is served at two paths: ``/v1/models/{model_id}`` (an id or ``name@alias``)
 and ``/v1/models/{name}/versions/{version}``; either becomes one reference string, validated by
-``worker.model_refs`` (the one definition of a reference).
+``worker.models.refs`` (the one definition of a reference).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Annotated, get_type_hints
 
 from fastapi import APIRouter, Depends, HTTPException, status
 
-from worker.model_refs import ModelRefError
+from worker.models.refs import ModelRefError
 from worker.models_store import ModelStore
 
 

@@ -2,7 +2,7 @@
 
 Keys: ``gradq:model:{id}`` (metadata JSON), ``gradq:model:{id}:weights`` (the ``nnlib.save`` .npz
 bytes, loaded with ``allow_pickle=False``), ``gradq:tenant:{t}:models`` (sorted set by creation
-time, newest first). Every model is one version of a name (``worker.model_registry``).
+time, newest first). Every model is one version of a name (``worker.models.registry``).
 Weights are read and written only through ``save``/``weights``/``load_model``/``delete``, so moving
 them to another artifact store changes this file alone.
 """
@@ -19,7 +19,7 @@ import redis as redis_lib
 
 import nnlib
 from worker.jobs import utc_now
-from worker.model_registry import ModelRegistry
+from worker.models.registry import ModelRegistry
 
 
 def model_key(model_id: str) -> str:

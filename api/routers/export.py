@@ -1,7 +1,7 @@
 """``GET /v1/models/{ref}/export?format=onnx``: the model for other runtimes.
 
 The ONNX file takes the same raw inputs as the predict endpoint (preprocessing is in the graph);
-see ``worker.onnx_export``. ``format=npz`` is the nnlib file (same as ``/weights``).
+see ``worker.models.onnx_export``. ``format=npz`` is the nnlib file (same as ``/weights``).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from fastapi import APIRouter, HTTPException, Query, Response
 from api.deps import ModelStoreDep, TenantDep
 from api.model_access import ModelRefDep, add_ref_routes, owned_model
 from api.schemas.common import COMMON_ERRORS, errors
-from worker.onnx_export import OnnxUnavailableError, to_onnx
+from worker.models.onnx_export import OnnxUnavailableError, to_onnx
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
 MEDIA_TYPES = {"onnx": "application/octet-stream", "npz": "application/octet-stream"}

@@ -17,8 +17,8 @@ from api.model_access import ModelRefDep, add_ref_routes, owned_model
 from api.schemas.common import COMMON_ERRORS, errors
 from api.schemas.models import ModelList, ModelOut, ModelPatch
 from api.schemas.spec import ModelSpec
-from worker.model_import import ModelFileError, validate_model_file
-from worker.model_refs import NAME
+from worker.models.file_check import ModelFileError, validate_model_file
+from worker.models.refs import NAME
 from worker.models_store import ModelStore
 
 router = APIRouter(prefix="/v1/models", tags=["models"])

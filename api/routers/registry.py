@@ -10,8 +10,8 @@ from api.deps import ModelStoreDep, TenantDep
 from api.routers.models import model_view
 from api.schemas.common import COMMON_ERRORS, errors
 from api.schemas.models import AliasIn, RegisteredName
-from worker.model_refs import ALIAS_PATTERN, NAME_PATTERN
-from worker.model_registry import VersionNotFoundError
+from worker.models.refs import ALIAS_PATTERN, NAME_PATTERN
+from worker.models.registry import VersionNotFoundError
 
 router = APIRouter(prefix="/v1/registry", tags=["registry"])
 Name = Annotated[str, Path(pattern=f"^{NAME_PATTERN}$", examples=["digits-mlp"])]

@@ -20,7 +20,7 @@ from pydantic import (
 
 from api.schemas.layers import LayerSpec
 from worker.datasets.builtin import BUILTIN_KEYS
-from worker.model_refs import parse_model_ref
+from worker.models.refs import parse_model_ref
 
 MAX_LAYERS = 64
 BUILTIN_OPTIONS = BUILTIN_KEYS  # one list of each built-in set's options (worker.datasets)

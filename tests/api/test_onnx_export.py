@@ -12,8 +12,8 @@ import pytest
 import nnlib
 from api.predict import format_outputs
 from worker.datasets.preprocessing import apply_preprocessing
+from worker.models.onnx_export import IR_VERSION, OPSET
 from worker.models_store import ModelStore
-from worker.onnx_export import IR_VERSION, OPSET
 
 INPUT_SHAPE = (2, 16, 16)
 EVERY_LAYER = {

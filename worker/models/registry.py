@@ -15,7 +15,7 @@ import time
 
 import redis as redis_lib
 
-from worker.model_refs import ModelRef, parse_model_ref
+from worker.models.refs import ModelRef, parse_model_ref
 
 
 def _key(tenant: str, name: str, part: str) -> str:
