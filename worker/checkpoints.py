@@ -47,9 +47,12 @@ def load_checkpoint(redis: redis_lib.Redis, job_id: str) -> tuple[dict, dict, di
 
 
 def load_checkpoint_meta(redis: redis_lib.Redis, job_id: str) -> dict | None:
-    """The checkpoint's ``meta`` (epoch, global_step, ...) without its arrays, or None."""
-    loaded = load_checkpoint(redis, job_id)
-    return loaded[2] if loaded is not None else None
+    """The checkpoint's ``meta`` (epoch, global_step, ...) without decoding its arrays, or None."""
+    data = redis.get(checkpoint_key(job_id))
+    if data is None:
+        return None
+    with np.load(io.BytesIO(data), allow_pickle=False) as npz:  # members load lazily
+        return json.loads(npz["meta"].tobytes().decode())
 
 
 def delete_checkpoint(redis: redis_lib.Redis, job_id: str) -> None:
