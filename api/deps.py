@@ -55,16 +55,18 @@ async def get_model_store(
 
 async def get_dataset_store(
     redis_client: Annotated[redis.Redis, Depends(get_redis)],
+    settings: Annotated[Settings, Depends(get_settings)],
 ) -> DatasetStore:
-    return DatasetStore(redis_client)
+    return DatasetStore(redis_client, quota_bytes=settings.max_storage_bytes_per_tenant)
 
 
-Submitter = Callable[[dict, str], dict]
+Submitter = Callable[[dict, str, int | None], dict]
 
 
 async def get_submitter(redis_client: Annotated[redis.Redis, Depends(get_redis)]) -> Submitter:
-    """``submit(spec, tenant) -> record``: creates the job record and enqueues ``start_job``."""
-    return lambda spec, tenant: submit_job(redis_client, spec, tenant)
+    """``submit(spec, tenant, max_active) -> record``: creates the job record and enqueues
+    ``start_job``; ActiveJobLimitError when the tenant has ``max_active`` unfinished jobs."""
+    return lambda spec, tenant, max_active=None: submit_job(redis_client, spec, tenant, max_active)
 
 
 Starter = Callable[[str], object]

@@ -13,33 +13,37 @@ from typing import Annotated, get_type_hints
 
 from fastapi import APIRouter, Depends, HTTPException, status
 
-from worker.models.refs import ModelRefError
+from api.ids import ModelId
+from api.json_response import echo
+from worker.models.refs import ModelRefError, parse_model_ref
 from worker.models_store import ModelStore
 
 
-async def ref_from_id(model_id: str) -> str:
-    """``/v1/models/{model_id}``: a model id or ``name@alias``."""
-    return model_id
-
-
 async def ref_from_version(name: str, version: int) -> str:
-    """``/v1/models/{name}/versions/{version}``."""
-    return f"{name}/versions/{version}"
+    """``/v1/models/{name}/versions/{version}``; a malformed one is a 404 (as a malformed id)."""
+    ref = f"{name}/versions/{version}"
+    try:
+        parse_model_ref(ref)
+    except ModelRefError:
+        raise not_found(ref) from None
+    return ref
 
 
-ModelRefDep = Annotated[str, Depends(ref_from_id)]
+# ``/v1/models/{model_id}``: a model id or ``name@alias``, format-checked by ``api.ids``
+ModelRefDep = ModelId
 
 
 def not_found(ref: str) -> HTTPException:
-    return HTTPException(status.HTTP_404_NOT_FOUND, detail=f"model_id: model {ref} not found")
+    return HTTPException(status.HTTP_404_NOT_FOUND, detail=f"model_id: model {echo(ref)} not found")
 
 
 def resolve_id(store: ModelStore, ref: str, tenant: str, allow_bare_name: bool = False) -> str:
-    """The model id ``ref`` means for ``tenant``: 422 if malformed, 404 if nothing matches."""
+    """The model id ``ref`` means for ``tenant``: 404 if malformed or if nothing matches (a
+    malformed reference says no more than an unknown one, like ``api.ids``)."""
     try:
         model_id = store.registry.resolve(tenant, ref, allow_bare_name)
-    except ModelRefError as error:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=str(error)) from None
+    except ModelRefError:
+        raise not_found(ref) from None
     if model_id is None:
         raise not_found(ref)
     return model_id

@@ -3,10 +3,11 @@ that ``tritonclient`` uses by default) and response tensors. Errors are OipError
 
 from __future__ import annotations
 
-import json
 import math
 
 import numpy as np
+
+from api.json_body import BodyError, loads
 
 DATATYPES = {
     "FP16": np.float16,
@@ -31,8 +32,11 @@ class OipError(ValueError):
         self.status = status
 
 
-def parse_infer_request(body: bytes, header_length: str | None) -> tuple[dict, np.ndarray]:
-    """(request document, the one input tensor as an array of its declared shape)."""
+def parse_infer_request(
+    body: bytes, header_length: str | None, max_values: int
+) -> tuple[dict, np.ndarray]:
+    """(request document, the one input tensor as an array of its declared shape); bodies with
+    more than ``max_values`` values are refused before parsing (``api.json_body``)."""
     binary = b""
     if header_length is not None:
         try:
@@ -43,9 +47,9 @@ def parse_infer_request(body: bytes, header_length: str | None) -> tuple[dict, n
             raise OipError("Inference-Header-Content-Length: outside the body")
         body, binary = body[:size], body[size:]
     try:
-        document = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        raise OipError("body: expected a JSON inference request") from None
+        document = loads(body, max_values=max_values)
+    except BodyError as error:
+        raise OipError(f"{error}; expected a JSON inference request") from None
     inputs = document.get("inputs") if isinstance(document, dict) else None
     if not isinstance(inputs, list) or len(inputs) != 1 or not isinstance(inputs[0], dict):
         raise OipError("inputs: expected exactly one input tensor")

@@ -19,6 +19,8 @@ from datetime import UTC, datetime
 
 import redis as redis_lib
 
+from worker.admission import create_within_limit
+
 TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
 ACTIVE_KEY = "gradq:jobs:active"
 EVENTS_MAXLEN = 2000
@@ -67,8 +69,12 @@ class JobStore:
     def __init__(self, redis: redis_lib.Redis):
         self.redis = redis
 
-    def create(self, spec: dict, tenant: str) -> dict:
-        """A new ``queued`` record for ``spec`` (trusted: the API validated it)."""
+    def create(self, spec: dict, tenant: str, max_active: int | None = None) -> dict:
+        """A new ``queued`` record for ``spec`` (trusted: the API validated it).
+
+        With ``max_active``, raises ``ActiveJobLimitError`` instead when the tenant already has
+        that many unfinished jobs (checked and reserved atomically: worker.admission).
+        """
         job_id = "job_" + secrets.token_hex(8)
         record = {
             "id": job_id,
@@ -92,12 +98,9 @@ class JobStore:
             "finished_at": None,
         }
         member = f"{time.time_ns() // 1000:017d}|{job_id}"
-        pipe = self.redis.pipeline()
-        pipe.set(job_key(job_id), json.dumps(record))
-        pipe.zadd(f"gradq:tenant:{tenant}:jobs", {member: 0})
-        pipe.sadd(ACTIVE_KEY, job_id)
-        pipe.xadd(events_key(job_id), _event("created", record), maxlen=EVENTS_MAXLEN)
-        pipe.execute()
+        keys = (job_key(job_id), f"gradq:tenant:{tenant}:jobs", ACTIVE_KEY, events_key(job_id))
+        event = {"type": "created", **record}
+        create_within_limit(self.redis, keys, record, member, event, EVENTS_MAXLEN, max_active)
         return record
 
     def get(self, job_id: str) -> dict | None:

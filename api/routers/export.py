@@ -12,17 +12,18 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, HTTPException, Query, Response
 
 from api.deps import ModelStoreDep, TenantDep
+from api.json_body import StrictJSONRoute
 from api.model_access import ModelRefDep, add_ref_routes, owned_model
 from api.schemas.common import COMMON_ERRORS, errors
 from worker.models.onnx_export import OnnxUnavailableError, to_onnx
 
-router = APIRouter(prefix="/v1/models", tags=["models"])
+router = APIRouter(prefix="/v1/models", tags=["models"], route_class=StrictJSONRoute)
 MEDIA_TYPES = {"onnx": "application/octet-stream", "npz": "application/octet-stream"}
 
 
 def export(
-    ref: ModelRefDep,
     tenant: TenantDep,
+    ref: ModelRefDep,
     models: ModelStoreDep,
     format: Annotated[Literal["onnx", "npz"], Query(description="onnx or npz")] = "onnx",  # noqa: A002
 ):

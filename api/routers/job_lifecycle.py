@@ -9,23 +9,26 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import JobStoreDep, ModelCacheDep, RedisDep, StartDep, TenantDep
+from api.ids import JobId
 from api.invalidation import publish_deleted
+from api.json_body import StrictJSONRoute
 from api.log_stream import job_log_stream
 from api.routers.jobs import job_view, owned_job
+from api.schemas.base import RequestModel
 from api.schemas.common import COMMON_ERRORS, errors
 from api.schemas.jobs import JobOut
 from worker.job_lifecycle import JobActiveError, NoCheckpointError, delete_job, reopen_job
 from worker.job_logs import read_logs
 from worker.jobs import JobNotFoundError
 
-router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"], route_class=StrictJSONRoute)
 STREAM_ID = r"^\d{1,20}-\d{1,20}$"
 
 
-class ResumeRequest(BaseModel):
+class ResumeRequest(RequestModel):
     """Optional: a new total number of epochs (at least the job's)."""
 
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"epochs": 20}]})
+    model_config = ConfigDict(json_schema_extra={"examples": [{"epochs": 20}]})
 
     epochs: int | None = Field(None, ge=1, le=1000)
 
@@ -51,8 +54,8 @@ class LogPage(BaseModel):
     summary="Delete a finished job (its checkpoint, events and logs; the model if asked)",
 )
 def delete(
-    job_id: str,
     tenant: TenantDep,
+    job_id: JobId,
     jobs: JobStoreDep,
     cache: ModelCacheDep,
     redis_client: RedisDep,
@@ -79,8 +82,8 @@ def delete(
     summary="Resume a cancelled or failed job from its last checkpoint",
 )
 def resume(
-    job_id: str,
     tenant: TenantDep,
+    job_id: JobId,
     jobs: JobStoreDep,
     start: StartDep,
     body: Annotated[ResumeRequest | None, Body()] = None,
@@ -113,8 +116,8 @@ def resume(
     summary="A job's log lines (start, data set, restarts, warnings, errors), by shard",
 )
 def logs(
-    job_id: str,
     tenant: TenantDep,
+    job_id: JobId,
     jobs: JobStoreDep,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: Annotated[str | None, Query(pattern=STREAM_ID)] = None,

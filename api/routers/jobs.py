@@ -15,14 +15,17 @@ from api.deps import (
     SubmitDep,
     TenantDep,
 )
+from api.ids import JobId
+from api.json_body import StrictJSONRoute
 from api.schemas.common import COMMON_ERRORS, errors
 from api.schemas.jobs import ACTIVE_STATUSES, JobList, JobOut, JobStatus
 from api.schemas.spec import JobSpec
-from api.spec_check import check_init_from, check_model, dataset_shape
+from api.spec_check import check_init_from, check_model, dataset_facts
 from api.sse import job_event_stream
+from worker.admission import ActiveJobLimitError
 from worker.jobs import JobFinishedError, JobNotFoundError
 
-router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"], route_class=StrictJSONRoute)
 RETRY_AFTER_SECONDS = 30
 
 
@@ -77,25 +80,27 @@ def submit(
     spec: JobSpec,
     tenant: TenantDep,
     settings: SettingsDep,
-    jobs: JobStoreDep,
     datasets: DatasetStoreDep,
     models: ModelStoreDep,
     submit_job: SubmitDep,
 ):
-    """Validate the spec (bounds, data set, shapes, parameter budget), then queue it."""
-    limit = settings.max_active_jobs_per_tenant
-    if len(active_jobs(jobs, tenant)) >= limit:
-        raise HTTPException(
-            status.HTTP_429_TOO_MANY_REQUESTS,
-            detail=f"tenant {tenant}: {limit} queued or running jobs already (the limit)",
-            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
-        )
-    input_shape, num_classes = dataset_shape(spec, tenant, datasets)
-    check_model(spec, input_shape, num_classes, settings.max_parameters)
+    """Validate the spec (bounds, data set, shapes, parameter budget), then queue it; the
+    active-job limit is checked and the job created in one atomic Redis step."""
+    facts = dataset_facts(spec, tenant, datasets)
+    check_model(spec, facts, settings.max_parameters)
     stored = spec.to_stored()
     if spec.init_from is not None:  # pinned to an id: later alias moves do not change the job
-        stored["init_from"]["model_id"] = check_init_from(spec, input_shape, tenant, models)
-    return job_view(submit_job(stored, tenant))
+        stored["init_from"]["model_id"] = check_init_from(spec, facts.input_shape, tenant, models)
+    try:
+        record = submit_job(stored, tenant, settings.max_active_jobs_per_tenant)
+    except ActiveJobLimitError as error:
+        raise HTTPException(
+            status.HTTP_429_TOO_MANY_REQUESTS,
+            detail=f"tenant {tenant}: {error.active} queued or running jobs already"
+            f" (the limit is {error.limit})",
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+        ) from None
+    return job_view(record)
 
 
 @router.get(
@@ -126,7 +131,7 @@ def list_jobs(
     responses=errors(*COMMON_ERRORS, 404),
     summary="A job's record",
 )
-def get_job(job_id: str, tenant: TenantDep, jobs: JobStoreDep):
+def get_job(tenant: TenantDep, job_id: JobId, jobs: JobStoreDep):
     return job_view(owned_job(jobs, job_id, tenant))
 
 
@@ -137,7 +142,7 @@ def get_job(job_id: str, tenant: TenantDep, jobs: JobStoreDep):
     responses=errors(*COMMON_ERRORS, 404, 409),
     summary="Ask a job to stop",
 )
-def cancel(job_id: str, tenant: TenantDep, jobs: JobStoreDep):
+def cancel(tenant: TenantDep, job_id: JobId, jobs: JobStoreDep):
     """Cooperative: the job reaches ``cancelled`` at its next step; 409 if it already ended."""
     owned_job(jobs, job_id, tenant)  # another tenant's job is a 404
     try:
@@ -165,8 +170,8 @@ def cancel(job_id: str, tenant: TenantDep, jobs: JobStoreDep):
     summary="Live progress of a job (SSE)",
 )
 def events(
-    job_id: str,
     tenant: TenantDep,
+    job_id: JobId,
     jobs: JobStoreDep,
     last_event_id: Annotated[str | None, Header(max_length=64, pattern=r"^\d+(-\d+)?$")] = None,
 ):

@@ -13,6 +13,7 @@ from fastapi import APIRouter, File, Form, HTTPException, Query, Response, Uploa
 
 from api.deps import ModelCacheDep, ModelStoreDep, RedisDep, SettingsDep, TenantDep
 from api.invalidation import publish_deleted
+from api.json_body import StrictJSONRoute
 from api.model_access import ModelRefDep, add_ref_routes, owned_model
 from api.schemas.common import COMMON_ERRORS, errors
 from api.schemas.models import ModelList, ModelOut, ModelPatch
@@ -21,7 +22,7 @@ from worker.models.file_check import ModelFileError, validate_model_file
 from worker.models.refs import NAME
 from worker.models_store import ModelStore
 
-router = APIRouter(prefix="/v1/models", tags=["models"])
+router = APIRouter(prefix="/v1/models", tags=["models"], route_class=StrictJSONRoute)
 
 
 def model_view(metadata: dict, store: ModelStore | None = None) -> dict:
@@ -99,11 +100,11 @@ def import_model(
     return model_view(saved, models)
 
 
-def get_model(ref: ModelRefDep, tenant: TenantDep, models: ModelStoreDep):
+def get_model(tenant: TenantDep, ref: ModelRefDep, models: ModelStoreDep):
     return model_view(owned_model(models, ref, tenant), models)
 
 
-def patch_model(ref: ModelRefDep, changes: ModelPatch, tenant: TenantDep, models: ModelStoreDep):
+def patch_model(tenant: TenantDep, ref: ModelRefDep, changes: ModelPatch, models: ModelStoreDep):
     """Replace the tags and/or the description."""
     metadata = owned_model(models, ref, tenant)
     updated = models.update(metadata["id"], changes.model_dump(exclude_none=True))
@@ -112,7 +113,7 @@ def patch_model(ref: ModelRefDep, changes: ModelPatch, tenant: TenantDep, models
     return model_view(updated, models)
 
 
-def weights(ref: ModelRefDep, tenant: TenantDep, models: ModelStoreDep):
+def weights(tenant: TenantDep, ref: ModelRefDep, models: ModelStoreDep):
     metadata = owned_model(models, ref, tenant)
     content = models.weights(metadata["id"])
     if content is None:
@@ -125,8 +126,8 @@ def weights(ref: ModelRefDep, tenant: TenantDep, models: ModelStoreDep):
 
 
 def delete_model(
-    ref: ModelRefDep,
     tenant: TenantDep,
+    ref: ModelRefDep,
     models: ModelStoreDep,
     cache: ModelCacheDep,
     redis_client: RedisDep,

@@ -18,11 +18,12 @@ from pydantic import BaseModel
 
 from api import predict as p
 from api.deps import ModelCacheDep, ModelStoreDep, RedisDep, SettingsDep, TenantDep
+from api.json_body import StrictJSONRoute
 from api.oip_tensors import OipError, output_tensor, parse_infer_request
 from api.routers.predict import cached_model
 from api.schemas.common import errors
 
-router = APIRouter(prefix="/v2", tags=["open inference protocol"])
+router = APIRouter(prefix="/v2", tags=["open inference protocol"], route_class=StrictJSONRoute)
 ERROR = {"type": "object", "properties": {"error": {"type": "string"}}, "required": ["error"]}
 OIP_ERRORS = {
     code: {"description": text, "content": {"application/json": {"schema": ERROR}}}
@@ -148,7 +149,8 @@ async def infer(
     try:
         entry = await _entry(models, cache, name, version, tenant)
         header = request.headers.get("inference-header-content-length")
-        document, tensor = parse_infer_request(await request.body(), header)
+        max_values = settings.max_predict_batch * math.prod(entry.input_shape) + 64
+        document, tensor = parse_infer_request(await request.body(), header, max_values)
         try:
             batch = p.as_batch(tensor, entry.input_shape, settings.max_predict_batch)
         except p.InputError as error:

@@ -7,22 +7,24 @@ answered earlier, by ``api.fast_predict``.
 
 from __future__ import annotations
 
-import json
 import time
 
-import numpy as np
-from fastapi import APIRouter, HTTPException, Request, Response, status
+from fastapi import APIRouter, HTTPException, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
 from api import predict as p
 from api.deps import ModelCacheDep, ModelStoreDep, SettingsDep, TenantDep
+from api.input_error import InputError
+from api.json_body import StrictJSONRoute
+from api.json_response import dumps
 from api.model_access import ModelRefDep, add_ref_routes, not_found, resolve_id
 from api.model_cache import CachedModel, ModelCache, model_nbytes
+from api.predict_inputs import read_batch
 from api.schemas.common import COMMON_ERRORS, errors
 from api.schemas.models import PredictRequest, PredictResponse
 from worker.models_store import ModelStore
 
-router = APIRouter(prefix="/v1/models", tags=["models"])
+router = APIRouter(prefix="/v1/models", tags=["models"], route_class=StrictJSONRoute)
 
 
 PREDICT_BODY = {
@@ -49,9 +51,9 @@ PREDICT_BODY = {
 
 
 async def predict(
-    ref: ModelRefDep,
     request: Request,
     tenant: TenantDep,
+    ref: ModelRefDep,
     settings: SettingsDep,
     cache: ModelCacheDep,
     models: ModelStoreDep,
@@ -59,16 +61,16 @@ async def predict(
     """Inputs in the model's input shape (or flattened), one sample or a batch; or a PNG/JPEG."""
     entry = await cached_model(models, cache, ref, tenant)
     try:
-        batch = await _read_inputs(request, entry, settings.max_predict_batch)
-    except p.InputError as error:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=str(error)) from None
-    start = time.perf_counter()
-    if batch.size <= p.INLINE_VALUES:
-        body = p.predict_batch(entry, batch)
-    else:
-        body = await run_in_threadpool(p.predict_batch, entry, batch)
+        batch = await read_batch(request, entry, settings)
+        start = time.perf_counter()
+        if batch.size <= p.INLINE_VALUES:
+            body = p.predict_batch(entry, batch)
+        else:
+            body = await run_in_threadpool(p.predict_batch, entry, batch)
+    except InputError as error:
+        raise HTTPException(error.status_code, detail=str(error)) from None
     request.app.state.metrics.prediction.observe(time.perf_counter() - start)
-    return Response(json.dumps(body, separators=(",", ":")), media_type="application/json")
+    return Response(dumps(body), media_type="application/json")
 
 
 async def cached_model(
@@ -107,28 +109,6 @@ def _load(models, model_id: str, cache) -> CachedModel | None:
     return entry
 
 
-async def _read_inputs(request: Request, entry: CachedModel, max_batch: int) -> np.ndarray:
-    content_type = request.headers.get("content-type", "")
-    if content_type.startswith("multipart/form-data"):
-        form = await request.form()
-        upload = form.get("file")
-        if upload is None or isinstance(upload, str):
-            raise p.InputError("file: expected a multipart field 'file' holding a PNG or JPEG")
-        preprocessing = entry.metadata.get("preprocessing") or {}
-        # images arrive as 0..255; the model was trained on raw values 0..divisor (16 for digits)
-        pixel_max = float(preprocessing.get("divisor", 255.0))
-        raw = p.image_to_sample(await upload.read(), entry.input_shape, pixel_max)
-    else:
-        try:
-            document = json.loads(await request.body())
-        except (ValueError, UnicodeDecodeError):
-            raise p.InputError('body: expected JSON {"inputs": [...]}') from None
-        if not isinstance(document, dict) or set(document) != {"inputs"}:
-            raise p.InputError("body: expected a JSON object with exactly one field, 'inputs'")
-        raw = document["inputs"]
-    return p.as_batch(raw, entry.input_shape, max_batch)
-
-
 add_ref_routes(
     router,
     "/predict",
@@ -138,5 +118,6 @@ add_ref_routes(
     response_model_exclude_none=True,
     responses=errors(*COMMON_ERRORS, 404, 422),
     openapi_extra=PREDICT_BODY,
+    description="413 also answers an image of more than `GRADQ_MAX_IMAGE_PIXELS` pixels.",
     summary="Predict with a model (JSON inputs or an image upload)",
 )

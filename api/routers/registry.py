@@ -7,13 +7,14 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Path, Query, Response, status
 
 from api.deps import ModelStoreDep, TenantDep
+from api.json_body import StrictJSONRoute
 from api.routers.models import model_view
 from api.schemas.common import COMMON_ERRORS, errors
 from api.schemas.models import AliasIn, RegisteredName
 from worker.models.refs import ALIAS_PATTERN, NAME_PATTERN
 from worker.models.registry import VersionNotFoundError
 
-router = APIRouter(prefix="/v1/registry", tags=["registry"])
+router = APIRouter(prefix="/v1/registry", tags=["registry"], route_class=StrictJSONRoute)
 Name = Annotated[str, Path(pattern=f"^{NAME_PATTERN}$", examples=["digits-mlp"])]
 Alias = Annotated[str, Path(pattern=f"^{ALIAS_PATTERN}$", examples=["production"])]
 

@@ -6,6 +6,8 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from api.schemas.base import RequestModel
+
 
 class ModelOut(BaseModel):
     """A trained model: what it computes, what it was trained on, how well it did."""
@@ -63,11 +65,10 @@ TagKey = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r
 TagValue = Annotated[str, StringConstraints(max_length=256)]
 
 
-class ModelPatch(BaseModel):
+class ModelPatch(RequestModel):
     """Replace a model's tags and/or description (fields left out stay as they are)."""
 
     model_config = ConfigDict(
-        extra="forbid",
         json_schema_extra={"examples": [{"tags": {"team": "vision"}, "description": "v1"}]},
     )
 
@@ -75,10 +76,10 @@ class ModelPatch(BaseModel):
     description: str | None = Field(None, max_length=2000)
 
 
-class AliasIn(BaseModel):
+class AliasIn(RequestModel):
     """``PUT /v1/registry/{name}/aliases/{alias}``: the version the alias points at."""
 
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"version": 3}]})
+    model_config = ConfigDict(json_schema_extra={"examples": [{"version": 3}]})
 
     version: int = Field(ge=1, le=10**9)
 

@@ -76,7 +76,8 @@ def test_moving_an_alias_changes_what_the_next_request_reaches(alice, app, two_v
         ("put", "/v1/registry/digits-mlp/aliases/prod", {"version": 0}, 422, "version"),
         ("get", "/v1/models/digits-mlp@nothing", None, 404, "digits-mlp@nothing"),
         ("get", "/v1/models/digits-mlp/versions/7", None, 404, "digits-mlp/versions/7"),
-        ("get", "/v1/models/not-a-ref", None, 422, "NAME@ALIAS"),
+        ("get", "/v1/models/not-a-ref", None, 404, "not-a-ref"),  # malformed: as unknown
+        ("get", "/v1/models/digits-mlp/versions/0", None, 404, "digits-mlp/versions/0"),
         ("get", "/v1/registry/unknown-name", None, 404, "unknown-name"),
     ],
 )
