@@ -6,6 +6,8 @@ COPY pyproject.toml README.md ./
 COPY api ./api
 COPY worker ./worker
 COPY nnlib ./nnlib
+# example specs pre-fill the dashboard's new-job editor
+COPY examples ./examples
 # [onnx]: the served API exports models to ONNX (GET /v1/models/{ref}/export)
 RUN pip install --no-cache-dir ".[onnx]" && useradd --create-home gradq
 USER gradq

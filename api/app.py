@@ -29,6 +29,7 @@ from api.routers import (
     predict,
     registry,
 )
+from api.ui import install as install_dashboard
 from worker.celery_app import CONTROL_QUEUE, TRAINING_QUEUE, configure
 from worker.celery_app import app as celery_app
 from worker.config import Settings, get_settings
@@ -63,12 +64,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             listener.stop()
 
+    # /docs is served by the dashboard from vendored Swagger UI assets (no CDN); ReDoc only
+    # exists as a CDN page, so it is off.
     app = FastAPI(
         title="gradq",
         version="0.1.0",
         description=DESCRIPTION,
         lifespan=lifespan,
         default_response_class=StrictJSONResponse,
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.redis = redis_client
@@ -81,6 +86,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     routers = (jobs, job_lifecycle, models, predict, export, registry, datasets, health, oip)
     for router in (module.router for module in routers):
         app.include_router(router)
+    install_dashboard(app)
 
     def limit_for(path: str) -> int:
         if path.startswith("/v1/datasets"):

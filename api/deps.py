@@ -16,6 +16,7 @@ from fastapi import Depends, Request
 from api.auth import tenant_from_request
 from api.keys import KeyRing
 from api.model_cache import ModelCache
+from api.sessions import session_tenant
 from worker.config import Settings
 from worker.datasets.store import DatasetStore
 from worker.jobs import JobStore
@@ -40,6 +41,11 @@ async def get_model_cache(request: Request) -> ModelCache:
 
 
 async def get_tenant(request: Request) -> str:
+    # A browser session (dashboard cookie) counts like its key; a Bearer header always wins.
+    if "authorization" not in request.headers:
+        tenant = session_tenant(request)
+        if tenant is not None:
+            return tenant
     return tenant_from_request(request, request.app.state.keyring)
 
 

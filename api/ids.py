@@ -69,3 +69,16 @@ async def _dataset_id(
 JobId = Annotated[str, Depends(_job_id)]
 ModelId = Annotated[str, Depends(_model_id)]
 DatasetId = Annotated[str, Depends(_dataset_id)]
+
+
+def is_job_id(value: str) -> bool:
+    """True when ``value`` has a job id's format (pages check ids without raising)."""
+    return bool(_JOB.fullmatch(value))
+
+
+def is_model_id(value: str) -> bool:
+    return bool(_MODEL.fullmatch(value))
+
+
+def is_dataset_id(value: str) -> bool:
+    return bool(_DATASET.fullmatch(value))

@@ -49,6 +49,7 @@ class Settings(BaseSettings):
     max_model_bytes: int = Field(256 * 1024 * 1024, description="Model import size limit")
     max_parameters: int = Field(20_000_000, description="Parameter budget of one model")
     model_cache_bytes: int = Field(256 * 1024 * 1024, description="API model LRU cache size")
+    session_seconds: int = Field(12 * 3600, description="Dashboard login session lifetime")
 
     max_pending_seconds: float = Field(600.0, description="Gang wait before a job fails")
     peer_timeout_seconds: float = Field(30.0, description="Deadline for a dead shard's peers")
@@ -56,8 +57,11 @@ class Settings(BaseSettings):
     task_time_limit_seconds: int = Field(24 * 3600, description="Longest training task")
     worker_max_memory_mb: int = Field(4096, description="Recycle a worker child above this RSS")
     blas_threads: int | None = Field(None, description="BLAS threads per worker process")
-    allreduce_transport: Literal["auto", "redis", "shm"] = Field(
-        "auto", description="Gradient path between shards: shared memory on one host, or Redis"
+    allreduce_transport: Literal["auto", "redis", "shm", "tcp"] = Field(
+        "auto", description="Gradient path between shards: shm on one host, tcp across hosts"
+    )
+    allreduce_address: str | None = Field(
+        None, description="Address this host's shards listen on for tcp (default: toward Redis)"
     )
 
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Header, HTTPException, Query, status
-from fastapi.responses import StreamingResponse
+from fastapi.responses import PlainTextResponse, StreamingResponse
 
 from api.deps import (
     DatasetStoreDep,
@@ -16,9 +16,10 @@ from api.deps import (
     TenantDep,
 )
 from api.ids import JobId
+from api.job_metrics import job_metrics, metrics_csv_rows, to_csv
 from api.json_body import StrictJSONRoute
 from api.schemas.common import COMMON_ERRORS, errors
-from api.schemas.jobs import ACTIVE_STATUSES, JobList, JobOut, JobStatus
+from api.schemas.jobs import ACTIVE_STATUSES, JobList, JobMetrics, JobOut, JobStatus
 from api.schemas.spec import JobSpec
 from api.spec_check import check_init_from, check_model, dataset_facts
 from api.sse import job_event_stream
@@ -115,9 +116,12 @@ def list_jobs(
     status_filter: Annotated[JobStatus | None, Query(alias="status")] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
+    name: Annotated[str | None, Query(max_length=200, description="Part of the name")] = None,
 ):
     try:
-        records, next_cursor = jobs.list(tenant, status=status_filter, limit=limit, cursor=cursor)
+        records, next_cursor = jobs.list(
+            tenant, status=status_filter, limit=limit, cursor=cursor, name=name
+        )
     except ValueError:
         raise HTTPException(
             422, detail=f"cursor: {cursor!r} is not a cursor from this list"
@@ -133,6 +137,36 @@ def list_jobs(
 )
 def get_job(tenant: TenantDep, job_id: JobId, jobs: JobStoreDep):
     return job_view(owned_job(jobs, job_id, tenant))
+
+
+@router.get(
+    "/{job_id}/metrics",
+    response_model=JobMetrics,
+    responses={
+        200: {"content": {"text/csv": {"schema": {"type": "string"}}}},
+        **errors(*COMMON_ERRORS, 404, 422),
+    },
+    summary="A job's training curves (JSON columns or CSV)",
+)
+def metrics(
+    tenant: TenantDep,
+    job_id: JobId,
+    jobs: JobStoreDep,
+    format: Annotated[Literal["json", "csv"], Query()] = "json",
+    max_points: Annotated[int, Query(ge=2, le=100_000)] = 1000,
+    since: Annotated[int, Query(ge=0)] = 0,
+):
+    """Training loss per recorded step (averaged down to ``max_points``) and per-epoch series;
+    ``since``: skip that many stored points (a live chart's previous ``points_recorded``)."""
+    record = owned_job(jobs, job_id, tenant)
+    body = job_metrics(jobs.redis, record, max_points, since)
+    if format == "csv":
+        return PlainTextResponse(
+            to_csv(metrics_csv_rows(body)),
+            media_type="text/csv",
+            headers={"Content-Disposition": f'attachment; filename="{job_id}-metrics.csv"'},
+        )
+    return body
 
 
 @router.post(

@@ -46,9 +46,9 @@ def test_every_route_with_an_id_answers_404_for_malformed_ids(app, alice, runnin
             response = alice.request(method.upper(), url, json={"inputs": [0.0]})
             assert response.status_code == 404, (method, url, response.text)
             checked += 1
-    # 6 job (get, cancel, events, delete, resume, logs), 6 model (get, patch, delete, weights,
-    # predict, export) and 2 data set operations
-    assert checked == 14 * len(SUFFIXES)
+    # 7 job (get, cancel, events, metrics, delete, resume, logs), 6 model (get, patch, delete,
+    # weights, predict, export) and 2 data set operations
+    assert checked == 15 * len(SUFFIXES)
 
 
 @pytest.mark.parametrize("bad", ["ds_0123456789abcdef:chunks", "ds_x", "DS_0123456789ABCDEF"])
