@@ -85,7 +85,18 @@ async def get_submitter(redis_client: Annotated[redis.Redis, Depends(get_redis)]
     return lambda spec, tenant, max_active=None: submit_job(redis_client, spec, tenant, max_active)
 
 
+Starter = Callable[[str], object]
+
+
+async def get_starter() -> Starter:
+    """``start(job_id)``: enqueues ``start_job`` for a job whose record is already queued."""
+    from worker.tasks import start_job
+
+    return start_job.delay
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+ArtifactsDep = Annotated[ArtifactStore, Depends(get_artifacts)]
 RedisDep = Annotated[redis.Redis, Depends(get_redis)]
 TenantDep = Annotated[str, Depends(get_tenant)]
 ModelCacheDep = Annotated[ModelCache, Depends(get_model_cache)]
@@ -93,3 +104,4 @@ JobStoreDep = Annotated[JobStore, Depends(get_job_store)]
 ModelStoreDep = Annotated[ModelStore, Depends(get_model_store)]
 DatasetStoreDep = Annotated[DatasetStore, Depends(get_dataset_store)]
 SubmitDep = Annotated[Submitter, Depends(get_submitter)]
+StartDep = Annotated[Starter, Depends(get_starter)]

@@ -1,16 +1,18 @@
-"""ModelStore: trained models, where the API loads them for prediction.
+"""ModelStore: stored models (trained or imported), where the API loads them for prediction.
 
 Redis keys: ``gradq:model:{id}`` (metadata JSON, with ``weights_key``), ``gradq:tenant:{t}:models``
-(sorted set, newest first). The weights (the ``nnlib.save`` .npz, loaded with
-``allow_pickle=False``) are the artifact ``models/{id}.npz``, read with its size and SHA-256
-checked. Models of the previous version kept their weights in ``gradq:model:{id}:weights``; the
-first read moves them to the artifact store (``gradq migrate`` moves them all).
+(sorted set by creation time, newest first). Every model is one version of a name
+(``worker.models.registry``). The weights (the ``nnlib.save`` .npz, loaded with
+``allow_pickle=False``) are the artifact ``models/{id}.npz``, read with size and SHA-256 checked,
+only through ``save``/``weights``/``load_model``/``delete``. Models of an earlier version kept
+them in ``gradq:model:{id}:weights``: the first read moves them (``gradq migrate``: all at once).
 """
 
 from __future__ import annotations
 
 import io
 import json
+import math
 import secrets
 import time
 
@@ -18,6 +20,7 @@ import redis as redis_lib
 
 import nnlib
 from worker.jobs import utc_now
+from worker.models.registry import ModelRegistry
 from worker.storage import ArtifactStore, artifact_store
 
 
@@ -29,11 +32,34 @@ def weights_key(model_id: str) -> str:
     return f"models/{model_id}.npz"
 
 
+def tenant_models_key(tenant: str) -> str:
+    return f"gradq:tenant:{tenant}:models"
+
+
+def score_cursor(cursor: str) -> float:
+    """A list cursor (the last row's sorted-set score) as a float; ValueError if it is not one."""
+    value = float(cursor)
+    if not math.isfinite(value):
+        raise ValueError(f"cursor {cursor!r} is not finite")
+    return value
+
+
+def signature(model: nnlib.Model, classes, preprocessing: dict | None) -> dict:
+    """What a caller must send and gets back: raw input shape/dtype, outputs, classes."""
+    return {
+        "inputs": {"shape": list(model.input_shape), "dtype": "float32"},
+        "outputs": {"shape": list(model.output_shape), "dtype": str(model.dtype)},
+        "classes": classes,
+        "preprocessing": preprocessing or {},
+    }
+
+
 class ModelStore:
-    """Save, describe, list, load and delete trained models."""
+    """Save, describe, list, load, update and delete models."""
 
     def __init__(self, redis: redis_lib.Redis, artifacts: ArtifactStore | None = None):
         self.redis = redis
+        self.registry = ModelRegistry(redis)
         self.artifacts = artifacts if artifacts is not None else artifact_store(redis)
 
     def save(
@@ -41,20 +67,29 @@ class ModelStore:
         model: nnlib.Model,
         *,
         tenant: str,
-        job_id: str,
+        job_id: str | None,
         name: str | None = None,
         preprocessing: dict | None = None,
         classes: list[str] | None = None,
         num_classes: int | None = None,
         metrics: dict | None = None,
+        dataset: dict | None = None,
+        source: str = "job",
+        description: str = "",
+        tags: dict | None = None,
     ) -> dict:
-        """Store ``model`` and its metadata; returns the metadata (with ``id``)."""
+        """Store ``model`` as the next version of ``name``; returns the metadata (with ``id``)."""
         model_id = "mdl_" + secrets.token_hex(8)
+        name = name or "model"
+        version = self.registry.next_version(tenant, name)
         metadata = {
             "id": model_id,
             "tenant": tenant,
             "job_id": job_id,
             "name": name,
+            "version": version,
+            "source": source,
+            "dataset": dataset,
             "architecture": model.spec,
             "input_shape": list(model.input_shape),
             "output_shape": list(model.output_shape),
@@ -62,7 +97,10 @@ class ModelStore:
             "classes": classes,
             "num_classes": num_classes,
             "preprocessing": preprocessing or {},
+            "signature": signature(model, classes, preprocessing),
             "metrics": metrics or {},
+            "tags": tags or {},
+            "description": description,
             "created_at": utc_now(),
         }
         buffer = io.BytesIO()
@@ -70,13 +108,13 @@ class ModelStore:
         weights = buffer.getbuffer()
         metadata["size_bytes"] = len(weights)
         metadata["weights_key"] = weights_key(model_id)
-        record = self.artifacts.upload(
-            weights_key(model_id), weights, owner=model_key(model_id)
-        )  # upload, then publish record and metadata together
+        # upload first; the record is published with the metadata, in one transaction
+        record = self.artifacts.upload(weights_key(model_id), weights, owner=model_key(model_id))
         pipe = self.redis.pipeline()
         pipe.set(model_key(model_id), json.dumps(metadata))
         self.artifacts.publish(record, pipe)
-        pipe.zadd(f"gradq:tenant:{tenant}:models", {model_id: time.time()})
+        pipe.zadd(tenant_models_key(tenant), {model_id: time.time()})
+        self.registry.register(pipe, tenant, name, version, model_id)
         pipe.execute()
         return metadata
 
@@ -93,47 +131,89 @@ class ModelStore:
         if metadata is None:
             return None
         if "weights_key" not in metadata:
-            return self.migrate(model_id, metadata)
+            return self.migrate(model_id)
         return bytes(self.artifacts.read(metadata["weights_key"]))
 
-    def migrate(self, model_id: str, metadata: dict | None = None) -> bytes | None:
-        """Move a previous version's Redis-held weights to the artifact store; returns them."""
-        metadata = metadata or self.get(model_id)
+    def migrate(self, model_id: str) -> bytes | None:
+        """Move an earlier version's Redis-held weights to the artifact store; returns them."""
         legacy = self.redis.get(model_key(model_id) + ":weights")
-        if metadata is None or legacy is None:
+        if legacy is None:
             return None
         record = self.artifacts.upload(weights_key(model_id), legacy, owner=model_key(model_id))
-        metadata = {**metadata, "weights_key": record["key"]}
-        pipe = self.redis.pipeline()
-        pipe.set(model_key(model_id), json.dumps(metadata))
-        self.artifacts.publish(record, pipe)
-        pipe.delete(model_key(model_id) + ":weights")
-        pipe.execute()
-        return legacy
+        key = model_key(model_id)
+        with self.redis.pipeline() as pipe:
+            while True:  # WATCH: a concurrent update() of tags must not be overwritten
+                try:
+                    pipe.watch(key)
+                    raw = pipe.get(key)
+                    if raw is None:
+                        return None
+                    metadata = json.loads(raw) | {"weights_key": record["key"]}
+                    pipe.multi()
+                    pipe.set(key, json.dumps(metadata))
+                    self.artifacts.publish(record, pipe)
+                    pipe.delete(key + ":weights")
+                    pipe.execute()
+                    return legacy
+                except redis_lib.WatchError:
+                    continue
+
+    def update(self, model_id: str, changes: dict) -> dict | None:
+        """Replace ``tags`` / ``description`` (the only mutable fields); None if absent."""
+        key = model_key(model_id)
+        with self.redis.pipeline() as pipe:
+            while True:
+                try:
+                    pipe.watch(key)
+                    raw = pipe.get(key)
+                    if raw is None:
+                        return None
+                    metadata = json.loads(raw)
+                    mutable = ("tags", "description")
+                    metadata.update({k: changes[k] for k in mutable if k in changes})
+                    pipe.multi()
+                    pipe.set(key, json.dumps(metadata))
+                    pipe.execute()
+                    return metadata
+                except redis_lib.WatchError:
+                    continue
 
     def list(self, tenant: str, limit: int = 100) -> list[dict]:
-        """The tenant's models, newest first."""
-        ids = self.redis.zrevrange(f"gradq:tenant:{tenant}:models", 0, limit - 1)
-        raws = self.redis.mget([model_key(i.decode()) for i in ids]) if ids else []
-        return [json.loads(raw) for raw in raws if raw is not None]
+        """The tenant's newest ``limit`` models."""
+        return self.page(tenant, limit)[0]
+
+    def page(
+        self, tenant: str, limit: int = 100, cursor: str | None = None
+    ) -> tuple[list[dict], str | None]:
+        """Newest first; ``cursor`` is the previous page's next cursor (ValueError if not one)."""
+        upper = "+inf" if cursor is None else f"({score_cursor(cursor)!r}"
+        rows = self.redis.zrevrangebyscore(
+            tenant_models_key(tenant), upper, "-inf", start=0, num=limit + 1, withscores=True
+        )
+        more, rows = len(rows) > limit, rows[:limit]
+        raws = self.redis.mget([model_key(i.decode()) for i, _ in rows]) if rows else []
+        found = [json.loads(raw) for raw in raws if raw is not None]
+        return found, (repr(rows[-1][1]) if more and rows else None)
 
     def delete(self, model_id: str) -> bool:
-        """Remove the model; False if it did not exist."""
+        """Remove the model (and its version and aliases in the registry); False if absent."""
         metadata = self.get(model_id)
         if metadata is None:
             return False
         pipe = self.redis.pipeline()
         pipe.delete(model_key(model_id), model_key(model_id) + ":weights")
-        pipe.zrem(f"gradq:tenant:{metadata['tenant']}:models", model_id)
+        pipe.zrem(tenant_models_key(metadata["tenant"]), model_id)
         self.artifacts.unpublish(weights_key(model_id), pipe)
         pipe.execute()
         self.artifacts.delete_object(weights_key(model_id))
+        if metadata.get("version") is not None:
+            self.registry.unregister(metadata["tenant"], metadata["name"], metadata["version"])
         return True
 
     def load_model(self, model_id: str) -> tuple[nnlib.Model, dict]:
         """(Model, metadata); KeyError if the model does not exist."""
         metadata = self.get(model_id)
-        weights = self.weights(model_id) if metadata is not None else None
+        weights = self.weights(model_id)
         if metadata is None or weights is None:
             raise KeyError(model_id)
         model, _ = nnlib.load(io.BytesIO(weights))

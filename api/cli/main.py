@@ -19,9 +19,19 @@ def main() -> None:
 
 def _register() -> None:
     # Each module owns its commands; importing them here keeps main.py free of their logic.
-    from api.cli import keys, migrate, remote, train, up, worker_command
+    from api.cli import (
+        job_commands,
+        keys,
+        migrate,
+        model_commands,
+        remote,
+        train,
+        up,
+        worker_command,
+    )
 
-    for module in (up, worker_command, train, remote, keys, migrate):
+    modules = (up, worker_command, train, remote, job_commands, model_commands, keys, migrate)
+    for module in modules:
         module.register(app)
 
 
