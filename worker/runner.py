@@ -32,6 +32,7 @@ from worker.recovery import (
     PeerLostError,
     abort_attempt,
     attempt_key,
+    explain_timeout,
     restart_job,
 )
 from worker.shard import prepare, train
@@ -108,12 +109,23 @@ def _run(store, data, settings, job_id, shard, attempt, requeue, enqueue_start, 
             log.warning("job %s shard %d: %s; attempt abandoned", job_id, shard, error)
             return "control plane lost"  # nothing to write: Redis is where it would go
         except (PeerLostError, PeerTimeoutError, PeerLinkError) as error:
+            if isinstance(error, PeerTimeoutError):
+                error = _dead_peer(store, job_id, attempt, error, settings)
             job_log(store.redis, job_id, f"attempt {attempt} lost: {error}", shard, "warning")
             restart_job(store, job_id, attempt, str(error), enqueue_start)
             return "restarted"
         except Exception as error:  # training errors fail the job, not the worker
             log.exception("job %s shard %d failed", job_id, shard)
             return _fail(store, job_id, shard, attempt, error, settings)
+
+
+def _dead_peer(store, job_id, attempt, error: PeerTimeoutError, settings) -> Exception:
+    """The timeout, or the death of the peer it waited on when that peer's lease expires."""
+    try:
+        dead = explain_timeout(store.redis, job_id, attempt, error.missing, settings)
+    except redis_lib.RedisError:
+        return error
+    return dead or error
 
 
 def _fail(
