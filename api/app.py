@@ -18,7 +18,7 @@ from api.keys import KeyRing
 from api.limits import BodySizeLimit
 from api.metrics import ApiMetrics, MetricsMiddleware
 from api.model_cache import ModelCache
-from api.routers import datasets, health, jobs, models
+from api.routers import datasets, health, jobs, models, studies
 from worker.celery_app import CONTROL_QUEUE, TRAINING_QUEUE, configure
 from worker.celery_app import app as celery_app
 from worker.config import Settings, get_settings
@@ -64,7 +64,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(HTTPException, http_error)
     app.add_exception_handler(redis.RedisError, redis_unavailable)
     app.add_exception_handler(Exception, internal_error)
-    for router in (jobs.router, models.router, datasets.router, health.router):
+    for router in (jobs.router, models.router, datasets.router, studies.router, health.router):
         app.include_router(router)
 
     def limit_for(path: str) -> int:

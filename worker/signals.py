@@ -1,8 +1,9 @@
-"""Worker process signals: BLAS thread budget and the recovery sweep.
+"""Worker process signals: BLAS thread budget, the recovery sweep, the study coordinators.
 
 ``celeryd_init`` runs in the main worker process before the pool forks: it records the pool size
 so each child can pick ``cores // processes`` BLAS threads. ``worker_ready`` starts the sweeper
-thread, so a (re)started worker picks up jobs whose shards stopped heartbeating.
+thread, so a (re)started worker picks up jobs whose shards stopped heartbeating, and the study
+driver (``worker.studies.driver``), so it coordinates studies nobody else does.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from worker.config import get_settings
 from worker.recovery import Sweeper
 
 _sweeper: Sweeper | None = None
+_studies = None  # the StudyDriver of this worker's main process
 
 
 @celeryd_init.connect
@@ -35,9 +37,20 @@ def _start_sweeper(sender=None, **_) -> None:
     settings = get_settings()
     _sweeper = Sweeper(redis_lib.Redis.from_url(settings.redis_url), settings, start_job.delay)
     _sweeper.start()
+    _start_study_driver(settings)
+
+
+def _start_study_driver(settings) -> None:
+    global _studies
+    from worker.studies.driver import StudyDriver  # Optuna is imported by workers only
+
+    _studies = StudyDriver(redis_lib.Redis.from_url(settings.redis_url), settings)
+    _studies.start()
 
 
 @worker_shutdown.connect
 def _stop_sweeper(sender=None, **_) -> None:
     if _sweeper is not None:
         _sweeper.stop()
+    if _studies is not None:
+        _studies.stop()  # releases the leases: another worker takes over at once

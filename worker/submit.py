@@ -7,10 +7,17 @@ import redis as redis_lib
 from worker.jobs import JobStore
 
 
-def submit_job(redis: redis_lib.Redis, spec: dict, tenant: str) -> dict:
-    """Create the ``queued`` record and enqueue ``start_job`` on the control queue."""
+def submit_job(
+    redis: redis_lib.Redis,
+    spec: dict,
+    tenant: str,
+    job_id: str | None = None,
+    fields: dict | None = None,
+) -> dict:
+    """Create the ``queued`` record and enqueue ``start_job`` on the control queue (``job_id``
+    and ``fields``: see ``JobStore.create``; study coordinators pass both)."""
     from worker.tasks import start_job
 
-    record = JobStore(redis).create(spec, tenant)
+    record = JobStore(redis).create(spec, tenant, job_id=job_id, fields=fields)
     start_job.delay(record["id"])
     return record

@@ -63,6 +63,8 @@ class JobOut(BaseModel):
     history: list[EpochSummary] = Field(default_factory=list)
     restarts: int = 0
     model_id: str | None = None
+    study_id: str | None = Field(None, description="The study this job is a trial of")
+    trial: int | None = Field(None, description="Its trial number in that study")
     spec: dict[str, Any] | None = Field(None, description="The submitted job spec")
     dataset: dict[str, Any] | None = None
     shards: int | None = None
