@@ -41,7 +41,9 @@ def test_a_study_runs_max_trials_two_at_a_time_and_names_the_best(alice, workers
         job = next(j for j in jobs if j["id"] == trial["job_id"])
         assert trial["value"] == job["history"][-1]["val_accuracy"]
         assert job["spec"]["optimizer"]["lr"] == trial["params"]["optimizer.lr"]
-        assert job["spec"]["model"]["layers"][0]["units"] == trial["params"]["model.layers[0].units"]
+        assert (
+            job["spec"]["model"]["layers"][0]["units"] == trial["params"]["model.layers[0].units"]
+        )
     best = max(trials, key=lambda t: (t["value"], -t["trial"]))
     assert done["best_trial"] == {k: best[k] for k in ("trial", "job_id", "params", "value")}
     assert done["epochs_total"] == 15
@@ -58,6 +60,8 @@ def test_the_grid_sampler_runs_every_point_of_the_grid_once(alice, workers):
     done = wait_study(alice, study["id"])
 
     assert done["status"] == "succeeded", done["status_reason"]
-    points = sorted((t["params"]["optimizer.lr"], t["params"]["batch_size"]) for t in done["trials"])
+    points = sorted(
+        (t["params"]["optimizer.lr"], t["params"]["batch_size"]) for t in done["trials"]
+    )
     assert points == sorted(itertools.product([0.01, 0.02, 0.03], [32, 64]))
     assert len(trial_jobs(alice, study["id"])) == 6
