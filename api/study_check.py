@@ -34,7 +34,7 @@ CLASSIFICATION_METRICS = ("val_accuracy", "test_accuracy")
 
 def checked_study(study: StudyIn, tenant: str, datasets, settings) -> dict:
     """The study request as stored (base spec with defaults), or a 422 naming what is wrong."""
-    _check_base(study.base_spec, tenant, datasets, settings)
+    _check_base(study.base_spec, study.objective.metric, tenant, datasets, settings)
     base = study.base_spec.to_stored()
     space = {path: d.model_dump(exclude_none=True) for path, d in study.space.items()}
     for path in space:
@@ -74,14 +74,25 @@ def checked_study(study: StudyIn, tenant: str, datasets, settings) -> dict:
     }
 
 
-def _check_base(spec: JobSpec, tenant: str, datasets, settings) -> None:
-    """The base spec must be a job ``POST /v1/jobs`` accepts; 422 under ``base_spec``."""
+def _check_base(spec: JobSpec, metric: str, tenant: str, datasets, settings) -> None:
+    """The base spec must be a job ``POST /v1/jobs`` accepts, with the objective's metric."""
     try:
         input_shape, num_classes = dataset_shape(spec, tenant, datasets)
         check_model(spec, input_shape, num_classes, settings.max_parameters)
     except HTTPException as error:
         first = error.detail[0]
         raise unprocessable(["body", "base_spec", *first["loc"][1:]], first["msg"]) from None
+    problem = _metric_problem(spec, metric, num_classes)
+    if problem:
+        raise unprocessable(["body", "objective", "metric"], problem)
+
+
+def _metric_problem(spec: JobSpec, metric: str, num_classes: int | None) -> str | None:
+    if metric.startswith("val_") and spec.dataset.validation_split == 0:
+        return f"{metric} needs a validation split > 0 (dataset.validation_split is 0)"
+    if metric in CLASSIFICATION_METRICS and num_classes is None:
+        return f"{metric} needs a classification data set"
+    return None
 
 
 def _check_path(base: dict, path: str) -> None:
@@ -124,10 +135,9 @@ def _check_point(base: dict, point: dict, metric: str, tenant: str, datasets, se
     except HTTPException as error:
         first = error.detail[0] if isinstance(error.detail, list) else {"msg": error.detail}
         _refuse(point, list(first.get("loc", []))[1:], first["msg"])
-    if metric.startswith("val_") and spec.dataset.validation_split == 0:
-        _refuse(point, ["dataset", "validation_split"], f"{metric} needs a validation split > 0")
-    if metric in CLASSIFICATION_METRICS and num_classes is None:
-        _refuse(point, ["dataset"], f"{metric} needs a classification data set")
+    problem = _metric_problem(spec, metric, num_classes)
+    if problem:
+        _refuse(point, ["dataset"], problem)
 
 
 def _refuse(point: dict, loc: list, message: str) -> None:
