@@ -57,7 +57,7 @@ class Coordinator:
                 if stopping:
                     self._tell_failed(trial.number, "cancelled", "never started: " + stopping)
                 else:
-                    records[self._submit(record, trial.number)] = None
+                    self._submit(record, trial.number)
                 continue
             if stopping and trial.number not in pruned and job["status"] in ("queued", "running"):
                 self._cancel(job["id"], stopping)

@@ -70,7 +70,10 @@ class StudyDriver:
         store = StudyStore(self.redis)
         while not self._stop.is_set():
             try:
-                for study_id in store.running_ids():
+                running = store.running_ids()
+                for study_id in set(self.threads) - set(running):
+                    del self.threads[study_id]  # finished studies: their threads have ended
+                for study_id in running:
                     thread = self.threads.get(study_id)
                     if thread is not None and thread.is_alive():
                         continue
@@ -92,21 +95,19 @@ class StudyDriver:
         log.info("coordinating study %s", study_id)
         try:
             while not self._stop.is_set():
-                if not self.redis.eval(RENEW, 1, lease, self.token, self.ttl_ms):
-                    log.warning("study %s: lease lost; another worker coordinates it", study_id)
-                    return
                 try:
+                    if not self.redis.eval(RENEW, 1, lease, self.token, self.ttl_ms):
+                        log.warning("study %s: lease lost; another worker has it", study_id)
+                        return
                     if not coordinator.tick():
                         return
+                    waiter.wait(coordinator.running_jobs(), WAIT_SECONDS)
                 except redis_lib.RedisError as error:
                     log.warning("study %s: Redis error, retrying: %s", study_id, error)
                     self._stop.wait(ERROR_BACKOFF_SECONDS)
-                    continue
                 except Exception:  # a bug must not kill the thread silently nor spin
                     log.exception("study %s: coordinator pass failed", study_id)
                     self._stop.wait(ERROR_BACKOFF_SECONDS)
-                    continue
-                waiter.wait(coordinator.running_jobs(), WAIT_SECONDS)
         finally:
             try:
                 self.redis.eval(RELEASE, 1, lease, self.token)
@@ -120,8 +121,8 @@ class Waiter:
 
     def __init__(self, redis: redis_lib.Redis, study_id: str):
         self.redis = redis
-        self.cursors = {study_key(study_id, "events"): self._latest(study_key(study_id, "events"))}
         self.study_stream = study_key(study_id, "events")
+        self.cursors: dict[str, str] = {}  # stream -> last id seen
 
     def _latest(self, stream: str) -> str:
         entries = self.redis.xrevrange(stream, count=1)
