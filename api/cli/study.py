@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 from rich.live import Live
-from rich.table import Table
+from rich.table import Column, Table
 
 from api.cli.remote import ID_OF, client, console, fail
 from api.client import ApiError, GradqClient
@@ -26,15 +26,9 @@ def trials_table(study: dict) -> Table:
     status = study["status"] + (
         f" ({study['status_reason']})" if study.get("status_reason") else ""
     )
-    table = Table(
-        "trial",
-        "state",
-        "value",
-        "epochs",
-        *paths,
-        ID_OF("job"),
-        title=f"{study['id']} {study['name']}: {status}",
-    )
+    fixed = [Column(name, no_wrap=True) for name in ("trial", "state", "value", "epochs")]
+    params = [Column(path, overflow="fold") for path in paths]  # long paths wrap, rows do not
+    table = Table(*fixed, *params, ID_OF("job"), title=f"{study['id']} {study['name']}: {status}")
     for row in study.get("trials") or []:
         value = "" if row["value"] is None else f"{row['value']:.4f}"
         params = [_short(row["params"].get(path)) for path in paths]

@@ -57,7 +57,8 @@ def test_the_grid_sampler_runs_every_point_of_the_grid_once(alice, workers):
     }
 
     study = alice.create_study(digits_study(space=space, sampler="grid", max_trials=50))
-    done = wait_study(alice, study["id"])
+    events = list(alice.study_events(study["id"]))  # until the study ends
+    done = alice.study(study["id"])
 
     assert done["status"] == "succeeded", done["status_reason"]
     points = sorted(
@@ -65,3 +66,10 @@ def test_the_grid_sampler_runs_every_point_of_the_grid_once(alice, workers):
     )
     assert points == sorted(itertools.product([0.01, 0.02, 0.03], [32, 64]))
     assert len(trial_jobs(alice, study["id"])) == 6
+    names = [name for name, _ in events]
+    assert names[0] == "state" and names[-2:] == ["status", "end"]
+    assert events[-1][1]["status"] == "succeeded"
+    completed = {
+        data["trial"] for name, data in events if name == "trial" and data["state"] == "complete"
+    }
+    assert completed == set(range(6))  # every trial's end was an event
