@@ -63,6 +63,12 @@ def alice(live_api):
 
 
 @pytest.fixture
+def bob(live_api):
+    with GradqClient(live_api.url, KEY_B) as client:
+        yield client
+
+
+@pytest.fixture
 def workers(start_worker):
     """A factory of real workers with fast failure detection (one BLAS thread each)."""
     return lambda concurrency=2, **env: start_worker(concurrency=concurrency, **FAST, **env)

@@ -6,6 +6,7 @@ import itertools
 
 import pytest
 
+from api.client import ApiError
 from tests.studies.conftest import digits_study, trial_jobs, wait_study
 
 pytestmark = pytest.mark.integration
@@ -21,7 +22,7 @@ def most_at_once(jobs: list[dict]) -> int:
     return peak
 
 
-def test_a_study_runs_max_trials_two_at_a_time_and_names_the_best(alice, workers):
+def test_a_study_runs_max_trials_two_at_a_time_and_names_the_best(alice, bob, workers):
     workers(concurrency=2)
 
     study = alice.create_study(digits_study(max_trials=5, max_parallel=2))
@@ -47,6 +48,11 @@ def test_a_study_runs_max_trials_two_at_a_time_and_names_the_best(alice, workers
     best = max(trials, key=lambda t: (t["value"], -t["trial"]))
     assert done["best_trial"] == {k: best[k] for k in ("trial", "job_id", "params", "value")}
     assert done["epochs_total"] == 15
+    # another tenant sees neither the study nor its trials
+    assert bob.studies()["studies"] == [] and bob.jobs()["jobs"] == []
+    with pytest.raises(ApiError) as hidden:
+        bob.study(study["id"])
+    assert hidden.value.status == 404
 
 
 def test_the_grid_sampler_runs_every_point_of_the_grid_once(alice, workers):
