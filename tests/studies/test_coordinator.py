@@ -82,3 +82,23 @@ def test_trials_count_against_the_tenants_active_job_limit(redis_client, celery_
     assert len(submit.calls) == 1  # 2 active + 1 trial = the limit of 3
     record = StudyStore(redis_client).get(study["id"])
     assert [t["state"] for t in record["trials"]] == ["running"]
+
+
+def test_a_prune_written_down_before_a_crash_is_carried_out_by_the_next_coordinator(
+    redis_client, celery_app
+):
+    study = stored_study(redis_client, max_parallel=1, max_trials=1, pruner="median")
+    settings = Settings(redis_url="redis://unused")
+    Coordinator(redis_client, study["id"], settings, submit=Submitter()).tick()
+    store = StudyStore(redis_client)
+    store.mark_pruned(study["id"], 0, 2)  # ...and the coordinator died before cancelling
+
+    successor = Coordinator(redis_client, study["id"], settings, submit=Submitter())
+    successor.tick()
+    successor.tick()
+
+    job = JobStore(redis_client).get(store.trial_jobs(study["id"])[0])
+    assert job["status"] == "cancelled" and job["status_reason"] == "pruned at epoch 2"
+    record = store.get(study["id"])
+    assert [t["state"] for t in record["trials"]] == ["pruned"]
+    assert record["status"] == "failed" and record["status_reason"] == "no trial completed"

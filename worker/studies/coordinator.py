@@ -35,6 +35,7 @@ class Coordinator:
         self.study: optuna.Study | None = None
         self.live: dict[int, optuna.Trial] = {}  # Trial handles of running trials, by number
         self.written: dict | None = None  # the summary last written to the record
+        self.judged: dict[int, int] = {}  # trial number -> last epoch the pruner judged
 
     def tick(self) -> bool:
         """One pass over the study; False once it is final (the caller stops)."""
@@ -59,7 +60,10 @@ class Coordinator:
                 else:
                     self._submit(record, trial.number)
                 continue
-            if stopping and trial.number not in pruned and job["status"] in ("queued", "running"):
+            active = job["status"] in ("queued", "running")
+            if trial.number in pruned and active:  # the last coordinator died before cancelling
+                self._cancel(job["id"], f"pruned at epoch {pruned[trial.number]}")
+            elif stopping and active:
                 self._cancel(job["id"], stopping)
             elif not stopping:
                 self._report(record, trial, job, pruned)
@@ -82,15 +86,17 @@ class Coordinator:
             return
         handle = self._handle(trial)
         reported = set(trial.intermediate_values)
-        last = None
         for entry in job.get("history") or []:
             value = entry.get(metric)
-            if value is None or entry["epoch"] in reported:
-                continue
-            handle.report(float(value), entry["epoch"])
-            last = entry["epoch"]
-        epochs = int(job["spec"]["epochs"])
-        if last is None or last >= epochs or job["status"] not in ("queued", "running"):
+            if value is not None and entry["epoch"] not in reported:
+                handle.report(float(value), entry["epoch"])
+                reported.add(entry["epoch"])
+        last = max(reported, default=None)
+        # judge each epoch once (a new coordinator judges the latest one again: same answer)
+        if last is None or self.judged.get(trial.number) == last:
+            return
+        self.judged[trial.number] = last
+        if last >= int(job["spec"]["epochs"]) or job["status"] not in ("queued", "running"):
             return
         if record["pruner"] != "none" and handle.should_prune():
             reason = f"pruned at epoch {last}"
