@@ -138,3 +138,17 @@ def test_patch_validates_and_a_finished_study_answers_409(alice, redis_client):
 def test_studies_need_a_key(anonymous):
     assert anonymous.post("/v1/studies", json=digits_study()).status_code == 401
     assert anonymous.get("/v1/studies").status_code == 401
+
+
+def test_the_study_routes_are_documented_with_their_errors_and_an_example(alice):
+    paths = alice.get("/openapi.json").json()["paths"]
+
+    assert set(paths["/v1/studies"]["post"]["responses"]) >= {"202", "401", "422"}
+    assert set(paths["/v1/studies/{study_id}"]["patch"]["responses"]) >= {"200", "404", "409"}
+    assert "409" in paths["/v1/studies/{study_id}/cancel"]["post"]["responses"]
+    assert (
+        "text/event-stream"
+        in paths["/v1/studies/{study_id}/events"]["get"]["responses"]["200"]["content"]
+    )
+    schemas = alice.get("/openapi.json").json()["components"]["schemas"]
+    assert schemas["StudyIn"]["examples"][0]["space"]["optimizer.lr"]["log"] is True

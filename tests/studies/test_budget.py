@@ -8,7 +8,7 @@ from tests.harness import wait_until
 from tests.studies.conftest import digits_study, trial_jobs, wait_study
 from tests.studies.test_study_runs import most_at_once
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 def long_trials(**overrides) -> dict:

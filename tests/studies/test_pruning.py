@@ -8,7 +8,7 @@ import pytest
 
 from tests.studies.conftest import digits_study, trial_jobs, wait_study
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 DIVERGING = 5.0  # adam at lr 5 leaves digits at chance (~0.1 val accuracy), with finite losses
 
 

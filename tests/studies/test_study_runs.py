@@ -9,7 +9,7 @@ import pytest
 from api.client import ApiError
 from tests.studies.conftest import digits_study, trial_jobs, wait_study
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 def most_at_once(jobs: list[dict]) -> int:
