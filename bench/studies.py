@@ -1,10 +1,10 @@
 """Hyperparameter studies on the Fashion-MNIST MLP: random search vs TPE vs TPE + hyperband.
 
 Starts its own redis-server, a real Celery worker (``--parallel`` processes, 1 BLAS thread each)
-and the API, then runs the study of ``examples/fashion_mnist_study.json`` (learning rate, width,
-batch size; the same space and seed for every row) with three sampler/pruner pairs, one after the
-other. Prints, per row: the best validation accuracy found, the epochs trained over all trials,
-the study's wall time and the trial-slot use (seconds trial jobs ran / (wall time x
+and the API, then runs the study of ``examples/studies/fashion_mnist_mlp.json`` (learning rate,
+width, batch size; the same space and seed for every row) with three sampler/pruner pairs, one
+after the other. Prints, per row: the best validation accuracy found, the epochs trained over all
+trials, the study's wall time and the trial-slot use (seconds trial jobs ran / (wall time x
 max_parallel)), then the target check: TPE with hyperband pruning reaches random search's best
 within 0.002 using at most half its epochs.
 Run: ``python bench/studies.py [--trials 24] [--epochs 9] [--parallel 2] [--seed 0]``.
@@ -70,7 +70,7 @@ def main() -> None:
     parser.add_argument("--parallel", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    study = json.loads((ROOT / "examples" / "fashion_mnist_study.json").read_text())
+    study = json.loads((ROOT / "examples" / "studies" / "fashion_mnist_mlp.json").read_text())
     study["base_spec"]["epochs"] = args.epochs
     study |= {"max_trials": args.trials, "max_parallel": args.parallel, "seed": args.seed}
 

@@ -32,7 +32,7 @@ def test_a_valid_study_is_stored_running_with_its_base_spec_defaults_filled(alic
 
 def test_the_fashion_mnist_example_study_is_accepted(alice, settings):
     settings.max_parameters = 1_000_000  # its widest corner: 784 * 512 + 512 * 10 weights
-    study = json.loads((REPO_ROOT / "examples" / "fashion_mnist_study.json").read_text())
+    study = json.loads((REPO_ROOT / "examples" / "studies" / "fashion_mnist_mlp.json").read_text())
 
     assert alice.post("/v1/studies", json=study).status_code == 202
 
