@@ -15,7 +15,7 @@ from pydantic import ValidationError
 
 from api.schemas.spec import JobSpec
 from api.schemas.studies import StudyIn
-from api.spec_check import check_model, dataset_shape, unprocessable
+from api.spec_check import check_model, dataset_facts, unprocessable
 from worker.studies.space import (
     MAX_GRID_POINTS,
     apply_point,
@@ -77,12 +77,12 @@ def checked_study(study: StudyIn, tenant: str, datasets, settings) -> dict:
 def _check_base(spec: JobSpec, metric: str, tenant: str, datasets, settings) -> None:
     """The base spec must be a job ``POST /v1/jobs`` accepts, with the objective's metric."""
     try:
-        input_shape, num_classes = dataset_shape(spec, tenant, datasets)
-        check_model(spec, input_shape, num_classes, settings.max_parameters)
+        data = dataset_facts(spec, tenant, datasets)
+        check_model(spec, data, settings.max_parameters)
     except HTTPException as error:
         first = error.detail[0]
         raise unprocessable(["body", "base_spec", *first["loc"][1:]], first["msg"]) from None
-    problem = _metric_problem(spec, metric, num_classes)
+    problem = _metric_problem(spec, metric, data.num_classes)
     if problem:
         raise unprocessable(["body", "objective", "metric"], problem)
 
@@ -127,15 +127,15 @@ def _check_point(base: dict, point: dict, metric: str, tenant: str, datasets, se
     trial = apply_point(base, point)
     try:
         spec = JobSpec.model_validate(trial)
-        input_shape, num_classes = dataset_shape(spec, tenant, datasets)
-        check_model(spec, input_shape, num_classes, settings.max_parameters)
+        data = dataset_facts(spec, tenant, datasets)
+        check_model(spec, data, settings.max_parameters)
     except ValidationError as error:
         first = error.errors()[0]
         _refuse(point, list(first["loc"]), first["msg"])
     except HTTPException as error:
         first = error.detail[0] if isinstance(error.detail, list) else {"msg": error.detail}
         _refuse(point, list(first.get("loc", []))[1:], first["msg"])
-    problem = _metric_problem(spec, metric, num_classes)
+    problem = _metric_problem(spec, metric, data.num_classes)
     if problem:
         _refuse(point, ["dataset"], problem)
 

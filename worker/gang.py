@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import time
 
+from worker.collective.transport import host_record
 from worker.jobs import TERMINAL, JobStore
 from worker.recovery import abort_attempt, attempt_key, claim, gang_started, release
-from worker.transport import host_record
 
 PENDING_KEY = "gradq:gang:pending"  # sorted set: job id -> pending_since
 POLL_SECONDS = 0.05

@@ -7,12 +7,16 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, File, Form, HTTPException, Response, UploadFile, status
 
 from api.deps import DatasetStoreDep, JobStoreDep, SettingsDep, TenantDep
+from api.ids import DatasetId
+from api.json_body import StrictJSONRoute
 from api.routers.jobs import active_jobs
 from api.schemas.common import COMMON_ERRORS, errors
 from api.schemas.datasets import DatasetList, DatasetOut
+from worker.datasets.npz_upload import DatasetTooLarge
+from worker.datasets.quota import StorageQuotaExceeded
 from worker.datasets.uploads import validate_upload
 
-router = APIRouter(prefix="/v1/datasets", tags=["datasets"])
+router = APIRouter(prefix="/v1/datasets", tags=["datasets"], route_class=StrictJSONRoute)
 
 
 def dataset_view(info: dict) -> dict:
@@ -48,19 +52,23 @@ def upload(
     label_column: Annotated[str | None, Form(max_length=200)] = None,
     task: Annotated[Literal["classification", "regression"] | None, Form()] = None,
 ):
-    content = file.file.read(settings.max_dataset_bytes + 1)
-    if len(content) > settings.max_dataset_bytes:
-        raise HTTPException(
-            status.HTTP_413_CONTENT_TOO_LARGE,
-            detail=f"file: larger than the upload limit of {settings.max_dataset_bytes} bytes",
-        )
+    """The file is read from the request's spooled temporary file, not copied into memory: an
+    .npz is checked from its headers (size, quota) before anything is decompressed."""
     try:
         uploaded = validate_upload(
-            file.filename or "upload", content, label_column, task, settings.max_dataset_bytes
+            file.filename or "upload",
+            file.file,
+            label_column,
+            task,
+            settings.max_dataset_bytes,
+            max_columns=settings.max_dataset_columns,
+            on_planned_bytes=lambda nbytes: datasets.check_room(tenant, nbytes),
         )
+        return dataset_view(datasets.put(tenant, uploaded))
+    except (DatasetTooLarge, StorageQuotaExceeded) as error:
+        raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, detail=str(error)) from None
     except ValueError as error:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=str(error)) from None
-    return dataset_view(datasets.put(tenant, uploaded))
 
 
 @router.get(
@@ -79,7 +87,7 @@ def list_datasets(tenant: TenantDep, datasets: DatasetStoreDep):
     responses=errors(*COMMON_ERRORS, 404),
     summary="A data set's description",
 )
-def get_dataset(dataset_id: str, tenant: TenantDep, datasets: DatasetStoreDep):
+def get_dataset(tenant: TenantDep, dataset_id: DatasetId, datasets: DatasetStoreDep):
     return dataset_view(owned_dataset(datasets, dataset_id, tenant))
 
 
@@ -90,7 +98,7 @@ def get_dataset(dataset_id: str, tenant: TenantDep, datasets: DatasetStoreDep):
     summary="Delete a data set",
 )
 def delete_dataset(
-    dataset_id: str, tenant: TenantDep, datasets: DatasetStoreDep, jobs: JobStoreDep
+    tenant: TenantDep, dataset_id: DatasetId, datasets: DatasetStoreDep, jobs: JobStoreDep
 ):
     """409 while a queued or running job of the tenant trains on it."""
     owned_dataset(datasets, dataset_id, tenant)

@@ -8,9 +8,10 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 
 from api.deps import RedisDep
+from api.json_body import StrictJSONRoute
 from api.schemas.common import errors
 
-router = APIRouter(tags=["health"])
+router = APIRouter(tags=["health"], route_class=StrictJSONRoute)
 PING_TIMEOUT_SECONDS = 0.5
 
 

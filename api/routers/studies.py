@@ -13,6 +13,8 @@ from fastapi import APIRouter, Header, HTTPException, Query, status
 from fastapi.responses import StreamingResponse
 
 from api.deps import DatasetStoreDep, RedisDep, SettingsDep, TenantDep
+from api.ids import StudyId
+from api.json_body import StrictJSONRoute
 from api.schemas.common import COMMON_ERRORS, errors
 from api.schemas.studies import StudyIn, StudyList, StudyOut, StudyPatch
 from api.spec_check import unprocessable
@@ -20,7 +22,7 @@ from api.sse import job_event_stream
 from api.study_check import checked_study
 from worker.studies.store import StudyStore
 
-router = APIRouter(prefix="/v1/studies", tags=["studies"])
+router = APIRouter(prefix="/v1/studies", tags=["studies"], route_class=StrictJSONRoute)
 
 
 def public_view(record: dict) -> dict:
@@ -29,7 +31,7 @@ def public_view(record: dict) -> dict:
 
 def owned_study(store: StudyStore, study_id: str, tenant: str) -> dict:
     """The tenant's study; 404 for missing and for other tenants' studies alike."""
-    record = store.get(study_id) if len(study_id) <= 64 else None
+    record = store.get(study_id)
     if record is None or record.get("tenant") != tenant:
         raise HTTPException(404, detail=f"study_id: study {study_id} not found")
     return record
@@ -84,7 +86,7 @@ def list_studies(
     responses=errors(*COMMON_ERRORS, 404),
     summary="A study: status, best trial, trials",
 )
-def get_study(study_id: str, tenant: TenantDep, redis: RedisDep):
+def get_study(study_id: StudyId, tenant: TenantDep, redis: RedisDep):
     return public_view(owned_study(StudyStore(redis), study_id, tenant))
 
 
@@ -95,7 +97,7 @@ def get_study(study_id: str, tenant: TenantDep, redis: RedisDep):
     summary="Change the budget of a running study",
 )
 def patch(
-    study_id: str, change: StudyPatch, tenant: TenantDep, settings: SettingsDep, redis: RedisDep
+    study_id: StudyId, change: StudyPatch, tenant: TenantDep, settings: SettingsDep, redis: RedisDep
 ):
     store = StudyStore(redis)
     record = owned_study(store, study_id, tenant)
@@ -118,7 +120,7 @@ def patch(
     responses=errors(*COMMON_ERRORS, 404, 409),
     summary="Stop a study and its running trials",
 )
-def cancel(study_id: str, tenant: TenantDep, redis: RedisDep):
+def cancel(study_id: StudyId, tenant: TenantDep, redis: RedisDep):
     """The coordinator cancels the running trials, then the study ends ``cancelled``."""
     store = StudyStore(redis)
     record = owned_study(store, study_id, tenant)
@@ -143,7 +145,7 @@ def cancel(study_id: str, tenant: TenantDep, redis: RedisDep):
     summary="Live progress of a study (SSE)",
 )
 def events(
-    study_id: str,
+    study_id: StudyId,
     tenant: TenantDep,
     redis: RedisDep,
     last_event_id: Annotated[str | None, Header(max_length=64, pattern=r"^\d+(-\d+)?$")] = None,

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
+from pydantic import ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
 
+from api.ids import DATASET_ID_PATTERN
+from api.schemas.base import RequestModel
 from api.schemas.layers import LayerSpec
 from worker.datasets.builtin import BUILTIN_KEYS
 
@@ -17,8 +19,7 @@ MAX_LAYERS = 64
 BUILTIN_OPTIONS = BUILTIN_KEYS  # one list of each built-in set's options (worker.datasets)
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+_Strict = RequestModel
 
 
 class BuiltinDataset(_Strict):
@@ -52,7 +53,7 @@ class BuiltinDataset(_Strict):
 class UploadedDataset(_Strict):
     """A set uploaded through ``POST /v1/datasets``, by its id."""
 
-    id: str = Field(pattern=r"^ds_[A-Za-z0-9_-]{1,64}$", examples=["ds_3f9a1c"])
+    id: str = Field(pattern=DATASET_ID_PATTERN, examples=["ds_3f9a1c0e7b2d4a65"])
     validation_split: float = Field(0.1, ge=0.0, lt=1.0)
     normalize: Literal["scale", "standardize"] | None = None
 
@@ -75,6 +76,14 @@ DatasetSpec = Annotated[
 
 class ModelSpec(_Strict):
     layers: list[LayerSpec] = Field(min_length=1, max_length=MAX_LAYERS)
+
+    @field_validator("layers", mode="before")
+    @classmethod
+    def _count_before_validating_each(cls, layers):
+        # pydantic checks max_length after validating every item: 10^6 layers took seconds
+        if isinstance(layers, list) and len(layers) > MAX_LAYERS:
+            raise ValueError(f"{len(layers)} layers; at most {MAX_LAYERS}")
+        return layers
 
 
 class OptimizerSpec(_Strict):
@@ -151,7 +160,7 @@ JOB_SPEC_EXAMPLE = {
 class JobSpec(_Strict):
     """What to train, on what, and how (see the worker issue for the semantics)."""
 
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [JOB_SPEC_EXAMPLE]})
+    model_config = ConfigDict(json_schema_extra={"examples": [JOB_SPEC_EXAMPLE]})
 
     name: str = Field("job", min_length=1, max_length=100, pattern=r"^[\w .:-]+$")
     dataset: DatasetSpec
@@ -187,5 +196,23 @@ class JobSpec(_Strict):
         return self.loss if isinstance(self.loss, str) else self.loss.type
 
     def to_stored(self) -> dict:
-        """The JSON dict the worker receives: unset optional fields left to nnlib's defaults."""
-        return self.model_dump(mode="json", exclude_none=True)
+        """The JSON dict the worker receives: the fields sent, as sent (an explicit null stays:
+        ``dataset.normalize: null`` means "no normalization"), plus the defaults of the fields
+        left out; unset optional fields are left out so the worker applies its own defaults.
+        Re-validating the result gives the same dict."""
+        return _without_unset_nulls(
+            self.model_dump(mode="json"), self.model_dump(mode="json", exclude_unset=True)
+        )
+
+
+def _without_unset_nulls(full, sent):
+    """``full`` minus the null values whose field is absent from ``sent`` (same structure)."""
+    if isinstance(full, dict):
+        return {
+            key: _without_unset_nulls(value, sent.get(key) if isinstance(sent, dict) else None)
+            for key, value in full.items()
+            if value is not None or (isinstance(sent, dict) and key in sent)
+        }
+    if isinstance(full, list) and isinstance(sent, list) and len(sent) == len(full):
+        return [_without_unset_nulls(f, s) for f, s in zip(full, sent, strict=True)]
+    return full

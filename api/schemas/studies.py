@@ -17,14 +17,11 @@ from pydantic import (
     model_validator,
 )
 
+from api.schemas.base import RequestModel
 from api.schemas.spec import JOB_SPEC_EXAMPLE, JobSpec
 
 StudyStatus = Literal["running", "succeeded", "failed", "cancelled"]
 Metric = Literal["val_loss", "val_accuracy", "train_loss", "test_loss", "test_accuracy"]
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 def _check_range(dimension, low, high, step) -> None:
@@ -40,7 +37,7 @@ def _check_range(dimension, low, high, step) -> None:
             raise ValueError(f"high - low ({high - low}) must be a multiple of step ({step})")
 
 
-class FloatDimension(_Strict):
+class FloatDimension(RequestModel):
     """Real values in [low, high]; ``log``: log-uniform; ``step``: a grid of low + k * step."""
 
     type: Literal["float"]
@@ -55,7 +52,7 @@ class FloatDimension(_Strict):
         return self
 
 
-class IntDimension(_Strict):
+class IntDimension(RequestModel):
     """Integers low, low + step, ..., high; ``log``: log-uniform (step 1 only)."""
 
     type: Literal["int"]
@@ -73,7 +70,7 @@ class IntDimension(_Strict):
 Choice = StrictBool | StrictInt | StrictStr | StrictFloat | None
 
 
-class CategoricalDimension(_Strict):
+class CategoricalDimension(RequestModel):
     """One of ``choices`` (numbers, strings, booleans or null)."""
 
     type: Literal["categorical"]
@@ -94,7 +91,7 @@ Dimension = Annotated[
 ]
 
 
-class Objective(_Strict):
+class Objective(RequestModel):
     metric: Metric = Field(description="epoch metrics can be pruned on; test_* only at the end")
     direction: Literal["minimize", "maximize"]
 
@@ -117,10 +114,10 @@ STUDY_EXAMPLE = {
 }
 
 
-class StudyIn(_Strict):
+class StudyIn(RequestModel):
     """A study: trials are ``base_spec`` with the space's paths set to Optuna's suggestions."""
 
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [STUDY_EXAMPLE]})
+    model_config = ConfigDict(json_schema_extra={"examples": [STUDY_EXAMPLE]})
 
     name: str = Field("study", min_length=1, max_length=80, pattern=r"^[\w .:-]+$")
     base_spec: JobSpec
@@ -136,7 +133,7 @@ class StudyIn(_Strict):
     seed: int = Field(0, ge=0, le=2**32 - 1, description="the sampler's seed")
 
 
-class StudyPatch(_Strict):
+class StudyPatch(RequestModel):
     """New budget of a running study (either or both)."""
 
     max_trials: int | None = Field(None, ge=1, le=1000)

@@ -38,12 +38,13 @@ class Submitter:
     def __init__(self, die_on_call: int | None = None):
         self.calls, self.die_on_call = [], die_on_call
 
-    def __call__(self, redis, spec, tenant, job_id=None, fields=None):
+    def __call__(self, redis, spec, tenant, max_active=None, job_id=None, fields=None):
         if len(self.calls) == self.die_on_call:
             self.die_on_call = None
             raise ConnectionError("the coordinator's process died here")
+        record = JobStore(redis).create(spec, tenant, max_active, job_id=job_id, fields=fields)
         self.calls.append(job_id)
-        return JobStore(redis).create(spec, tenant, job_id=job_id, fields=fields)
+        return record
 
 
 def test_a_coordinator_that_died_mid_submit_is_replaced_and_no_trial_runs_twice(

@@ -16,6 +16,7 @@ import math
 import optuna
 from optuna.trial import TrialState
 
+from worker.admission import ActiveJobLimitError
 from worker.jobs import TERMINAL, JobFinishedError, JobStore, job_key
 from worker.studies.optuna_study import open_study, suggest_point
 from worker.studies.space import apply_point, grid_size
@@ -153,7 +154,7 @@ class Coordinator:
             self.live[trial.number] = trial
             self._submit(record, trial.number)
 
-    def _submit(self, record: dict, number: int) -> str:
+    def _submit(self, record: dict, number: int) -> str | None:
         """Submit trial ``number``'s job unless it exists (its id was reserved before)."""
         trial = self.study.get_trials(deepcopy=False)[number]
         point = suggest_point(self._handle(trial), record["space"])
@@ -162,7 +163,11 @@ class Coordinator:
             spec = apply_point(record["base_spec"], point)
             spec["name"] = f"{record['name']}-trial{number}"[:100]
             fields = {"study_id": self.study_id, "trial": number}
-            self.submit(self.redis, spec, record["tenant"], job_id=job_id, fields=fields)
+            limit = self.settings.max_active_jobs_per_tenant
+            try:
+                self.submit(self.redis, spec, record["tenant"], limit, job_id=job_id, fields=fields)
+            except ActiveJobLimitError:
+                return None  # the tenant's other jobs took the room: the trial waits for it
         return job_id
 
     def _handle(self, trial) -> optuna.Trial:

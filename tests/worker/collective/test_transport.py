@@ -1,0 +1,126 @@
+"""GRADQ_ALLREDUCE_TRANSPORT: one decision for all shards, and shm trains exactly like Redis."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+
+import numpy as np
+import pydantic
+import pytest
+import redis
+
+from tests.harness import run_in_threads, wait_until
+from tests.worker.jobs_helpers import (
+    FAST,
+    assert_same_weights,
+    digits_spec,
+    model_weights,
+    wait_finished,
+)
+from worker.collective.allreduce import data_client
+from worker.collective.shm_transport import SHM_DIR
+from worker.collective.transport import TransportError, choose_transport
+from worker.config import Settings
+from worker.jobs import JobStore
+from worker.runner import run_shard_task
+from worker.submit import submit_job
+
+pytestmark = pytest.mark.integration
+
+
+def record(host="h1", shm=True, setting="auto") -> dict:
+    return {"host": host, "shm": shm, "setting": setting}
+
+
+def test_auto_picks_shared_memory_only_when_every_shard_shares_one_usable_dev_shm():
+    assert choose_transport([record(), record()]) == "shm"
+    assert choose_transport([record(), record(host="h2")]) == "redis"
+    assert choose_transport([record(), record(shm=False)]) == "redis"
+    assert choose_transport([record(), None]) == "redis"  # a shard that stored no record
+
+
+def test_a_forced_transport_wins_and_impossible_or_conflicting_ones_are_errors():
+    assert choose_transport([record(setting="redis"), record()]) == "redis"
+    assert choose_transport([record(setting="shm"), record()]) == "shm"
+    with pytest.raises(TransportError, match=r"different hosts \(shard 0: h1; shard 1: h2\)"):
+        choose_transport([record(setting="shm"), record(host="h2")])
+    with pytest.raises(TransportError, match=r"not writable for shard\(s\) \[1\]"):
+        choose_transport([record(setting="shm"), record(shm=False)])
+    with pytest.raises(TransportError, match=r"'redis' on shard\(s\) \[1\], 'shm' on shard\(s\)"):
+        choose_transport([record(setting="shm"), record(setting="redis")])
+
+
+def test_the_setting_reads_the_environment_and_refuses_unknown_values(monkeypatch):
+    monkeypatch.setenv("GRADQ_ALLREDUCE_TRANSPORT", "redis")
+    assert Settings().allreduce_transport == "redis"
+    assert Settings(allreduce_transport="shm").allreduce_transport == "shm"
+    assert Settings.model_fields["allreduce_transport"].default == "auto"
+
+    monkeypatch.setenv("GRADQ_ALLREDUCE_TRANSPORT", "tcp")
+    with pytest.raises(pydantic.ValidationError, match=r"allreduce_transport[\s\S]*'tcp'"):
+        Settings()
+
+
+def test_forcing_shm_on_shards_of_different_hosts_fails_the_job_without_waiting(
+    redis_url, redis_client, monkeypatch
+):
+    hosts, lock = itertools.count(), threading.Lock()
+
+    def next_host() -> str:  # each shard (thread) claims from "another machine"
+        with lock:
+            return f"machine{next(hosts)}"
+
+    monkeypatch.setattr("worker.collective.transport.host_identity", next_host)
+    settings = Settings(
+        redis_url=redis_url,
+        allreduce_transport="shm",
+        peer_timeout_seconds=30,
+        heartbeat_seconds=0.3,
+    )
+    job = JobStore(redis_client).create(digits_spec(shards=2), "acme")["id"]
+
+    def shard(i: int) -> str:
+        store = JobStore(redis.Redis.from_url(redis_url))
+        return run_shard_task(
+            store, data_client(redis_url), settings, job, i, 0, lambda: None, lambda _: None
+        )
+
+    outcomes = run_in_threads(shard, 2, timeout=25)  # well inside the 30 s peer timeout
+
+    record = JobStore(redis_client).get(job)
+    assert outcomes == ["failed", "failed"] and record["status"] == "failed"
+    assert "GRADQ_ALLREDUCE_TRANSPORT=shm needs every shard on one host" in record["status_reason"]
+    assert "machine0" in record["status_reason"] and "machine1" in record["status_reason"]
+
+
+def job_segments(job_id: str) -> list:
+    return list(SHM_DIR.glob(f"gradq-{job_id}-*"))
+
+
+def test_shm_and_redis_transports_train_bit_identical_weights(redis_client, start_worker):
+    trained = {}
+    for transport in ("shm", "redis"):
+        worker = start_worker(concurrency=2, GRADQ_ALLREDUCE_TRANSPORT=transport, **FAST)
+        job = submit_job(redis_client, digits_spec(shards=2, epochs=2), "acme")
+        trained[transport] = wait_finished(redis_client, job["id"])
+        assert trained[transport]["status"] == "succeeded", trained[transport]["status_reason"]
+        worker.stop()
+    start_worker(concurrency=1, **FAST)
+    single = wait_finished(
+        redis_client, submit_job(redis_client, digits_spec(1, epochs=2), "a")["id"]
+    )
+
+    shm, plain = trained["shm"], trained["redis"]
+    assert [h["transport"] for h in shm["history"]] == ["shm", "shm"]
+    assert [h["transport"] for h in plain["history"]] == ["redis", "redis"]
+    assert all(h["comm_seconds"] > 0 for h in shm["history"])
+    a, b = (
+        model_weights(redis_client, shm["model_id"]),
+        model_weights(redis_client, plain["model_id"]),
+    )
+    for name in a:
+        np.testing.assert_array_equal(a[name], b[name])
+    assert [h["val_loss"] for h in shm["history"]] == [h["val_loss"] for h in plain["history"]]
+    assert_same_weights(a, model_weights(redis_client, single["model_id"]), rtol=1e-4)
+    wait_until(lambda: not job_segments(shm["id"]), 10, "the shm job's segments to be unlinked")

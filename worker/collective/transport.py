@@ -1,0 +1,129 @@
+"""Which path an attempt's vectors take between shards: shared memory (one host) or Redis.
+
+Every shard of an attempt must use the same transport, so the choice is made from data all of them
+read after the gang started: at claim each shard stores a host record (``host_record``: host
+identity, whether /dev/shm is writable, its ``GRADQ_ALLREDUCE_TRANSPORT``) in the attempt's
+``hosts`` hash, and ``choose_transport`` is a pure function of the N records. ``auto`` picks shm
+when all records share one identity and shm works there, else redis; ``shm`` on different hosts,
+or workers that disagree (``shm`` vs ``redis``), fail the job with the reason instead of hanging.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+from contextlib import contextmanager
+from pathlib import Path
+
+from worker.collective.local_sgd import sync_arrays
+from worker.collective.shm_transport import SHM_DIR, SharedSegments
+from worker.config import Settings
+from worker.recovery import attempt_hosts
+from worker.replica import vector_bytes
+
+log = logging.getLogger(__name__)
+
+
+class TransportError(RuntimeError):
+    """The shards' settings and hosts admit no common transport (the job fails with this)."""
+
+
+def host_identity() -> str:
+    """Equal for two processes only if they see the same /dev/shm files as the same user.
+
+    Hostname alone is not enough (containers may share one, a reboot reuses it): the boot id
+    names the kernel instance and the device number of /dev/shm names the tmpfs mount itself.
+    """
+    try:
+        boot_id = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        boot_id = "?"
+    try:
+        device = os.stat(SHM_DIR).st_dev
+    except OSError:
+        device = "?"
+    return f"{socket.gethostname()}/{boot_id}/shm-dev {device}/uid {os.getuid()}"
+
+
+def shm_usable() -> bool:
+    return SHM_DIR.is_dir() and os.access(SHM_DIR, os.W_OK | os.X_OK)
+
+
+def host_record(settings: Settings) -> str:
+    """What this shard stores in its attempt's ``hosts`` hash at claim (JSON)."""
+    return json.dumps(
+        {"host": host_identity(), "shm": shm_usable(), "setting": settings.allreduce_transport}
+    )
+
+
+def choose_transport(records: list[dict | None]) -> str:
+    """``"shm"`` or ``"redis"`` for shards with these host records (None: a shard that stored none,
+    e.g. an older worker: taken as an unknown host with setting ``auto``)."""
+    records = [r or {"host": None, "shm": False, "setting": "auto"} for r in records]
+    wanted = {r["setting"] for r in records} - {"auto"}
+    if len(wanted) > 1:
+        by_setting = {s: [i for i, r in enumerate(records) if r["setting"] == s] for s in wanted}
+        raise TransportError(
+            "workers disagree on GRADQ_ALLREDUCE_TRANSPORT: "
+            + ", ".join(f"{s!r} on shard(s) {shards}" for s, shards in sorted(by_setting.items()))
+        )
+    one_host = len({r["host"] for r in records}) == 1 and records[0]["host"] is not None
+    shm_ok = one_host and all(r["shm"] for r in records)
+    if wanted == {"shm"} and not shm_ok:
+        hosts = "; ".join(f"shard {i}: {r['host']}" for i, r in enumerate(records))
+        unusable = [i for i, r in enumerate(records) if not r["shm"]]
+        problem = (
+            f"/dev/shm is not writable for shard(s) {unusable} ({hosts})"
+            if one_host
+            else f"the shards run on different hosts ({hosts})"
+        )
+        raise TransportError(
+            f"GRADQ_ALLREDUCE_TRANSPORT=shm needs every shard on one host with a writable "
+            f"/dev/shm, but {problem}"
+        )
+    return "shm" if shm_ok and wanted != {"redis"} else "redis"
+
+
+def segment_bytes(replica) -> int:
+    """The largest vector ``shard.train`` allreduces: the gradient (+ loss slot), the batchnorm
+    buffers, the validation sums, or with local SGD the parameters and float optimizer state."""
+    model, spec = replica.model, replica.spec
+    sizes = [vector_bytes(model.parameters(), 1), vector_bytes(model.buffers(), 0), 3 * 8]
+    if int(spec.get("sync_every") or 1) > 1:
+        state = sync_arrays(model.parameters(), replica.optimizer.state_dict())
+        sizes.append(vector_bytes(state, 1))
+    return max(sizes)
+
+
+@contextmanager
+def attempt_transport(ctx, replica):
+    """Set ``ctx.transport`` (and ``ctx.shm``, connected) for the attempt; on exit, however the
+    attempt ends, unmap and unlink this shard's segment."""
+    if ctx.num_shards == 1:
+        ctx.transport = "none"
+    else:
+        hosts = attempt_hosts(ctx.store.redis, ctx.job_id, ctx.attempt)
+        records = [json.loads(hosts[i]) if i in hosts else None for i in range(ctx.num_shards)]
+        ctx.transport = choose_transport(records)
+    log.info(
+        "job %s attempt %d shard %d: allreduce transport %s",
+        ctx.job_id,
+        ctx.attempt,
+        ctx.shard,
+        ctx.transport,
+    )
+    if ctx.transport != "shm":
+        yield
+        return
+    with SharedSegments(
+        ctx.job_id, ctx.attempt, ctx.shard, ctx.num_shards, segment_bytes(replica)
+    ) as segments:
+        timeout = ctx.settings.peer_timeout_seconds
+        segments.connect(ctx.data, ctx.key("shm-open"), timeout, ctx.check_while_waiting)
+        ctx.shm = segments
+        try:
+            yield
+        finally:
+            ctx.shm = None
