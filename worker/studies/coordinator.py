@@ -218,6 +218,8 @@ class Coordinator:
         )
         running = summary["counts"]["running"]
         status, reason = "running", f"{running} trial(s) running, {len(frozen)} started"
+        if stopping:
+            reason = f"{stopping}; waiting for {running} trial(s) to stop"
         if running == 0 and (stopping or len(frozen) >= trial_budget(record)):
             status, reason = final_status(stopping, summary)
         changes = summary | {"status": status, "status_reason": reason}
