@@ -86,7 +86,7 @@ def list_studies(
     responses=errors(*COMMON_ERRORS, 404),
     summary="A study: status, best trial, trials",
 )
-def get_study(study_id: StudyId, tenant: TenantDep, redis: RedisDep):
+def get_study(tenant: TenantDep, study_id: StudyId, redis: RedisDep):
     return public_view(owned_study(StudyStore(redis), study_id, tenant))
 
 
@@ -97,7 +97,7 @@ def get_study(study_id: StudyId, tenant: TenantDep, redis: RedisDep):
     summary="Change the budget of a running study",
 )
 def patch(
-    study_id: StudyId, change: StudyPatch, tenant: TenantDep, settings: SettingsDep, redis: RedisDep
+    tenant: TenantDep, study_id: StudyId, change: StudyPatch, settings: SettingsDep, redis: RedisDep
 ):
     store = StudyStore(redis)
     record = owned_study(store, study_id, tenant)
@@ -120,7 +120,7 @@ def patch(
     responses=errors(*COMMON_ERRORS, 404, 409),
     summary="Stop a study and its running trials",
 )
-def cancel(study_id: StudyId, tenant: TenantDep, redis: RedisDep):
+def cancel(tenant: TenantDep, study_id: StudyId, redis: RedisDep):
     """The coordinator cancels the running trials, then the study ends ``cancelled``."""
     store = StudyStore(redis)
     record = owned_study(store, study_id, tenant)
@@ -145,8 +145,8 @@ def cancel(study_id: StudyId, tenant: TenantDep, redis: RedisDep):
     summary="Live progress of a study (SSE)",
 )
 def events(
+    tenant: TenantDep,  # first: without a key, any id is a 401 (as for jobs)
     study_id: StudyId,
-    tenant: TenantDep,
     redis: RedisDep,
     last_event_id: Annotated[str | None, Header(max_length=64, pattern=r"^\d+(-\d+)?$")] = None,
 ):

@@ -124,10 +124,12 @@ def test_every_v1_operation_needs_a_key(app, anonymous):
     operations = [
         (method, path) for path, item in paths.items() if path.startswith("/v1/") for method in item
     ]
-    assert len(operations) == 15  # GET /v1/jobs/{id}/metrics is the 15th
+    assert len(operations) == 21  # GET /v1/jobs/{id}/metrics is the 15th; 6 /v1/studies ones
     for method, path in operations:
         # well-formed ids: the key check, not the id-format check, must answer
         url = path.replace("{job_id}", "job_" + "0" * 16).replace("{model_id}", "mdl_" + "0" * 16)
-        url = url.replace("{dataset_id}", "ds_" + "0" * 16)
+        url = url.replace("{dataset_id}", "ds_" + "0" * 16).replace(
+            "{study_id}", "study_" + "0" * 16
+        )
         response = anonymous.request(method.upper(), url)
         assert response.status_code == 401, (method, path, response.status_code)

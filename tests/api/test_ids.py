@@ -41,11 +41,12 @@ def test_every_route_with_an_id_answers_404_for_malformed_ids(app, alice, runnin
                 path.replace("{job_id}", running_job + suffix)
                 .replace("{model_id}", "mdl_0123456789abcdef" + suffix)
                 .replace("{dataset_id}", "ds_0123456789abcdef" + suffix)
+                .replace("{study_id}", "study_0123456789abcdef" + suffix)
             )
             response = alice.request(method.upper(), url, json={"inputs": [0.0]})
             assert response.status_code == 404, (method, url, response.text)
             checked += 1
-    assert checked == 10 * len(SUFFIXES)  # 4 job, 4 model and 2 data set operations
+    assert checked == 14 * len(SUFFIXES)  # 4 job, 4 model, 2 data set and 4 study operations
 
 
 @pytest.mark.parametrize("bad", ["ds_0123456789abcdef:chunks", "ds_x", "DS_0123456789ABCDEF"])
