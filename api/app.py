@@ -18,7 +18,18 @@ from api.keys import KeyRing
 from api.limits import BodySizeLimit
 from api.metrics import ApiMetrics, MetricsMiddleware
 from api.model_cache import ModelCache
-from api.routers import datasets, health, jobs, models, studies
+from api.routers import (
+    datasets,
+    export,
+    health,
+    job_lifecycle,
+    jobs,
+    models,
+    oip,
+    predict,
+    registry,
+    studies,
+)
 from api.ui import install as install_dashboard
 from worker.celery_app import CONTROL_QUEUE, TRAINING_QUEUE, configure
 from worker.celery_app import app as celery_app
@@ -73,13 +84,27 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.metrics.watch_redis(lambda: redis_snapshot(redis_client))
     app.state.celery = cache(lambda: celery_for(settings))
     install_error_handlers(app)
-    for router in (jobs.router, models.router, datasets.router, studies.router, health.router):
+    routers = (
+        jobs,
+        job_lifecycle,
+        models,
+        predict,
+        export,
+        registry,
+        datasets,
+        studies,
+        health,
+        oip,
+    )
+    for router in (module.router for module in routers):
         app.include_router(router)
     install_dashboard(app)
 
     def limit_for(path: str) -> int:
         if path.startswith("/v1/datasets"):
             return settings.max_dataset_bytes + 1024 * 1024  # room for the multipart envelope
+        if path == "/v1/models":
+            return settings.max_model_bytes + 1024 * 1024
         return settings.max_request_bytes
 
     app.add_middleware(FastPredict, state=app.state)

@@ -22,6 +22,7 @@ import redis as redis_lib
 
 from worker.collective.shm_transport import remove_job_segments
 from worker.config import Settings
+from worker.job_logs import job_log
 from worker.jobs import JobStore, utc_now
 
 ATTEMPT_TTL_SECONDS = 24 * 3600
@@ -132,6 +133,24 @@ def check_attempt(
             raise PeerLostError(shard, float(seen) if seen else None)
 
 
+def explain_timeout(
+    redis: redis_lib.Redis, job_id: str, attempt: int, missing: list[int], settings: Settings
+) -> PeerLostError | None:
+    """A PeerLostError when a shard we timed out on turns out dead (its lease expires within one
+    lease lifetime), else None. A peer SIGKILLed late in a long wait leaves its lease alive
+    when our deadline passes; the reason should say it died, not that it was slow."""
+    deadline = time.monotonic() + lease_seconds(settings)
+    keys = [attempt_key(job_id, attempt, f"lease:{shard}") for shard in missing]
+    while True:
+        for shard, lease in zip(missing, redis.mget(keys), strict=True):
+            if lease is None:
+                seen = redis.hget(attempt_key(job_id, attempt, "seen"), str(shard))
+                return PeerLostError(shard, float(seen) if seen else None)
+        if time.monotonic() > deadline:
+            return None
+        time.sleep(min(0.1, settings.heartbeat_seconds))
+
+
 def abort_attempt(redis: redis_lib.Redis, job_id: str, attempt: int, reason: str) -> None:
     redis.set(attempt_key(job_id, attempt, "abort"), reason, ex=ATTEMPT_TTL_SECONDS, nx=True)
 
@@ -180,6 +199,7 @@ def restart_job(store: JobStore, job_id: str, attempt: int, reason: str, enqueue
     if record["status"] == "cancelling":
         return store.transition(job_id, "cancelled", f"cancelled; {reason}", expect_attempt=attempt)
     if record["restarts"] >= max_restarts:
+        job_log(store.redis, job_id, f"{reason}; no restarts left ({max_restarts})", None, "error")
         return store.transition(
             job_id,
             "failed",
@@ -199,6 +219,8 @@ def restart_job(store: JobStore, job_id: str, attempt: int, reason: str, enqueue
         expect_attempt=attempt,
     )
     if updated is not None:
+        restarts = f"restart {changes['restarts']} of at most {max_restarts}"
+        job_log(store.redis, job_id, f"restarting from the last checkpoint ({restarts}): {reason}")
         enqueue(job_id)
     return updated
 
@@ -231,6 +253,7 @@ def sweep(store: JobStore, settings: Settings, enqueue) -> list[str]:
                     f"{settings.max_pending_seconds:g} s"
                 )
                 abort_attempt(store.redis, job_id, attempt, reason)
+                job_log(store.redis, job_id, reason, None, "error")
                 if store.transition(job_id, "failed", reason, expect_attempt=attempt):
                     acted.append(job_id)
     return acted

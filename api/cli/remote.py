@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.table import Column, Table
+from rich.table import Column
 
 from api.client import ApiError, GradqClient
 from worker.config import get_settings
@@ -62,26 +62,6 @@ def status(job_id: str):
             fail(error)
 
 
-def jobs(status_filter: Annotated[str | None, typer.Option("--status")] = None, limit: int = 20):
-    """List your jobs, newest first."""
-    with client() as api:
-        try:
-            page = api.jobs(status=status_filter, limit=limit)
-        except ApiError as error:
-            fail(error)
-    status = Column("status", no_wrap=True, min_width=10)
-    table = Table(ID, Column("name", max_width=16), status, "progress", ID_OF("model"))
-    for job in page["jobs"]:
-        table.add_row(
-            job["id"],
-            job.get("name") or "",
-            job["status"],
-            f"{job.get('progress', 0):.0%}",
-            job.get("model_id") or "",
-        )
-    console.print(table)
-
-
 def watch(job_id: str):
     """Follow a job's progress live until it ends (exit 1 unless it succeeds)."""
     with client() as api:
@@ -114,26 +94,6 @@ def metrics(
         sys.stdout.write(body.decode())
     else:
         sys.stdout.write(json.dumps(body) + "\n")
-
-
-def models():
-    """List your models."""
-    with client() as api:
-        try:
-            listing = api.models()
-        except ApiError as error:
-            fail(error)
-    table = Table(ID, ID_OF("job"), "input shape", "test accuracy", "size")
-    for model in listing["models"]:
-        accuracy = (model.get("metrics") or {}).get("test_accuracy")
-        table.add_row(
-            model["id"],
-            model.get("job_id") or "",
-            str(model["input_shape"]),
-            "" if accuracy is None else f"{accuracy:.4f}",
-            str(model.get("size_bytes") or ""),
-        )
-    console.print(table)
 
 
 def predict(model_id: str, file: Annotated[Path, typer.Argument(exists=True, dir_okay=False)]):
@@ -220,6 +180,6 @@ def follow(api: GradqClient, job_id: str) -> dict:
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the ``gradq`` app."""
-    for command in (submit, status, jobs, watch, cancel, metrics, models, predict, serve):
+    for command in (submit, status, watch, cancel, metrics, predict, serve):
         app.command()(command)
     app.add_typer(datasets_app, name="datasets")

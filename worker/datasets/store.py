@@ -9,6 +9,7 @@ listed is always complete. Arrays come back with ``np.frombuffer``: nothing is e
 from __future__ import annotations
 
 import json
+import math
 import secrets
 import time
 from typing import Protocol
@@ -74,6 +75,14 @@ class RedisChunkedBlobs:
 
     def delete(self, key: str) -> None:
         self.redis.delete(PREFIX + key)
+
+
+def score_cursor(cursor: str) -> float:
+    """A list cursor (the last row's sorted-set score) as a float; ValueError if it is not one."""
+    value = float(cursor)
+    if not math.isfinite(value):
+        raise ValueError(f"cursor {cursor!r} is not finite")
+    return value
 
 
 class DatasetStore:
@@ -169,11 +178,23 @@ class DatasetStore:
 
     def list(self, tenant: str) -> list[dict]:
         """Info of the tenant's sets, newest first."""
-        ids = self.redis.zrevrange(TENANT_INDEX + tenant, 0, -1)
+        return self.page(tenant, limit=10**9)[0]
+
+    def page(
+        self, tenant: str, limit: int = 100, cursor: str | None = None
+    ) -> tuple[list[dict], str | None]:
+        """Newest first, ``limit`` at a time; ``cursor`` is the previous page's next cursor
+        (the creation score of its last set; ValueError if it is not a number)."""
+        upper = "+inf" if cursor is None else f"({score_cursor(cursor)!r}"
+        rows = self.redis.zrevrangebyscore(
+            TENANT_INDEX + tenant, upper, "-inf", start=0, num=limit + 1, withscores=True
+        )
+        more, rows = len(rows) > limit, rows[:limit]
         pipe = self.redis.pipeline(transaction=False)
-        for dataset_id in ids:
+        for dataset_id, _ in rows:
             pipe.hgetall(PREFIX + _text(dataset_id))
-        return [_decode(fields) for fields in pipe.execute() if fields]
+        found = [_decode(fields) for fields in pipe.execute() if fields]
+        return found, (repr(rows[-1][1]) if more else None)
 
     def delete(self, dataset_id: str) -> bool:
         """Remove a set (metadata first, so it disappears at once); False if it did not exist."""
