@@ -28,6 +28,7 @@ from api.routers import (
     oip,
     predict,
     registry,
+    studies,
 )
 from api.ui import install as install_dashboard
 from worker.celery_app import CONTROL_QUEUE, TRAINING_QUEUE, configure
@@ -85,7 +86,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.metrics.watch_redis(lambda: redis_snapshot(redis_client))
     app.state.celery = cache(lambda: celery_for(settings))
     install_error_handlers(app)
-    routers = (jobs, job_lifecycle, models, predict, export, registry, datasets, health, oip)
+    routers = (
+        jobs,
+        job_lifecycle,
+        models,
+        predict,
+        export,
+        registry,
+        datasets,
+        studies,
+        health,
+        oip,
+    )
     for router in (module.router for module in routers):
         app.include_router(router)
     install_dashboard(app)

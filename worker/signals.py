@@ -1,8 +1,10 @@
-"""Worker process signals: BLAS thread budget, the recovery sweep and the artifact collector.
+"""Worker process signals: BLAS thread budget, the recovery sweep, the study coordinators and
+the artifact collector.
 
 ``celeryd_init`` runs in the main worker process before the pool forks: it records the pool size
 so each child can pick ``cores // processes`` BLAS threads. ``worker_ready`` starts the sweeper
-thread, so a (re)started worker picks up jobs whose shards stopped heartbeating, and the artifact
+thread, so a (re)started worker picks up jobs whose shards stopped heartbeating, the study
+driver (``worker.studies.driver``), so it coordinates studies nobody else does, and the artifact
 collector thread (one run per cluster per GRADQ_ARTIFACT_COLLECT_SECONDS, under a Redis lock).
 """
 
@@ -20,6 +22,7 @@ from worker.storage.collector import Collector
 
 _sweeper: Sweeper | None = None
 _collector: Collector | None = None
+_studies = None  # the StudyDriver of this worker's main process
 
 
 @celeryd_init.connect
@@ -46,6 +49,15 @@ def _start_sweeper(sender=None, **_) -> None:
         settings.artifact_collect_seconds,
     )
     _collector.start()
+    _start_study_driver(settings)
+
+
+def _start_study_driver(settings) -> None:
+    global _studies
+    from worker.studies.driver import StudyDriver  # Optuna is imported by workers only
+
+    _studies = StudyDriver(redis_lib.Redis.from_url(settings.redis_url), settings)
+    _studies.start()
 
 
 @worker_shutdown.connect
@@ -54,3 +66,5 @@ def _stop_sweeper(sender=None, **_) -> None:
         _sweeper.stop()
     if _collector is not None:
         _collector.stop()
+    if _studies is not None:
+        _studies.stop()  # releases the leases: another worker takes over at once

@@ -25,13 +25,14 @@ def _register() -> None:
         migrate,
         model_commands,
         remote,
+        study,
         train,
         up,
         worker_command,
     )
 
-    modules = (up, worker_command, train, remote, job_commands, model_commands, keys, migrate)
-    for module in modules:
+    modules = (up, worker_command, train, remote, job_commands, model_commands, keys, study)
+    for module in (*modules, migrate):
         module.register(app)
 
 
