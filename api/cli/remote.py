@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Column
 
 from api.client import ApiError, GradqClient
@@ -33,7 +34,7 @@ def client() -> GradqClient:
 
 
 def fail(error: ApiError) -> None:
-    console.print(f"[red]error[/red] {error}")
+    console.print(f"[red]error[/red] {escape(str(error))}")  # "gradq[onnx]" is not markup
     raise typer.Exit(1)
 
 

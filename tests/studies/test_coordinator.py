@@ -103,3 +103,25 @@ def test_a_prune_written_down_before_a_crash_is_carried_out_by_the_next_coordina
     record = store.get(study["id"])
     assert [t["state"] for t in record["trials"]] == ["pruned"]
     assert record["status"] == "failed" and record["status_reason"] == "no trial completed"
+
+
+def test_a_trial_whose_job_succeeded_before_reading_its_prune_counts_as_complete(
+    redis_client, celery_app
+):
+    study = stored_study(redis_client, max_parallel=1, max_trials=1, pruner="median")
+    settings = Settings(redis_url="redis://unused")
+    Coordinator(redis_client, study["id"], settings, submit=Submitter()).tick()
+    store, jobs = StudyStore(redis_client), JobStore(redis_client)
+    job_id = store.trial_jobs(study["id"])[0]
+    jobs.transition(job_id, "running")
+    store.mark_pruned(study["id"], 0, 1)  # the pruner spoke, but the fast job ended first
+    history = [{"epoch": 1, "val_accuracy": 0.5}, {"epoch": 2, "val_accuracy": 0.75}]
+    jobs.update(job_id, {"history": history}, status="succeeded")
+
+    coordinator = Coordinator(redis_client, study["id"], settings, submit=Submitter())
+    coordinator.tick()
+    coordinator.tick()
+
+    record = store.get(study["id"])
+    assert [(t["state"], t["value"]) for t in record["trials"]] == [("complete", 0.75)]
+    assert record["best_trial"]["value"] == 0.75 and store.pruned(study["id"]) == {}

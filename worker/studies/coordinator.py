@@ -109,6 +109,11 @@ class Coordinator:
 
     def _tell(self, record: dict, number: int, job: dict, pruned: dict) -> None:
         """Tell Optuna how a finished trial job ended."""
+        if job["status"] == "succeeded" and number in pruned:
+            # the job ran to its end before it read the cancel (fast epochs): it is complete,
+            # and the study must not call a trained, stored model "pruned"
+            self.studies.unmark_pruned(self.study_id, number)
+            pruned.pop(number)
         if number in pruned:
             self.study.tell(number, state=TrialState.PRUNED, skip_if_finished=True)
         elif job["status"] == "succeeded":

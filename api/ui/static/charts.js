@@ -4,6 +4,13 @@ gradq.charts = (() => {
   const COLORS = ["#2563eb", "#dc2626", "#16a34a", "#9333ea", "#ea580c",
                   "#0891b2", "#db2777", "#65a30d", "#4f46e5", "#b45309"];
 
+  function tick(v) {
+    const a = Math.abs(v);
+    if (a >= 1e6) return gradq.fmt(v / 1e6, 3) + "M";
+    if (a >= 1e4) return gradq.fmt(v / 1e3, 3) + "k";
+    return gradq.fmt(v, 3);
+  }
+
   // labels: one per y series; opts.points draws markers (epoch charts have few points)
   function make(el, labels, opts = {}) {
     const height = opts.height || 220;
@@ -24,7 +31,8 @@ gradq.charts = (() => {
       axes: [
         // epochs are whole numbers: no 1.5 ticks
         Object.assign({ label: opts.x || "step" }, opts.x === "epoch" ? { incrs: [1, 2, 5, 10, 20, 50, 100, 200, 500] } : {}),
-        { size: 56, values: (u, ticks) => ticks.map((t) => gradq.fmt(t, 3)) },
+        // 120000 samples/s does not fit 56 px: ticks in k/M units
+        { size: 56, values: (u, ticks) => ticks.map(tick) },
       ],
       legend: { live: true },
       cursor: { drag: { x: true, y: false } },
