@@ -4,6 +4,8 @@
 - cancel flag seen: the job becomes ``cancelled`` (its last checkpoint is kept);
 - a peer died or timed out: the attempt is abandoned and the job restarts from its checkpoint
   (``restart_job``), or fails once ``max_restarts`` is used up;
+- Redis unreachable (a restart): the attempt is abandoned and the job restarts from its checkpoint
+  once Redis answers again (the job-state client retries with backoff meanwhile);
 - any other error (NaN loss, a bad shape, no common transport): the job fails with the message; the
   worker stays healthy.
 Whatever the ending, this shard's shared-memory segment is unlinked, and once the job is finished
@@ -35,6 +37,8 @@ from worker.threads import thread_budget
 from worker.transport import attempt_transport
 
 log = logging.getLogger(__name__)
+# a dropped or refused connection: Redis restarting, not a fault of the job
+REDIS_OUTAGE = (redis_lib.ConnectionError, redis_lib.TimeoutError)
 
 
 def run_shard_task(
@@ -53,6 +57,15 @@ def run_shard_task(
         return _run(
             store, data, settings, job_id, shard, attempt, requeue, enqueue_start, step_hook
         )
+    except REDIS_OUTAGE as error:
+        # Raises again if Redis stays away longer than the store client's retries: the task then
+        # fails, and the sweep restarts the job once every lease has expired.
+        log.warning(
+            "job %s shard %d: Redis unreachable (%s); restarting the job", job_id, shard, error
+        )
+        reason = f"Redis was unreachable ({type(error).__name__}: {error})"
+        restart_job(store, job_id, attempt, reason, enqueue_start)
+        return "restarted"
     finally:
         _remove_segments_if_finished(store, job_id)
 
@@ -66,6 +79,8 @@ def _run(store, data, settings, job_id, shard, attempt, requeue, enqueue_start, 
         try:
             with thread_budget(settings, record["spec"].get("model")):
                 replica = prepare(store, job_id, settings)
+        except REDIS_OUTAGE:
+            raise
         except Exception as error:  # a bad data set or model spec: no point in retrying
             log.exception("job %s shard %d could not prepare", job_id, shard)
             return _fail(store, job_id, shard, attempt, error)
@@ -96,6 +111,8 @@ def _run(store, data, settings, job_id, shard, attempt, requeue, enqueue_start, 
             log.warning("job %s shard %d: %s", job_id, shard, error)
             restart_job(store, job_id, attempt, str(error), enqueue_start)
             return "restarted"
+        except REDIS_OUTAGE:
+            raise
         except Exception as error:  # training errors fail the job, not the worker
             log.exception("job %s shard %d failed", job_id, shard)
             return _fail(store, job_id, shard, attempt, error)

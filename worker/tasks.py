@@ -14,12 +14,13 @@ from worker.config import get_settings
 from worker.gang import mark_pending
 from worker.jobs import TERMINAL, JobStore
 from worker.recovery import ATTEMPT_TTL_SECONDS, attempt_key
+from worker.redis_client import connect
 from worker.runner import run_shard_task
 
 
 @lru_cache(maxsize=1)
 def _redis() -> redis_lib.Redis:
-    return redis_lib.Redis.from_url(get_settings().redis_url)
+    return connect(get_settings().redis_url)
 
 
 @lru_cache(maxsize=1)
@@ -27,7 +28,7 @@ def _data() -> redis_lib.Redis:
     return data_client(get_settings().redis_url)
 
 
-@app.task(name="worker.tasks.ping")
+@app.task(name="worker.tasks.ping", ignore_result=False)
 def ping(value: str) -> str:
     """Echo ``value``: lets tests and ``/readyz`` prove a worker is consuming."""
     return value
