@@ -7,6 +7,8 @@ Keys (``{id}`` is ``job_<hex>``):
 - ``gradq:tenant:{t}:jobs``     sorted set (all scores 0, members ``<created µs>|<id>``) -> newest
                                 first by lexicographic order, which gives stable cursors
 - ``gradq:jobs:active``         ids of non-terminal jobs, scanned by the recovery sweep
+- ``gradq:gang:pending``        sorted set of jobs forming their gang (``worker.gang``); a job
+                                leaves it when it finishes, whatever the way (cancel included)
 Status changes are guarded: a terminal record is never changed again.
 """
 
@@ -21,6 +23,7 @@ import redis as redis_lib
 
 TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
 ACTIVE_KEY = "gradq:jobs:active"
+GANG_PENDING_KEY = "gradq:gang:pending"  # job id -> pending_since
 EVENTS_MAXLEN = 2000
 FINISHED_TTL_SECONDS = 7 * 24 * 3600  # events and cancel flag of a finished job
 # A restart sends a running job back to queued while its new gang forms.
@@ -91,6 +94,7 @@ class JobStore:
             "started_at": None,
             "finished_at": None,
         }
+        record["updated_at"] = record["created_at"]
         member = f"{time.time_ns() // 1000:017d}|{job_id}"
         pipe = self.redis.pipeline()
         pipe.set(job_key(job_id), json.dumps(record))
@@ -163,13 +167,15 @@ class JobStore:
                         return None
                     published = dict(changes)
                     record.update(changes)
+                    now = utc_now()
+                    record["updated_at"] = published["updated_at"] = now
                     if status is not None:
                         record["status"] = status
                         published["status"] = status
                         if status == "running" and record["started_at"] is None:
-                            record["started_at"] = published["started_at"] = utc_now()
+                            record["started_at"] = published["started_at"] = now
                         if status in TERMINAL:
-                            record["finished_at"] = published["finished_at"] = utc_now()
+                            record["finished_at"] = published["finished_at"] = now
                     if reason is not None or status is not None:
                         record["status_reason"] = published["status_reason"] = reason
                     published.setdefault("status", record["status"])
@@ -178,6 +184,7 @@ class JobStore:
                     pipe.xadd(events_key(job_id), _event(event, published), maxlen=EVENTS_MAXLEN)
                     if record["status"] in TERMINAL:
                         pipe.srem(ACTIVE_KEY, job_id)
+                        pipe.zrem(GANG_PENDING_KEY, job_id)
                         pipe.expire(events_key(job_id), FINISHED_TTL_SECONDS)
                         pipe.expire(cancel_key(job_id), FINISHED_TTL_SECONDS)
                     pipe.execute()

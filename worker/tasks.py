@@ -71,6 +71,6 @@ def train_shard(job_id: str, shard: int, attempt: int) -> str:
         job_id,
         shard,
         attempt,
-        requeue=lambda: train_shard.delay(job_id, shard, attempt),
+        requeue=lambda delay: train_shard.apply_async((job_id, shard, attempt), countdown=delay),
         enqueue_start=start_job.delay,
     )

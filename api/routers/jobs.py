@@ -7,11 +7,11 @@ from typing import Annotated
 from fastapi import APIRouter, Header, HTTPException, Query, status
 from fastapi.responses import StreamingResponse
 
-from api.deps import DatasetStoreDep, JobStoreDep, SettingsDep, SubmitDep, TenantDep
+from api.deps import DatasetStoreDep, JobStoreDep, RedisDep, SettingsDep, SubmitDep, TenantDep
 from api.schemas.common import COMMON_ERRORS, errors
 from api.schemas.jobs import ACTIVE_STATUSES, JobList, JobOut, JobStatus
 from api.schemas.spec import JobSpec
-from api.spec_check import check_model, dataset_shape
+from api.spec_check import check_model, check_shards, dataset_shape
 from api.sse import job_event_stream
 from worker.jobs import JobFinishedError, JobNotFoundError
 
@@ -73,8 +73,10 @@ def submit(
     jobs: JobStoreDep,
     datasets: DatasetStoreDep,
     submit_job: SubmitDep,
+    redis_client: RedisDep,
 ):
-    """Validate the spec (bounds, data set, shapes, parameter budget), then queue it."""
+    """Validate the spec (bounds, data set, shapes, parameter budget, worker slots), then
+    queue it."""
     limit = settings.max_active_jobs_per_tenant
     if len(active_jobs(jobs, tenant)) >= limit:
         raise HTTPException(
@@ -84,6 +86,7 @@ def submit(
         )
     input_shape, num_classes = dataset_shape(spec, tenant, datasets)
     check_model(spec, input_shape, num_classes, settings.max_parameters)
+    check_shards(spec, redis_client, settings)
     return job_view(submit_job(spec.to_stored(), tenant))
 
 

@@ -92,3 +92,25 @@ def test_a_stale_attempt_cannot_write(store):
 
     assert store.update(job, {"step": 5}, expect_attempt=1) is None
     assert store.update(job, {"step": 5}, expect_attempt=2)["step"] == 5
+
+
+def test_every_change_stamps_updated_at_and_a_finished_job_keeps_its_last(store):
+    job = store.create(SPEC, "acme")
+    running = store.transition(job["id"], "running")
+    finished = store.transition(job["id"], "succeeded")
+
+    assert job["updated_at"] == job["created_at"]
+    assert job["updated_at"] <= running["updated_at"] <= finished["updated_at"]
+    assert store.get(job["id"])["updated_at"] == finished["finished_at"]
+
+
+def test_a_cancelled_job_leaves_the_gang_pending_set(store, redis_client):
+    from worker.gang import mark_pending
+    from worker.jobs import GANG_PENDING_KEY
+
+    job = store.create(SPEC, "acme")["id"]
+    mark_pending(store, job, 1.0)
+
+    store.request_cancel(job)
+
+    assert redis_client.zscore(GANG_PENDING_KEY, job) is None
