@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import logging
 from contextlib import asynccontextmanager
-from functools import cache
 
 import redis
-from celery import Celery
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import JSONResponse
@@ -60,7 +58,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.model_cache = cache_
     app.state.metrics = ApiMetrics()
     app.state.metrics.watch_redis(lambda: redis_snapshot(redis_client))
-    app.state.celery = cache(lambda: celery_for(settings))
     app.add_exception_handler(HTTPException, http_error)
     app.add_exception_handler(redis.RedisError, redis_unavailable)
     app.add_exception_handler(Exception, internal_error)
@@ -99,13 +96,6 @@ def _point_celery_at(settings: Settings) -> None:
     """``submit_job`` enqueues through the process's Celery app: same Redis as this API."""
     if celery_app.conf.broker_url != settings.redis_url:
         configure(celery_app, settings)
-
-
-def celery_for(settings: Settings):
-    """A Celery client app on ``settings.redis_url`` (for ``/readyz`` pings)."""
-    client = Celery("gradq-api")
-    configure(client, settings)
-    return client
 
 
 def redis_snapshot(redis_client: redis.Redis) -> tuple[dict[str, int], dict[str, int]]:
