@@ -98,7 +98,7 @@ def route_template(scope) -> str:
     """The matched route's path template; ``<unmatched>`` only when no route matched.
 
     FastAPI's own routes set ``scope["route"]``; plain Starlette routes (``/docs``,
-    ``/openapi.json``, ``/redoc``) only set ``scope["endpoint"]``, found here among the app's routes.
+    ``/openapi.json``, ``/redoc``) only set ``scope["endpoint"]``: found among the app's routes.
     """
     if scope.get("gradq.route"):
         return scope["gradq.route"]
