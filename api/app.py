@@ -17,14 +17,17 @@ from api.limits import BodySizeLimit
 from api.metrics import ApiMetrics, MetricsMiddleware
 from api.model_cache import ModelCache
 from api.routers import datasets, health, jobs, models
+from api.shutdown import ShutdownFlag
 from worker.celery_app import CONTROL_QUEUE, TRAINING_QUEUE, configure
 from worker.celery_app import app as celery_app
 from worker.config import Settings, get_settings
 from worker.jobs import JobStore
+from worker.redis_client import connect
 
 log = logging.getLogger("gradq.api")
 # Celery's Redis transport keeps one list per queue and priority step.
 PRIORITY_SUFFIXES = ("", "\x06\x163", "\x06\x166", "\x06\x169")
+API_OUTAGE_SECONDS = 2.0
 
 DESCRIPTION = """Distributed NumPy training as a service.
 
@@ -37,7 +40,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """A configured API: stores on ``settings.redis_url``, keys, limits, metrics."""
     settings = settings or get_settings()
     _point_celery_at(settings)
-    redis_client = redis.Redis.from_url(settings.redis_url, socket_timeout=30)
+    # rides out a blip of a second or two; a longer outage is a 503 rather than a hung request
+    redis_client = connect(settings.redis_url, outage_seconds=API_OUTAGE_SECONDS, socket_timeout=30)
+    shutdown = ShutdownFlag()
     cache_ = ModelCache(settings.model_cache_bytes)
 
     @asynccontextmanager
@@ -46,14 +51,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             log.warning("gradq API: no API keys configured; serving WITHOUT authentication")
         listener = InvalidationListener(app.state.redis, app.state.model_cache)
         listener.start()
+        shutdown.install()
         try:
             yield
         finally:
+            shutdown.uninstall()
             listener.stop()
 
     app = FastAPI(title="gradq", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
     app.state.settings = settings
     app.state.redis = redis_client
+    app.state.shutdown = shutdown
     app.state.keyring = KeyRing(settings.api_keys_file, settings.api_keys)
     app.state.model_cache = cache_
     app.state.metrics = ApiMetrics()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Header, HTTPException, Query, status
+from fastapi import APIRouter, Header, HTTPException, Query, Request, status
 from fastapi.responses import StreamingResponse
 
 from api.deps import DatasetStoreDep, JobStoreDep, RedisDep, SettingsDep, SubmitDep, TenantDep
@@ -149,7 +149,9 @@ def cancel(job_id: str, tenant: TenantDep, jobs: JobStoreDep):
     responses={
         200: {
             "description": "Server-Sent Events: `state` first, then `progress`/`epoch`/`status`"
-            " events in order, then `end` after the final status.",
+            " events in order, then `end` after the final status. A stream may instead end with"
+            " `shutdown` (the server is stopping) or `error` (Redis unavailable): reconnect with"
+            " `Last-Event-ID`.",
             "content": {"text/event-stream": {"schema": {"type": "string"}}},
         },
         **errors(*COMMON_ERRORS, 404, 422),
@@ -157,6 +159,7 @@ def cancel(job_id: str, tenant: TenantDep, jobs: JobStoreDep):
     summary="Live progress of a job (SSE)",
 )
 def events(
+    request: Request,
     job_id: str,
     tenant: TenantDep,
     jobs: JobStoreDep,
@@ -166,7 +169,9 @@ def events(
     if last_event_id and any(int(part) >= 2**64 for part in last_event_id.split("-")):
         raise HTTPException(422, detail="Last-Event-ID: not a stream id of this job")
     return StreamingResponse(
-        job_event_stream(jobs, job_id, last_event_id, public_view),
+        job_event_stream(
+            jobs, job_id, last_event_id, public_view, stop=request.app.state.shutdown.is_set
+        ),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
