@@ -7,6 +7,7 @@ Keys (``{id}`` is ``job_<hex>``):
 - ``gradq:tenant:{t}:jobs``     sorted set (all scores 0, members ``<created µs>|<id>``) -> newest
                                 first by lexicographic order, which gives stable cursors
 - ``gradq:jobs:active``         ids of non-terminal jobs, scanned by the recovery sweep
+- ``gradq:job:{id}:checkpoint`` (``worker.checkpoints``) is deleted when the job succeeds
 - ``gradq:gang:pending``        sorted set of jobs forming their gang (``worker.gang``); a job
                                 leaves it when it finishes, whatever the way (cancel included)
 Status changes are guarded: a terminal record is never changed again.
@@ -20,6 +21,8 @@ import time
 from datetime import UTC, datetime
 
 import redis as redis_lib
+
+from worker.checkpoints import checkpoint_key
 
 TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
 ACTIVE_KEY = "gradq:jobs:active"
@@ -182,6 +185,10 @@ class JobStore:
                     pipe.multi()
                     pipe.set(key, json.dumps(record))
                     pipe.xadd(events_key(job_id), _event(event, published), maxlen=EVENTS_MAXLEN)
+                    if record["status"] == "succeeded":
+                        # nothing resumes a succeeded job: its checkpoint (up to hundreds of MB
+                        # of optimizer state) goes; cancelled and failed jobs keep theirs
+                        pipe.delete(checkpoint_key(job_id))
                     if record["status"] in TERMINAL:
                         pipe.srem(ACTIVE_KEY, job_id)
                         pipe.zrem(GANG_PENDING_KEY, job_id)

@@ -114,3 +114,16 @@ def test_a_cancelled_job_leaves_the_gang_pending_set(store, redis_client):
     store.request_cancel(job)
 
     assert redis_client.zscore(GANG_PENDING_KEY, job) is None
+
+
+@pytest.mark.parametrize("ending", ["succeeded", "failed", "cancelled"])
+def test_only_a_succeeded_job_loses_its_checkpoint(store, redis_client, ending):
+    from worker.checkpoints import checkpoint_key, save_checkpoint
+
+    job = store.create(SPEC, "acme")["id"]
+    store.transition(job, "running")
+    save_checkpoint(redis_client, job, b"npz bytes")
+
+    store.transition(job, ending)
+
+    assert redis_client.exists(checkpoint_key(job)) == (ending != "succeeded")
