@@ -243,6 +243,27 @@ class JobStore:
                 return updated
             # the status moved under us (e.g. queued -> running): decide again
 
+    def forget_model(self, job_id: str, model_id: str) -> bool:
+        """Clear ``model_id`` from the job's record once that model is deleted (finished records
+        change only here); False if the job is gone or names another model."""
+        key = job_key(job_id)
+        with self.redis.pipeline() as pipe:
+            while True:
+                try:
+                    pipe.watch(key)
+                    raw = pipe.get(key)
+                    record = json.loads(raw) if raw is not None else None
+                    if record is None or record.get("model_id") != model_id:
+                        return False
+                    record["model_id"] = None
+                    record["updated_at"] = utc_now()
+                    pipe.multi()
+                    pipe.set(key, json.dumps(record))
+                    pipe.execute()
+                    return True
+                except redis_lib.WatchError:
+                    continue
+
     def cancel_requested(self, job_id: str) -> bool:
         return bool(self.redis.exists(cancel_key(job_id)))
 

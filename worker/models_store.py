@@ -14,7 +14,7 @@ import time
 import redis as redis_lib
 
 import nnlib
-from worker.jobs import utc_now
+from worker.jobs import JobStore, utc_now
 
 
 def model_key(model_id: str) -> str:
@@ -82,7 +82,7 @@ class ModelStore:
         return [json.loads(raw) for raw in raws if raw is not None]
 
     def delete(self, model_id: str) -> bool:
-        """Remove the model; False if it did not exist."""
+        """Remove the model (and its id from its job's record); False if it did not exist."""
         metadata = self.get(model_id)
         if metadata is None:
             return False
@@ -90,6 +90,8 @@ class ModelStore:
         pipe.delete(model_key(model_id), model_key(model_id) + ":weights")
         pipe.zrem(f"gradq:tenant:{metadata['tenant']}:models", model_id)
         pipe.execute()
+        if metadata.get("job_id"):
+            JobStore(self.redis).forget_model(metadata["job_id"], model_id)
         return True
 
     def load_model(self, model_id: str) -> tuple[nnlib.Model, dict]:

@@ -127,3 +127,19 @@ def test_only_a_succeeded_job_loses_its_checkpoint(store, redis_client, ending):
     store.transition(job, ending)
 
     assert redis_client.exists(checkpoint_key(job)) == (ending != "succeeded")
+
+
+def test_deleting_a_model_clears_its_id_from_the_finished_job(store, redis_client):
+    import nnlib
+    from worker.models_store import ModelStore
+
+    job = store.create(SPEC, "acme")["id"]
+    model = nnlib.build_model({"layers": [{"type": "dense", "units": 2}]}, (3,))
+    saved = ModelStore(redis_client).save(model, tenant="acme", job_id=job)
+    store.transition(job, "running")
+    store.transition(job, "succeeded", changes={"model_id": saved["id"]})
+
+    assert ModelStore(redis_client).delete(saved["id"])
+
+    record = store.get(job)
+    assert record["model_id"] is None and record["status"] == "succeeded"
