@@ -1,7 +1,8 @@
 """allreduce alone, per algorithm and transport, against raw Redis transfers of the same bytes.
 
 Shards are separate processes (spawn) on this host. References: the raw SET + GET of one vector by
-one client (redis-py's parser / ``worker.resp``), and the same SET + GET by N clients at once (what
+one client (redis-py's parser / ``worker.collective.resp``), and the same SET + GET by N clients
+at once (what
 the exchange moves: each shard pushes one vector into and pops one out of the single Redis thread,
 concurrently; slowest client's median). Used by ``bench/scaling.py``; run alone:
 ``python bench/allreduce_alone.py [--shards 2,4]``.
@@ -21,16 +22,16 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from worker import resp  # noqa: E402
-from worker.allreduce import allreduce_mean, as_bytes, data_client  # noqa: E402
-from worker.shm_transport import SharedSegments  # noqa: E402
+from worker.collective import resp  # noqa: E402
+from worker.collective.allreduce import allreduce_mean, as_bytes, data_client  # noqa: E402
+from worker.collective.shm_transport import SharedSegments  # noqa: E402
 
 CHOICES = ("leader", "ring", "exchange", "shm")  # shm: the shared-memory transport
 
 
 def raw_transfer_seconds(url: str, nbytes: int, repeat: int = 50) -> tuple[float, float]:
     """Median SET + GET of ``nbytes`` by one client: (through redis-py's parser, through
-    ``worker.resp`` as the allreduce reads)."""
+    ``worker.collective.resp`` as the allreduce reads)."""
     client = data_client(url)
     payload = as_bytes(np.ones(nbytes // 4, np.float32))
 

@@ -42,7 +42,8 @@ def print_training(rows, raw: tuple[float, float], raw_n: dict[int, float], batc
     print(f"{os.cpu_count()} cores, load average {load} (other processes compete)")
     print(
         f"raw Redis SET+GET of one gradient: {raw[0] * 1e3:.2f} ms with redis-py's parser, "
-        f"{raw[1] * 1e3:.2f} ms read into one buffer (worker.resp; 'x raw' uses this one); "
+        f"{raw[1] * 1e3:.2f} ms read into one buffer (worker.collective.resp; 'x raw' uses "
+        "this one); "
         "by N clients at once ('x raw N', the bytes and concurrency of the Redis exchange): "
         + ", ".join(f"N={n} {t * 1e3:.2f} ms" for n, t in raw_n.items())
         + "\n"

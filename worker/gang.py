@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import time
 
+from worker.collective.transport import host_record
 from worker.jobs import GANG_PENDING_KEY, TERMINAL, JobStore
 from worker.recovery import abort_attempt, attempt_key, claim, gang_started, release
-from worker.transport import host_record
 from worker.worker_registry import training_slots
 
 PENDING_KEY = GANG_PENDING_KEY

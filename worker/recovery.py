@@ -5,7 +5,7 @@ Every attempt of a job (``attempt`` in its record, bumped by each restart) has i
   ``lease_seconds`` (half the peer timeout): a missing lease means the shard's process is gone
 - ``gradq:job:{id}:a{n}:seen``           hash shard -> time of its last heartbeat (for the reason)
 - ``gradq:job:{id}:a{n}:claimed/started`` the gang: step 0 begins once all N shards claimed
-- ``gradq:job:{id}:a{n}:hosts``          hash shard -> its host record (``worker.transport``),
+- ``gradq:job:{id}:a{n}:hosts``          hash shard -> its host record (``collective.transport``),
                                           written at claim, frozen once the gang started
 - ``gradq:job:{id}:a{n}:abort``          set when the attempt is abandoned (restart, failure,
                                           cancel), so blocked peers stop at once
@@ -20,9 +20,9 @@ import time
 
 import redis as redis_lib
 
+from worker.collective.shm_transport import remove_job_segments
 from worker.config import Settings
 from worker.jobs import JobStore, utc_now
-from worker.shm_transport import remove_job_segments
 
 ATTEMPT_TTL_SECONDS = 24 * 3600
 

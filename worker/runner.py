@@ -18,7 +18,9 @@ import logging
 
 import redis as redis_lib
 
-from worker.allreduce import PeerTimeoutError
+from worker.collective.allreduce import PeerTimeoutError
+from worker.collective.shm_transport import remove_job_segments
+from worker.collective.transport import attempt_transport
 from worker.config import Settings
 from worker.gang import join_gang
 from worker.jobs import TERMINAL, JobStore
@@ -32,9 +34,7 @@ from worker.recovery import (
 )
 from worker.shard import prepare, train
 from worker.shard_context import JobCancelledError, ShardContext
-from worker.shm_transport import remove_job_segments
 from worker.threads import thread_budget
-from worker.transport import attempt_transport
 
 log = logging.getLogger(__name__)
 # a dropped or refused connection: Redis restarting, not a fault of the job

@@ -20,9 +20,9 @@ import nnlib
 from nnlib.batching import global_batches, shard_slice, steps_per_epoch
 from nnlib.training import early_stopping_from_spec
 from worker.checkpoints import encode_checkpoint, load_checkpoint, save_checkpoint
+from worker.collective.local_sgd import LocalSGD
 from worker.config import Settings
 from worker.jobs import JobStore
-from worker.local_sgd import LocalSGD
 from worker.models_store import ModelStore
 from worker.recovery import AttemptAbortedError
 from worker.replica import (

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from worker.allreduce import allreduce_mean
+from worker.collective.allreduce import allreduce_mean
 from worker.config import Settings
 from worker.jobs import JobStore, cancel_key
 from worker.recovery import AttemptAbortedError, attempt_key, check_attempt
@@ -35,7 +35,7 @@ class ShardContext:
     step_hook: object = None  # tests: called as hook(global_step) after each update
     comm_seconds: float = field(default=0.0)
     flags_checked_at: float = field(default=-1e9)
-    transport: str = "redis"  # set per attempt by worker.transport: "shm", "redis" or "none"
+    transport: str = "redis"  # set per attempt by collective.transport: "shm", "redis" or "none"
     shm: object = None  # the connected SharedSegments when transport is "shm"
 
     def key(self, name: str) -> str:

@@ -9,8 +9,8 @@ from __future__ import annotations
 import numpy as np
 
 import nnlib
-from worker.allreduce import RING_MIN_ELEMENTS
-from worker.overlap import overlapped_gradients
+from worker.collective.allreduce import RING_MIN_ELEMENTS
+from worker.collective.overlap import overlapped_gradients
 from worker.replica import FlatGradients, slice_sizes
 
 

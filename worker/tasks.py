@@ -8,8 +8,8 @@ from functools import lru_cache
 import redis as redis_lib
 
 from worker import signals  # noqa: F401  (worker_ready: the recovery sweep)
-from worker.allreduce import data_client
 from worker.celery_app import app
+from worker.collective.allreduce import data_client
 from worker.config import get_settings
 from worker.gang import mark_pending
 from worker.jobs import TERMINAL, JobStore

@@ -15,8 +15,8 @@ from tests.worker.jobs_helpers import (
     model_weights,
     wait_finished,
 )
+from worker.collective.shm_transport import SHM_DIR
 from worker.jobs import JobStore
-from worker.shm_transport import SHM_DIR
 from worker.submit import submit_job
 
 pytestmark = pytest.mark.integration

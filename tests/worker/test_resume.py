@@ -10,8 +10,8 @@ import redis
 
 from tests.harness import run_in_threads
 from tests.worker.jobs_helpers import assert_same_weights, digits_spec, model_weights
-from worker.allreduce import data_client
 from worker.checkpoints import checkpoint_key, decode_checkpoint
+from worker.collective.allreduce import data_client
 from worker.config import Settings
 from worker.jobs import JobStore
 from worker.recovery import PeerLostError

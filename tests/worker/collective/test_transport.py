@@ -18,13 +18,13 @@ from tests.worker.jobs_helpers import (
     model_weights,
     wait_finished,
 )
-from worker.allreduce import data_client
+from worker.collective.allreduce import data_client
+from worker.collective.shm_transport import SHM_DIR
+from worker.collective.transport import TransportError, choose_transport
 from worker.config import Settings
 from worker.jobs import JobStore
 from worker.runner import run_shard_task
-from worker.shm_transport import SHM_DIR
 from worker.submit import submit_job
-from worker.transport import TransportError, choose_transport
 
 pytestmark = pytest.mark.integration
 
@@ -71,7 +71,7 @@ def test_forcing_shm_on_shards_of_different_hosts_fails_the_job_without_waiting(
         with lock:
             return f"machine{next(hosts)}"
 
-    monkeypatch.setattr("worker.transport.host_identity", next_host)
+    monkeypatch.setattr("worker.collective.transport.host_identity", next_host)
     settings = Settings(
         redis_url=redis_url,
         allreduce_transport="shm",

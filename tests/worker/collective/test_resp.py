@@ -1,4 +1,5 @@
-"""worker.resp.execute: pipelined replies parsed straight from the socket, large ones unsplit."""
+"""worker.collective.resp.execute: pipelined replies parsed straight from the socket, large
+ones unsplit."""
 
 from __future__ import annotations
 
@@ -9,8 +10,8 @@ import pytest
 import redis as redis_lib
 
 from tests.harness import wait_until
-from worker import resp
-from worker.allreduce import as_bytes, data_client
+from worker.collective import resp
+from worker.collective.allreduce import as_bytes, data_client
 
 pytestmark = pytest.mark.integration
 

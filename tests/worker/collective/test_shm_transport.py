@@ -12,8 +12,18 @@ import numpy as np
 import pytest
 
 from tests.harness import run_in_threads
-from worker.allreduce import PeerTimeoutError, allreduce_mean, data_client, sum_in_shard_order
-from worker.shm_transport import SHM_DIR, SharedSegments, remove_job_segments, segment_path
+from worker.collective.allreduce import (
+    PeerTimeoutError,
+    allreduce_mean,
+    data_client,
+    sum_in_shard_order,
+)
+from worker.collective.shm_transport import (
+    SHM_DIR,
+    SharedSegments,
+    remove_job_segments,
+    segment_path,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -44,7 +54,7 @@ def digest(array: np.ndarray) -> str:
 def _slow_on_odd_calls(segments: SharedSegments):
     """Make this shard dawdle between "ready" and reading its peers' slots on odd calls: a peer
     that rewrote a slot too early would be caught red-handed."""
-    import worker.shm_transport as module
+    import worker.collective.shm_transport as module
 
     def dawdling_sum(parts, out):
         if segments.calls % 2:
@@ -55,7 +65,7 @@ def _slow_on_odd_calls(segments: SharedSegments):
 
 
 def _shard_process(url, job_id, index, num_shards, signal_in_memory, out) -> None:
-    import worker.shm_transport as module
+    import worker.collective.shm_transport as module
 
     module.SIGNAL_IN_MEMORY = signal_in_memory
     client = data_client(url)
@@ -125,7 +135,7 @@ def connected_pair(url: str, job_id: str, capacity: int) -> list[SharedSegments]
 @pytest.fixture(params=[True, False], ids=["header", "redis-signal"])
 def signal_in_memory(request, monkeypatch) -> bool:
     """Both ways a step's "ready" travels: the segment header (x86-64) or a Redis message."""
-    import worker.shm_transport as module
+    import worker.collective.shm_transport as module
 
     monkeypatch.setattr(module, "SIGNAL_IN_MEMORY", request.param)
     return request.param

@@ -1,7 +1,7 @@
 """allreduce_mean: the weighted mean of one flat vector across N shards, through Redis lists or,
-when every shard runs on this host, through shared memory (``worker.shm_transport``).
+when every shard runs on this host, through shared memory (``worker.collective.shm_transport``).
 
-Transports (``GRADQ_ALLREDUCE_TRANSPORT``, decided per attempt by ``worker.transport``):
+Transports (``GRADQ_ALLREDUCE_TRANSPORT``, decided per attempt by ``worker.collective.transport``):
 - ``shm``: each shard copies its vector into its own /dev/shm segment and Redis carries only a
   16-byte "ready" message per peer and step (same pipeline, BLPOP, deadline and ``check()`` as
   below); every shard then sums the peers' segments in shard order. Vectors larger than the
@@ -10,8 +10,9 @@ Transports (``GRADQ_ALLREDUCE_TRANSPORT``, decided per attempt by ``worker.trans
 
 Per step every shard writes with ONE pipeline and waits with BLPOP (the reply carries the bytes, so
 there is no extra GET); the exchange puts its first BLPOP in the same pipeline as its pushes, so
-a step costs one round trip when the peer is on time. Replies are read by ``worker.resp`` straight
-into one buffer per vector (redis-py's parser copies a 1 MB reply three times).
+a step costs one round trip when the peer is on time. Replies are read by
+``worker.collective.resp`` straight into one buffer per vector (redis-py's parser copies a 1 MB
+reply three times).
 Every list is consumed by its reader, so a finished step leaves no key behind; each write also
 sets a TTL as a safety net for abandoned steps. Vectors travel as raw bytes (a ``memoryview``,
 read back with ``numpy.frombuffer``), never pickled or JSON-encoded.
@@ -47,10 +48,10 @@ import numpy as np
 import redis as redis_lib
 from redis.connection import Encoder, PythonRespSerializer
 
-from worker import resp
+from worker.collective import resp
 
 if TYPE_CHECKING:
-    from worker.shm_transport import SharedSegments
+    from worker.collective.shm_transport import SharedSegments
 
 RING_MIN_ELEMENTS = 1_000_000  # below this the leader's single round trip is cheaper
 WAIT_SLICE_SECONDS = 0.25  # how often a blocked shard checks its peers' leases and the cancel flag
@@ -212,7 +213,8 @@ def sum_in_shard_order(parts: list[np.ndarray], out: np.ndarray) -> np.ndarray:
 class Channel:
     """Named one-shot mailboxes of one step: ``send`` pushes, ``receive`` pops with a deadline.
 
-    (Also used by ``worker.overlap``, which sends a step's gradient in per-layer buckets.)
+    (Also used by ``worker.collective.overlap``, which sends a step's gradient in per-layer
+    buckets.)
     """
 
     def __init__(self, redis, key, dtype, timeout, check, ttl_seconds):

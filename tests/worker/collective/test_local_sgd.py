@@ -8,8 +8,8 @@ import pytest
 import nnlib
 from tests.harness import run_in_threads
 from tests.worker.jobs_helpers import FAST, digits_spec, wait_finished
-from worker.allreduce import allreduce_mean, data_client
-from worker.local_sgd import LocalSGD
+from worker.collective.allreduce import allreduce_mean, data_client
+from worker.collective.local_sgd import LocalSGD
 from worker.submit import submit_job
 
 pytestmark = pytest.mark.integration

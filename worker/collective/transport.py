@@ -17,11 +17,11 @@ import socket
 from contextlib import contextmanager
 from pathlib import Path
 
+from worker.collective.local_sgd import sync_arrays
+from worker.collective.shm_transport import SHM_DIR, SharedSegments
 from worker.config import Settings
-from worker.local_sgd import sync_arrays
 from worker.recovery import attempt_hosts
 from worker.replica import vector_bytes
-from worker.shm_transport import SHM_DIR, SharedSegments
 
 log = logging.getLogger(__name__)
 

@@ -8,9 +8,9 @@ import pytest
 import nnlib
 from tests.harness import run_in_threads
 from tests.worker.jobs_helpers import FAST, digits_spec, model_weights, wait_finished
+from worker.collective.overlap import backward_by_group, bucket_bounds, overlapped_gradients
 from worker.config import Settings
 from worker.jobs import JobStore
-from worker.overlap import backward_by_group, bucket_bounds, overlapped_gradients
 from worker.replica import FlatGradients, slice_sizes
 from worker.shard import Replica
 from worker.shard_context import ShardContext
@@ -60,7 +60,7 @@ def test_overlapped_gradients_equal_the_allreduce_path_bit_for_bit(
     out: dict = {}
 
     def shard(i: int, overlap: bool) -> None:
-        from worker.allreduce import data_client
+        from worker.collective.allreduce import data_client
 
         model = nnlib.build_model(SPEC, (4,), seed=5)
         replica = Replica({}, None, model, nnlib.losses.get("cross_entropy"), None, None, 1, {})

@@ -22,7 +22,7 @@ import time
 
 import numpy as np
 
-from worker.allreduce import Channel, sum_in_shard_order
+from worker.collective.allreduce import Channel, sum_in_shard_order
 from worker.replica import FlatGradients
 
 

@@ -30,7 +30,12 @@ from pathlib import Path
 
 import numpy as np
 
-from worker.allreduce import WAIT_SLICE_SECONDS, Channel, PeerTimeoutError, sum_in_shard_order
+from worker.collective.allreduce import (
+    WAIT_SLICE_SECONDS,
+    Channel,
+    PeerTimeoutError,
+    sum_in_shard_order,
+)
 
 SHM_DIR = Path("/dev/shm")
 SLOTS = 2

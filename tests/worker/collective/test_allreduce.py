@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from tests.harness import run_in_threads
-from worker.allreduce import (
+from worker.collective.allreduce import (
     RING_MIN_ELEMENTS,
     WAIT_SLICE_SECONDS,
     Channel,
