@@ -93,6 +93,8 @@ def up(
             time.sleep(0.2)
     except _StopRequested as stop:
         console.print(f"{stop}: stopping the stack")
+    except typer.Exit:
+        raise  # a RuntimeError too: printing it was the stray "1" of an exiting stack
     except RuntimeError as error:
         console.print(f"[red]{error}")
         raise typer.Exit(1) from None
