@@ -30,6 +30,7 @@ from worker.recovery import (
     PeerLostError,
     abort_attempt,
     attempt_key,
+    gang_started,
     restart_job,
 )
 from worker.shard import prepare, train
@@ -75,6 +76,11 @@ def _run(store, data, settings, job_id, shard, attempt, requeue, enqueue_start, 
     if record is None or record["status"] in TERMINAL or record["attempt"] != attempt:
         return "stale"
     num_shards = int(record["spec"].get("shards", 1))
+    if _redelivered(store.redis, job_id, attempt, shard):
+        # Celery redelivered the task of a pool process that died mid-attempt. Restart now, before
+        # any heartbeat: renewing the dead incarnation's lease would hide its death from the
+        # peers, which would then time out instead of naming the dead shard.
+        return _restart_for_dead_shard(store, job_id, shard, attempt, enqueue_start)
     with Heartbeat(store.redis, job_id, attempt, shard, settings):
         try:
             with thread_budget(settings, record["spec"].get("model")):
@@ -85,13 +91,8 @@ def _run(store, data, settings, job_id, shard, attempt, requeue, enqueue_start, 
             log.exception("job %s shard %d could not prepare", job_id, shard)
             return _fail(store, job_id, shard, attempt, error)
         outcome = join_gang(store, job_id, shard, attempt, num_shards, settings, requeue)
-        if outcome == "redelivered":
-            # Celery redelivers the task of a pool process that died: no need to wait for the
-            # dead incarnation's lease to expire.
-            seen = store.redis.hget(attempt_key(job_id, attempt, "seen"), str(shard))
-            error = PeerLostError(shard, float(seen) if seen else None)
-            restart_job(store, job_id, attempt, str(error), enqueue_start)
-            return "restarted"
+        if outcome == "redelivered":  # the gang started while this task prepared
+            return _restart_for_dead_shard(store, job_id, shard, attempt, enqueue_start)
         if outcome != "start":
             return outcome
         ctx = ShardContext(store, data, job_id, shard, attempt, num_shards, settings, step_hook)
@@ -116,6 +117,21 @@ def _run(store, data, settings, job_id, shard, attempt, requeue, enqueue_start, 
         except Exception as error:  # training errors fail the job, not the worker
             log.exception("job %s shard %d failed", job_id, shard)
             return _fail(store, job_id, shard, attempt, error)
+
+
+def _redelivered(redis, job_id: str, attempt: int, shard: int) -> bool:
+    """Did this shard already take part in the attempt's started gang (its process died)?"""
+    return gang_started(redis, job_id, attempt) and bool(
+        redis.sismember(attempt_key(job_id, attempt, "claimed"), str(shard))
+    )
+
+
+def _restart_for_dead_shard(store: JobStore, job_id, shard, attempt, enqueue_start) -> str:
+    """Restart the job naming this shard's dead incarnation (no wait for its lease to expire)."""
+    seen = store.redis.hget(attempt_key(job_id, attempt, "seen"), str(shard))
+    error = PeerLostError(shard, float(seen) if seen else None)
+    restart_job(store, job_id, attempt, str(error), enqueue_start)
+    return "restarted"
 
 
 def _fail(store: JobStore, job_id: str, shard: int, attempt: int, error: Exception) -> str:
