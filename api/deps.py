@@ -55,8 +55,9 @@ async def get_model_store(
 
 async def get_dataset_store(
     redis_client: Annotated[redis.Redis, Depends(get_redis)],
+    settings: Annotated[Settings, Depends(get_settings)],
 ) -> DatasetStore:
-    return DatasetStore(redis_client)
+    return DatasetStore(redis_client, quota_bytes=settings.max_storage_bytes_per_tenant)
 
 
 Submitter = Callable[[dict, str], dict]

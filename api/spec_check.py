@@ -1,19 +1,21 @@
-"""Checks of a job spec that need data: the data set exists, the model fits its shapes and budget.
+"""Checks of a job spec that need data: the data set exists, the model fits its shapes and budget,
+the loss fits the targets, batch statistics get enough samples.
 
-The model is built with nnlib against the data set's input shape, so "impossible" is decided by
-the same code that will train it; errors come back as 422 naming ``model.layers[i]``.
+Shapes come from ``nnlib.infer_shapes`` (the same shape code that will build the model, but no
+arrays), so "impossible" is decided by nnlib; errors come back as 422 naming the field.
 """
 
 from __future__ import annotations
 
 import re
+from typing import NamedTuple
 
 import numpy as np
 from fastapi import HTTPException, status
 
 import nnlib
 from api.schemas.spec import JobSpec
-from nnlib import optimizers, schedules
+from nnlib import losses, optimizers, schedules
 from nnlib.training import early_stopping_from_spec
 from worker.worker_registry import training_slots
 
@@ -22,6 +24,7 @@ IMAGE_SETS: dict[str, tuple[tuple[int, ...], int]] = {
     "mnist": ((1, 28, 28), 10),
     "fashion-mnist": ((1, 28, 28), 10),
 }
+MIN_BATCH_STATISTICS_SAMPLES = 2
 LAYER_INDEX = re.compile(r"layer (?:index )?\[?(\d+)\]?")
 
 
@@ -32,70 +35,96 @@ def unprocessable(loc: list, message: str) -> HTTPException:
     )
 
 
-def dataset_shape(spec: JobSpec, tenant: str, dataset_store) -> tuple[tuple[int, ...], int | None]:
-    """(input_shape, num_classes or None for regression) of the spec's data set; 422 if unknown."""
+class DataFacts(NamedTuple):
+    """What the checks need to know of a data set, without loading it."""
+
+    input_shape: tuple[int, ...]
+    num_classes: int | None  # None: regression targets
+    target_shape: tuple[int, ...] = ()  # per sample; () for labels or scalar targets
+    target_range: tuple[float, float] | None = None  # regression targets' [min, max] if known
+
+
+def dataset_facts(spec: JobSpec, tenant: str, dataset_store) -> DataFacts:
+    """Input shape and targets of the spec's data set (uploads: as recorded); 422 if unknown."""
     dataset = spec.dataset
     name = getattr(dataset, "name", None)
     if name == "digits":
-        return ((1, 8, 8) if dataset.as_image else (64,)), 10
+        return DataFacts((1, 8, 8) if dataset.as_image else (64,), 10)
     if name in IMAGE_SETS:
-        return IMAGE_SETS[name]
+        return DataFacts(*IMAGE_SETS[name])
     if name == "blobs":
-        return (dataset.features or 2,), dataset.classes or 3
+        return DataFacts((dataset.features or 2,), dataset.classes or 3)
     if name == "spirals":
-        return (2,), dataset.classes or 2
+        return DataFacts((2,), dataset.classes or 2)
     info = dataset_store.info(dataset.id)
     if info is None or info.get("tenant") != tenant:
         raise unprocessable(["body", "dataset", "id"], f"data set {dataset.id} not found")
-    return tuple(info["input_shape"]), info.get("num_classes")
+    y_shape = (info.get("shapes") or {}).get("y_train") or [0]
+    target_range = info.get("target_range")
+    return DataFacts(
+        tuple(info["input_shape"]),
+        info.get("num_classes"),
+        tuple(y_shape[1:]) if info.get("num_classes") is None else (),
+        tuple(target_range) if target_range else None,
+    )
 
 
-def check_model(
-    spec: JobSpec, input_shape: tuple[int, ...], num_classes: int | None, max_parameters: int
-) -> int:
-    """Build the model against ``input_shape``; 422 naming the layer, the loss or the budget.
+def check_model(spec: JobSpec, data: DataFacts, max_parameters: int) -> int:
+    """Infer the model's shapes on the data set; 422 naming the layer, the budget, the loss or
+    the batch. Nothing is allocated: a 10^9-parameter spec is refused from its shapes.
 
     Returns the parameter count.
     """
     stored = spec.to_stored()
     try:
-        model = nnlib.build_model(stored["model"], tuple(input_shape), seed=spec.seed)
+        shapes = nnlib.infer_shapes(stored["model"], data.input_shape)
     except ValueError as error:
         match = LAYER_INDEX.search(str(error))
         loc = ["body", "model", "layers"] + ([int(match.group(1))] if match else [])
-        raise unprocessable(loc, f"{error} (input shape {list(input_shape)})") from None
+        raise unprocessable(loc, f"{error} (input shape {list(data.input_shape)})") from None
+    parameters = shapes.num_parameters
+    if parameters > max_parameters:
+        raise unprocessable(
+            ["body", "model"],
+            f"model has {parameters} parameters; the budget is {max_parameters}"
+            " (GRADQ_MAX_PARAMETERS)",
+        )
+    accuracy = losses.has_accuracy(spec.loss_name, shapes.output_shape)
     checks = (
         ("optimizer", _check_optimizer),
         ("schedule", _check_schedule),
-        ("early_stopping", _check_early_stopping),
+        ("early_stopping", lambda s: _check_early_stopping(s, accuracy)),
     )
     for field, build in checks:
         try:
             build(stored)
         except ValueError as error:
             raise unprocessable(["body", field], str(error)) from None
-    parameters = int(model.num_parameters())
-    if parameters > max_parameters:
-        raise unprocessable(
-            ["body", "model"],
-            f"model has {parameters} parameters; the budget is {max_parameters}",
-        )
-    output_shape = tuple(model.output_shape)
-    last = ["body", "model", "layers", len(spec.model.layers) - 1]
-    if spec.loss_name == "cross_entropy":
-        if num_classes is None:
-            raise unprocessable(["body", "loss"], "cross_entropy needs a classification data set")
-        if output_shape != (num_classes,):
-            raise unprocessable(
-                last,
-                f"output shape {list(output_shape)}; cross_entropy on this data set"
-                f" needs [{num_classes}] (one logit per class)",
-            )
-    elif spec.loss_name == "binary_cross_entropy" and output_shape != (1,):
-        raise unprocessable(
-            last, f"output shape {list(output_shape)}; binary_cross_entropy needs [1]"
-        )
+    try:
+        losses.check_targets(
+            spec.loss_name, shapes.output_shape, data.num_classes, data.target_shape,
+            data.target_range,
+        )  # fmt: skip
+    except ValueError as error:
+        last = len(spec.model.layers) - 1
+        raise unprocessable(["body", "loss"], f"{error} (model.layers[{last}])") from None
+    _check_batch_statistics(spec, shapes)
     return parameters
+
+
+def _check_batch_statistics(spec: JobSpec, shapes: nnlib.ModelShape) -> None:
+    """Batchnorm normalises each shard's slice of the batch on its own (statistics are not
+    synchronised), so every shard needs at least 2 samples per step: 1 sample normalises to 0."""
+    layers = shapes.batch_statistics_layers
+    per_shard = spec.batch_size // spec.shards  # the smallest slice (nnlib.batching.shard_slice)
+    if layers and per_shard < MIN_BATCH_STATISTICS_SAMPLES:
+        raise unprocessable(
+            ["body", "batch_size"],
+            f"batch_size {spec.batch_size} over shards {spec.shards} gives {per_shard} sample(s)"
+            f" per shard per step; batchnorm (model.layers[{layers[0]}]) needs at least"
+            f" {MIN_BATCH_STATISTICS_SAMPLES}: use batch_size >= "
+            f"{MIN_BATCH_STATISTICS_SAMPLES * spec.shards} or fewer shards",
+        )
 
 
 def _check_optimizer(stored: dict) -> None:
@@ -108,10 +137,10 @@ def _check_schedule(stored: dict) -> None:
         schedules.build(stored["schedule"], stored["optimizer"]["lr"], 1000)
 
 
-def _check_early_stopping(stored: dict) -> None:
+def _check_early_stopping(stored: dict, has_accuracy: bool) -> None:
     if stored.get("early_stopping") is not None:
         has_validation = stored["dataset"].get("validation_split", 0.1) > 0
-        early_stopping_from_spec(stored["early_stopping"], has_validation)
+        early_stopping_from_spec(stored["early_stopping"], has_validation, has_accuracy)
 
 
 def check_shards(spec: JobSpec, redis_client, settings) -> None:

@@ -7,6 +7,8 @@ outputs (logits): the softmax / sigmoid is fused into the loss, which is both st
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 
@@ -164,3 +166,79 @@ def get(name: str, **options) -> CrossEntropy | MeanSquaredError | BinaryCrossEn
     if unknown:
         raise ValueError(f"loss {name!r}: unknown option(s) {unknown}")
     return _LOSSES[name](**options)
+
+
+def from_spec(spec) -> CrossEntropy | MeanSquaredError | BinaryCrossEntropy:
+    """A loss from a job spec's ``loss``: a name, or ``{"type": name, **options}`` (null options
+    take their default)."""
+    if isinstance(spec, str):
+        return get(spec)
+    if not isinstance(spec, dict) or not isinstance(spec.get("type"), str):
+        raise ValueError(f"loss: expected a name or an object with a 'type', got {spec!r}")
+    options = {k: v for k, v in spec.items() if k != "type" and v is not None}
+    return get(spec["type"], **options)
+
+
+def spec_name(spec) -> str:
+    """The loss name of a job spec's ``loss`` (a name or ``{"type": ...}``)."""
+    return spec if isinstance(spec, str) else spec.get("type") if isinstance(spec, dict) else ""
+
+
+def has_accuracy(name: str, output_shape: tuple[int, ...]) -> bool:
+    """Whether ``count_correct`` gives a count for this loss and output shape (not None)."""
+    return name == "cross_entropy" or (name == "binary_cross_entropy" and output_shape == (1,))
+
+
+def check_targets(
+    name: str,
+    output_shape: tuple[int, ...],
+    num_classes: int | None,
+    target_shape: tuple[int, ...] = (),
+    target_range: tuple[float, float] | None = None,
+) -> None:
+    """Refuse (ValueError starting ``loss:``) a loss that cannot train these outputs on these
+    targets: ``num_classes`` None means regression targets of per-sample ``target_shape`` with
+    values in ``target_range`` (None: unknown); otherwise integer labels 0..num_classes-1."""
+    width = math.prod(output_shape)
+    per_sample = math.prod(target_shape)
+    if name == "cross_entropy":
+        if num_classes is None:
+            raise ValueError(
+                "loss: cross_entropy needs class labels, but the data set has regression "
+                "targets (use mse, or binary_cross_entropy for targets in [0, 1])"
+            )
+        if tuple(output_shape) != (num_classes,):
+            raise ValueError(
+                f"loss: cross_entropy needs one logit per class: the model must output "
+                f"[{num_classes}], it outputs {list(output_shape)}"
+            )
+    elif name == "mse":
+        if num_classes is not None:
+            raise ValueError(
+                f"loss: mse needs regression targets, but the data set has {num_classes} classes "
+                "(use cross_entropy, or upload the set with task 'regression')"
+            )
+        if width != per_sample:
+            raise ValueError(
+                f"loss: mse needs the model to output {per_sample} value(s) per sample like the "
+                f"targets {list(target_shape)}, it outputs {list(output_shape)}"
+            )
+    elif name == "binary_cross_entropy":
+        if num_classes is not None and num_classes != 2:
+            raise ValueError(
+                f"loss: binary_cross_entropy needs 2 classes (labels 0 and 1), the data set has "
+                f"{num_classes} (use cross_entropy)"
+            )
+        if width != per_sample:
+            raise ValueError(
+                f"loss: binary_cross_entropy needs the model to output {per_sample} logit(s) per "
+                f"sample, it outputs {list(output_shape)}"
+            )
+        low, high = target_range if target_range is not None else (0.0, 1.0)
+        if num_classes is None and (low < 0.0 or high > 1.0):
+            raise ValueError(
+                f"loss: binary_cross_entropy needs targets in [0, 1], the data set's are in "
+                f"[{low}, {high}]"
+            )
+    else:
+        raise ValueError(f"loss: unknown name {name!r}; expected one of {list(_LOSSES)}")

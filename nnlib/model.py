@@ -169,11 +169,8 @@ def _init_hint(layers: list[Layer], following: Layer | None) -> None:
             first.init_negative_slope = activation.alpha
 
 
-def build_model(model_spec: dict, input_shape, seed: int = 0, dtype=np.float32) -> Model:
-    """Validate ``{"layers": [...]}``, infer each layer's shape, initialise weights from ``seed``.
-
-    Raises ValueError naming the layer index, field and value for bad or impossible specs.
-    """
+def check_model_spec(model_spec: dict, input_shape) -> tuple[list, tuple[int, ...]]:
+    """``(layer specs, input shape)`` of a well-formed ``{"layers": [...]}``; else ValueError."""
     if not isinstance(model_spec, dict):
         raise ValueError(f"model spec must be an object with 'layers', got {model_spec!r}")
     unknown = [k for k in model_spec if k != "layers"]
@@ -182,7 +179,16 @@ def build_model(model_spec: dict, input_shape, seed: int = 0, dtype=np.float32) 
     specs = model_spec.get("layers")
     if not isinstance(specs, list) or not specs:
         raise ValueError(f"field 'layers' must be a non-empty list, got {specs!r}")
-    shape = input_shape = _check_input_shape(input_shape)
+    return specs, _check_input_shape(input_shape)
+
+
+def build_model(model_spec: dict, input_shape, seed: int = 0, dtype=np.float32) -> Model:
+    """Validate ``{"layers": [...]}``, infer each layer's shape, initialise weights from ``seed``.
+
+    Raises ValueError naming the layer index, field and value for bad or impossible specs.
+    """
+    specs, input_shape = check_model_spec(model_spec, input_shape)
+    shape = input_shape
     if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
         raise ValueError(f"field 'seed' must be an integer >= 0, got {seed!r}")
     dtype = np.dtype(dtype)

@@ -87,12 +87,19 @@ class _EarlyStopping:
         return self.waited >= self.patience
 
 
-def early_stopping_from_spec(spec: dict, has_validation: bool) -> _EarlyStopping:
-    """Validate ``{"patience", "min_delta", "monitor", "restore_best"}``."""
+def early_stopping_from_spec(
+    spec: dict, has_validation: bool, has_accuracy: bool = True
+) -> _EarlyStopping:
+    """Validate ``{"patience", "min_delta", "monitor", "restore_best"}`` (null: the default).
+
+    ``has_accuracy``: the loss counts correct answers (``losses.has_accuracy``), so
+    ``val_accuracy`` exists.
+    """
     allowed = {"patience", "min_delta", "monitor", "restore_best"}
     extra = sorted(set(spec) - allowed)
     if extra:
         raise ValueError(f"early_stopping: unknown field(s) {extra}")
+    spec = {k: v for k, v in spec.items() if v is not None}  # null: the default
     patience = spec.get("patience", 3)
     if isinstance(patience, bool) or not isinstance(patience, int) or patience < 1:
         raise ValueError(f"early_stopping.patience must be an integer >= 1, got {patience!r}")
@@ -104,6 +111,11 @@ def early_stopping_from_spec(spec: dict, has_validation: bool) -> _EarlyStopping
         raise ValueError(f"early_stopping.monitor: unknown {monitor!r}; expected {list(_MONITORS)}")
     if monitor.startswith("val_") and not has_validation:
         raise ValueError(f"early_stopping.monitor: {monitor!r} needs validation data")
+    if monitor == "val_accuracy" and not has_accuracy:
+        raise ValueError(
+            "early_stopping.monitor: 'val_accuracy' needs a loss with an accuracy (cross_entropy,"
+            " or binary_cross_entropy with one output); monitor val_loss instead"
+        )
     restore = spec.get("restore_best", True)
     if not isinstance(restore, bool):
         raise ValueError(f"early_stopping.restore_best must be true or false, got {restore!r}")
@@ -149,7 +161,10 @@ def fit(
     n = len(x_train)
     if not callable(schedule):
         schedule = schedules.build(schedule, optimizer.lr, epochs * steps_per_epoch(n, batch_size))
-    stopper = early_stopping_from_spec(early_stopping, has_val) if early_stopping else None
+    stopper = None
+    if early_stopping:
+        accuracy = losses.has_accuracy(getattr(loss, "name", ""), tuple(model.output_shape))
+        stopper = early_stopping_from_spec(early_stopping, has_val, accuracy)
 
     history = History()
     step = 0

@@ -33,7 +33,13 @@ class Settings(BaseSettings):
 
     api_keys_file: Path | None = Field(None, description="File of hashed API keys (tenant per key)")
     api_keys: str | None = Field(None, description="Comma-separated tenant:key pairs")
-    max_dataset_bytes: int = Field(512 * 1024 * 1024, description="Upload size limit")
+    max_dataset_bytes: int = Field(
+        512 * 1024 * 1024, description="Upload size limit (file, and its arrays once expanded)"
+    )
+    max_dataset_columns: int = Field(100_000, description="Columns of an uploaded CSV")
+    max_storage_bytes_per_tenant: int = Field(
+        2 * 1024 * 1024 * 1024, description="Stored data set bytes per tenant (quota)"
+    )
     max_request_bytes: int = Field(16 * 1024 * 1024, description="JSON request body limit")
     max_predict_batch: int = Field(1024, description="Samples per prediction request")
     max_active_jobs_per_tenant: int = Field(16, description="Queued+running jobs per tenant")

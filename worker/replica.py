@@ -89,10 +89,7 @@ def build_loss(spec):
     """``"cross_entropy"`` or ``{"type": "cross_entropy", "label_smoothing": 0.1}`` -> loss."""
     from nnlib import losses
 
-    if isinstance(spec, str):
-        return losses.get(spec)
-    options = dict(spec)
-    return losses.get(options.pop("type"), **options)
+    return losses.from_spec(spec)
 
 
 def rng_states(model) -> list:

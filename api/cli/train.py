@@ -52,8 +52,22 @@ def train_local(spec: dict, on_epoch: Callable[[dict], None] | None = None) -> d
         raise ValueError(f"spec.seed must be an integer >= 0, got {seed!r}")
 
     data = load_dataset(spec["dataset"], seed=seed)
+    # the API's submit-time checks, so a spec that cannot work fails here before training too
+    shapes = nnlib.infer_shapes(spec["model"], data.input_shape)
+    if shapes.batch_statistics_layers and spec["batch_size"] < 2:
+        raise ValueError(
+            f"spec.batch_size: batchnorm (model.layers[{shapes.batch_statistics_layers[0]}]) "
+            f"needs at least 2 samples per step, got batch_size {spec['batch_size']}"
+        )
+    nnlib.losses.check_targets(
+        nnlib.losses.spec_name(spec["loss"]),
+        shapes.output_shape,
+        data.num_classes,
+        tuple(data.y_train.shape[1:]) if data.num_classes is None else (),
+        _target_range(data),
+    )
     model = nnlib.build_model(spec["model"], data.input_shape, seed=seed)
-    loss = nnlib.losses.get(spec["loss"])
+    loss = nnlib.losses.from_spec(spec["loss"])
     optimizer = nnlib.optimizers.build(spec["optimizer"], model.parameters())
 
     def callback(event: dict) -> None:
@@ -93,6 +107,12 @@ def train_local(spec: dict, on_epoch: Callable[[dict], None] | None = None) -> d
         "metrics": {"test_loss": result["test_loss"], "test_accuracy": result["test_accuracy"]},
     }
     return result
+
+
+def _target_range(data) -> tuple[float, float] | None:
+    if data.num_classes is not None or not len(data.y_train):
+        return None
+    return float(data.y_train.min()), float(data.y_train.max())
 
 
 def _epoch_line(row: dict) -> str:

@@ -10,6 +10,8 @@ from api.deps import DatasetStoreDep, JobStoreDep, SettingsDep, TenantDep
 from api.routers.jobs import active_jobs
 from api.schemas.common import COMMON_ERRORS, errors
 from api.schemas.datasets import DatasetList, DatasetOut
+from worker.datasets.npz_upload import DatasetTooLarge
+from worker.datasets.quota import StorageQuotaExceeded
 from worker.datasets.uploads import validate_upload
 
 router = APIRouter(prefix="/v1/datasets", tags=["datasets"])
@@ -48,19 +50,23 @@ def upload(
     label_column: Annotated[str | None, Form(max_length=200)] = None,
     task: Annotated[Literal["classification", "regression"] | None, Form()] = None,
 ):
-    content = file.file.read(settings.max_dataset_bytes + 1)
-    if len(content) > settings.max_dataset_bytes:
-        raise HTTPException(
-            status.HTTP_413_CONTENT_TOO_LARGE,
-            detail=f"file: larger than the upload limit of {settings.max_dataset_bytes} bytes",
-        )
+    """The file is read from the request's spooled temporary file, not copied into memory: an
+    .npz is checked from its headers (size, quota) before anything is decompressed."""
     try:
         uploaded = validate_upload(
-            file.filename or "upload", content, label_column, task, settings.max_dataset_bytes
+            file.filename or "upload",
+            file.file,
+            label_column,
+            task,
+            settings.max_dataset_bytes,
+            max_columns=settings.max_dataset_columns,
+            on_planned_bytes=lambda nbytes: datasets.check_room(tenant, nbytes),
         )
+        return dataset_view(datasets.put(tenant, uploaded))
+    except (DatasetTooLarge, StorageQuotaExceeded) as error:
+        raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, detail=str(error)) from None
     except ValueError as error:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=str(error)) from None
-    return dataset_view(datasets.put(tenant, uploaded))
 
 
 @router.get(

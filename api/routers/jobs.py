@@ -11,7 +11,7 @@ from api.deps import DatasetStoreDep, JobStoreDep, RedisDep, SettingsDep, Submit
 from api.schemas.common import COMMON_ERRORS, errors
 from api.schemas.jobs import ACTIVE_STATUSES, JobList, JobOut, JobStatus
 from api.schemas.spec import JobSpec
-from api.spec_check import check_model, check_shards, dataset_shape
+from api.spec_check import check_model, check_shards, dataset_facts
 from api.sse import job_event_stream
 from worker.jobs import JobFinishedError, JobNotFoundError
 
@@ -84,8 +84,7 @@ def submit(
             detail=f"tenant {tenant}: {limit} queued or running jobs already (the limit)",
             headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
         )
-    input_shape, num_classes = dataset_shape(spec, tenant, datasets)
-    check_model(spec, input_shape, num_classes, settings.max_parameters)
+    check_model(spec, dataset_facts(spec, tenant, datasets), settings.max_parameters)
     check_shards(spec, redis_client, settings)
     return job_view(submit_job(spec.to_stored(), tenant))
 

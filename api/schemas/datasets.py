@@ -41,6 +41,9 @@ class DatasetOut(BaseModel):
     task: str | None = Field(None, examples=["classification"])
     is_image: bool | None = None
     pixel_max: float | None = None
+    target_range: list[float] | None = Field(
+        None, description="Regression targets' [min, max] (submit checks losses against it)"
+    )
     size_bytes: int | None = Field(None, description="Bytes of the stored arrays")
     created_at: str | None = None
 

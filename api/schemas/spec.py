@@ -187,5 +187,23 @@ class JobSpec(_Strict):
         return self.loss if isinstance(self.loss, str) else self.loss.type
 
     def to_stored(self) -> dict:
-        """The JSON dict the worker receives: unset optional fields left to nnlib's defaults."""
-        return self.model_dump(mode="json", exclude_none=True)
+        """The JSON dict the worker receives: the fields sent, as sent (an explicit null stays:
+        ``dataset.normalize: null`` means "no normalization"), plus the defaults of the fields
+        left out; unset optional fields are left out so the worker applies its own defaults.
+        Re-validating the result gives the same dict."""
+        return _without_unset_nulls(
+            self.model_dump(mode="json"), self.model_dump(mode="json", exclude_unset=True)
+        )
+
+
+def _without_unset_nulls(full, sent):
+    """``full`` minus the null values whose field is absent from ``sent`` (same structure)."""
+    if isinstance(full, dict):
+        return {
+            key: _without_unset_nulls(value, sent.get(key) if isinstance(sent, dict) else None)
+            for key, value in full.items()
+            if value is not None or (isinstance(sent, dict) and key in sent)
+        }
+    if isinstance(full, list) and isinstance(sent, list) and len(sent) == len(full):
+        return [_without_unset_nulls(f, s) for f, s in zip(full, sent, strict=True)]
+    return full

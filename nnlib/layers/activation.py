@@ -24,13 +24,13 @@ class ActivationLayer(Layer):
         self._x: np.ndarray | None = None
         self._y: np.ndarray | None = None
 
-    def build(self, input_shape, rng, dtype):
+    def output_shape_for(self, input_shape):
         if self.name == "softmax" and len(input_shape) not in (1, 3):
             raise ValueError(
                 f"field 'type' = 'softmax' needs a (features,) or (C, H, W) input, "
                 f"got input shape {list(input_shape)}"
             )
-        return super().build(input_shape, rng, dtype)
+        return tuple(input_shape)
 
     def _extra(self) -> tuple:
         return (self.alpha,) if self.alpha is not None else ()

@@ -24,6 +24,8 @@ class Layer:
     type_name = "layer"
     fields: tuple[str, ...] = ()  # spec fields besides "type"
     required: tuple[str, ...] = ()
+    # True for layers whose training forward normalises with statistics of the batch it sees
+    batch_statistics = False
 
     def __init__(self) -> None:
         self.params: dict[str, np.ndarray] = {}
@@ -39,7 +41,12 @@ class Layer:
         return self.output_shape
 
     def output_shape_for(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
+        """The output shape for ``input_shape``; ValueError if impossible. Allocates nothing."""
         return input_shape
+
+    def parameter_shapes(self, input_shape: tuple[int, ...]) -> dict[str, tuple[int, ...]]:
+        """Shapes of the parameters ``build`` would create for ``input_shape`` (none here)."""
+        return {}
 
     def forward(self, x: np.ndarray, training: bool) -> np.ndarray:
         raise NotImplementedError

@@ -16,6 +16,7 @@ from nnlib.layers.base import Layer, check_float
 class BatchNorm(Layer):
     type_name = "batchnorm"
     fields = ("momentum", "eps")
+    batch_statistics = True  # a shard's step normalises with its own slice of the batch
 
     def __init__(self, momentum: float = 0.1, eps: float = 1e-5) -> None:
         super().__init__()
@@ -25,13 +26,20 @@ class BatchNorm(Layer):
             raise ValueError(f"field 'eps' must be > 0, got {eps!r}")
         self._cache: tuple | None = None
 
-    def build(self, input_shape, rng, dtype):
+    def output_shape_for(self, input_shape):
         if len(input_shape) not in (1, 3):
             raise ValueError(
                 f"field 'type' = 'batchnorm' needs a (features,) or (C, H, W) input, "
                 f"got input shape {list(input_shape)}"
             )
-        n = input_shape[0]
+        return tuple(input_shape)
+
+    def parameter_shapes(self, input_shape):
+        self.output_shape_for(input_shape)
+        return {"gamma": (input_shape[0],), "beta": (input_shape[0],)}
+
+    def build(self, input_shape, rng, dtype):
+        n = self.parameter_shapes(input_shape)["gamma"][0]
         self.params = {"gamma": np.ones(n, dtype=dtype), "beta": np.zeros(n, dtype=dtype)}
         self.buffers = {
             "running_mean": np.zeros(n, dtype=dtype),

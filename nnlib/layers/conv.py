@@ -85,31 +85,41 @@ class Conv2D(Layer):
         self._cache: tuple | None = None
         self._work: dict[str, np.ndarray] = {}
 
-    def build(self, input_shape, rng, dtype):
+    def _geometry(self, input_shape) -> tuple[int, int, int, tuple, tuple, int, int]:
+        """(C, H, W, pad_h, pad_w, Ho, Wo) for ``input_shape``; ValueError if the kernel is big."""
         c, h, w = spatial_input("kernel_size", list(self.kernel_size), tuple(input_shape))
         kh, kw = self.kernel_size
         sh, sw = self.stride
-        self.pad_h = _padding(self.padding, h, kh, sh)
-        self.pad_w = _padding(self.padding, w, kw, sw)
-        hp, wp = h + sum(self.pad_h), w + sum(self.pad_w)
+        pad_h, pad_w = _padding(self.padding, h, kh, sh), _padding(self.padding, w, kw, sw)
+        hp, wp = h + sum(pad_h), w + sum(pad_w)
         if kh > hp or kw > wp:
             raise ValueError(
                 f"field 'kernel_size' = {list(self.kernel_size)} is larger than the padded input "
                 f"({hp}, {wp}) of input shape {list(input_shape)}"
             )
-        ho, wo = (hp - kh) // sh + 1, (wp - kw) // sw + 1
-        fan_in, fan_out = c * kh * kw, self.filters * kh * kw
-        self.params["W"] = init_weights(
-            rng,
-            (self.filters, c, kh, kw),
-            fan_in,
-            fan_out,
-            dtype,
-            self.init_activation,
-            self.init_negative_slope,
-        )
+        return c, h, w, pad_h, pad_w, (hp - kh) // sh + 1, (wp - kw) // sw + 1
+
+    def output_shape_for(self, input_shape):
+        *_, ho, wo = self._geometry(input_shape)
+        return (self.filters, ho, wo)
+
+    def parameter_shapes(self, input_shape):
+        c = self._geometry(input_shape)[0]
+        shapes = {"W": (self.filters, c, *self.kernel_size)}
         if self.use_bias:
-            self.params["b"] = np.zeros(self.filters, dtype=dtype)
+            shapes["b"] = (self.filters,)
+        return shapes
+
+    def build(self, input_shape, rng, dtype):
+        c, h, w, self.pad_h, self.pad_w, ho, wo = self._geometry(input_shape)
+        kh, kw = self.kernel_size
+        shapes = self.parameter_shapes(input_shape)
+        self.params["W"] = init_weights(
+            rng, shapes["W"], c * kh * kw, self.filters * kh * kw, dtype, self.init_activation,
+            self.init_negative_slope,
+        )  # fmt: skip
+        if self.use_bias:
+            self.params["b"] = np.zeros(shapes["b"], dtype=dtype)
         self.zero_grads()
         self.input_shape = tuple(input_shape)
         self.output_shape = (self.filters, ho, wo)

@@ -30,22 +30,27 @@ class Dense(Layer):
         self.init_negative_slope = 0.0
         self._x: np.ndarray | None = None
 
+    def output_shape_for(self, input_shape):
+        return (self.units,)
+
+    def parameter_shapes(self, input_shape):
+        shapes = {"W": (math.prod(input_shape), self.units)}
+        if self.use_bias:
+            shapes["b"] = (self.units,)
+        return shapes
+
     def build(self, input_shape, rng, dtype):
         self.input_shape = tuple(input_shape)
-        fan_in = math.prod(self.input_shape)
+        shapes = self.parameter_shapes(self.input_shape)
+        fan_in = shapes["W"][0]
         self.params["W"] = init_weights(
-            rng,
-            (fan_in, self.units),
-            fan_in,
-            self.units,
-            dtype,
-            self.init_activation,
+            rng, shapes["W"], fan_in, self.units, dtype, self.init_activation,
             self.init_negative_slope,
-        )
+        )  # fmt: skip
         if self.use_bias:
-            self.params["b"] = np.zeros(self.units, dtype=dtype)
+            self.params["b"] = np.zeros(shapes["b"], dtype=dtype)
         self.zero_grads()
-        self.output_shape = (self.units,)
+        self.output_shape = self.output_shape_for(self.input_shape)
         return self.output_shape
 
     def forward(self, x: np.ndarray, training: bool) -> np.ndarray:

@@ -2,7 +2,8 @@
 
 ``layer_from_spec({"type": "dense", "units": 64, "activation": "relu"}, 0)`` returns
 ``[Dense(64), ActivationLayer("relu")]``: the ``activation`` field becomes a separate layer, but
-both belong to spec layer 0, so parameter names stay ``"0.W"``, ``"0.b"``.
+both belong to spec layer 0, so parameter names stay ``"0.W"``, ``"0.b"``. A field set to null
+takes its default.
 """
 
 from __future__ import annotations
@@ -57,6 +58,9 @@ def layer_from_spec(spec: dict, index: int) -> list[Layer]:
                 spec,
                 f"unknown field {field!r} (value {value!r}); allowed fields: {list(allowed)}",
             )
+    # null means "the default", as in optimizer specs: a spec with an explicit null and one
+    # without the field build the same layer
+    options = {k: v for k, v in options.items() if v is not None}
     try:
         if kind in ACTIVATIONS:
             return [ActivationLayer(kind, **options)]

@@ -93,8 +93,9 @@ def test_output_units_must_match_the_classes(alice):
     spec = with_layers({"type": "flatten"}, {"type": "dense", "units": 7})
     response = alice.post("/v1/jobs", json=spec)
     assert response.status_code == 422
-    assert locs(response) == [["body", "model", "layers", 1]]
-    assert "[10]" in response.json()["detail"][0]["msg"]
+    assert locs(response) == [["body", "loss"]]
+    message = response.json()["detail"][0]["msg"]
+    assert "[10]" in message and "[7]" in message and "model.layers[1]" in message
 
 
 def test_parameter_budget_refuses_large_models(alice):

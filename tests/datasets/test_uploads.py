@@ -158,7 +158,7 @@ def test_refuses_nan_or_infinite_features():
     x = np.ones((6, 3), np.float32)
     x[4, 1] = np.nan
 
-    assert "x_train: 1 samples contain NaN or infinity (first at index 4)" in refused(
+    assert "x_train: samples contain NaN or infinity (first at index 4)" in refused(
         npz_bytes(**good(x_train=x))
     )
 
@@ -250,7 +250,8 @@ def test_refuses_images_with_too_many_channels_either_way():
 
 
 def test_refuses_csv_that_is_not_utf8():
-    assert "file: CSV is not UTF-8" in refused(b"a,b\n\xff,1\n", filename="t.csv")
+    message = refused(b"a,b\n1,2\n3,\xff\n", filename="t.csv")
+    assert "line 3, column 2: the CSV is not UTF-8 text (byte 0xff)" in message
 
 
 def test_refuses_an_empty_csv():
@@ -282,18 +283,18 @@ def test_refuses_an_unknown_label_column():
 
 
 def test_refuses_ragged_csv_rows():
-    assert "line 3: has 3 values, the header has 2 columns" in refused(
+    assert "line 3, column 3: has 3 values, the header has 2 columns" in refused(
         b"a,y\n1,0\n2,1,5\n", filename="t.csv"
     )
 
 
 def test_refuses_non_numeric_csv_cells_naming_column_and_line():
-    assert "column 'a', line 3: 'n/a' is not a number" in refused(
+    assert "line 3, column 1 ('a'): 'n/a' is not a number" in refused(
         b"a,y\n1,0\nn/a,1\n", filename="t.csv"
     )
 
 
 def test_refuses_non_finite_csv_cells():
-    assert "column 'a', line 2: 'inf' is not a finite number" in refused(
+    assert "line 2, column 1 ('a'): 'inf' is not a finite number" in refused(
         b"a,y\ninf,0\n1,1\n", filename="t.csv"
     )

@@ -89,6 +89,15 @@ def test_plain_output_prints_one_line_per_epoch_and_saves_a_loadable_model(
         ({"epochs": 0}, "epochs must be an integer >= 1, got 0"),
         ({"model": {"layers": [{"type": "dense", "units": 0}]}}, "units"),
         ({"learning_rate": 0.1}, "learning_rate"),
+        ({"loss": "mse"}, "loss: mse needs regression targets, but the data set has 3 classes"),
+        ({"loss": "binary_cross_entropy"}, "loss: binary_cross_entropy needs 2 classes"),
+        (
+            {
+                "model": {"layers": [{"type": "batchnorm"}, {"type": "dense", "units": 3}]},
+                "batch_size": 1,
+            },
+            "batch_size: batchnorm (model.layers[0]) needs at least 2 samples",
+        ),  # fmt: skip
     ],
 )
 def test_bad_specs_exit_2_naming_the_field(cli, spec_file, change, message):
@@ -112,6 +121,17 @@ def test_a_diverging_run_exits_1_with_one_line_naming_the_cause(cli, spec_file):
     lines = result.stderr.strip().splitlines()
     assert lines[-1].startswith("error: training diverged: training loss is")
     assert "Traceback" not in result.stderr
+
+
+def test_a_loss_object_with_options_trains_locally_as_on_the_cluster(cli, spec_file):
+    spec = json.loads(spec_file.read_text())
+    spec["loss"] = {"type": "cross_entropy", "label_smoothing": 0.1}
+    spec_file.write_text(json.dumps(spec))
+
+    result = CliRunner().invoke(cli, ["train", str(spec_file), "--local", "--json"])
+
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout.strip())["test_accuracy"] >= 0.8
 
 
 def test_without_local_the_command_points_to_submit(cli, spec_file):

@@ -1,94 +1,241 @@
-"""CSV uploads: a header row, numeric columns, one of them the label (default the last)."""
+"""CSV uploads: a header row, numeric columns, one of them the label (default the last).
+
+Any line ending works (LF, CRLF, CR alone). Rows are parsed in blocks straight into the stored
+float32 array, so memory is the decoded text plus the result, not a list of cells. Width is
+bounded before the csv module splits a line (a 10M-column header or row is refused from its
+comma count), and every parse failure is a DatasetError naming the line and the column.
+"""
 
 from __future__ import annotations
 
 import csv
-import io
+import re
+from collections.abc import Iterator
+from typing import BinaryIO
 
 import numpy as np
 
 from worker.datasets.base import DatasetError
+from worker.datasets.npz_upload import DatasetTooLarge
+
+BLOCK_CELLS = 1 << 16  # cells converted per NumPy call
+_LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)?")
+_INT = re.compile(r"\s*[+-]?\d+\s*")
 
 
-def parse_csv(content: bytes, label_column: str | None = None) -> dict[str, np.ndarray]:
-    """``{"x_train": (n, d) float64, "y_train": (n,) int64 or float64}`` of a CSV upload.
+def parse_csv(
+    file: BinaryIO, label_column: str | None = None, max_columns: int = 100_000
+) -> dict[str, np.ndarray]:
+    """``{"x_train": (n, d) float32, "y_train": (n,) int64 or float64}`` of a CSV file.
 
     Labels are int64 when every label cell is an integer literal, float64 otherwise.
-    Errors name the column and the line (the header is line 1).
+    Errors name the line (the header is line 1) and the column; a header of more than
+    ``max_columns`` columns raises DatasetTooLarge.
     """
-    try:
-        text = content.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise DatasetError(f"file: CSV is not UTF-8 text ({exc})") from None
-    rows = [row for row in csv.reader(io.StringIO(text)) if any(cell.strip() for cell in row)]
-    if not rows:
-        raise DatasetError("file: the CSV is empty (expected a header row and data rows)")
-    header = [name.strip() for name in rows[0]]
-    if len(header) < 2:
-        raise DatasetError(
-            f"file: the CSV needs at least 2 columns (features and a label), "
-            f"header has {len(header)}"
-        )
-    if any(_is_number(name) for name in header):
-        raise DatasetError(f"file: the first row must be a header of column names, got {header}")
-    for position, name in enumerate(header):
-        if not name or header.index(name) != position:
-            raise DatasetError(f"column {position + 1}: header name {name!r} is empty or repeated")
-    label_name = header[-1] if label_column is None else label_column
-    if label_name not in header:
-        raise DatasetError(
-            f"label_column: {label_name!r} is not a column of the CSV "
-            f"(columns: {', '.join(header)})"
-        )
-    body = rows[1:]
-    if not body:
-        raise DatasetError("file: the CSV has a header but no data rows")
-    for line, row in enumerate(body, start=2):
+    text = _decode(_within_width(file.read(), max_columns))  # the bytes are dropped once decoded
+    lines = _Lines(text, max_columns)
+    reader = csv.reader(lines)
+    header: list[str] = []
+    while not any(header):  # blank lines before the header are skipped, like blank rows
+        header = [name.strip() for name in _next_record(reader, lines)]
+    _check_header(header, max_columns)
+    label = _label_index(header, label_column)
+    lines.max_fields = len(header)
+    max_rows = text.count("\n") + text.count("\r") - text.count("\r\n") + 1
+    x = np.empty((max_rows, len(header) - 1), dtype=np.float32)
+    y = np.empty(max_rows, dtype=np.float64)
+    features = [i for i in range(len(header)) if i != label]
+    block: list[list[str]] = []
+    starts: list[int] = []
+    n, integral = 0, True
+    block_rows = max(1, BLOCK_CELLS // len(header))
+    while True:
+        start = reader.line_num + 1
+        row = _next_record(reader, lines, end=True)
+        if row is None or len(block) == block_rows:
+            n, integral = _convert(block, starts, header, label, features, x, y, n, integral)
+            block, starts = [], []
+        if row is None:
+            break
+        if not any(cell.strip() for cell in row):
+            continue
         if len(row) != len(header):
             raise DatasetError(
-                f"line {line}: has {len(row)} values, the header has {len(header)} columns"
+                f"line {start}, column {min(len(row), len(header)) + 1}: has {len(row)} "
+                f"values, the header has {len(header)} columns"
             )
-    cells = np.array(body, dtype=str)
-    columns = {}
-    for index, name in enumerate(header):
-        columns[name] = _numeric_column(name, cells[:, index])
-    label = header.index(label_name)
-    features = [columns[name] for i, name in enumerate(header) if i != label]
-    labels = columns[label_name]
-    if all(_is_int_literal(cell) for cell in cells[:, label]):
-        labels = labels.astype(np.int64)
-    return {"x_train": np.stack(features, axis=1), "y_train": labels}
+        block.append(row)
+        starts.append(start)
+    if n == 0:
+        raise DatasetError("file: the CSV has a header but no data rows")
+    x, y = (x[:n], y[:n]) if n > max_rows // 2 else (x[:n].copy(), y[:n].copy())
+    return {"x_train": x, "y_train": y.astype(np.int64) if integral else y}
 
 
-def _numeric_column(name: str, cells: np.ndarray) -> np.ndarray:
-    try:
-        values = np.char.strip(cells).astype(np.float64)
-    except ValueError:
-        for line, cell in enumerate(cells, start=2):
-            if not _is_number(cell):
-                raise DatasetError(
-                    f"column {name!r}, line {line}: {str(cell)!r} is not a number"
-                ) from None
-        raise
-    bad = np.flatnonzero(~np.isfinite(values))
-    if bad.size:
-        raise DatasetError(
-            f"column {name!r}, line {bad[0] + 2}: {str(cells[bad[0]])!r} is not a finite number"
+def _within_width(content: bytes, max_columns: int) -> bytes:
+    """``content`` if its first line has at most ``max_columns`` fields by comma count (checked
+    on the bytes, before a 10M-column header is decoded or split)."""
+    ends = [at for at in (content.find(b"\n"), content.find(b"\r")) if at >= 0]
+    fields = content.count(b",", 0, min(ends, default=len(content))) + 1
+    if fields > max_columns:
+        raise DatasetTooLarge(
+            f"file: the CSV header has {fields} columns, over the limit of "
+            f"{max_columns} (GRADQ_MAX_DATASET_COLUMNS)"
         )
-    return values
+    return content
+
+
+def _decode(content: bytes) -> str:
+    try:
+        text = content.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line, column = _position(content, exc.start)
+        raise DatasetError(
+            f"line {line}, column {column}: the CSV is not UTF-8 text "
+            f"(byte 0x{content[exc.start]:02x})"
+        ) from None
+    return text.removeprefix("\ufeff")
+
+
+def _position(content: bytes, offset: int) -> tuple[int, int]:
+    """(line, CSV column) of byte ``offset``, both from 1; any line ending counts."""
+    breaks = content.count(b"\n", 0, offset) + content.count(b"\r", 0, offset)
+    line = breaks - content.count(b"\r\n", 0, offset) + 1
+    line_start = max(content.rfind(b"\n", 0, offset), content.rfind(b"\r", 0, offset)) + 1
+    return line, content.count(b",", line_start, offset) + 1
+
+
+class _Lines:
+    """The text's lines, endings kept (what csv.reader wants); refuses a line wider than
+    ``max_fields`` from its comma count before csv splits it (quoted commas count too: no
+    numeric cell holds one)."""
+
+    def __init__(self, text: str, max_columns: int):
+        self._matches = _LINE.finditer(text)
+        self.number = 0
+        self.last = ""
+        self.max_columns = max_columns
+        self.max_fields: int | None = None
+
+    def __iter__(self) -> Iterator[str]:
+        return self
+
+    def __next__(self) -> str:
+        line = next(self._matches).group()
+        if not line:
+            raise StopIteration
+        self.number += 1
+        self.last = line
+        fields = line.count(",") + 1
+        if self.max_fields is None and fields > self.max_columns:
+            raise DatasetTooLarge(
+                f"file: the CSV header has {fields} columns, over the limit of "
+                f"{self.max_columns} (GRADQ_MAX_DATASET_COLUMNS)"
+            )
+        if self.max_fields is not None and fields > self.max_fields:
+            raise DatasetError(
+                f"line {self.number}, column {self.max_fields + 1}: has {fields} values, "
+                f"the header has {self.max_fields} columns"
+            )
+        return line
+
+
+def _next_record(reader, lines: _Lines, end: bool = False) -> list[str] | None:
+    """The next record; None at the end if ``end`` (else: the CSV is empty)."""
+    try:
+        return next(reader)
+    except StopIteration:
+        if end:
+            return None
+        raise DatasetError("file: the CSV is empty (expected a header row and data rows)") from None
+    except csv.Error as exc:  # a field over csv's size limit (the one error csv raises here)
+        pieces = lines.last.split(",")
+        limit = csv.field_size_limit()
+        column = next((i for i, p in enumerate(pieces, 1) if len(p) > limit), len(pieces))
+        raise DatasetError(f"line {lines.number}, column {column}: {exc}") from None
+
+
+def _check_header(header: list[str], max_columns: int) -> None:
+    if len(header) > max_columns:
+        raise DatasetTooLarge(
+            f"file: the CSV header has {len(header)} columns, over the limit of "
+            f"{max_columns} (GRADQ_MAX_DATASET_COLUMNS)"
+        )
+    if len(header) < 2:
+        raise DatasetError(
+            f"line 1: the CSV needs at least 2 columns (features and a label), "
+            f"header has {len(header)}"
+        )
+    seen: set[str] = set()
+    for position, name in enumerate(header, start=1):
+        if _is_number(name):
+            raise DatasetError(
+                f"line 1, column {position}: the first row must be a header of column names, "
+                f"got {name!r}"
+            )
+        if not name or name in seen:
+            raise DatasetError(
+                f"line 1, column {position}: header name {name!r} is empty or repeated"
+            )
+        seen.add(name)
+
+
+def _label_index(header: list[str], label_column: str | None) -> int:
+    if label_column is None:
+        return len(header) - 1
+    try:
+        return header.index(label_column)
+    except ValueError:
+        shown = ", ".join(header[:20]) + (
+            f", ... ({len(header)} in all)" if len(header) > 20 else ""
+        )
+        raise DatasetError(
+            f"label_column: {label_column!r} is not a column of the CSV (columns: {shown})"
+        ) from None
+
+
+def _convert(block, starts, header, label, features, x, y, n, integral) -> tuple[int, bool]:
+    """Parse a block of rows into ``x[n:]`` / ``y[n:]``; returns (new n, labels all integers)."""
+    if not block:
+        return n, integral
+    try:
+        values = np.array(block, dtype=np.float64)
+    except ValueError:
+        _raise_first_bad_cell(block, starts, header)
+        raise
+    bad_rows, bad_cols = np.nonzero(~np.isfinite(values))
+    if bad_rows.size:
+        r, c = bad_rows[0], bad_cols[0]
+        _bad(starts[r], c, header, block[r][c], "is not a finite number")
+    rows = len(block)
+    with np.errstate(over="ignore"):  # overflow is reported just below
+        x[n : n + rows] = values[:, features]
+    too_big = np.nonzero(~np.isfinite(x[n : n + rows]))
+    if too_big[0].size:
+        r, c = too_big[0][0], features[too_big[1][0]]
+        _bad(starts[r], c, header, block[r][c], "is too large for float32")
+    y[n : n + rows] = values[:, label]
+    integral = integral and all(_INT.fullmatch(row[label]) for row in block)
+    return n + rows, integral
+
+
+def _raise_first_bad_cell(block, starts, header) -> None:
+    for row, start in zip(block, starts, strict=True):
+        for column, cell in enumerate(row):
+            if not _is_number(cell):
+                _bad(start, column, header, cell, "is not a number")
+
+
+def _bad(line: int, column: int, header: list[str], cell: str, problem: str):
+    shown = cell if len(cell) <= 40 else cell[:40] + "..."
+    raise DatasetError(
+        f"line {line}, column {column + 1} ({header[column]!r}): {shown!r} {problem}"
+    )
 
 
 def _is_number(cell: str) -> bool:
     try:
         float(cell)
-    except ValueError:
-        return False
-    return True
-
-
-def _is_int_literal(cell: str) -> bool:
-    try:
-        int(cell.strip())
     except ValueError:
         return False
     return True

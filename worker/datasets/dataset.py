@@ -59,7 +59,9 @@ def load_dataset(spec: dict, *, seed: int = 0, redis=None, settings=None) -> Dat
     if len(sources) != 1:
         raise DatasetError(f"dataset needs exactly one of 'name', 'id', 'path'; got {sources}")
     source = sources[0]
-    extra = {k: v for k, v in spec.items() if k not in (source, *COMMON_KEYS)}
+    # a set's own option given as null takes its default, as when left out (the API stores
+    # explicit nulls); only ``normalize`` has null as a value of its own
+    extra = {k: v for k, v in spec.items() if k not in (source, *COMMON_KEYS) and v is not None}
     raw, label, default_normalize = _raw_source(source, spec[source], extra, redis, settings)
     split = _validation_split(spec.get("validation_split", DEFAULT_VALIDATION_SPLIT))
     normalize = spec.get("normalize", _UNSET)
@@ -112,13 +114,15 @@ def _local_file(path, extra: dict, settings) -> RawSplits:
     key = ("path", str(file.resolve()), stat.st_size, stat.st_mtime_ns, label_column, task)
 
     def load() -> RawSplits:
-        return validate_upload(
-            file.name,
-            file.read_bytes(),
-            label_column=label_column,
-            task=task,
-            max_bytes=settings.max_dataset_bytes,
-        ).to_raw()
+        with file.open("rb") as stream:
+            return validate_upload(
+                file.name,
+                stream,
+                label_column=label_column,
+                task=task,
+                max_bytes=settings.max_dataset_bytes,
+                max_columns=settings.max_dataset_columns,
+            ).to_raw()
 
     return RAW_CACHE.get(key, load)
 

@@ -20,6 +20,7 @@ from typing import Protocol
 import numpy as np
 
 from worker.datasets.base import DatasetError, RawSplits
+from worker.datasets.quota import USAGE, StorageQuota
 from worker.datasets.uploads import UploadedArrays, raw_from_arrays
 
 CHUNK_BYTES = 4 * 1024 * 1024
@@ -101,13 +102,25 @@ class RedisChunkedBlobs:
 class DatasetStore:
     """Uploaded data sets by id (``ds_<16 hex>``), with a per-tenant listing."""
 
-    def __init__(self, redis, blobs: BlobStore | None = None):
+    def __init__(self, redis, blobs: BlobStore | None = None, quota_bytes: int | None = None):
         self.redis = redis
         self.blobs = blobs if blobs is not None else RedisChunkedBlobs(redis)
+        self.quota = StorageQuota(redis, quota_bytes)
+
+    def check_room(self, tenant: str, nbytes: int) -> None:
+        """StorageQuotaExceeded if ``nbytes`` more cannot fit the tenant's quota now."""
+        self._backfill_usage(tenant)
+        self.quota.check(tenant, nbytes)
 
     def put(self, tenant: str, uploaded: UploadedArrays, name: str | None = None) -> dict:
-        """Store an accepted upload; return its info dict (see ``info``)."""
+        """Store an accepted upload; return its info dict (see ``info``).
+
+        Its bytes are reserved against the tenant's quota first (StorageQuotaExceeded).
+        """
         dataset_id = "ds_" + secrets.token_hex(8)
+        nbytes = sum(int(np.asarray(a).nbytes) for a in uploaded.arrays.values())
+        self._backfill_usage(tenant)
+        self.quota.reserve(tenant, dataset_id, nbytes)
         arrays = {}
         try:
             for array_name, array in uploaded.arrays.items():
@@ -122,6 +135,7 @@ class DatasetStore:
         except BaseException:
             for array_name in uploaded.arrays:
                 self.blobs.delete(f"{dataset_id}:{array_name}")
+            self.quota.release(tenant, dataset_id)
             raise
         created = time.time()
         info = {
@@ -139,6 +153,7 @@ class DatasetStore:
             "is_image": uploaded.is_image,
             "pixel_max": uploaded.pixel_max,
             "nbytes": sum(v["nbytes"] for v in arrays.values()),
+            "target_range": _target_range(uploaded),
             "arrays": arrays,
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(created)),
         }
@@ -147,12 +162,14 @@ class DatasetStore:
             self.blobs.publish(f"{dataset_id}:{array_name}", pipe)
         pipe.hset(PREFIX + dataset_id, mapping={k: json.dumps(v) for k, v in info.items()})
         pipe.zadd(TENANT_INDEX + tenant, {dataset_id: created})
+        self.quota.commit(pipe, tenant, dataset_id, info["nbytes"])
         pipe.execute()
         return info
 
     def info(self, dataset_id: str) -> dict | None:
         """Metadata: id, tenant, name, filename, sha256, task, num_classes, classes, input_shape,
-        dtype, shapes, nbytes, created (ISO 8601 UTC), arrays; ``None`` if there is no such set."""
+        dtype, shapes, nbytes, target_range (regression: [min, max]), created (ISO 8601 UTC),
+        arrays; ``None`` if there is no such set."""
         fields = self.redis.hgetall(PREFIX + str(dataset_id))
         return _decode(fields) if fields else None
 
@@ -191,16 +208,32 @@ class DatasetStore:
         pipe = self.redis.pipeline(transaction=True)
         pipe.delete(PREFIX + dataset_id)
         pipe.zrem(TENANT_INDEX + info["tenant"], dataset_id)
+        self.quota.release(info["tenant"], dataset_id, pipe)
         pipe.execute()
         for array_name in info["arrays"]:
             self.blobs.delete(f"{dataset_id}:{array_name}")
         return True
+
+    def _backfill_usage(self, tenant: str) -> None:
+        """Count sets stored before quotas existed (HSETNX: concurrent backfills agree)."""
+        if self.redis.exists(USAGE + tenant) or not self.redis.exists(TENANT_INDEX + tenant):
+            return
+        for info in self.list(tenant):
+            self.redis.hsetnx(USAGE + tenant, info["id"], info.get("nbytes") or 0)
 
     def _require(self, dataset_id: str) -> dict:
         info = self.info(dataset_id)
         if info is None:
             raise DatasetError(f"dataset.id: no uploaded data set {dataset_id!r}")
         return info
+
+
+def _target_range(uploaded: UploadedArrays) -> list[float] | None:
+    """[min, max] of regression targets (train and test): the API checks losses against it."""
+    if uploaded.num_classes is not None:
+        return None
+    ys = [uploaded.arrays[k] for k in ("y_train", "y_test") if k in uploaded.arrays]
+    return [min(float(y.min()) for y in ys), max(float(y.max()) for y in ys)]
 
 
 def _decode(fields: dict) -> dict:

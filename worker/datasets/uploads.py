@@ -1,22 +1,24 @@
 """Validation of uploaded data sets (.npz or .csv) before anything is stored.
 
-Every refusal is a DatasetError naming the array (or CSV column) and the problem. Nothing is ever
-unpickled: ``.npz`` files are read with ``allow_pickle=False``.
+Every refusal is a DatasetError naming the array (or CSV line and column) and the problem.
+The readers (npz_upload, csv_upload) produce features in their stored form; this module checks
+the targets and records what the store keeps. Nothing is ever unpickled.
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
-import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import BinaryIO
 
 import numpy as np
 
 from worker.datasets.base import DatasetError, RawSplits
 from worker.datasets.csv_upload import parse_csv
+from worker.datasets.npz_upload import DatasetTooLarge, read_npz
 
-ARRAY_NAMES = ("x_train", "y_train", "x_test", "y_test")
 TASKS = ("classification", "regression")
 MAX_CLASSES = 10_000
 
@@ -60,41 +62,51 @@ def raw_from_arrays(
 
 def validate_upload(
     filename: str,
-    content: bytes,
+    content: bytes | BinaryIO,
     label_column: str | None = None,
     task: str | None = None,
     max_bytes: int | None = None,
+    *,
+    max_columns: int | None = None,
+    on_planned_bytes: Callable[[int], None] | None = None,
 ) -> UploadedArrays:
-    """Check an uploaded ``.npz`` or ``.csv`` and return its arrays; raise DatasetError if refused.
+    """Check an uploaded ``.npz`` or ``.csv`` (bytes or a seekable binary file) and return its
+    arrays; raise DatasetError if refused (DatasetTooLarge over a size limit).
 
     ``task`` forces "classification" or "regression" (default: integer labels classify, float
-    targets regress). ``max_bytes`` defaults to ``Settings.max_dataset_bytes``.
+    targets regress). ``max_bytes`` (file and expanded arrays) and ``max_columns`` (CSV) default
+    to the settings. ``on_planned_bytes(n)`` gets an .npz's stored size before it is decompressed
+    and may raise to refuse it (a storage quota).
     """
-    if max_bytes is None:
+    if max_bytes is None or max_columns is None:
         from worker.config import get_settings
 
-        max_bytes = get_settings().max_dataset_bytes
+        settings = get_settings()
+        max_bytes = settings.max_dataset_bytes if max_bytes is None else max_bytes
+        max_columns = settings.max_dataset_columns if max_columns is None else max_columns
     if task not in (None, *TASKS):
         raise DatasetError(f"task must be 'classification' or 'regression', got {task!r}")
-    if len(content) > max_bytes:
-        raise DatasetError(
-            f"file: {len(content)} bytes is over the limit of {max_bytes} bytes "
-            "(GRADQ_MAX_DATASET_BYTES)"
+    file = io.BytesIO(content) if isinstance(content, bytes | bytearray) else content
+    size = file.seek(0, io.SEEK_END)
+    if size > max_bytes:
+        raise DatasetTooLarge(
+            f"file: {size} bytes is over the limit of {max_bytes} bytes (GRADQ_MAX_DATASET_BYTES)"
         )
+    sha256 = _sha256(content if isinstance(content, bytes | bytearray) else file)
+    file.seek(0)
     lower = filename.lower()
     if lower.endswith(".npz"):
-        arrays = _read_npz(content, max_bytes)
+        arrays, is_image = read_npz(file, max_bytes, on_planned_bytes)
     elif lower.endswith(".csv"):
-        arrays = parse_csv(content, label_column)
+        arrays, is_image = parse_csv(file, label_column, max_columns), False
     else:
         raise DatasetError(f"file: {filename!r} must end in .npz or .csv")
-    arrays, is_image = _check_features(arrays)
     arrays, resolved_task, num_classes = _check_targets(arrays, task)
     pixel_max = 255.0 if is_image and arrays["x_train"].dtype == np.uint8 else None
     return UploadedArrays(
         arrays=arrays,
         filename=filename,
-        sha256=hashlib.sha256(content).hexdigest(),
+        sha256=sha256,
         task=resolved_task,
         num_classes=num_classes,
         is_image=is_image,
@@ -102,97 +114,16 @@ def validate_upload(
     )
 
 
-def _read_npz(content: bytes, max_bytes: int) -> dict[str, np.ndarray]:
-    try:
-        npz = np.load(io.BytesIO(content), allow_pickle=False)
-    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as exc:
-        raise DatasetError(f"file: not a readable .npz archive ({exc})") from None
-    if not isinstance(npz, np.lib.npyio.NpzFile):
-        raise DatasetError("file: a single .npy array was sent; expected an .npz archive")
-    with npz:
-        unknown = sorted(set(npz.files) - set(ARRAY_NAMES))
-        if unknown:
-            raise DatasetError(
-                f"{unknown[0]}: unexpected array; an .npz may hold only {', '.join(ARRAY_NAMES)}"
-            )
-        for required in ("x_train", "y_train"):
-            if required not in npz.files:
-                raise DatasetError(f"{required}: missing from the .npz archive")
-        expanded = sum(info.file_size for info in npz.zip.infolist())
-        if expanded > max_bytes:
-            raise DatasetError(
-                f"file: arrays expand to {expanded} bytes, over the limit of "
-                f"{max_bytes} bytes (GRADQ_MAX_DATASET_BYTES)"
-            )
-        arrays = {}
-        for name in npz.files:
-            try:
-                arrays[name] = npz[name]
-            except ValueError as exc:
-                if "allow_pickle" in str(exc):
-                    raise DatasetError(
-                        f"{name}: object arrays (pickled data) are not accepted; store numbers"
-                    ) from None
-                raise DatasetError(f"{name}: unreadable array ({exc})") from None
-    if ("x_test" in arrays) != ("y_test" in arrays):
-        present, absent = ("x_test", "y_test") if "x_test" in arrays else ("y_test", "x_test")
-        raise DatasetError(f"{absent}: missing while {present} is present (send both or neither)")
-    return arrays
-
-
-def _check_features(arrays: dict) -> tuple[dict, bool]:
-    out = dict(arrays)
-    for name in ("x_train", "x_test"):
-        if name not in arrays:
-            continue
-        x = arrays[name]
-        if x.dtype.kind not in "biuf":
-            raise DatasetError(f"{name}: dtype {x.dtype} is not numeric")
-        if x.ndim < 2 or x.ndim > 4:
-            raise DatasetError(
-                f"{name}: expected 2 to 4 dimensions (samples first), got shape {x.shape}"
-            )
-        if len(x) == 0:
-            raise DatasetError(f"{name}: has no samples")
-        if x.dtype.kind == "f":
-            bad = np.flatnonzero(~np.isfinite(x.reshape(len(x), -1)).all(axis=1))
-            if bad.size:
-                raise DatasetError(
-                    f"{name}: {bad.size} samples contain NaN or infinity (first at index {bad[0]})"
-                )
-        out[name] = _channels_first(name, x)
-    if "x_test" in arrays and arrays["x_test"].shape[1:] != arrays["x_train"].shape[1:]:
-        raise DatasetError(
-            f"x_test: samples have shape {arrays['x_test'].shape[1:]}, but "
-            f"x_train's have {arrays['x_train'].shape[1:]}"
-        )
-    is_image = arrays["x_train"].ndim >= 3 and arrays["x_train"].dtype.kind in "biu"
-    bytes_ok = all(
-        x.dtype.kind in "biu" and x.min() >= 0 and x.max() <= 255
-        for k, x in out.items()
-        if k in ("x_train", "x_test")
-    )
-    for name in ("x_train", "x_test"):
-        if name in out:
-            with np.errstate(over="ignore"):  # overflow is reported just below
-                out[name] = out[name].astype(np.uint8 if bytes_ok else np.float32)
-            if not np.isfinite(out[name]).all():
-                raise DatasetError(f"{name}: values too large for float32")
-    return out, is_image
-
-
-def _channels_first(name: str, x: np.ndarray) -> np.ndarray:
-    """(n, h, w) -> (n, 1, h, w); (n, h, w, c) with c <= 4 -> (n, c, h, w)."""
-    if x.ndim == 3:
-        return x[:, None]
-    if x.ndim == 4 and x.shape[1] > 4:
-        if x.shape[3] > 4:
-            raise DatasetError(
-                f"{name}: images must be (n, c, h, w) or (n, h, w, c) with at "
-                f"most 4 channels, got shape {x.shape}"
-            )
-        return np.ascontiguousarray(x.transpose(0, 3, 1, 2))
-    return x
+def _sha256(source: bytes | bytearray | BinaryIO) -> str:
+    """Hex SHA-256 of the bytes, or of the whole file read in blocks (left at its start)."""
+    if isinstance(source, bytes | bytearray):
+        return hashlib.sha256(source).hexdigest()
+    digest = hashlib.sha256()
+    source.seek(0)
+    for block in iter(lambda: source.read(1 << 20), b""):
+        digest.update(block)
+    source.seek(0)
+    return digest.hexdigest()
 
 
 def _check_targets(arrays: dict, task: str | None) -> tuple[dict, str, int | None]:
@@ -208,6 +139,8 @@ def _check_targets(arrays: dict, task: str | None) -> tuple[dict, str, int | Non
                 f"{name}: has {len(y) if y.ndim else 0} entries but {x_name} has "
                 f"{len(arrays[x_name])} samples"
             )
+        if 0 in y.shape[1:]:
+            raise DatasetError(f"{name}: shape {list(y.shape)} has an empty target dimension")
         if y.dtype.kind == "f" and not np.isfinite(y).all():
             raise DatasetError(f"{name}: contains NaN or infinity")
     y_train = arrays["y_train"]
@@ -216,7 +149,10 @@ def _check_targets(arrays: dict, task: str | None) -> tuple[dict, str, int | Non
     if task == "regression":
         for name in ("y_train", "y_test"):
             if name in arrays:
-                out[name] = arrays[name].astype(np.float32)
+                with np.errstate(over="ignore"):  # overflow is reported just below
+                    out[name] = arrays[name].astype(np.float32)
+                if not np.isfinite(out[name]).all():
+                    raise DatasetError(f"{name}: targets too large for float32")
         return out, task, None
     for name in ("y_train", "y_test"):
         if name in arrays:
