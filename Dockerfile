@@ -6,6 +6,8 @@ COPY pyproject.toml README.md ./
 COPY api ./api
 COPY worker ./worker
 COPY nnlib ./nnlib
+# example specs pre-fill the dashboard's new-job editor
+COPY examples ./examples
 RUN pip install --no-cache-dir . && useradd --create-home gradq
 USER gradq
 EXPOSE 8000

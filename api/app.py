@@ -6,18 +6,19 @@ import logging
 from contextlib import asynccontextmanager
 
 import redis
-from fastapi import FastAPI, HTTPException, Request
-from fastapi.exception_handlers import http_exception_handler
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI
 
+from api.errors import install_error_handlers
 from api.fast_predict import FastPredict
 from api.invalidation import InvalidationListener
+from api.json_response import StrictJSONResponse
 from api.keys import KeyRing
 from api.limits import BodySizeLimit
 from api.metrics import ApiMetrics, MetricsMiddleware
 from api.model_cache import ModelCache
 from api.routers import datasets, health, jobs, models
 from api.shutdown import ShutdownFlag
+from api.ui import install as install_dashboard
 from worker.celery_app import CONTROL_QUEUE, TRAINING_QUEUE, configure
 from worker.celery_app import app as celery_app
 from worker.config import Settings, get_settings
@@ -58,7 +59,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             shutdown.uninstall()
             listener.stop()
 
-    app = FastAPI(title="gradq", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
+    # /docs is served by the dashboard from vendored Swagger UI assets (no CDN); ReDoc only
+    # exists as a CDN page, so it is off.
+    app = FastAPI(
+        title="gradq",
+        version="0.1.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        default_response_class=StrictJSONResponse,
+        docs_url=None,
+        redoc_url=None,
+    )
     app.state.settings = settings
     app.state.redis = redis_client
     app.state.shutdown = shutdown
@@ -66,11 +77,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.model_cache = cache_
     app.state.metrics = ApiMetrics()
     app.state.metrics.watch_redis(lambda: redis_snapshot(redis_client))
-    app.add_exception_handler(HTTPException, http_error)
-    app.add_exception_handler(redis.RedisError, redis_unavailable)
-    app.add_exception_handler(Exception, internal_error)
+    install_error_handlers(app)
     for router in (jobs.router, models.router, datasets.router, health.router):
         app.include_router(router)
+    install_dashboard(app)
 
     def limit_for(path: str) -> int:
         if path.startswith("/v1/datasets"):
@@ -81,23 +91,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodySizeLimit, limit_for=limit_for)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     return app
-
-
-async def http_error(request: Request, exc: HTTPException):
-    """Errors as ``{"detail": ...}``; a body that is not JSON is a 422 like other bad input."""
-    if exc.status_code == 400 and exc.detail == "There was an error parsing the body":
-        return JSONResponse({"detail": "body: not valid JSON"}, status_code=422)
-    return await http_exception_handler(request, exc)
-
-
-async def redis_unavailable(request: Request, exc: redis.RedisError):
-    log.warning("Redis error on %s: %s", request.url.path, exc)
-    return JSONResponse({"detail": f"redis: unavailable ({type(exc).__name__})"}, status_code=503)
-
-
-async def internal_error(request: Request, exc: Exception):
-    log.exception("unhandled error on %s", request.url.path, exc_info=exc)
-    return JSONResponse({"detail": "internal error (see the API log)"}, status_code=500)
 
 
 def _point_celery_at(settings: Settings) -> None:

@@ -86,6 +86,11 @@ class GradqClient:
         }
         return self._call("GET", "/v1/jobs", params=params)
 
+    def metrics(self, job_id: str, format: str = "json", max_points: int = 1000) -> dict | bytes:
+        """The job's curves: JSON columns (dict), or CSV bytes with ``format="csv"``."""
+        params = {"format": format, "max_points": max_points}
+        return self._call("GET", f"/v1/jobs/{job_id}/metrics", params=params)
+
     def cancel(self, job_id: str) -> dict:
         return self._call("POST", f"/v1/jobs/{job_id}/cancel")
 

@@ -16,6 +16,7 @@ from fastapi import Depends, Request
 from api.auth import tenant_from_request
 from api.keys import KeyRing
 from api.model_cache import ModelCache
+from api.sessions import session_tenant
 from worker.config import Settings
 from worker.datasets.store import DatasetStore
 from worker.jobs import JobStore
@@ -40,6 +41,11 @@ async def get_model_cache(request: Request) -> ModelCache:
 
 
 async def get_tenant(request: Request) -> str:
+    # A browser session (dashboard cookie) counts like its key; a Bearer header always wins.
+    if "authorization" not in request.headers:
+        tenant = session_tenant(request)
+        if tenant is not None:
+            return tenant
     return tenant_from_request(request, request.app.state.keyring)
 
 
@@ -60,12 +66,13 @@ async def get_dataset_store(
     return DatasetStore(redis_client, quota_bytes=settings.max_storage_bytes_per_tenant)
 
 
-Submitter = Callable[[dict, str], dict]
+Submitter = Callable[[dict, str, int | None], dict]
 
 
 async def get_submitter(redis_client: Annotated[redis.Redis, Depends(get_redis)]) -> Submitter:
-    """``submit(spec, tenant) -> record``: creates the job record and enqueues ``start_job``."""
-    return lambda spec, tenant: submit_job(redis_client, spec, tenant)
+    """``submit(spec, tenant, max_active) -> record``: creates the job record and enqueues
+    ``start_job``; ActiveJobLimitError when the tenant has ``max_active`` unfinished jobs."""
+    return lambda spec, tenant, max_active=None: submit_job(redis_client, spec, tenant, max_active)
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]

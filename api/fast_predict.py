@@ -9,14 +9,16 @@ to the documented route in ``api.routers.models``, which produces the same answe
 
 from __future__ import annotations
 
-import json
 import re
 import time
 
 from api import predict as p
+from api.ids import MODEL_ID_PATTERN
+from api.json_body import INLINE_PARSE_BYTES
+from api.json_response import dumps
 from api.keys import DEFAULT_TENANT
 
-PREDICT_PATH = re.compile(r"^/v1/models/([^/]+)/predict$")
+PREDICT_PATH = re.compile(rf"^/v1/models/({MODEL_ID_PATTERN.strip('^$')})/predict$")
 ROUTE_TEMPLATE = "/v1/models/{model_id}/predict"
 
 
@@ -64,21 +66,20 @@ class FastPredict:
 
     def _answer(self, entry, body: bytes) -> bytes | None:
         """The response body, or None to let the route handle (and explain) the request."""
+        if len(body) > INLINE_PARSE_BYTES:  # the route parses big bodies in a thread
+            return None
         try:
-            document = json.loads(body)
-            if not isinstance(document, dict) or len(document) != 1 or "inputs" not in document:
-                return None
-            batch = p.as_batch(
-                document["inputs"], entry.input_shape, self.state.settings.max_predict_batch
+            batch = p.batch_from_json(
+                body, entry.input_shape, self.state.settings.max_predict_batch
             )
             if batch.size > p.INLINE_VALUES:  # the route runs big batches in a thread
                 return None
             start = time.perf_counter()
             result = p.predict_batch(entry, batch)
             self.state.metrics.prediction.observe(time.perf_counter() - start)
-        except (ValueError, UnicodeDecodeError):
+        except ValueError:  # refused input (InputError): the route answers and explains it
             return None
-        return json.dumps(result, separators=(",", ":")).encode()
+        return dumps(result)
 
 
 async def _read_body(receive) -> bytes:

@@ -3,13 +3,16 @@
 Keys are 256-bit random tokens, so an unsalted SHA-256 is enough (nothing to brute-force); a lookup
 compares the hash against every stored one with ``hmac.compare_digest``. The keys file holds one
 ``<tenant> <sha256 hex>`` per line and is re-read when it changes, so ``gradq keys create`` takes
-effect without a restart.
+effect without a restart. The ring fails closed: once it has held keys it never serves without
+them, and a keys file that vanishes or gains a malformed line leaves the last good key set in
+force (the error is logged) instead of opening the API or failing every request.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import os
 import re
 import secrets
@@ -21,6 +24,7 @@ TENANT_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 DEFAULT_TENANT = "default"
 KEY_PREFIX = "gq_"
 RELOAD_SECONDS = 1.0
+log = logging.getLogger("gradq.api.keys")
 
 
 def hash_key(key: str) -> str:
@@ -80,16 +84,19 @@ class KeyRing:
         self._file = keys_file
         self._env_pairs = parse_key_pairs(key_pairs)
         self._file_pairs: list[tuple[str, str]] = []
-        self._mtime: float | None = None
+        self._mtime: int | None = None
         self._checked = 0.0
+        self._had_keys = False  # once true, never false again: the ring fails closed
         self._lock = threading.Lock()
-        self._reload()
+        self._reload(strict=True)
 
     @property
     def configured(self) -> bool:
-        """True when at least one key exists (otherwise the API runs without auth)."""
+        """True when keys exist or ever existed (without keys the API runs without auth)."""
         self._maybe_reload()
-        return bool(self._env_pairs or self._file_pairs or self._file_exists())
+        if self._env_pairs or self._file_pairs or self._file_exists():
+            self._had_keys = True
+        return self._had_keys
 
     def tenant_for(self, key: str) -> str | None:
         """The tenant owning ``key``, or None; every stored hash is compared in constant time."""
@@ -109,13 +116,26 @@ class KeyRing:
         if self._file is not None and now - self._checked > RELOAD_SECONDS:
             self._reload()
 
-    def _reload(self) -> None:
+    def _reload(self, strict: bool = False) -> None:
+        """Re-read the file if it changed; ``strict`` (at start) raises instead of logging."""
         with self._lock:
             self._checked = time.monotonic()
-            if not self._file_exists():
-                self._file_pairs, self._mtime = [], None
-                return
-            mtime = self._file.stat().st_mtime_ns
-            if mtime != self._mtime:
+            try:
+                mtime = self._file.stat().st_mtime_ns if self._file_exists() else None
+                if mtime == self._mtime:
+                    return
+                self._mtime = mtime  # a bad version is reported once, not on every request
+                if mtime is None:
+                    if self._file_pairs:
+                        log.error(
+                            "API keys file %s is gone; keeping its last %d keys",
+                            self._file,
+                            len(self._file_pairs),
+                        )
+                    return
                 self._file_pairs = parse_keys_file(self._file.read_text())
-                self._mtime = mtime
+                self._had_keys = self._had_keys or bool(self._file_pairs)
+            except (OSError, ValueError, UnicodeDecodeError) as error:
+                if strict:
+                    raise ValueError(f"API keys file {self._file}: {error}") from None
+                log.error("API keys file %s: %s; keeping the last good keys", self._file, error)

@@ -1,48 +1,101 @@
-"""Prediction inputs and outputs: JSON or image -> a checked batch -> predictions.
+"""Prediction inputs and outputs: JSON -> a checked float32 batch -> predictions.
 
 Inputs are raw values, like the training data before preprocessing; the model's stored
-preprocessing is applied here, exactly as the worker applied it before training.
+preprocessing is applied here, exactly as the worker applied it before training. Images are
+turned into samples by ``api.images``.
 """
 
 from __future__ import annotations
 
-import io
 import math
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
 
+from api.images import image_spatial_size, image_to_sample  # noqa: F401 (the UI's canvas)
+from api.input_error import InputError
+from api.json_body import BodyError, TooManyValues, loads
 from worker.datasets.preprocessing import apply_preprocessing
 
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 
-class InputError(ValueError):
-    """Refused prediction input; the message says what was expected."""
+
+def sample_shapes(input_shape: tuple[int, ...]) -> list[tuple[int, ...]]:
+    """The shapes one sample may take: the model's own, without its size-1 axes (a (28, 28)
+    image for a (1, 28, 28) model), and flattened."""
+    shapes = [tuple(input_shape)]
+    for shape in (tuple(d for d in input_shape if d != 1), (math.prod(input_shape),)):
+        if shape and shape not in shapes:
+            shapes.append(shape)
+    return shapes
+
+
+def batch_from_json(body: bytes, input_shape: tuple[int, ...], max_batch: int) -> np.ndarray:
+    """A JSON body ``{"inputs": ...}`` -> a checked batch (``as_batch``); InputError if not.
+
+    A body with more numbers than ``max_batch`` samples can hold is refused before parsing.
+    """
+    size = math.prod(input_shape)
+    try:
+        document = loads(body, max_values=max_batch * size + 8)
+    except TooManyValues as error:
+        raise InputError(f"{error} (at most {max_batch} samples of {size} values)") from None
+    except BodyError as error:
+        raise InputError(str(error)) from None
+    if not isinstance(document, dict) or set(document) != {"inputs"}:
+        raise InputError("body: expected a JSON object with exactly one field, 'inputs'")
+    return as_batch(document["inputs"], input_shape, max_batch)
 
 
 def as_batch(raw: object, input_shape: tuple[int, ...], max_batch: int) -> np.ndarray:
-    """Nested lists -> float32 (n, *input_shape); one sample or a batch, shaped or flattened."""
-    try:
-        array = np.asarray(raw, dtype=np.float64)
-    except (ValueError, TypeError):
-        raise InputError("inputs: expected a rectangular array of numbers") from None
-    size = math.prod(input_shape)
-    shape = array.shape
-    if shape == input_shape or shape == (size,):
+    """Nested lists -> float32 (n, *input_shape): one sample or a batch of samples, each in
+    one of ``sample_shapes``. InputError (a 422) names what was expected."""
+    array = _numbers(raw)
+    shapes = sample_shapes(input_shape)
+    if array.shape in shapes:
         batch = array.reshape(1, *input_shape)
-    elif len(shape) >= 1 and (shape[1:] == input_shape or shape[1:] == (size,)):
-        batch = array.reshape(shape[0], *input_shape)
+    elif array.ndim >= 1 and array.shape[1:] in shapes:
+        batch = array.reshape(array.shape[0], *input_shape)
     else:
+        accepted = " or ".join(str(list(s)) for s in shapes)
         raise InputError(
-            f"inputs: got shape {list(shape)}; expected one sample of shape {list(input_shape)}"
-            f" (or {size} values flattened), or a batch of them"
+            f"inputs: got shape {list(array.shape)}; expected one sample of shape"
+            f" {list(input_shape)} (or {accepted}), or a batch of them [n, ...]"
         )
     if batch.shape[0] == 0:
         raise InputError("inputs: expected at least one sample")
     if batch.shape[0] > max_batch:
         raise InputError(f"inputs: {batch.shape[0]} samples; at most {max_batch} per request")
-    if not np.isfinite(batch).all():
-        raise InputError("inputs: contains NaN or infinity; expected finite numbers")
+    _check_float32_range(array)
     return batch.astype(np.float32)
+
+
+def _numbers(raw: object) -> np.ndarray:
+    """A rectangular float64 array of JSON numbers (booleans and strings are not numbers)."""
+    try:
+        array = np.asarray(raw)
+    except (ValueError, TypeError, RecursionError):
+        raise InputError("inputs: expected a rectangular array of numbers") from None
+    if array.dtype.kind not in "iufO":  # "O": integers beyond int64, or mixed objects
+        raise InputError("inputs: expected a rectangular array of numbers, not text or booleans")
+    try:
+        return array.astype(np.float64)
+    except OverflowError:
+        raise InputError(f"inputs: values must fit float32 (|x| <= {FLOAT32_MAX:.4g})") from None
+    except (ValueError, TypeError):
+        raise InputError("inputs: expected a rectangular array of numbers") from None
+
+
+def _check_float32_range(array: np.ndarray) -> None:
+    """Refuse NaN, infinities and values float32 cannot hold, naming the first one's index."""
+    bad = ~np.isfinite(array) | (np.abs(array) > FLOAT32_MAX)
+    if bad.any():
+        index = tuple(int(i) for i in np.argwhere(bad)[0])
+        where = "inputs" + "".join(f"[{i}]" for i in index)
+        value = float(array[index])
+        shown = "NaN" if value != value else f"{value:g}".replace("inf", "Infinity")
+        raise InputError(
+            f"{where}: {shown} is not a finite number that fits float32 (|x| <= {FLOAT32_MAX:.4g})"
+        )
 
 
 def preprocess(batch: np.ndarray, preprocessing: dict | None) -> np.ndarray:
@@ -50,41 +103,6 @@ def preprocess(batch: np.ndarray, preprocessing: dict | None) -> np.ndarray:
     if not preprocessing:
         return batch
     return np.asarray(apply_preprocessing(batch, preprocessing), dtype=np.float32)
-
-
-def image_spatial_size(input_shape: tuple[int, ...]) -> tuple[int, int]:
-    """(height, width) an uploaded image is resized to, for a grey-scale model input."""
-    if len(input_shape) == 3 and input_shape[0] == 1:
-        return input_shape[1], input_shape[2]
-    if len(input_shape) == 2:
-        return input_shape
-    if len(input_shape) == 1 and math.isqrt(input_shape[0]) ** 2 == input_shape[0]:
-        side = math.isqrt(input_shape[0])
-        return side, side
-    raise InputError(
-        f"file: this model's input shape {list(input_shape)} is not a grey-scale image"
-    )
-
-
-def image_to_sample(content: bytes, input_shape: tuple[int, ...], pixel_max: float) -> np.ndarray:
-    """PNG/JPEG bytes -> one raw sample (1, *input_shape) in the training data's pixel range.
-
-    Grey-scaled and resized; a photo of dark ink on light paper is inverted, because the built-in
-    digit sets are light strokes on a dark background.
-    """
-    height, width = image_spatial_size(input_shape)
-    try:
-        image = Image.open(io.BytesIO(content))
-        if image.format not in ("PNG", "JPEG"):
-            raise InputError(f"file: expected a PNG or JPEG image, got {image.format}")
-        grey = image.convert("L").resize((width, height), Image.Resampling.LANCZOS)
-    except (UnidentifiedImageError, OSError):
-        raise InputError("file: not a readable PNG or JPEG image") from None
-    pixels = np.asarray(grey, dtype=np.float32)
-    if pixels.mean() > 127.5:
-        pixels = 255.0 - pixels
-    pixels *= pixel_max / 255.0
-    return pixels.reshape(1, *input_shape)
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -101,7 +119,7 @@ def format_outputs(outputs: np.ndarray, metadata: dict, ends_in_softmax: bool) -
     if not is_classifier:
         return {"outputs": outputs.tolist()}
     if outputs.shape[1] == 1:  # one logit: binary cross-entropy on logits
-        positive = 1.0 / (1.0 + np.exp(-outputs[:, 0]))
+        positive = 1.0 / (1.0 + np.exp(-np.clip(outputs[:, 0], -500.0, 500.0)))
         probabilities = np.stack([1.0 - positive, positive], axis=1)
     else:
         probabilities = outputs if ends_in_softmax else softmax(outputs)
@@ -124,6 +142,18 @@ INLINE_VALUES = 65_536
 
 
 def predict_batch(entry, batch: np.ndarray) -> dict:
-    """A checked raw batch -> the response body: training preprocessing, model, outputs."""
+    """A checked raw batch -> the response body: training preprocessing, model, outputs.
+
+    InputError when the model's outputs are not finite (inputs within float32 can still
+    overflow a layer): a prediction is never answered with NaN.
+    """
     x = preprocess(batch, entry.metadata.get("preprocessing"))
-    return format_outputs(entry.model.predict(x), entry.metadata, entry.extra["softmax"])
+    with np.errstate(over="ignore", invalid="ignore"):
+        outputs = entry.model.predict(x)
+    if not np.isfinite(outputs).all():
+        sample = int(np.argwhere(~np.isfinite(outputs.reshape(len(outputs), -1)))[0][0])
+        raise InputError(
+            f"inputs[{sample}]: the model's outputs overflow for these values (not finite);"
+            " are they in the training data's range?"
+        )
+    return format_outputs(outputs, entry.metadata, entry.extra["softmax"])

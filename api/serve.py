@@ -17,7 +17,7 @@ SHUTDOWN_GRACE_SECONDS = 10
 
 
 class InsecureBindError(RuntimeError):
-    """Refusal to serve without API keys on a non-loopback address."""
+    """Refusal to serve: no API keys on a non-loopback address, or keys that can't be read."""
 
 
 def is_loopback(host: str) -> bool:
@@ -32,7 +32,11 @@ def is_loopback(host: str) -> bool:
 def check_bind(host: str, settings: Settings, insecure: bool = False) -> str:
     """The start-up notice for ``host``; raises ``InsecureBindError`` when auth would be off
     on a reachable address without ``insecure``."""
-    if KeyRing(settings.api_keys_file, settings.api_keys).configured:
+    try:
+        keyring = KeyRing(settings.api_keys_file, settings.api_keys)
+    except ValueError as error:  # a malformed keys file: fail closed, say which line
+        raise InsecureBindError(f"refusing to serve: {error}") from None
+    if keyring.configured:
         return f"gradq API: API keys required (Bearer) on {host}"
     if is_loopback(host):
         return (

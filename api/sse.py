@@ -14,7 +14,6 @@ thread within a second.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import AsyncIterator, Callable
 
@@ -22,6 +21,7 @@ import anyio
 import redis
 from anyio import to_thread
 
+from api.json_response import dumps
 from api.schemas.jobs import FINAL_STATUSES
 
 BLOCK_MS = 1000
@@ -40,7 +40,7 @@ async def _call(function, *args, **kwargs):
 
 def sse(event: str, data: dict, event_id: str | None = None) -> str:
     head = f"id: {event_id}\n" if event_id else ""
-    return f"{head}event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
+    return f"{head}event: {event}\ndata: {dumps(data).decode()}\n\n"
 
 
 async def _drain(store, job_id: str, cursor: str) -> tuple[list, str]:

@@ -7,5 +7,10 @@ source "$ROOT/scripts/bootstrap.sh" test
 if [ ! -d /usr/share/datasets/fashion-mnist ] && command -v apt-get >/dev/null; then
     apt_install dataset-fashion-mnist || echo "dataset-fashion-mnist unavailable; its tests skip"
 fi
+# The dashboard's browser tests drive Debian's chromium headless (Playwright's own browser
+# download is not used); they skip without it.
+if ! command -v chromium >/dev/null && command -v apt-get >/dev/null; then
+    apt_install chromium || echo "chromium unavailable; the browser tests skip"
+fi
 cd "$ROOT"
 exec "$VENV/bin/python" -m pytest "$@"

@@ -42,9 +42,13 @@ class Settings(BaseSettings):
     )
     max_request_bytes: int = Field(16 * 1024 * 1024, description="JSON request body limit")
     max_predict_batch: int = Field(1024, description="Samples per prediction request")
+    max_image_pixels: int = Field(
+        16_777_216, description="Pixels (width x height) of a prediction image, from its header"
+    )
     max_active_jobs_per_tenant: int = Field(16, description="Queued+running jobs per tenant")
     max_parameters: int = Field(20_000_000, description="Parameter budget of one model")
     model_cache_bytes: int = Field(256 * 1024 * 1024, description="API model LRU cache size")
+    session_seconds: int = Field(12 * 3600, description="Dashboard login session lifetime")
 
     max_pending_seconds: float = Field(600.0, description="Gang wait before a job fails")
     peer_timeout_seconds: float = Field(30.0, description="Deadline for a dead shard's peers")

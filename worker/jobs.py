@@ -22,12 +22,14 @@ from datetime import UTC, datetime
 
 import redis as redis_lib
 
+from worker.admission import create_within_limit
 from worker.checkpoints import checkpoint_key
 
 TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
 ACTIVE_KEY = "gradq:jobs:active"
 GANG_PENDING_KEY = "gradq:gang:pending"  # job id -> pending_since
 EVENTS_MAXLEN = 2000
+FILTER_SCAN = 4000  # records one filtered list call looks at, at most
 FINISHED_TTL_SECONDS = 7 * 24 * 3600  # events and cancel flag of a finished job
 # A restart sends a running job back to queued while its new gang forms.
 TRANSITIONS = {
@@ -73,8 +75,12 @@ class JobStore:
     def __init__(self, redis: redis_lib.Redis):
         self.redis = redis
 
-    def create(self, spec: dict, tenant: str) -> dict:
-        """A new ``queued`` record for ``spec`` (trusted: the API validated it)."""
+    def create(self, spec: dict, tenant: str, max_active: int | None = None) -> dict:
+        """A new ``queued`` record for ``spec`` (trusted: the API validated it).
+
+        With ``max_active``, raises ``ActiveJobLimitError`` instead when the tenant already has
+        that many unfinished jobs (checked and reserved atomically: worker.admission).
+        """
         job_id = "job_" + secrets.token_hex(8)
         record = {
             "id": job_id,
@@ -99,12 +105,9 @@ class JobStore:
         }
         record["updated_at"] = record["created_at"]
         member = f"{time.time_ns() // 1000:017d}|{job_id}"
-        pipe = self.redis.pipeline()
-        pipe.set(job_key(job_id), json.dumps(record))
-        pipe.zadd(f"gradq:tenant:{tenant}:jobs", {member: 0})
-        pipe.sadd(ACTIVE_KEY, job_id)
-        pipe.xadd(events_key(job_id), _event("created", record), maxlen=EVENTS_MAXLEN)
-        pipe.execute()
+        keys = (job_key(job_id), f"gradq:tenant:{tenant}:jobs", ACTIVE_KEY, events_key(job_id))
+        event = {"type": "created", **record}
+        create_within_limit(self.redis, keys, record, member, event, EVENTS_MAXLEN, max_active)
         return record
 
     def get(self, job_id: str) -> dict | None:
@@ -112,22 +115,42 @@ class JobStore:
         return json.loads(raw) if raw is not None else None
 
     def list(
-        self, tenant: str, status: str | None = None, limit: int = 50, cursor: str | None = None
+        self,
+        tenant: str,
+        status: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+        name: str | None = None,
     ) -> tuple[list[dict], str | None]:
-        """Newest first; ``cursor`` is the previous page's ``next_cursor`` (None: no more)."""
+        """Newest first; ``cursor`` is the previous page's ``next_cursor`` (None: no more);
+        ``name`` keeps jobs whose name contains it (case-insensitive). A filtered page looks at
+        most ``FILTER_SCAN`` records, so it may hold fewer than ``limit`` jobs and still have a
+        ``next_cursor``: its cost stays bounded however long the tenant's history is."""
+        wanted = name.lower() if name else None
+        # A filter may skip many records: read bigger batches, and rule records out on their raw
+        # bytes before parsing them (JSON escapes non-ASCII, so only an ASCII name can be).
+        filtered = bool(status or name)
+        batch = max(limit, min(500, FILTER_SCAN) if filtered else 50)
+        needles = [f'"status": "{status}"'.encode()] if status else []
+        if wanted is not None and wanted.isascii():
+            needles.append(json.dumps(wanted)[1:-1].encode())
         key = f"gradq:tenant:{tenant}:jobs"
         found: list[dict] = []
         upper = "(" + cursor if cursor else "+"
-        while len(found) < limit:
-            members = self.redis.zrevrangebylex(key, upper, "-", start=0, num=max(limit, 50))
+        scanned = 0
+        while len(found) < limit and not (filtered and scanned >= FILTER_SCAN):
+            members = self.redis.zrevrangebylex(key, upper, "-", start=0, num=batch)
+            scanned += len(members)
             if not members:
                 return found, None
             # one round trip for the page, not one per job
             raws = self.redis.mget([job_key(m.decode().split("|", 1)[1]) for m in members])
             for member, raw in zip(members, raws, strict=True):
                 upper = "(" + member.decode()
-                record = json.loads(raw) if raw is not None else None
-                if record is not None and (status is None or record["status"] == status):
+                if raw is None or not all(n in raw.lower() for n in needles):
+                    continue
+                record = json.loads(raw)
+                if _matches(record, status, wanted):
                     found.append(record)
                     if len(found) == limit:
                         break
@@ -285,6 +308,12 @@ class JobStore:
             for event_id, fields in entries:
                 out.append((event_id.decode(), json.loads(fields[b"data"])))
         return out
+
+
+def _matches(record: dict, status: str | None, name: str | None) -> bool:
+    if status is not None and record["status"] != status:
+        return False
+    return name is None or name in (record.get("name") or "").lower()
 
 
 def _event(kind: str, data: dict) -> dict:

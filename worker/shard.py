@@ -23,6 +23,7 @@ from worker.checkpoints import encode_checkpoint, load_checkpoint, save_checkpoi
 from worker.collective.local_sgd import LocalSGD
 from worker.config import Settings
 from worker.jobs import JobStore
+from worker.loss_curve import LossRecorder
 from worker.models_store import ModelStore
 from worker.recovery import AttemptAbortedError
 from worker.replica import (
@@ -100,12 +101,16 @@ def train(ctx: ShardContext, replica: Replica) -> dict:
         meta["last_checkpoint"] = meta["global_step"]
         if ctx.shard == 0:
             meta["rng"] = rng_states(model)
+            # every point up to the checkpoint is stored before it, so a resumed attempt (which
+            # never redoes those steps) leaves no gap in the curve
+            meta["loss_curve"] = curve.checkpoint()
             blob = encode_checkpoint(model.state_dict(), optimizer.state_dict(), meta)
             save_checkpoint(store.redis, ctx.job_id, blob)
 
     def report(epoch: int, changes: dict, event: str = "progress") -> None:
         if ctx.shard != 0:
             return
+        curve.flush()  # the points land before the event that tells viewers to fetch them
         step = meta["global_step"]
         position = {"epoch": epoch + 1, "step": step, "steps_total": steps_total}
         changes = position | {"progress": step / steps_total} | changes
@@ -121,6 +126,10 @@ def train(ctx: ShardContext, replica: Replica) -> dict:
     rows = SliceRows(data.x_train, data.y_train)
     every = int(spec.get("sync_every") or 1)
     local = LocalSGD(every, ctx.num_shards, ctx.shard) if every > 1 else None
+    curve = _NoCurve()
+    if ctx.shard == 0:
+        curve = LossRecorder(store.redis, ctx.job_id, steps_total, meta["global_step"])
+        curve.resume(meta.get("loss_curve"))
     last_report = 0.0
     stop_early = False
     for epoch in range(meta["epoch"], epochs):
@@ -154,6 +163,7 @@ def train(ctx: ShardContext, replica: Replica) -> dict:
             meta["global_step"] = step + 1
             meta["batch"] = b + 1
             samples_this_run += len(index)
+            curve.add(meta["global_step"], batch_loss)
             if ctx.step_hook is not None:
                 ctx.step_hook(meta["global_step"])
             due = meta["global_step"] - meta.get("last_checkpoint", 0) >= (checkpoint_every or 0)
@@ -196,6 +206,7 @@ def train(ctx: ShardContext, replica: Replica) -> dict:
         model.load_state_dict(stopper.best_state)  # like nnlib.fit: keep the best epoch's weights
     if ctx.shard != 0:
         return {}
+    curve.flush(final_step=meta["global_step"])
     return _finish(ctx, model, loss, data, stop_early)
 
 
@@ -226,6 +237,19 @@ def _finish(ctx: ShardContext, model, loss, data, stopped_early: bool):
         ModelStore(ctx.store.redis).delete(saved["id"])
         raise AttemptAbortedError("the job finished elsewhere before it could succeed")
     return final
+
+
+class _NoCurve:
+    """Shards other than 0 record no loss curve."""
+
+    def add(self, step: int, loss) -> None:
+        pass
+
+    def flush(self, final_step: int | None = None) -> None:
+        pass
+
+    def checkpoint(self) -> None:
+        return None
 
 
 def _average_buffers(ctx: ShardContext, model, epoch: int) -> None:

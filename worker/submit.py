@@ -7,10 +7,16 @@ import redis as redis_lib
 from worker.jobs import JobStore
 
 
-def submit_job(redis: redis_lib.Redis, spec: dict, tenant: str) -> dict:
-    """Create the ``queued`` record and enqueue ``start_job`` on the control queue."""
+def submit_job(
+    redis: redis_lib.Redis, spec: dict, tenant: str, max_active: int | None = None
+) -> dict:
+    """Create the ``queued`` record and enqueue ``start_job`` on the control queue.
+
+    Raises ``worker.admission.ActiveJobLimitError`` when the tenant has ``max_active``
+    unfinished jobs already (nothing is created or enqueued then).
+    """
     from worker.tasks import start_job
 
-    record = JobStore(redis).create(spec, tenant)
+    record = JobStore(redis).create(spec, tenant, max_active)
     start_job.delay(record["id"])
     return record

@@ -112,6 +112,23 @@ def cancel(job_id: str):
     console.print(f"{job['id']}: {job['status']}")
 
 
+def metrics(
+    job_id: str,
+    csv: Annotated[bool, typer.Option("--csv", help="CSV rows instead of JSON")] = False,
+    max_points: Annotated[int, typer.Option(help="Average the step curve down to this")] = 1000,
+):
+    """Print a job's training curves (loss per step, per-epoch series) for export."""
+    with client() as api:
+        try:
+            body = api.metrics(job_id, "csv" if csv else "json", max_points)
+        except ApiError as error:
+            fail(error)
+    if csv:
+        sys.stdout.write(body.decode())
+    else:
+        sys.stdout.write(json.dumps(body) + "\n")
+
+
 def models(as_json: JsonFlag = False):
     """List your models."""
     with client() as api:
@@ -280,6 +297,7 @@ def follow(api: GradqClient, job_id: str) -> dict:
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the ``gradq`` app."""
-    for command in (submit, status, jobs, watch, cancel, models, delete_model, predict, serve):
+    commands = (submit, status, jobs, watch, cancel, metrics, models, delete_model, predict, serve)
+    for command in commands:
         app.command()(command)
     app.add_typer(datasets_app, name="datasets")

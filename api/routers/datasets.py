@@ -7,6 +7,8 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, File, Form, HTTPException, Response, UploadFile, status
 
 from api.deps import DatasetStoreDep, JobStoreDep, SettingsDep, TenantDep
+from api.ids import DatasetId
+from api.json_body import StrictJSONRoute
 from api.routers.jobs import active_jobs
 from api.schemas.common import COMMON_ERRORS, errors
 from api.schemas.datasets import DatasetList, DatasetOut
@@ -14,7 +16,7 @@ from worker.datasets.npz_upload import DatasetTooLarge
 from worker.datasets.quota import StorageQuotaExceeded
 from worker.datasets.uploads import validate_upload
 
-router = APIRouter(prefix="/v1/datasets", tags=["datasets"])
+router = APIRouter(prefix="/v1/datasets", tags=["datasets"], route_class=StrictJSONRoute)
 
 
 def dataset_view(info: dict) -> dict:
@@ -85,7 +87,7 @@ def list_datasets(tenant: TenantDep, datasets: DatasetStoreDep):
     responses=errors(*COMMON_ERRORS, 404),
     summary="A data set's description",
 )
-def get_dataset(dataset_id: str, tenant: TenantDep, datasets: DatasetStoreDep):
+def get_dataset(tenant: TenantDep, dataset_id: DatasetId, datasets: DatasetStoreDep):
     return dataset_view(owned_dataset(datasets, dataset_id, tenant))
 
 
@@ -96,7 +98,7 @@ def get_dataset(dataset_id: str, tenant: TenantDep, datasets: DatasetStoreDep):
     summary="Delete a data set",
 )
 def delete_dataset(
-    dataset_id: str, tenant: TenantDep, datasets: DatasetStoreDep, jobs: JobStoreDep
+    tenant: TenantDep, dataset_id: DatasetId, datasets: DatasetStoreDep, jobs: JobStoreDep
 ):
     """409 while a queued or running job of the tenant trains on it."""
     owned_dataset(datasets, dataset_id, tenant)

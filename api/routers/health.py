@@ -13,11 +13,12 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 
 from api.deps import RedisDep, SettingsDep
+from api.json_body import StrictJSONRoute
 from api.schemas.common import errors
 from worker.celery_app import TRAINING_QUEUE
 from worker.worker_registry import live_workers
 
-router = APIRouter(tags=["health"])
+router = APIRouter(tags=["health"], route_class=StrictJSONRoute)
 
 
 class Health(BaseModel):

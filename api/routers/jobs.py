@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Header, HTTPException, Query, Request, status
-from fastapi.responses import StreamingResponse
+from fastapi.responses import PlainTextResponse, StreamingResponse
 
 from api.deps import DatasetStoreDep, JobStoreDep, RedisDep, SettingsDep, SubmitDep, TenantDep
+from api.ids import JobId
+from api.job_metrics import job_metrics, metrics_csv_rows, to_csv
+from api.json_body import StrictJSONRoute
 from api.schemas.common import COMMON_ERRORS, errors
-from api.schemas.jobs import ACTIVE_STATUSES, JobList, JobOut, JobStatus
+from api.schemas.jobs import ACTIVE_STATUSES, JobList, JobMetrics, JobOut, JobStatus
 from api.schemas.spec import JobSpec
 from api.spec_check import check_model, check_shards, dataset_facts
 from api.sse import job_event_stream
+from worker.admission import ActiveJobLimitError
 from worker.jobs import JobFinishedError, JobNotFoundError
 
-router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"], route_class=StrictJSONRoute)
 RETRY_AFTER_SECONDS = 30
 
 
@@ -70,23 +74,24 @@ def submit(
     spec: JobSpec,
     tenant: TenantDep,
     settings: SettingsDep,
-    jobs: JobStoreDep,
     datasets: DatasetStoreDep,
     submit_job: SubmitDep,
     redis_client: RedisDep,
 ):
-    """Validate the spec (bounds, data set, shapes, parameter budget, worker slots), then
-    queue it."""
-    limit = settings.max_active_jobs_per_tenant
-    if len(active_jobs(jobs, tenant)) >= limit:
-        raise HTTPException(
-            status.HTTP_429_TOO_MANY_REQUESTS,
-            detail=f"tenant {tenant}: {limit} queued or running jobs already (the limit)",
-            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
-        )
+    """Validate the spec (bounds, data set, shapes, parameter budget, worker slots), then queue
+    it; the active-job limit is checked and the job created in one atomic Redis step."""
     check_model(spec, dataset_facts(spec, tenant, datasets), settings.max_parameters)
     check_shards(spec, redis_client, settings)
-    return job_view(submit_job(spec.to_stored(), tenant))
+    try:
+        record = submit_job(spec.to_stored(), tenant, settings.max_active_jobs_per_tenant)
+    except ActiveJobLimitError as error:
+        raise HTTPException(
+            status.HTTP_429_TOO_MANY_REQUESTS,
+            detail=f"tenant {tenant}: {error.active} queued or running jobs already"
+            f" (the limit is {error.limit})",
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+        ) from None
+    return job_view(record)
 
 
 @router.get(
@@ -101,9 +106,12 @@ def list_jobs(
     status_filter: Annotated[JobStatus | None, Query(alias="status")] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
+    name: Annotated[str | None, Query(max_length=200, description="Part of the name")] = None,
 ):
     try:
-        records, next_cursor = jobs.list(tenant, status=status_filter, limit=limit, cursor=cursor)
+        records, next_cursor = jobs.list(
+            tenant, status=status_filter, limit=limit, cursor=cursor, name=name
+        )
     except ValueError:
         raise HTTPException(
             422, detail=f"cursor: {cursor!r} is not a cursor from this list"
@@ -117,8 +125,38 @@ def list_jobs(
     responses=errors(*COMMON_ERRORS, 404),
     summary="A job's record",
 )
-def get_job(job_id: str, tenant: TenantDep, jobs: JobStoreDep):
+def get_job(tenant: TenantDep, job_id: JobId, jobs: JobStoreDep):
     return job_view(owned_job(jobs, job_id, tenant))
+
+
+@router.get(
+    "/{job_id}/metrics",
+    response_model=JobMetrics,
+    responses={
+        200: {"content": {"text/csv": {"schema": {"type": "string"}}}},
+        **errors(*COMMON_ERRORS, 404, 422),
+    },
+    summary="A job's training curves (JSON columns or CSV)",
+)
+def metrics(
+    job_id: JobId,
+    tenant: TenantDep,
+    jobs: JobStoreDep,
+    format: Annotated[Literal["json", "csv"], Query()] = "json",
+    max_points: Annotated[int, Query(ge=2, le=100_000)] = 1000,
+    since: Annotated[int, Query(ge=0)] = 0,
+):
+    """Training loss per recorded step (averaged down to ``max_points``) and per-epoch series;
+    ``since``: skip that many stored points (a live chart's previous ``points_recorded``)."""
+    record = owned_job(jobs, job_id, tenant)
+    body = job_metrics(jobs.redis, record, max_points, since)
+    if format == "csv":
+        return PlainTextResponse(
+            to_csv(metrics_csv_rows(body)),
+            media_type="text/csv",
+            headers={"Content-Disposition": f'attachment; filename="{job_id}-metrics.csv"'},
+        )
+    return body
 
 
 @router.post(
@@ -128,7 +166,7 @@ def get_job(job_id: str, tenant: TenantDep, jobs: JobStoreDep):
     responses=errors(*COMMON_ERRORS, 404, 409),
     summary="Ask a job to stop",
 )
-def cancel(job_id: str, tenant: TenantDep, jobs: JobStoreDep):
+def cancel(tenant: TenantDep, job_id: JobId, jobs: JobStoreDep):
     """Cooperative: the job reaches ``cancelled`` at its next step; 409 if it already ended."""
     owned_job(jobs, job_id, tenant)  # another tenant's job is a 404
     try:
@@ -159,8 +197,8 @@ def cancel(job_id: str, tenant: TenantDep, jobs: JobStoreDep):
 )
 def events(
     request: Request,
-    job_id: str,
     tenant: TenantDep,
+    job_id: JobId,
     jobs: JobStoreDep,
     last_event_id: Annotated[str | None, Header(max_length=64, pattern=r"^\d+(-\d+)?$")] = None,
 ):

@@ -2,21 +2,24 @@
 
 from __future__ import annotations
 
-import json
 import time
 
-import numpy as np
 from fastapi import APIRouter, HTTPException, Request, Response, status
 from fastapi.concurrency import run_in_threadpool
 
 from api import predict as p
 from api.deps import ModelCacheDep, ModelStoreDep, RedisDep, SettingsDep, TenantDep
+from api.ids import ModelId
+from api.input_error import InputError
 from api.invalidation import publish_deleted
+from api.json_body import StrictJSONRoute
+from api.json_response import dumps
 from api.model_cache import CachedModel, model_nbytes
+from api.predict_inputs import read_batch
 from api.schemas.common import COMMON_ERRORS, errors
 from api.schemas.models import ModelList, ModelOut, PredictRequest, PredictResponse
 
-router = APIRouter(prefix="/v1/models", tags=["models"])
+router = APIRouter(prefix="/v1/models", tags=["models"], route_class=StrictJSONRoute)
 
 
 def model_view(metadata: dict) -> dict:
@@ -44,7 +47,7 @@ def list_models(tenant: TenantDep, models: ModelStoreDep):
     responses=errors(*COMMON_ERRORS, 404),
     summary="A model's description",
 )
-def get_model(model_id: str, tenant: TenantDep, models: ModelStoreDep):
+def get_model(tenant: TenantDep, model_id: ModelId, models: ModelStoreDep):
     return model_view(owned_model(models, model_id, tenant))
 
 
@@ -60,7 +63,7 @@ def get_model(model_id: str, tenant: TenantDep, models: ModelStoreDep):
     },
     summary="Download a model's weights",
 )
-def weights(model_id: str, tenant: TenantDep, models: ModelStoreDep):
+def weights(tenant: TenantDep, model_id: ModelId, models: ModelStoreDep):
     owned_model(models, model_id, tenant)
     content = models.weights(model_id)
     if content is None:
@@ -79,8 +82,8 @@ def weights(model_id: str, tenant: TenantDep, models: ModelStoreDep):
     summary="Delete a model",
 )
 def delete_model(
-    model_id: str,
     tenant: TenantDep,
+    model_id: ModelId,
     models: ModelStoreDep,
     cache: ModelCacheDep,
     redis_client: RedisDep,
@@ -121,12 +124,13 @@ PREDICT_BODY = {
     response_model_exclude_none=True,
     responses=errors(*COMMON_ERRORS, 404, 422),
     openapi_extra=PREDICT_BODY,
+    description="413 also answers an image of more than `GRADQ_MAX_IMAGE_PIXELS` pixels.",
     summary="Predict with a model (JSON inputs or an image upload)",
 )
 async def predict(
-    model_id: str,
     request: Request,
     tenant: TenantDep,
+    model_id: ModelId,
     settings: SettingsDep,
     cache: ModelCacheDep,
     models: ModelStoreDep,
@@ -140,16 +144,16 @@ async def predict(
             status.HTTP_404_NOT_FOUND, detail=f"model_id: model {model_id} not found"
         )
     try:
-        batch = await _read_inputs(request, entry, settings.max_predict_batch)
-    except p.InputError as error:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=str(error)) from None
-    start = time.perf_counter()
-    if batch.size <= p.INLINE_VALUES:
-        body = p.predict_batch(entry, batch)
-    else:
-        body = await run_in_threadpool(p.predict_batch, entry, batch)
+        batch = await read_batch(request, entry, settings)
+        start = time.perf_counter()
+        if batch.size <= p.INLINE_VALUES:
+            body = p.predict_batch(entry, batch)
+        else:
+            body = await run_in_threadpool(p.predict_batch, entry, batch)
+    except InputError as error:
+        raise HTTPException(error.status_code, detail=str(error)) from None
     request.app.state.metrics.prediction.observe(time.perf_counter() - start)
-    return Response(json.dumps(body, separators=(",", ":")), media_type="application/json")
+    return Response(dumps(body), media_type="application/json")
 
 
 def _load(models, model_id: str, cache) -> CachedModel | None:
@@ -169,25 +173,3 @@ def _load(models, model_id: str, cache) -> CachedModel | None:
     )
     cache.put(entry)
     return entry
-
-
-async def _read_inputs(request: Request, entry: CachedModel, max_batch: int) -> np.ndarray:
-    content_type = request.headers.get("content-type", "")
-    if content_type.startswith("multipart/form-data"):
-        form = await request.form()
-        upload = form.get("file")
-        if upload is None or isinstance(upload, str):
-            raise p.InputError("file: expected a multipart field 'file' holding a PNG or JPEG")
-        preprocessing = entry.metadata.get("preprocessing") or {}
-        # images arrive as 0..255; the model was trained on raw values 0..divisor (16 for digits)
-        pixel_max = float(preprocessing.get("divisor", 255.0))
-        raw = p.image_to_sample(await upload.read(), entry.input_shape, pixel_max)
-    else:
-        try:
-            document = json.loads(await request.body())
-        except (ValueError, UnicodeDecodeError):
-            raise p.InputError('body: expected JSON {"inputs": [...]}') from None
-        if not isinstance(document, dict) or set(document) != {"inputs"}:
-            raise p.InputError("body: expected a JSON object with exactly one field, 'inputs'")
-        raw = document["inputs"]
-    return p.as_batch(raw, entry.input_shape, max_batch)

@@ -76,3 +76,22 @@ class JobOut(BaseModel):
 class JobList(BaseModel):
     jobs: list[JobOut]
     next_cursor: str | None = Field(None, description="Pass as ?cursor= for the next page")
+
+
+class StepSeries(BaseModel):
+    step: list[int] = Field(description="Global step at the end of each point (1-based)")
+    train_loss: list[float | None] = Field(description="Mean batch loss over the point's steps")
+    time: list[float] = Field(description="Unix time the worker recorded the point")
+
+
+class JobMetrics(BaseModel):
+    """A job's curves as columns (the dashboard's charts draw these arrays directly)."""
+
+    job_id: str
+    steps: StepSeries
+    epochs: dict[str, list[float | int | None]] = Field(
+        description="epoch, train_loss, val_loss, val_accuracy, samples_per_second, "
+        "comm_seconds, seconds: one value per finished epoch"
+    )
+    points_recorded: int = Field(description="Points stored so far (pass as ?since= to append)")
+    downsampled: bool = Field(description="True when points were averaged down to max_points")

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
+
+from api.schemas.base import RequestModel
 
 MAX_UNITS = 8192
 MAX_KERNEL = 64
@@ -20,8 +22,7 @@ Size2 = (
 )
 
 
-class _Layer(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+_Layer = RequestModel
 
 
 class DenseLayer(_Layer):

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import functools
+import json
 
 import numpy as np
 
 import nnlib
+from tests.harness import REPO_ROOT
 from worker.datasets import load_dataset
 from worker.models_store import ModelStore
 
@@ -52,3 +54,37 @@ def raw_digits(n: int, as_image: bool = False) -> tuple[np.ndarray, np.ndarray]:
 
     raw = digits(as_image)
     return raw.x_test[:n].astype(np.float64), raw.y_test[:n]
+
+
+@functools.cache
+def trained_example_model(path: str = "examples/digits_mlp.json"):
+    """(model, dataset) of an example job spec trained in-process as the worker would (one
+    shard); cached. The issue's image references are read by ``examples/digits_mlp.json``."""
+    spec = json.loads((REPO_ROOT / path).read_text())
+    data = load_dataset(spec["dataset"], seed=spec.get("seed", 0))
+    model = nnlib.build_model(spec["model"], data.input_shape, seed=spec.get("seed", 0))
+    nnlib.fit(
+        model,
+        spec["loss"],
+        spec["optimizer"],
+        data.x_train,
+        data.y_train,
+        epochs=spec["epochs"],
+        batch_size=spec["batch_size"],
+        seed=spec.get("seed", 0),
+    )
+    return model, data
+
+
+def store_example_model(redis_client, tenant: str) -> dict:
+    model, data = trained_example_model()
+    return ModelStore(redis_client).save(
+        model,
+        tenant=tenant,
+        job_id="job_0000000000000000",
+        name="digits-mlp-example",
+        preprocessing=data.preprocessing,
+        classes=data.classes,
+        num_classes=data.num_classes,
+        metrics={},
+    )

@@ -116,7 +116,7 @@ def test_optimizer_options_that_do_not_apply_are_refused(alice):
 
 
 def test_unknown_uploaded_dataset_is_refused(alice):
-    response = alice.post("/v1/jobs", json=digits_spec(dataset={"id": "ds_nothere"}))
+    response = alice.post("/v1/jobs", json=digits_spec(dataset={"id": "ds_0123456789abcdef"}))
     assert response.status_code == 422
     assert locs(response) == [["body", "dataset", "id"]]
 

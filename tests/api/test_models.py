@@ -109,8 +109,8 @@ def photo_of(digit_raw: np.ndarray, image_format: str = "PNG") -> bytes:
     return out.getvalue()
 
 
-def test_a_photo_of_a_handwritten_digit_gets_its_digit(alice, model_id):
-    raw, labels = raw_digits(20)
+def test_a_photo_of_a_handwritten_digit_gets_its_digit_about_as_often_as_the_digit(alice, model_id):
+    raw, labels = raw_digits(40)
     correct = 0
     for index, (sample, label) in enumerate(zip(raw, labels, strict=True)):
         image_format = "JPEG" if index % 2 else "PNG"
@@ -118,7 +118,8 @@ def test_a_photo_of_a_handwritten_digit_gets_its_digit(alice, model_id):
         response = alice.post(f"/v1/models/{model_id}/predict", files=files)
         assert response.status_code == 200, response.text
         correct += response.json()["predictions"] == [int(label)]
-    assert correct >= 17
+    # re-centring an 8x8 digit can move it by a fraction of a pixel: at most 2 in 40 lost
+    assert correct >= (expected_probabilities(raw).argmax(axis=1) == labels).sum() - 2
 
 
 def test_an_upload_that_is_not_an_image_is_422(alice, model_id):

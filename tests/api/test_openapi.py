@@ -1,4 +1,6 @@
-"""The OpenAPI document, fuzzed with schemathesis: no 5xx, every answer documented and valid."""
+"""The OpenAPI document, fuzzed with schemathesis: no 5xx, every answer documented, valid and
+strict JSON; bodies are generated both to fit the schema and (negative mode) to break it.
+test_hostile_json.py adds what no schema generates: NaN, 1e999, deep nesting, huge arrays."""
 
 from __future__ import annotations
 
@@ -6,6 +8,7 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error
+from schemathesis.generation import GenerationMode
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
     response_schema_conformance,
@@ -13,9 +16,23 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from tests.api.conftest import KEY_A
+from tests.api.strict import parse_strictly
 
+
+@schemathesis.check
+def strict_json_answer(ctx, response, case) -> None:
+    """A JSON answer parses with NaN and Infinity refused (what browsers and Go accept)."""
+    content_type = response.headers.get("content-type") or ""
+    if isinstance(content_type, list):
+        content_type = content_type[0] if content_type else ""
+    if "json" in content_type:
+        parse_strictly(response.content)
+
+
+JSON_BODIES = {("post", "/v1/jobs"), ("post", "/v1/models/{model_id}/predict")}
 CHECKS = [
     not_a_server_error,
+    strict_json_answer,
     status_code_conformance,
     content_type_conformance,
     response_schema_conformance,
@@ -49,10 +66,10 @@ def test_openapi_documents_every_route_with_errors_and_examples(alice):
     assert alice.get("/docs").status_code == 200
 
 
-def fuzzer(operation, checks, examples: int):
+def fuzzer(operation, checks, examples: int, mode=GenerationMode.POSITIVE):
     """A hypothesis test sending generated requests for ``operation`` as tenant alice."""
 
-    @given(case=operation.as_strategy())
+    @given(case=operation.as_strategy(mode))
     @settings(
         max_examples=examples,
         derandomize=True,  # the same examples on every run: CI failures reproduce
@@ -80,3 +97,5 @@ def test_fuzzed_requests_get_no_5xx_and_documented_answers(app, alice):
         # job specs reach nnlib.build_model: give that path more examples
         examples = 40 if (operation.method, operation.path) == ("post", "/v1/jobs") else 8
         fuzzer(operation, checks, examples)()
+        if (operation.method, operation.path) in JSON_BODIES:  # wrong types, bounds, fields
+            fuzzer(operation, checks, examples, GenerationMode.NEGATIVE)()

@@ -143,3 +143,33 @@ def test_deleting_a_model_clears_its_id_from_the_finished_job(store, redis_clien
 
     record = store.get(job)
     assert record["model_id"] is None and record["status"] == "succeeded"
+
+
+def test_list_by_name_is_case_insensitive_and_pages_on(store):
+    for name in ("Alpha-1", "beta", "ALPHA-2", "gamma"):
+        store.create(SPEC | {"name": name}, "acme")
+
+    first, cursor = store.list("acme", name="alpha", limit=1)
+    second, end = store.list("acme", name="alpha", limit=1, cursor=cursor)
+
+    assert [r["name"] for r in first + second] == ["ALPHA-2", "Alpha-1"]
+    assert end is None
+
+
+def test_a_filtered_page_stops_after_its_scan_budget_and_hands_back_a_cursor(store, monkeypatch):
+    import worker.jobs
+
+    monkeypatch.setattr(worker.jobs, "FILTER_SCAN", 10)
+    store.create(SPEC | {"name": "needle"}, "acme")  # the oldest job
+    for i in range(25):
+        store.create(SPEC | {"name": f"hay-{i}"}, "acme")
+
+    pages, cursor = [], None
+    while True:
+        found, cursor = store.list("acme", name="needle", limit=5, cursor=cursor)
+        pages.append([r["name"] for r in found])
+        if cursor is None:
+            break
+
+    assert pages[0] == [] and pages[-1] == ["needle"]
+    assert len(pages) == 3

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 
+import numpy as np
 import pytest
 
 from tests.harness import wait_until
@@ -17,6 +18,7 @@ from tests.worker.jobs_helpers import (
 )
 from worker.collective.shm_transport import SHM_DIR
 from worker.jobs import JobStore
+from worker.loss_curve import read_points
 from worker.submit import submit_job
 
 pytestmark = pytest.mark.integration
@@ -66,6 +68,10 @@ def test_a_sigkilled_shard_costs_one_restart_changes_no_weight_and_leaks_no_segm
         model_weights(redis_client, clean["model_id"]),
         rtol=1e-6,
     )
+    # the per-step loss curve forgets the steps the dead attempt did after its checkpoint
+    resumed, uninterrupted = (read_points(redis_client, j["id"]) for j in (record, clean))
+    assert resumed[:, 0].tolist() == uninterrupted[:, 0].tolist()
+    np.testing.assert_allclose(resumed[:, 1], uninterrupted[:, 1], rtol=1e-6)
 
 
 def test_a_job_whose_workers_all_died_is_picked_up_by_a_new_worker(redis_client, start_worker):

@@ -1,0 +1,70 @@
+"""The app's exception handlers: every error is strict JSON ``{"detail": ...}``.
+
+Validation errors echo the client's input only through ``json_response.echo`` (short, finite),
+so a refused NaN or a 16 MB list can never break or bloat the answer. A 400 only ever comes from
+body parsing (FastAPI, Starlette's multipart parser): it is a 422, as the API documents.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import redis
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException  # FastAPI's and Starlette's own (multipart)
+
+from api.json_response import StrictJSONResponse, echo
+
+log = logging.getLogger("gradq.api")
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(HTTPException, http_error)
+    app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(redis.RedisError, redis_unavailable)
+    app.add_exception_handler(Exception, internal_error)
+
+
+async def http_error(request: Request, exc: HTTPException):
+    if exc.status_code == 400:  # a body Starlette or FastAPI could not parse
+        return StrictJSONResponse({"detail": f"body: {exc.detail}"}, status_code=422)
+    return StrictJSONResponse(
+        {"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers
+    )
+
+
+async def validation_error(request: Request, exc: RequestValidationError):
+    return StrictJSONResponse({"detail": [_safe(error) for error in exc.errors()]}, 422)
+
+
+def _safe(error: dict[str, Any]) -> dict[str, Any]:
+    """One pydantic/FastAPI error with its echoed input and context made short and finite."""
+    safe = {
+        "type": str(error.get("type", "value_error")),
+        "loc": [part if isinstance(part, int | str) else str(part) for part in error["loc"]],
+        "msg": str(error.get("msg", ""))[:500],
+    }
+    if "input" in error:
+        safe["input"] = echo(error["input"])
+    if error.get("ctx"):
+        safe["ctx"] = {str(key): _scalar(value) for key, value in error["ctx"].items()}
+    return safe
+
+
+def _scalar(value: Any) -> Any:
+    """A context value (a bound, a pattern, an exception) as short JSON."""
+    return echo(value if isinstance(value, bool | int | float | str | None) else str(value))
+
+
+async def redis_unavailable(request: Request, exc: redis.RedisError):
+    log.warning("Redis error on %s: %s", request.url.path, exc)
+    return StrictJSONResponse(
+        {"detail": f"redis: unavailable ({type(exc).__name__})"}, status_code=503
+    )
+
+
+async def internal_error(request: Request, exc: Exception):
+    log.exception("unhandled error on %s", request.url.path, exc_info=exc)
+    return StrictJSONResponse({"detail": "internal error (see the API log)"}, status_code=500)

@@ -1,0 +1,73 @@
+"""Resource ids have one format, checked at the edge before an id can reach a Redis key.
+
+Ids are spliced into keys (``gradq:job:{id}``), so ``job_…:alive`` used to read another key
+and answer 500 while that job ran (an existence oracle across tenants). Every path id goes
+through one of the dependencies below: anything that is not ``<prefix>_<16 hex>`` is a 404,
+exactly like an id that does not exist or belongs to another tenant.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Path, status
+
+from api.json_response import echo
+
+ID_HEX = r"[0-9a-f]{16}"
+JOB_ID_PATTERN = rf"^job_{ID_HEX}$"
+MODEL_ID_PATTERN = rf"^mdl_{ID_HEX}$"
+DATASET_ID_PATTERN = rf"^ds_{ID_HEX}$"
+
+
+def not_found(field: str, kind: str, value: str) -> HTTPException:
+    return HTTPException(
+        status.HTTP_404_NOT_FOUND, detail=f"{field}: {kind} {echo(value)} not found"
+    )
+
+
+def _check(value: str, pattern: re.Pattern, field: str, kind: str) -> str:
+    if not pattern.fullmatch(value):
+        raise not_found(field, kind, value)
+    return value
+
+
+_JOB, _MODEL, _DATASET = (
+    re.compile(p) for p in (JOB_ID_PATTERN, MODEL_ID_PATTERN, DATASET_ID_PATTERN)
+)
+_DESCRIPTION = "`{}_` and 16 lowercase hex digits; any other text is a 404"
+
+
+async def _job_id(job_id: Annotated[str, Path(description=_DESCRIPTION.format("job"))]) -> str:
+    return _check(job_id, _JOB, "job_id", "job")
+
+
+async def _model_id(
+    model_id: Annotated[str, Path(description=_DESCRIPTION.format("mdl"))],
+) -> str:
+    return _check(model_id, _MODEL, "model_id", "model")
+
+
+async def _dataset_id(
+    dataset_id: Annotated[str, Path(description=_DESCRIPTION.format("ds"))],
+) -> str:
+    return _check(dataset_id, _DATASET, "dataset_id", "data set")
+
+
+JobId = Annotated[str, Depends(_job_id)]
+ModelId = Annotated[str, Depends(_model_id)]
+DatasetId = Annotated[str, Depends(_dataset_id)]
+
+
+def is_job_id(value: str) -> bool:
+    """True when ``value`` has a job id's format (pages check ids without raising)."""
+    return bool(_JOB.fullmatch(value))
+
+
+def is_model_id(value: str) -> bool:
+    return bool(_MODEL.fullmatch(value))
+
+
+def is_dataset_id(value: str) -> bool:
+    return bool(_DATASET.fullmatch(value))

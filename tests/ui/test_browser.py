@@ -1,0 +1,272 @@
+"""The dashboard in a real browser (headless chromium) against the real stack.
+
+One stack (private Redis, a Celery worker, uvicorn) serves the whole module; every test gets a
+fresh browser context (no cookies). Every page is saved as a screenshot (see tests/ui/browser.py).
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.harness import wait_until
+from tests.ui.browser import chromium_available, launch, screenshot
+from tests.ui.live_stack import LiveStack
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.slow,
+    pytest.mark.integration,
+    pytest.mark.skipif(not chromium_available(), reason="Debian's chromium is not installed"),
+]
+KEY_A, KEY_B = "ui-key-alice-0123456789", "ui-key-bob-0123456789"
+LAYERS = [
+    {"type": "dense", "units": 256, "activation": "relu"},
+    {"type": "dense", "units": 256, "activation": "relu"},
+    {"type": "dense", "units": 10},
+]
+
+
+def digits_spec(name: str, epochs: int) -> dict:
+    return {
+        "name": name,
+        "dataset": {"name": "digits"},
+        "model": {"layers": LAYERS},
+        "optimizer": {"type": "adam", "lr": 0.002},
+        "batch_size": 16,
+        "epochs": epochs,
+        "seed": 0,
+    }
+
+
+@pytest.fixture(scope="module")
+def stack(redis_server, tmp_path_factory):
+    redis_server.client.flushall()
+    live = LiveStack(redis_server.url, tmp_path_factory.mktemp("ui"), f"alice:{KEY_A},bob:{KEY_B}")
+    yield live
+    live.stop()
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = launch(playwright)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(chromium, stack):
+    context = chromium.new_context(base_url=stack.url, viewport={"width": 1280, "height": 900})
+    tab = context.new_page()
+    yield tab
+    context.close()
+
+
+@pytest.fixture(scope="module")
+def live_job(stack) -> str:
+    """A digits job long enough (~10 s) to be watched while it runs; later a trained model."""
+    with stack.api(KEY_A) as api:
+        return api.post("/v1/jobs", json=digits_spec("digits-live", 60)).json()["id"]
+
+
+@pytest.fixture(scope="module")
+def short_job(stack) -> str:
+    with stack.api(KEY_A) as api:
+        job_id = api.post("/v1/jobs", json=digits_spec("digits-short", 5)).json()["id"]
+    stack.wait_for_status(KEY_A, job_id, ("succeeded",))
+    return job_id
+
+
+def log_in(page, key: str) -> None:
+    page.goto("/ui/jobs")
+    page.fill('input[name="api_key"]', key)
+    page.click('button[type="submit"]')
+    page.wait_for_url("**/ui/jobs")
+
+
+def test_login_refuses_a_wrong_key_and_accepts_a_right_one(page):
+    page.goto("/ui/jobs")
+    assert "/ui/login" in page.url
+
+    page.fill('input[name="api_key"]', "not-a-key")
+    page.click('button[type="submit"]')
+    error = page.get_by_test_id("login-error").text_content()
+    screenshot(page, "login-wrong-key")
+    page.fill('input[name="api_key"]', KEY_A)
+    page.click('button[type="submit"]')
+    page.wait_for_url("**/ui/jobs")
+
+    assert "unknown API key" in error
+    assert page.locator("h1").text_content() == "Jobs"
+    cookie = next(c for c in page.context.cookies() if c["name"] == "gradq_session")
+    assert cookie["httpOnly"] and cookie["sameSite"] == "Strict" and KEY_A not in cookie["value"]
+
+
+def test_the_editor_shows_a_422_next_to_the_spec_then_submits(page):
+    log_in(page, KEY_A)
+    page.goto("/ui/jobs/new")
+    spec = json.loads(page.get_by_test_id("spec-editor").input_value())
+    spec["model"]["layers"][-1]["units"] = 3  # digits have 10 classes: the API names the layer
+
+    page.get_by_test_id("spec-editor").fill(json.dumps(spec, indent=2))
+    page.get_by_test_id("submit-job").click()
+    errors = page.get_by_test_id("spec-errors")
+    errors.locator("li").first.wait_for()
+    screenshot(page, "new-job-422")
+    text = errors.text_content()
+    spec["model"]["layers"][-1]["units"] = 10
+    spec["epochs"] = 2
+    page.get_by_test_id("spec-editor").fill(json.dumps(spec))
+    page.get_by_test_id("submit-job").click()
+    page.wait_for_url("**/ui/jobs/job_*")
+
+    assert "model.layers" in text and "10" in text
+    assert page.get_by_test_id("job-status").text_content() in (
+        "queued",
+        "running",
+        "succeeded",
+    )
+
+
+def test_the_loss_chart_gains_points_while_the_job_runs_and_ends_succeeded(page, stack, live_job):
+    stack.wait_for_status(KEY_A, live_job, ("running",))
+    log_in(page, KEY_A)
+    page.goto(f"/ui/jobs/{live_job}")
+    chart = page.get_by_test_id("loss-chart")
+    status = page.get_by_test_id("job-status")
+
+    first = wait_until(lambda: int(chart.get_attribute("data-points")), 30, "a first point")
+    later = wait_until(
+        lambda: (n := int(chart.get_attribute("data-points"))) > first and n,
+        30,
+        "the chart to gain points",
+    )
+    status_then = status.text_content()
+    screenshot(page, "job-running")
+    wait_until(lambda: status.text_content() == "succeeded", 180, "succeeded on the page")
+    with stack.api(KEY_A) as api:
+        recorded = api.get(f"/v1/jobs/{live_job}/metrics").json()["points_recorded"]
+    wait_until(lambda: int(chart.get_attribute("data-points")) == recorded, 10, "the last points")
+    screenshot(page, "job-succeeded")
+
+    assert status_then in ("running", "succeeded") and later > first
+    assert page.locator("#model-link").is_visible()
+
+
+def test_a_running_row_updates_live_then_cancel_from_the_job_page(page, stack, live_job):
+    stack.wait_for_status(KEY_A, live_job, ("succeeded",))  # one job at a time on 2 cores
+    with stack.api(KEY_A) as api:
+        job_id = api.post("/v1/jobs", json=digits_spec("digits-cancel", 500)).json()["id"]
+    stack.wait_for_status(KEY_A, job_id, ("running",))
+    log_in(page, KEY_A)
+    row = page.locator(f'tr[data-job-id="{job_id}"] .progress-cell')
+    before = row.text_content()
+    wait_until(lambda: row.text_content() != before, 30, "the running row to move on its own")
+    screenshot(page, "jobs-running")
+    page.goto(f"/ui/jobs/{job_id}")
+
+    page.get_by_test_id("cancel-job").click()
+    status = page.get_by_test_id("job-status")
+    wait_until(lambda: status.text_content() == "cancelled", 60, "cancelled on the page")
+    screenshot(page, "job-cancelled")
+
+    assert stack.wait_for_status(KEY_A, job_id, ("cancelled",))["status"] == "cancelled"
+    assert page.get_by_test_id("cancel-job").is_disabled()
+
+
+def draw(page, strokes: list[list[tuple[float, float]]]) -> None:
+    """Mouse strokes on the canvas; points are fractions of its width and height."""
+    box = page.get_by_test_id("digit-canvas").bounding_box()
+    for stroke in strokes:
+        x, y = stroke[0]
+        page.mouse.move(box["x"] + x * box["width"], box["y"] + y * box["height"])
+        page.mouse.down()
+        for x, y in stroke[1:]:
+            page.mouse.move(box["x"] + x * box["width"], box["y"] + y * box["height"], steps=8)
+        page.mouse.up()
+
+
+def test_drawing_a_digit_on_the_canvas_predicts_it(page, stack, live_job):
+    record = stack.wait_for_status(KEY_A, live_job, ("succeeded",))
+    log_in(page, KEY_A)
+    page.goto(f"/ui/models/{record['model_id']}")
+    prediction = page.get_by_test_id("prediction")
+
+    draw(page, [[(0.5, 0.1), (0.5, 0.9)]])  # a one: one vertical stroke
+    one = wait_until(prediction.text_content, 20, "a prediction for the one")
+    page.get_by_test_id("clear-canvas").click()
+    ring = [(0.5, 0.1), (0.75, 0.25), (0.78, 0.5), (0.75, 0.75), (0.5, 0.9)]
+    ring += [(0.25, 0.75), (0.22, 0.5), (0.25, 0.25), (0.5, 0.1)]
+    draw(page, [ring])  # a zero: one closed loop
+    zero = wait_until(prediction.text_content, 20, "a prediction for the zero")
+    screenshot(page, "model-canvas")
+
+    assert (one, zero) == ("1", "0")
+
+
+def test_compare_two_jobs_ticked_on_the_jobs_page(page, stack, live_job, short_job):
+    stack.wait_for_status(KEY_A, live_job, ("succeeded",))
+    log_in(page, KEY_A)
+    screenshot(page, "jobs")
+
+    for job_id in (live_job, short_job):
+        page.locator(f'tr[data-job-id="{job_id}"] input.pick').check()
+    page.locator("#compare").click()
+    page.wait_for_url("**/ui/compare?jobs=*")
+    chart = page.get_by_test_id("compare-chart")
+    wait_until(lambda: chart.get_attribute("data-series") == "2", 20, "two series drawn")
+    screenshot(page, "compare")
+    csv = page.request.get(page.get_by_test_id("compare-csv").get_attribute("href")).text()
+
+    assert {live_job, short_job} <= {line.split(",")[0] for line in csv.splitlines()[1:]}
+    assert page.locator("table.diff").text_content().count("epochs") == 1
+
+
+def test_another_tenants_job_page_is_a_404(page, live_job):
+    log_in(page, KEY_B)
+
+    response = page.goto(f"/ui/jobs/{live_job}")
+    screenshot(page, "not-found")
+
+    assert response.status == 404
+    assert "not found" in page.get_by_test_id("not-found").text_content()
+
+
+def test_data_set_upload_shows_progress_then_the_details(page, tmp_path):
+    log_in(page, KEY_A)
+    table = tmp_path / "table.csv"
+    table.write_text("a,b,label\n" + "".join(f"{i},{i % 3},{i % 2}\n" for i in range(200)))
+    page.goto("/ui/datasets")
+
+    page.set_input_files("#upload-file", str(table))
+    page.fill('input[name="label_column"]', "label")
+    page.click('#upload-form button[type="submit"]')
+    page.wait_for_url("**/ui/datasets/ds_*")
+    screenshot(page, "dataset")
+    page.goto("/ui/datasets")
+    screenshot(page, "datasets")
+
+    assert page.get_by_test_id("dataset-row").count() == 1
+
+
+def test_the_other_pages_render_and_load_nothing_from_other_hosts(page, stack, live_job):
+    record = stack.wait_for_status(KEY_A, live_job, ("succeeded",))
+    requested = []
+    page.on("request", lambda request: requested.append(request.url))
+    log_in(page, KEY_A)
+
+    for name, path in (("models", "/ui/models"), ("new-job", "/ui/jobs/new"), ("docs", "/docs")):
+        page.goto(path)
+        page.wait_for_load_state("networkidle")
+        if name == "models":
+            rows = page.get_by_test_id("model-row").count()
+        screenshot(page, name)
+    page.locator(".swagger-ui .opblock").first.wait_for()
+
+    assert [url for url in requested if not url.startswith(stack.url)] == []
+    assert stack.url + "/ui/static/vendor/swagger-ui/swagger-ui-bundle.js" in requested
+    assert rows >= 1 and record["model_id"]

@@ -1,0 +1,129 @@
+"""Dashboard pages rendered by the server (no browser): contract attributes, filters, isolation."""
+
+from __future__ import annotations
+
+import re
+
+from fastapi.testclient import TestClient
+
+from api.app import create_app
+from tests.api.models_fixture import store_digits_model
+from tests.ui.conftest import KEY_A, KEY_B, log_in
+from worker.config import Settings
+from worker.jobs import JobStore
+
+SPEC = {
+    "dataset": {"name": "digits"},
+    "model": {"layers": [{"type": "dense", "units": 10}]},
+    "optimizer": {"type": "adam", "lr": 0.01},
+    "batch_size": 32,
+    "epochs": 3,
+}
+
+
+def test_without_keys_there_is_no_login_and_root_leads_to_the_jobs(redis_url, tmp_path):
+    app = create_app(Settings(redis_url=redis_url, data_dir=tmp_path))
+    JobStore(app.state.redis).create(SPEC | {"name": "mine"}, "default")
+    with TestClient(app) as client:
+        root = client.get("/", follow_redirects=False)
+        login = client.get("/ui/login", follow_redirects=False)
+        jobs = client.get("/ui/jobs")
+    app.state.redis.close()
+
+    assert root.status_code == 307 and root.headers["location"] == "/ui/jobs"
+    assert login.status_code == 303 and login.headers["location"] == "/ui/jobs"
+    assert jobs.status_code == 200 and 'data-testid="job-row"' in jobs.text
+    assert "Log out" not in jobs.text
+
+
+def test_the_jobs_table_is_newest_first_and_filters_by_status_and_name(browser, app):
+    store = JobStore(app.state.redis)
+    old = store.create(SPEC | {"name": "alpha-old"}, "alice")
+    new = store.create(SPEC | {"name": "beta-new"}, "alice")
+    store.request_cancel(old["id"])
+    store.create(SPEC | {"name": "bobs"}, "bob")
+    log_in(browser, KEY_A)
+
+    listed = re.findall(r'data-job-id="([^"]+)"', browser.get("/ui/jobs").text)
+    cancelled = re.findall(r'data-job-id="([^"]+)"', browser.get("/ui/jobs?status=cancelled").text)
+    named = re.findall(r'data-job-id="([^"]+)"', browser.get("/ui/jobs?name=BETA").text)
+
+    assert listed == [new["id"], old["id"]]
+    assert cancelled == [old["id"]] and named == [new["id"]]
+
+
+def test_live_rows_render_only_the_callers_jobs(browser, app):
+    store = JobStore(app.state.redis)
+    mine = store.create(SPEC, "alice")
+    theirs = store.create(SPEC, "bob")
+    log_in(browser, KEY_A)
+
+    rows = browser.get(f"/ui/jobs/rows?ids={mine['id']},{theirs['id']}").text
+
+    assert re.findall(r'data-job-id="([^"]+)"', rows) == [mine["id"]]
+
+
+def test_the_job_page_embeds_its_first_curve_and_the_contract_test_ids(browser, app):
+    job = JobStore(app.state.redis).create(SPEC, "alice")
+    log_in(browser, KEY_A)
+
+    html = browser.get(f"/ui/jobs/{job['id']}").text
+
+    for testid in ("job-status", "loss-chart", "cancel-job"):
+        assert f'data-testid="{testid}"' in html
+    assert 'id="initial-metrics"' in html and '"points_recorded": 0' in html
+
+
+def test_the_new_job_editor_is_prefilled_and_clones_a_job(browser, app):
+    job = JobStore(app.state.redis).create(SPEC | {"name": "to-clone"}, "alice")
+    log_in(browser, KEY_A)
+
+    fresh = browser.get("/ui/jobs/new").text
+    clone = browser.get(f"/ui/jobs/new?clone={job['id']}").text
+
+    assert 'data-testid="spec-editor"' in fresh and "digits-mlp" in fresh
+    assert "to-clone" in clone
+    assert 'data-testid="submit-job"' in fresh and 'data-testid="spec-errors"' in fresh
+
+
+def test_the_model_page_lists_layers_and_offers_the_canvas(browser, app):
+    model = store_digits_model(app.state.redis, "alice")
+    log_in(browser, KEY_A)
+
+    html = browser.get(f"/ui/models/{model['id']}").text
+
+    assert 'data-testid="digit-canvas"' in html and 'data-testid="prediction"' in html
+    assert "[32]" in html and "2,080" in html  # dense 64->32: output shape, 64*32+32 parameters
+
+
+def test_another_tenants_model_and_data_pages_are_404s(browser, app):
+    model = store_digits_model(app.state.redis, "alice")
+    log_in(browser, KEY_B)
+
+    assert browser.get(f"/ui/models/{model['id']}").status_code == 404
+    assert browser.get("/ui/datasets/ds_0000000000000000").status_code == 404
+
+
+def test_compare_shows_the_differing_spec_fields_and_exports_every_job(browser, app):
+    store = JobStore(app.state.redis)
+    a = store.create(SPEC | {"name": "a"}, "alice")
+    b = store.create(SPEC | {"name": "b", "epochs": 7}, "alice")
+    store.update(b["id"], {"history": [{"epoch": 1, "train_loss": 0.5, "val_accuracy": 0.9}]})
+    log_in(browser, KEY_A)
+
+    html = browser.get(f"/ui/compare?jobs={a['id']},{b['id']}").text
+    csv = browser.get(f"/ui/compare.csv?jobs={a['id']},{b['id']}").text
+
+    assert 'data-testid="compare-chart"' in html
+    assert re.search(
+        r'<td class="mono">epochs</td><td class="mono">3</td><td class="mono">7</td>', html
+    )
+    assert f"{b['id']},val_accuracy,,1,0.9" in csv
+
+
+def test_docs_are_served_from_local_assets(browser):
+    html = browser.get("/docs").text
+    script = browser.get("/ui/static/vendor/swagger-ui/swagger-ui-bundle.js")
+
+    assert "/ui/static/vendor/swagger-ui/swagger-ui-bundle.js" in html
+    assert "cdn" not in html.lower() and script.status_code == 200
