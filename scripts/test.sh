@@ -7,6 +7,11 @@ source "$ROOT/scripts/bootstrap.sh" test
 if [ ! -d /usr/share/datasets/fashion-mnist ] && command -v apt-get >/dev/null; then
     apt_install dataset-fashion-mnist || echo "dataset-fashion-mnist unavailable; its tests skip"
 fi
+# tests/multihost builds hosts from network namespaces: as root it needs ip/tc (iproute2) and
+# unshare/nsenter (util-linux); without root those tests skip and nothing is installed.
+if [ "$(id -u)" = 0 ] && { ! command -v tc >/dev/null || ! command -v nsenter >/dev/null; }; then
+    apt_install iproute2 util-linux || echo "iproute2/util-linux unavailable; multihost tests skip"
+fi
 # The dashboard's browser tests drive Debian's chromium headless (Playwright's own browser
 # download is not used); they skip without it.
 if ! command -v chromium >/dev/null && command -v apt-get >/dev/null; then

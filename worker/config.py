@@ -56,8 +56,11 @@ class Settings(BaseSettings):
     task_time_limit_seconds: int = Field(24 * 3600, description="Longest training task")
     worker_max_memory_mb: int = Field(4096, description="Recycle a worker child above this RSS")
     blas_threads: int | None = Field(None, description="BLAS threads per worker process")
-    allreduce_transport: Literal["auto", "redis", "shm"] = Field(
-        "auto", description="Gradient path between shards: shared memory on one host, or Redis"
+    allreduce_transport: Literal["auto", "redis", "shm", "tcp"] = Field(
+        "auto", description="Gradient path between shards: shm on one host, tcp across hosts"
+    )
+    allreduce_address: str | None = Field(
+        None, description="Address this host's shards listen on for tcp (default: toward Redis)"
     )
 
 

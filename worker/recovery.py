@@ -104,7 +104,10 @@ class Heartbeat:
     def __exit__(self, *exc) -> None:
         self._stop.set()
         self._thread.join(5)
-        self.redis.delete(attempt_key(self.job_id, self.attempt, f"lease:{self.shard}"))
+        try:
+            self.redis.delete(attempt_key(self.job_id, self.attempt, f"lease:{self.shard}"))
+        except redis_lib.RedisError:
+            pass  # Redis is out: the lease expires on its own
 
     def _run(self) -> None:
         while not self._stop.wait(self.period):

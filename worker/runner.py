@@ -2,8 +2,8 @@
 
 - finished: shard 0 already marked the job ``succeeded``;
 - cancel flag seen: the job becomes ``cancelled`` (its last checkpoint is kept);
-- a peer died or timed out: the attempt is abandoned and the job restarts from its checkpoint
-  (``restart_job``), or fails once ``max_restarts`` is used up;
+- a peer died, timed out or its connection broke: the attempt is abandoned and the job restarts
+  from its checkpoint (``restart_job``), or fails once ``max_restarts`` is used up;
 - Redis unreachable (a restart): the attempt is abandoned and the job restarts from its checkpoint
   once Redis answers again (the job-state client retries with backoff meanwhile);
 - any other error (NaN loss, a bad shape, no common transport): the job fails with the message; the
@@ -18,7 +18,7 @@ import logging
 
 import redis as redis_lib
 
-from worker.collective.allreduce import PeerTimeoutError
+from worker.collective.allreduce import PeerLinkError, PeerTimeoutError
 from worker.collective.shm_transport import remove_job_segments
 from worker.collective.transport import attempt_transport
 from worker.config import Settings
@@ -34,7 +34,7 @@ from worker.recovery import (
     restart_job,
 )
 from worker.shard import prepare, train
-from worker.shard_context import JobCancelledError, ShardContext
+from worker.shard_context import ControlPlaneLostError, JobCancelledError, ShardContext
 from worker.threads import thread_budget
 
 log = logging.getLogger(__name__)
@@ -108,7 +108,10 @@ def _run(store, data, settings, job_id, shard, attempt, requeue, enqueue_start, 
             return "cancelled"
         except AttemptAbortedError:
             return "aborted"
-        except (PeerLostError, PeerTimeoutError) as error:
+        except ControlPlaneLostError as error:
+            log.warning("job %s shard %d: %s; attempt abandoned", job_id, shard, error)
+            return "control plane lost"  # nothing to write: Redis is where it would go
+        except (PeerLostError, PeerTimeoutError, PeerLinkError) as error:
             log.warning("job %s shard %d: %s", job_id, shard, error)
             restart_job(store, job_id, attempt, str(error), enqueue_start)
             return "restarted"

@@ -105,7 +105,8 @@ def train(ctx: ShardContext, replica: Replica) -> dict:
             # never redoes those steps) leaves no gap in the curve
             meta["loss_curve"] = curve.checkpoint()
             blob = encode_checkpoint(model.state_dict(), optimizer.state_dict(), meta)
-            save_checkpoint(store.redis, ctx.job_id, blob)
+            # skipped while Redis is out: a restart then resumes from the previous one
+            ctx.control(lambda: save_checkpoint(store.redis, ctx.job_id, blob))
 
     def report(epoch: int, changes: dict, event: str = "progress") -> None:
         if ctx.shard != 0:
@@ -114,7 +115,11 @@ def train(ctx: ShardContext, replica: Replica) -> dict:
         step = meta["global_step"]
         position = {"epoch": epoch + 1, "step": step, "steps_total": steps_total}
         changes = position | {"progress": step / steps_total} | changes
-        if store.update(ctx.job_id, changes, event=event, expect_attempt=ctx.attempt) is None:
+        updated = ctx.control(
+            lambda: store.update(ctx.job_id, changes, event=event, expect_attempt=ctx.attempt)
+        )
+        # None: fenced out by the attempt; UNREACHABLE: this report is dropped, the next carries on
+        if updated is None:
             raise AttemptAbortedError("the job finished or restarted elsewhere")
 
     stopper = None

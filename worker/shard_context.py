@@ -6,6 +6,7 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
+import redis as redis_lib
 
 from worker.collective.allreduce import allreduce_mean
 from worker.config import Settings
@@ -17,8 +18,18 @@ from worker.recovery import AttemptAbortedError, attempt_key, check_attempt
 FLAG_CHECK_SECONDS = 0.1
 
 
+# Redis unreachable (its host's link down, a restart): the control plane is out, not the job.
+CONTROL_ERRORS = (redis_lib.ConnectionError, redis_lib.TimeoutError)
+UNREACHABLE = object()  # what ``ShardContext.control`` returns while Redis is out
+
+
 class JobCancelledError(RuntimeError):
     """The cancel flag was seen: stop at this step."""
+
+
+class ControlPlaneLostError(RuntimeError):
+    """Redis stayed unreachable longer than the peer timeout: this shard gives up its attempt
+    without writing anything (the peers, or the sweep, restart the job from its checkpoint)."""
 
 
 @dataclass
@@ -35,8 +46,10 @@ class ShardContext:
     step_hook: object = None  # tests: called as hook(global_step) after each update
     comm_seconds: float = field(default=0.0)
     flags_checked_at: float = field(default=-1e9)
-    transport: str = "redis"  # set per attempt by collective.transport: "shm", "redis" or "none"
+    transport: str = "redis"  # set per attempt by collective.transport: shm, tcp, redis or none
     shm: object = None  # the connected SharedSegments when transport is "shm"
+    mesh: object = None  # the connected TcpMesh when transport is "tcp"
+    control_down_since: float | None = None  # when Redis calls started failing
 
     def key(self, name: str) -> str:
         return f"gradq:ar:{self.job_id}:a{self.attempt}:{name}"
@@ -46,19 +59,47 @@ class ShardContext:
         if time.monotonic() - self.flags_checked_at >= FLAG_CHECK_SECONDS:
             self.check_flags()
 
+    def control(self, operation):
+        """``operation()`` (a Redis call), or UNREACHABLE while Redis is out for less than the
+        peer timeout: with direct transports the shards keep training through a short outage
+        of the control plane; past it, ``ControlPlaneLostError``."""
+        try:
+            result = operation()
+        except CONTROL_ERRORS as error:
+            now = time.monotonic()
+            if self.control_down_since is None:
+                self.control_down_since = now
+            down = now - self.control_down_since
+            if down > self.settings.peer_timeout_seconds:
+                raise ControlPlaneLostError(
+                    f"Redis unreachable for {down:.0f} s: {error}"
+                ) from None
+            return UNREACHABLE
+        self.control_down_since = None
+        return result
+
     def check_flags(self) -> None:
         self.flags_checked_at = time.monotonic()
-        cancel, abort = self.store.redis.mget(
-            cancel_key(self.job_id), attempt_key(self.job_id, self.attempt, "abort")
+        flags = self.control(
+            lambda: self.store.redis.mget(
+                cancel_key(self.job_id), attempt_key(self.job_id, self.attempt, "abort")
+            )
         )
+        if flags is UNREACHABLE:
+            return
+        cancel, abort = flags
         if abort is not None:
             raise AttemptAbortedError(abort.decode())
         if cancel is not None:
             raise JobCancelledError("cancel requested")
 
     def check_while_waiting(self) -> None:
-        check_attempt(self.store.redis, self.job_id, self.attempt, self.num_shards, self.shard)
-        self.check_flags()
+        redis, job, attempt = self.store.redis, self.job_id, self.attempt
+        checked = self.control(
+            lambda: check_attempt(redis, job, attempt, self.num_shards, self.shard)
+        )
+        if checked is not UNREACHABLE:
+            self.check_flags()
 
     def allreduce(self, name: str, vector: np.ndarray, weights, idle=None) -> np.ndarray:
         """``allreduce_mean`` with this shard's deadline and checks; the time ``idle()`` takes
@@ -83,6 +124,7 @@ class ShardContext:
             check=self.check_while_waiting,
             shm=self.shm,
             idle=idle,
+            mesh=self.mesh,
         )
         self.comm_seconds += time.perf_counter() - started - idle_seconds
         return out

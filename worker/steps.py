@@ -29,10 +29,12 @@ def exact_step(
     """
     x, y = rows
     weights = slice_sizes(batch_len, ctx.num_shards)
-    # Overlap hides Redis transfers behind backward; through shared memory the whole exchange
+    # Overlap hides network transfers behind backward; through shared memory the whole exchange
     # takes ~0.1-0.3 ms, less than bucketing costs, so on that transport the option is moot.
-    overlap = bool(replica.spec.get("overlap")) and flat.buffer.size < RING_MIN_ELEMENTS
-    overlap = overlap and ctx.transport == "redis"
+    small = flat.buffer.size < RING_MIN_ELEMENTS
+    overlap = bool(replica.spec.get("overlap")) and (
+        ctx.transport == "tcp" or (ctx.transport == "redis" and small)
+    )
     if ctx.num_shards > 1 and overlap:
         overlapped_gradients(ctx, flat, replica, x, y, weights, step)
         if prefetch is not None:

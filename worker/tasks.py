@@ -17,15 +17,21 @@ from worker.recovery import ATTEMPT_TTL_SECONDS, attempt_key
 from worker.redis_client import connect
 from worker.runner import run_shard_task
 
+# Socket timeouts: with Redis unreachable (its host's link down) a call must fail in seconds, not
+# after TCP's minutes of retransmission, so heartbeats retry and shards tolerate the outage
+# (ShardContext.control). 5 s per read is far above a BLPOP slice (0.25 s) or a vector's read.
+REDIS_TIMEOUTS = {"socket_timeout": 5.0, "socket_connect_timeout": 2.0}
+
 
 @lru_cache(maxsize=1)
 def _redis() -> redis_lib.Redis:
-    return connect(get_settings().redis_url)
+    # retries with backoff ride out a Redis restart; the timeouts bound each try
+    return connect(get_settings().redis_url, **REDIS_TIMEOUTS)
 
 
 @lru_cache(maxsize=1)
 def _data() -> redis_lib.Redis:
-    return data_client(get_settings().redis_url)
+    return data_client(get_settings().redis_url, **REDIS_TIMEOUTS)
 
 
 @app.task(name="worker.tasks.ping", ignore_result=False)

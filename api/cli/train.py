@@ -1,7 +1,8 @@
 """``gradq train SPEC.json --local``: train a job spec in this process (no Redis, no Celery).
 
 The spec is the same JSON as ``POST /v1/jobs``; distributed-only fields (``shards``,
-``checkpoint_every``, ``max_restarts``, ``sync_every``, ``name``) are accepted and ignored. Data
+``checkpoint_every``, ``max_restarts``, ``sync_every``, ``overlap``, ``compression``, ``name``) are
+accepted and ignored. Data
 comes from ``worker.datasets.load_dataset`` (built-in names or ``{"path": "file.npz"}``).
 """
 
@@ -25,7 +26,15 @@ DEFAULTS = {
 }
 _TRAINING_KEYS = {"dataset", "model", "loss", "optimizer", "schedule", "batch_size", "epochs",
                   "seed", "early_stopping"}  # fmt: skip
-_IGNORED_KEYS = {"name", "shards", "checkpoint_every", "max_restarts", "sync_every"}
+_IGNORED_KEYS = {
+    "name",
+    "shards",
+    "checkpoint_every",
+    "max_restarts",
+    "sync_every",
+    "overlap",
+    "compression",
+}
 
 
 def train_local(spec: dict, on_epoch: Callable[[dict], None] | None = None) -> dict:

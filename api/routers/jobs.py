@@ -139,8 +139,8 @@ def get_job(tenant: TenantDep, job_id: JobId, jobs: JobStoreDep):
     summary="A job's training curves (JSON columns or CSV)",
 )
 def metrics(
-    job_id: JobId,
     tenant: TenantDep,
+    job_id: JobId,
     jobs: JobStoreDep,
     format: Annotated[Literal["json", "csv"], Query()] = "json",
     max_points: Annotated[int, Query(ge=2, le=100_000)] = 1000,

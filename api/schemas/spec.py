@@ -181,6 +181,10 @@ class JobSpec(_Strict):
     overlap: bool = Field(
         False, description="send each layer's gradient while earlier layers are still computed"
     )
+    compression: Literal["fp16", "bf16"] | None = Field(
+        None,
+        description="cross-host (tcp) exchange in 16 bits: half the bytes, 2-3 digits",
+    )
 
     @model_validator(mode="after")
     def _batch_covers_shards(self) -> JobSpec:

@@ -10,11 +10,12 @@ from fastapi.responses import PlainTextResponse
 from api.deps import JobStoreDep
 from api.ids import is_job_id
 from api.job_metrics import job_metrics, metrics_csv_rows, to_csv
+from api.json_body import StrictJSONRoute
 from api.ui.access import PageTenant
 from api.ui.job_views import final_metrics, row_view, spec_diff
 from api.ui.render import page
 
-router = APIRouter(prefix="/ui", include_in_schema=False)
+router = APIRouter(prefix="/ui", include_in_schema=False, route_class=StrictJSONRoute)
 MAX_COMPARED = 10
 
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.openapi.docs import get_swagger_ui_html
 
-router = APIRouter(include_in_schema=False)
+from api.json_body import StrictJSONRoute
+
+router = APIRouter(include_in_schema=False, route_class=StrictJSONRoute)
 VENDOR = "/ui/static/vendor/swagger-ui"
 
 

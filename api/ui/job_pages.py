@@ -12,12 +12,13 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from api.deps import JobStoreDep
 from api.ids import is_job_id
 from api.job_metrics import job_metrics
+from api.json_body import StrictJSONRoute
 from api.schemas.jobs import JobStatus
 from api.ui.access import PageTenant
 from api.ui.job_views import row_view, timeline
 from api.ui.render import page, templates
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(include_in_schema=False, route_class=StrictJSONRoute)
 # the source tree's examples/, or the working directory's (an installed package, e.g. the image)
 EXAMPLES_DIRS = (Path(__file__).resolve().parents[2] / "examples", Path("examples"))
 PAGE_SIZE = 50

@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request, status
 from fastapi.responses import RedirectResponse
 
+from api.json_body import StrictJSONRoute
 from api.sessions import (
     COOKIE_NAME,
     check_same_origin,
@@ -17,7 +18,7 @@ from api.sessions import (
 )
 from api.ui.render import page
 
-router = APIRouter(prefix="/ui", include_in_schema=False)
+router = APIRouter(prefix="/ui", include_in_schema=False, route_class=StrictJSONRoute)
 
 
 def safe_next(next_path: str | None) -> str:

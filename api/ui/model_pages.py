@@ -9,13 +9,14 @@ from fastapi.concurrency import run_in_threadpool
 
 from api.deps import DatasetStoreDep, ModelStoreDep
 from api.ids import is_dataset_id, is_model_id
+from api.json_body import StrictJSONRoute
 from api.predict import InputError, image_spatial_size
 from api.routers.datasets import dataset_view
 from api.ui.access import PageTenant
 from api.ui.job_pages import not_found
 from api.ui.render import page
 
-router = APIRouter(prefix="/ui", include_in_schema=False)
+router = APIRouter(prefix="/ui", include_in_schema=False, route_class=StrictJSONRoute)
 
 
 def layer_rows(model) -> list[dict]:

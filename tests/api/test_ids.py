@@ -45,7 +45,7 @@ def test_every_route_with_an_id_answers_404_for_malformed_ids(app, alice, runnin
             response = alice.request(method.upper(), url, json={"inputs": [0.0]})
             assert response.status_code == 404, (method, url, response.text)
             checked += 1
-    assert checked == 9 * len(SUFFIXES)  # 3 job, 4 model and 2 data set operations
+    assert checked == 10 * len(SUFFIXES)  # 4 job, 4 model and 2 data set operations
 
 
 @pytest.mark.parametrize("bad", ["ds_0123456789abcdef:chunks", "ds_x", "DS_0123456789ABCDEF"])

@@ -190,7 +190,9 @@ def test_loss_options_and_early_stopping_are_checked(alice):
 
 
 def test_communication_options_reach_the_stored_spec(alice):
-    spec = digits_spec() | {"sync_every": 4, "overlap": True, "checkpoint_every": 5}
+    spec = digits_spec() | {
+        "sync_every": 4, "overlap": True, "checkpoint_every": 5, "compression": "fp16",
+    }  # fmt: skip
 
     response = alice.post("/v1/jobs", json=spec)
 
@@ -199,3 +201,6 @@ def test_communication_options_reach_the_stored_spec(alice):
     assert record["spec"]["sync_every"] == 4 and record["spec"]["overlap"] is True
     bad = alice.post("/v1/jobs", json=digits_spec() | {"sync_every": 0})
     assert bad.status_code == 422 and ["body", "sync_every"] in locs(bad)
+    assert record["spec"]["compression"] == "fp16"
+    lossy = alice.post("/v1/jobs", json=digits_spec() | {"compression": "int4"})
+    assert lossy.status_code == 422 and ["body", "compression"] in locs(lossy)

@@ -127,3 +127,20 @@ def test_docs_are_served_from_local_assets(browser):
 
     assert "/ui/static/vendor/swagger-ui/swagger-ui-bundle.js" in html
     assert "cdn" not in html.lower() and script.status_code == 200
+
+
+def test_pages_answer_404_for_ids_of_the_wrong_format_before_touching_redis(browser, app):
+    job = JobStore(app.state.redis).create(SPEC, "alice")
+    # a key-suffix id used to reach another Redis key (gradq:job:{id}:alive) through the API
+    app.state.redis.set(f"gradq:job:{job['id']}:alive", "1")
+    log_in(browser, KEY_A)
+
+    for url in (
+        f"/ui/jobs/{job['id']}:alive",
+        "/ui/models/mdl_x:weights",
+        "/ui/datasets/ds_../x",
+    ):
+        assert browser.get(url).status_code == 404, url
+    compared = browser.get(f"/ui/compare?jobs={job['id']}:alive,{job['id']}")
+    assert compared.status_code == 200
+    assert re.findall(r'data-job-id="([^"]+)"', compared.text) in ([job["id"]], [])

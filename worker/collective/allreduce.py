@@ -52,6 +52,7 @@ from worker.collective import resp
 
 if TYPE_CHECKING:
     from worker.collective.shm_transport import SharedSegments
+    from worker.collective.tcp_transport import TcpMesh
 
 RING_MIN_ELEMENTS = 1_000_000  # below this the leader's single round trip is cheaper
 WAIT_SLICE_SECONDS = 0.25  # how often a blocked shard checks its peers' leases and the cancel flag
@@ -63,6 +64,10 @@ class PeerTimeoutError(RuntimeError):
     def __init__(self, missing: list[int], seconds: float):
         super().__init__(f"no data from shard(s) {missing} within {seconds:g} s")
         self.missing = missing
+
+
+class PeerLinkError(RuntimeError):
+    """A direct connection to a peer failed (reset, closed, unreachable): the attempt restarts."""
 
 
 class PurePythonPacker(PythonRespSerializer):
@@ -100,6 +105,7 @@ def allreduce_mean(
     ttl_seconds: int = 120,
     shm: SharedSegments | None = None,
     idle: Callable[[], None] | None = None,
+    mesh: TcpMesh | None = None,
 ) -> np.ndarray:
     """Replace ``vector`` (1-D, same length and dtype on all shards) with sum_i w_i v_i / sum w.
 
@@ -109,10 +115,15 @@ def allreduce_mean(
     shard's connected segments; all shards pass them or none) vectors that fit go through shared
     memory and ``algorithm`` is ignored for them. ``idle()`` (work that does not need the result,
     e.g. gathering the next batch's rows) runs exactly once: on shared memory while this shard
-    waits for its peers, otherwise after the exchange. Returns ``vector``.
+    waits for its peers, otherwise after the exchange. With ``mesh`` (this shard's connected
+    ``TcpMesh``; all shards or none) vectors go over direct TCP between the shards. Returns
+    ``vector``.
     """
     num_shards = len(weights)
     vector *= vector.dtype.type(weights[shard_index] / float(sum(weights)))
+    if mesh is not None and num_shards > 1:
+        mesh.allreduce(vector, timeout, check, idle=idle)
+        return vector
     if shm is not None and shm.fits(vector) and num_shards > 1:
         shm.exchange(redis, key, vector, timeout, check, ttl_seconds, idle=idle)
         return vector

@@ -8,7 +8,9 @@ shards both push to each other and each sums locally in shard order (the ``excha
 ``allreduce_mean``): one transfer after backward instead of two, same bits. It is a
 job option (not a worker setting) because every shard of a job must speak the same protocol; it
 applies below ``RING_MIN_ELEMENTS`` parameters (larger models use the ring without overlap).
-It applies on the Redis transport only: through shared memory (``shm``) the whole-vector exchange
+On the ``tcp`` transport each bucket is one whole ``TcpMesh.allreduce`` run by the sender thread
+while backward goes on (elementwise the same shard-order sums, so the same bits), at any size.
+It does not apply on shared memory (``shm``): there the whole-vector exchange
 after backward takes ~0.1-0.3 ms, less than the bucketing itself, so an overlap job whose shards
 share a host trains exactly like a plain one (measured, bench/scaling.py N=2: overlapped buckets
 through Redis 1.8-2.4 ms/step, the shm exchange 0.3-0.5).
@@ -56,19 +58,19 @@ def backward_by_group(model, dout: np.ndarray):
 
 
 class _Sender(threading.Thread):
-    """Pushes buckets to the leader in the background (one at a time, in order)."""
+    """Runs ``send(bucket, array)`` for each queued bucket in the background, in order: a push
+    to the leader through Redis, or a whole allreduce of the bucket over the TCP mesh."""
 
-    def __init__(self, channel: Channel, me: int, to: int):
+    def __init__(self, send):
         super().__init__(daemon=True, name="gradq-bucket-sender")
-        self.channel, self.me, self.to = channel, me, to
+        self.send = send
         self.queue: queue.Queue = queue.Queue()
         self.error: BaseException | None = None
 
     def run(self) -> None:
         while (item := self.queue.get()) is not None:
-            bucket, array = item
             try:
-                self.channel.send({f"in:{bucket}>{self.to}:{self.me}": array})
+                self.send(*item)
             except BaseException as error:  # surfaced by finish() in the main thread
                 self.error = error
                 return
@@ -94,7 +96,13 @@ def overlapped_gradients(ctx, flat: FlatGradients, replica, x, y, weights, step:
     )
     bounds = bucket_bounds(model, flat)
     exchange = num_shards == 2
-    sender = _Sender(channel, me, 1 - me if exchange else 0) if exchange or me != 0 else None
+    to = 1 - me if exchange else 0
+    sender = None
+    if ctx.mesh is not None:  # each bucket is a whole allreduce: elementwise the same sums
+        timeout = ctx.settings.peer_timeout_seconds
+        sender = _Sender(lambda _, array: ctx.mesh.allreduce(array, timeout, channel.check))
+    elif exchange or me != 0:
+        sender = _Sender(lambda bucket, array: channel.send({f"in:{bucket}>{to}:{me}": array}))
     if sender is not None:
         sender.start()
     try:
@@ -122,7 +130,8 @@ def overlapped_gradients(ctx, flat: FlatGradients, replica, x, y, weights, step:
         if sender is not None:
             sender.finish()
     try:
-        _gather(channel, flat, bounds, me, num_shards)
+        if ctx.mesh is None:
+            _gather(channel, flat, bounds, me, num_shards)
     finally:
         ctx.comm_seconds += time.perf_counter() - waited
 

@@ -1,11 +1,13 @@
-"""Which path an attempt's vectors take between shards: shared memory (one host) or Redis.
+"""Which path an attempt's vectors take between shards: shared memory (one host), direct TCP
+(across hosts) or Redis.
 
 Every shard of an attempt must use the same transport, so the choice is made from data all of them
 read after the gang started: at claim each shard stores a host record (``host_record``: host
-identity, whether /dev/shm is writable, its ``GRADQ_ALLREDUCE_TRANSPORT``) in the attempt's
-``hosts`` hash, and ``choose_transport`` is a pure function of the N records. ``auto`` picks shm
-when all records share one identity and shm works there, else redis; ``shm`` on different hosts,
-or workers that disagree (``shm`` vs ``redis``), fail the job with the reason instead of hanging.
+identity, whether /dev/shm is writable, the address it can listen on for TCP, its
+``GRADQ_ALLREDUCE_TRANSPORT``) in the attempt's ``hosts`` hash, and ``choose_transport`` is a pure
+function of the N records. ``auto`` picks shm when all records share one identity and shm works
+there, else tcp when every shard has an address, else redis; ``shm`` on different hosts, or
+workers that disagree (``shm`` vs ``tcp``), fail the job with the reason instead of hanging.
 """
 
 from __future__ import annotations
@@ -16,9 +18,11 @@ import os
 import socket
 from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import urlparse
 
 from worker.collective.local_sgd import sync_arrays
 from worker.collective.shm_transport import SHM_DIR, SharedSegments
+from worker.collective.tcp_transport import TcpMesh
 from worker.config import Settings
 from worker.recovery import attempt_hosts
 from worker.replica import vector_bytes
@@ -51,16 +55,37 @@ def shm_usable() -> bool:
     return SHM_DIR.is_dir() and os.access(SHM_DIR, os.W_OK | os.X_OK)
 
 
+def listen_address(settings: Settings) -> str | None:
+    """The address this host's shards listen on for TCP: ``GRADQ_ALLREDUCE_ADDRESS``, else the
+    local address of the route to Redis (the interface the other hosts reach this one through
+    too, on any network where they all reach Redis); None if there is no such route."""
+    if settings.allreduce_address:
+        return settings.allreduce_address
+    target = urlparse(settings.redis_url).hostname or "127.0.0.1"
+    try:
+        family = socket.getaddrinfo(target, 1, type=socket.SOCK_DGRAM)[0]
+        with socket.socket(family[0], socket.SOCK_DGRAM) as probe:
+            probe.connect(family[4])  # UDP connect sends nothing: it only picks the route
+            return probe.getsockname()[0]
+    except OSError:
+        return None
+
+
 def host_record(settings: Settings) -> str:
     """What this shard stores in its attempt's ``hosts`` hash at claim (JSON)."""
     return json.dumps(
-        {"host": host_identity(), "shm": shm_usable(), "setting": settings.allreduce_transport}
+        {
+            "host": host_identity(),
+            "shm": shm_usable(),
+            "tcp": listen_address(settings),
+            "setting": settings.allreduce_transport,
+        }
     )
 
 
 def choose_transport(records: list[dict | None]) -> str:
-    """``"shm"`` or ``"redis"`` for shards with these host records (None: a shard that stored none,
-    e.g. an older worker: taken as an unknown host with setting ``auto``)."""
+    """``"shm"``, ``"tcp"`` or ``"redis"`` for shards with these host records (None: a shard that
+    stored none, e.g. an older worker: taken as an unknown host with setting ``auto``)."""
     records = [r or {"host": None, "shm": False, "setting": "auto"} for r in records]
     wanted = {r["setting"] for r in records} - {"auto"}
     if len(wanted) > 1:
@@ -83,7 +108,20 @@ def choose_transport(records: list[dict | None]) -> str:
             f"GRADQ_ALLREDUCE_TRANSPORT=shm needs every shard on one host with a writable "
             f"/dev/shm, but {problem}"
         )
-    return "shm" if shm_ok and wanted != {"redis"} else "redis"
+    tcp_ok = all(r.get("tcp") for r in records)
+    if wanted == {"tcp"} and not tcp_ok:
+        missing = [i for i, r in enumerate(records) if not r.get("tcp")]
+        raise TransportError(
+            f"GRADQ_ALLREDUCE_TRANSPORT=tcp needs an address to listen on for every shard, but "
+            f"shard(s) {missing} found none (set GRADQ_ALLREDUCE_ADDRESS)"
+        )
+    if wanted == {"redis"}:
+        return "redis"
+    if wanted == {"tcp"}:
+        return "tcp"
+    if shm_ok:
+        return "shm"
+    return "tcp" if tcp_ok else "redis"
 
 
 def segment_bytes(replica) -> int:
@@ -99,8 +137,9 @@ def segment_bytes(replica) -> int:
 
 @contextmanager
 def attempt_transport(ctx, replica):
-    """Set ``ctx.transport`` (and ``ctx.shm``, connected) for the attempt; on exit, however the
-    attempt ends, unmap and unlink this shard's segment."""
+    """Set ``ctx.transport`` (and ``ctx.shm`` or ``ctx.mesh``, connected) for the attempt; on
+    exit, however the attempt ends, unmap and unlink this shard's segment or close its sockets."""
+    records = []
     if ctx.num_shards == 1:
         ctx.transport = "none"
     else:
@@ -114,6 +153,10 @@ def attempt_transport(ctx, replica):
         ctx.shard,
         ctx.transport,
     )
+    if ctx.transport == "tcp":
+        with _tcp_mesh(ctx, records, replica.spec.get("compression")):
+            yield
+        return
     if ctx.transport != "shm":
         yield
         return
@@ -127,3 +170,17 @@ def attempt_transport(ctx, replica):
             yield
         finally:
             ctx.shm = None
+
+
+@contextmanager
+def _tcp_mesh(ctx, records: list[dict | None], compression: str | None):
+    """This shard's connected ``TcpMesh`` in ``ctx.mesh`` for the attempt; closed on exit."""
+    address = records[ctx.shard]["tcp"]
+    with TcpMesh(ctx.shard, ctx.num_shards, address, compression) as mesh:
+        timeout = ctx.settings.peer_timeout_seconds
+        mesh.connect(ctx.store.redis, ctx.key("tcp"), timeout, ctx.check_while_waiting)
+        ctx.mesh = mesh
+        try:
+            yield
+        finally:
+            ctx.mesh = None

@@ -8,7 +8,9 @@ import pytest
 import nnlib
 from tests.harness import run_in_threads
 from tests.worker.jobs_helpers import FAST, digits_spec, model_weights, wait_finished
+from worker.collective.allreduce import data_client
 from worker.collective.overlap import backward_by_group, bucket_bounds, overlapped_gradients
+from worker.collective.tcp_transport import TcpMesh
 from worker.config import Settings
 from worker.jobs import JobStore
 from worker.replica import FlatGradients, slice_sizes
@@ -46,9 +48,10 @@ def test_backward_by_group_yields_output_groups_first_and_matches_model_backward
     assert bucket_bounds(model, flat)[0][2] == flat.buffer.size  # carries the loss slot
 
 
+@pytest.mark.parametrize("transport", ["redis", "tcp"])
 @pytest.mark.parametrize("num_shards", [2, 3])
 def test_overlapped_gradients_equal_the_allreduce_path_bit_for_bit(
-    redis_url, redis_client, num_shards
+    redis_url, redis_client, num_shards, transport
 ):
     rng = np.random.default_rng(2)
     x = rng.standard_normal((11, 4)).astype(np.float32)
@@ -58,13 +61,16 @@ def test_overlapped_gradients_equal_the_allreduce_path_bit_for_bit(
     settings = Settings(redis_url=redis_url, peer_timeout_seconds=10)
     store = JobStore(redis_client)
     out: dict = {}
+    meshes = [TcpMesh(i, num_shards, "127.0.0.1") for i in range(num_shards)]
+    if transport == "tcp":
+        run_in_threads(lambda i: meshes[i].connect(redis_client, "t:mesh", 10, None), num_shards)
 
     def shard(i: int, overlap: bool) -> None:
-        from worker.collective.allreduce import data_client
-
         model = nnlib.build_model(SPEC, (4,), seed=5)
         replica = Replica({}, None, model, nnlib.losses.get("cross_entropy"), None, None, 1, {})
         ctx = ShardContext(store, data_client(redis_url), "job_t", i, 0, num_shards, settings)
+        if transport == "tcp":
+            ctx.transport, ctx.mesh = "tcp", meshes[i]
         flat = FlatGradients(model.parameters())
         part = slice(starts[i], starts[i + 1])
         if overlap:
@@ -76,8 +82,12 @@ def test_overlapped_gradients_equal_the_allreduce_path_bit_for_bit(
             ctx.allreduce("0", flat.buffer, sizes)
         out[(i, overlap)] = flat.buffer.copy()
 
-    for overlap in (False, True):
-        run_in_threads(lambda i, overlap=overlap: shard(i, overlap), num_shards)
+    try:
+        for overlap in (False, True):
+            run_in_threads(lambda i, overlap=overlap: shard(i, overlap), num_shards)
+    finally:
+        for mesh in meshes:
+            mesh.close()
 
     full = nnlib.build_model(SPEC, (4,), seed=5)
     value, grads = nnlib.loss_and_gradients(full, nnlib.losses.get("cross_entropy"), x, y)

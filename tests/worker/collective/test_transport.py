@@ -29,20 +29,24 @@ from worker.submit import submit_job
 pytestmark = pytest.mark.integration
 
 
-def record(host="h1", shm=True, setting="auto") -> dict:
-    return {"host": host, "shm": shm, "setting": setting}
+def record(host="h1", shm=True, setting="auto", tcp="198.18.0.1") -> dict:
+    return {"host": host, "shm": shm, "setting": setting, "tcp": tcp}
 
 
-def test_auto_picks_shared_memory_only_when_every_shard_shares_one_usable_dev_shm():
+def test_auto_picks_shared_memory_on_one_host_else_tcp_else_redis():
     assert choose_transport([record(), record()]) == "shm"
-    assert choose_transport([record(), record(host="h2")]) == "redis"
-    assert choose_transport([record(), record(shm=False)]) == "redis"
+    assert choose_transport([record(), record(host="h2")]) == "tcp"
+    assert choose_transport([record(), record(shm=False)]) == "tcp"
+    assert choose_transport([record(), record(host="h2", tcp=None)]) == "redis"
     assert choose_transport([record(), None]) == "redis"  # a shard that stored no record
 
 
 def test_a_forced_transport_wins_and_impossible_or_conflicting_ones_are_errors():
     assert choose_transport([record(setting="redis"), record()]) == "redis"
     assert choose_transport([record(setting="shm"), record()]) == "shm"
+    assert choose_transport([record(setting="tcp"), record()]) == "tcp"
+    with pytest.raises(TransportError, match=r"tcp needs an address .* shard\(s\) \[1\]"):
+        choose_transport([record(setting="tcp"), record(tcp=None)])
     with pytest.raises(TransportError, match=r"different hosts \(shard 0: h1; shard 1: h2\)"):
         choose_transport([record(setting="shm"), record(host="h2")])
     with pytest.raises(TransportError, match=r"not writable for shard\(s\) \[1\]"):
@@ -57,8 +61,8 @@ def test_the_setting_reads_the_environment_and_refuses_unknown_values(monkeypatc
     assert Settings(allreduce_transport="shm").allreduce_transport == "shm"
     assert Settings.model_fields["allreduce_transport"].default == "auto"
 
-    monkeypatch.setenv("GRADQ_ALLREDUCE_TRANSPORT", "tcp")
-    with pytest.raises(pydantic.ValidationError, match=r"allreduce_transport[\s\S]*'tcp'"):
+    monkeypatch.setenv("GRADQ_ALLREDUCE_TRANSPORT", "udp")
+    with pytest.raises(pydantic.ValidationError, match=r"allreduce_transport[\s\S]*'udp'"):
         Settings()
 
 
@@ -98,9 +102,9 @@ def job_segments(job_id: str) -> list:
     return list(SHM_DIR.glob(f"gradq-{job_id}-*"))
 
 
-def test_shm_and_redis_transports_train_bit_identical_weights(redis_client, start_worker):
+def test_shm_tcp_and_redis_transports_train_bit_identical_weights(redis_client, start_worker):
     trained = {}
-    for transport in ("shm", "redis"):
+    for transport in ("shm", "tcp", "redis"):
         worker = start_worker(concurrency=2, GRADQ_ALLREDUCE_TRANSPORT=transport, **FAST)
         job = submit_job(redis_client, digits_spec(shards=2, epochs=2), "acme")
         trained[transport] = wait_finished(redis_client, job["id"])
@@ -111,16 +115,16 @@ def test_shm_and_redis_transports_train_bit_identical_weights(redis_client, star
         redis_client, submit_job(redis_client, digits_spec(1, epochs=2), "a")["id"]
     )
 
-    shm, plain = trained["shm"], trained["redis"]
-    assert [h["transport"] for h in shm["history"]] == ["shm", "shm"]
-    assert [h["transport"] for h in plain["history"]] == ["redis", "redis"]
-    assert all(h["comm_seconds"] > 0 for h in shm["history"])
-    a, b = (
-        model_weights(redis_client, shm["model_id"]),
-        model_weights(redis_client, plain["model_id"]),
-    )
-    for name in a:
-        np.testing.assert_array_equal(a[name], b[name])
-    assert [h["val_loss"] for h in shm["history"]] == [h["val_loss"] for h in plain["history"]]
+    shm = trained["shm"]
+    for transport, done in trained.items():
+        assert [h["transport"] for h in done["history"]] == [transport, transport]
+        assert all(h["comm_seconds"] > 0 for h in done["history"])
+    a = model_weights(redis_client, shm["model_id"])
+    for other in ("tcp", "redis"):
+        b = model_weights(redis_client, trained[other]["model_id"])
+        for name in a:
+            np.testing.assert_array_equal(a[name], b[name])
+        val_losses = [h["val_loss"] for h in trained[other]["history"]]
+        assert [h["val_loss"] for h in shm["history"]] == val_losses
     assert_same_weights(a, model_weights(redis_client, single["model_id"]), rtol=1e-4)
     wait_until(lambda: not job_segments(shm["id"]), 10, "the shm job's segments to be unlinked")

@@ -1,0 +1,167 @@
+"""The direct-TCP allreduce on loopback: Redis-identical bits, the token, deadlines, dead links."""
+
+from __future__ import annotations
+
+import secrets
+import socket
+import threading
+
+import numpy as np
+import pytest
+
+from tests.harness import run_in_threads
+from tests.worker.jobs_helpers import (
+    FAST,
+    assert_same_weights,
+    digits_spec,
+    model_weights,
+    wait_finished,
+)
+from worker.collective.allreduce import (
+    PeerLinkError,
+    PeerTimeoutError,
+    allreduce_mean,
+    data_client,
+)
+from worker.collective.tcp_rendezvous import HELLO, MAGIC
+from worker.collective.tcp_transport import SCATTER_MIN_BYTES, TcpMesh
+from worker.submit import submit_job
+
+pytestmark = pytest.mark.integration
+
+
+def connected_meshes(redis_url: str, n: int, key: str, compression=None) -> list[TcpMesh]:
+    client = data_client(redis_url)
+    meshes = [TcpMesh(i, n, "127.0.0.1", compression) for i in range(n)]
+    run_in_threads(lambda i: meshes[i].connect(client, key, 10, None), n)
+    return meshes
+
+
+def shard_vectors(n: int, size: int, seed: int) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return [rng.standard_normal(size).astype(np.float32) for _ in range(n)]
+
+
+@pytest.mark.parametrize("n", [2, 3, 4])
+@pytest.mark.parametrize("size", [7, SCATTER_MIN_BYTES // 4 + 3, 300_001])
+def test_tcp_allreduce_gives_every_shard_the_bits_of_the_redis_path(redis_url, n, size):
+    key = f"t{secrets.token_hex(4)}"
+    meshes = connected_meshes(redis_url, n, key)
+    weights = [float(i + 1) for i in range(n)]
+    client = data_client(redis_url)
+    try:
+        for step in range(3):
+            vectors = shard_vectors(n, size, seed=step)
+            over_tcp = run_in_threads(
+                lambda i, v=vectors: allreduce_mean(
+                    None, "", v[i].copy(), weights, i, timeout=10, mesh=meshes[i]
+                ),
+                n,
+            )
+            through_redis = run_in_threads(
+                lambda i, v=vectors, s=step: allreduce_mean(
+                    client, f"{key}:r{s}", v[i].copy(), weights, i, timeout=10, algorithm="leader"
+                ),
+                n,
+            )
+            for i in range(n):
+                assert over_tcp[i].tobytes() == through_redis[0].tobytes()
+    finally:
+        for mesh in meshes:
+            mesh.close()
+
+
+@pytest.mark.parametrize("compression, error", [("fp16", 2e-3), ("bf16", 2e-2)])
+@pytest.mark.parametrize("size", [1000, 200_000])  # the exchange and the scatter path
+def test_compression_keeps_replicas_identical_and_close_to_the_exact_mean(
+    redis_url, compression, error, size
+):
+    n = 3
+    meshes = connected_meshes(redis_url, n, f"t{secrets.token_hex(4)}", compression)
+    vectors = shard_vectors(n, size, seed=1)
+    try:
+        out = run_in_threads(
+            lambda i: allreduce_mean(
+                None, "", vectors[i].copy(), [1.0] * n, i, timeout=10, mesh=meshes[i]
+            ),
+            n,
+        )
+    finally:
+        for mesh in meshes:
+            mesh.close()
+
+    exact = (vectors[0] + vectors[1] + vectors[2]) / 3
+    assert out[0].tobytes() == out[1].tobytes() == out[2].tobytes()
+    assert np.abs(out[0] - exact).max() <= error
+    assert np.abs(out[0] - exact).max() > 0  # the values did travel as float16
+
+
+def test_a_connection_without_the_attempts_token_is_refused_and_the_mesh_still_forms(redis_url):
+    client = data_client(redis_url)
+    key = f"t{secrets.token_hex(4)}"
+    lower, upper = TcpMesh(0, 2, "127.0.0.1"), TcpMesh(1, 2, "127.0.0.1")
+    host, port = lower.listener.getsockname()
+    intruder = socket.create_connection((host, port))
+    intruder.sendall(HELLO.pack(MAGIC, b"0" * 32, 1))  # claims to be shard 1, wrong token
+    try:
+        run_in_threads(lambda i: (lower, upper)[i].connect(client, key, 10, None), 2)
+
+        assert intruder.recv(1) == b""  # closed without the accept byte
+        out = run_in_threads(
+            lambda i: allreduce_mean(
+                None, "", np.full(4, i + 1.0, np.float32), [1.0, 1.0], i, timeout=5,
+                mesh=(lower, upper)[i],
+            ),
+            2,
+        )  # fmt: skip
+        assert out[0].tolist() == out[1].tolist() == [1.5] * 4
+    finally:
+        intruder.close()
+        lower.close()
+        upper.close()
+
+
+def test_a_silent_peer_fails_the_wait_at_the_deadline_after_checking_every_slice(redis_url):
+    meshes = connected_meshes(redis_url, 2, f"t{secrets.token_hex(4)}")
+    checks = []
+    try:
+        with pytest.raises(PeerTimeoutError) as raised:
+            meshes[0].allreduce(np.ones(10, np.float32), 1.0, lambda: checks.append(1))
+    finally:
+        for mesh in meshes:
+            mesh.close()
+
+    assert raised.value.missing == [1]
+    assert len(checks) >= 3  # every WAIT_SLICE_SECONDS (0.25 s) of the 1 s wait
+
+
+def test_a_peer_closing_its_socket_raises_peer_link_error_after_check(redis_url):
+    meshes = connected_meshes(redis_url, 2, f"t{secrets.token_hex(4)}")
+    checks = []
+    closer = threading.Timer(0.2, meshes[1].close)
+    closer.start()
+    try:
+        with pytest.raises(PeerLinkError, match="connection to shard 1 failed"):
+            meshes[0].allreduce(np.ones(10, np.float32), 10.0, lambda: checks.append(1))
+    finally:
+        closer.join()
+        meshes[0].close()
+
+    assert checks  # a dead or aborted peer would have been named by check() first
+
+
+def test_a_job_with_fp16_compression_trains_over_tcp_close_to_the_exact_weights(
+    redis_client, start_worker
+):
+    start_worker(concurrency=2, GRADQ_ALLREDUCE_TRANSPORT="tcp", **FAST)
+
+    exact = submit_job(redis_client, digits_spec(shards=2), "acme")
+    compressed = submit_job(redis_client, digits_spec(shards=2, compression="fp16"), "acme")
+    exact, compressed = (wait_finished(redis_client, job["id"]) for job in (exact, compressed))
+
+    assert exact["status"] == compressed["status"] == "succeeded", compressed["status_reason"]
+    assert compressed["history"][0]["transport"] == "tcp"
+    a = model_weights(redis_client, compressed["model_id"])
+    b = model_weights(redis_client, exact["model_id"])
+    assert_same_weights(a, b, rtol=1e-2)
+    assert any((a[name] != b[name]).any() for name in a)  # float16 on the wire did round

@@ -1,0 +1,209 @@
+"""Direct TCP between the shard processes of an attempt, for shards on different hosts.
+
+Every pair of shards holds one socket for the whole attempt (``worker.collective.tcp_rendezvous``
+opens them: the attempt's token, only its peers accepted).
+
+Per allreduce (``TcpMesh.allreduce``), bytes sent per shard for a vector of S bytes:
+- ``scatter`` (reduce-scatter + all-gather; N >= 3 and S >= SCATTER_MIN_BYTES): shard c owns
+  chunk c; every shard sends chunk c to shard c, which sums the N contributions IN SHARD ORDER,
+  then sends its reduced chunk to every peer. 2(N-1)/N * S per shard, two rounds, all links busy
+  at once (what a ring moves, but a ring adds each chunk in a rotating order: replicas would
+  still agree, yet the bits would depend on N's rotation, not on the shard order every other
+  path uses).
+- ``exchange`` (N = 2, or small vectors): every shard sends its whole vector to every peer and
+  sums locally in shard order. (N-1) * S per shard in one round: for N = 2 the same bytes as
+  scatter with one round fewer; for small vectors the round trip costs more than the bytes.
+Either way every replica gets exactly the bits of ``sum_in_shard_order`` (the Redis and shm paths).
+Waits have the attempt's deadline and run ``check()`` every WAIT_SLICE_SECONDS; a socket error
+becomes ``PeerLinkError`` (after ``check()``, which names a dead or aborted peer more precisely).
+"""
+
+from __future__ import annotations
+
+import selectors
+import socket
+import struct
+import time
+from collections.abc import Callable
+
+import numpy as np
+
+from worker.collective.allreduce import (
+    WAIT_SLICE_SECONDS,
+    PeerLinkError,
+    PeerTimeoutError,
+    sum_in_shard_order,
+)
+from worker.collective.compression import Codec
+from worker.collective.tcp_rendezvous import connect_peers
+
+HEADER = struct.Struct("<qq")  # call number, payload bytes: catches shards out of step
+SCATTER_MIN_BYTES = 64 * 1024  # below: one round of whole vectors beats two rounds of chunks
+
+
+class TcpMesh:
+    """One socket per peer for one attempt; ``connect`` once, ``allreduce`` per step."""
+
+    def __init__(self, shard: int, num_shards: int, address: str, compression: str | None = None):
+        self.shard, self.num_shards, self.address = shard, num_shards, address
+        self.compression = compression
+        self.calls = 0
+        self.peers: dict[int, socket.socket] = {}
+        family = socket.AF_INET6 if ":" in address else socket.AF_INET
+        self.listener = socket.create_server((address, 0), family=family, backlog=num_shards + 8)
+        self.selector = selectors.DefaultSelector()
+
+    @property
+    def endpoint(self) -> str:
+        host, port = self.listener.getsockname()[:2]
+        return f"{host}:{port}"
+
+    def connect(self, redis, key: str, timeout: float, check: Callable[[], None] | None) -> None:
+        """Rendezvous through Redis (``tcp_rendezvous``): one socket to every peer, then the
+        listening socket is closed (nobody else may connect)."""
+        self.peers = connect_peers(self.listener, self.shard, self.num_shards, redis, key,
+                                   timeout, check)  # fmt: skip
+        for sock in self.peers.values():
+            sock.setblocking(False)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.listener.close()
+
+    def allreduce(self, vector: np.ndarray, timeout: float, check, idle=None) -> None:
+        """``vector`` (1-D, this shard's pre-scaled part) -> the shard-order sum, in place."""
+        n, me = self.num_shards, self.shard
+        codec = Codec(self.compression, vector.dtype)
+        if n > 2 and vector.nbytes >= SCATTER_MIN_BYTES:
+            self._scatter(vector, codec, timeout, check, idle)
+        else:
+            outgoing = codec.round(vector)  # encoded once for every peer
+            received = self._transfer(
+                {j: outgoing for j in self.peers},
+                {j: np.empty(vector.size, codec.wire) for j in self.peers},
+                timeout,
+                check,
+                idle,
+            )
+            parts = [vector if j == me else codec.decode(received[j]) for j in range(n)]
+            sum_in_shard_order(parts, out=vector)
+        self.calls += 1
+
+    def _scatter(self, vector, codec: Codec, timeout, check, idle) -> None:
+        n, me = self.num_shards, self.shard
+        bounds = np.linspace(0, vector.size, n + 1).astype(np.int64)
+        chunk = [vector[bounds[c] : bounds[c + 1]] for c in range(n)]
+        mine = chunk[me]
+        codec.round(mine)  # the owner's part rounded as its peers' parts are
+        received = self._transfer(
+            {c: codec.encode(chunk[c]) for c in self.peers},
+            {j: np.empty(mine.size, codec.wire) for j in self.peers},
+            timeout,
+            check,
+            idle,
+        )
+        parts = [mine if j == me else codec.decode(received[j]) for j in range(n)]
+        sum_in_shard_order(parts, out=mine)
+        reduced = codec.round(mine)  # every replica holds the chunk its peers receive
+        gathered = self._transfer(
+            {j: reduced for j in self.peers},
+            {c: np.empty(chunk[c].size, codec.wire) for c in self.peers},
+            timeout,
+            check,
+        )
+        for c, data in gathered.items():
+            np.copyto(chunk[c], codec.decode(data))
+
+    def _transfer(self, sends: dict, recvs: dict, timeout: float, check, idle=None) -> dict:
+        """Send ``sends[peer]`` and fill ``recvs[peer]`` with every peer at once; -> ``recvs``."""
+        call = self.calls
+        out = {}
+        for j, array in sends.items():
+            payload = np.ascontiguousarray(array)
+            out[j] = [memoryview(HEADER.pack(call, payload.nbytes)), memoryview(payload).cast("B")]
+        headers = {j: bytearray(HEADER.size) for j in recvs}
+        inbox = {j: [memoryview(headers[j]), memoryview(recvs[j]).cast("B")] for j in recvs}
+        started = time.monotonic()
+        next_check = started + WAIT_SLICE_SECONDS
+        for j in list(out):
+            self._pump_send(j, out)  # most messages leave at once: nothing to select
+        if idle is not None:
+            idle()
+        for j in self.peers:
+            events = (selectors.EVENT_WRITE if j in out else 0) | selectors.EVENT_READ
+            self.selector.register(self.peers[j], events, j)
+        try:
+            while out or any(inbox.values()):
+                now = time.monotonic()
+                if now >= next_check:
+                    if check is not None:
+                        check()
+                    if now - started >= timeout:
+                        raise PeerTimeoutError(
+                            sorted({*out, *(j for j in inbox if inbox[j])}), timeout
+                        )
+                    next_check = now + WAIT_SLICE_SECONDS
+                for key, mask in self.selector.select(max(0.0, next_check - now)):
+                    j = key.data
+                    if mask & selectors.EVENT_READ and inbox[j]:
+                        self._pump_recv(j, inbox, check)
+                    if mask & selectors.EVENT_WRITE and j in out:
+                        self._pump_send(j, out, check)
+                        if j not in out:
+                            self.selector.modify(self.peers[j], selectors.EVENT_READ, j)
+        finally:
+            for sock in self.peers.values():
+                self.selector.unregister(sock)
+        for j, header in headers.items():
+            got = HEADER.unpack(header)
+            if got != (call, recvs[j].nbytes):
+                raise RuntimeError(
+                    f"shard {j} sent [call, bytes] = {list(got)}, shard {self.shard} expected "
+                    f"{[call, recvs[j].nbytes]}: the shards are out of step"
+                )
+        return recvs
+
+    def _pump_send(self, j: int, out: dict, check=None) -> None:
+        views = out[j]
+        try:
+            while views:
+                sent = self.peers[j].send(views[0])
+                views[0] = views[0][sent:]
+                if not len(views[0]):
+                    views.pop(0)
+        except BlockingIOError:
+            return
+        except OSError as error:
+            self._link_failed(j, error, check)
+        del out[j]
+
+    def _pump_recv(self, j: int, inbox: dict, check) -> None:
+        views = inbox[j]
+        try:
+            while views:
+                got = self.peers[j].recv_into(views[0])
+                if got == 0:
+                    self._link_failed(j, ConnectionResetError("closed by the peer"), check)
+                views[0] = views[0][got:]
+                if not len(views[0]):
+                    views.pop(0)
+        except BlockingIOError:
+            return
+        except OSError as error:
+            self._link_failed(j, error, check)
+
+    def _link_failed(self, j: int, error: OSError, check) -> None:
+        if check is not None:
+            check()  # a dead or aborted peer explains the broken socket better
+        raise PeerLinkError(f"connection to shard {j} failed: {error}")
+
+    def close(self) -> None:
+        self.listener.close()
+        for sock in self.peers.values():
+            sock.close()
+        self.peers = {}
+        self.selector.close()
+
+    def __enter__(self) -> TcpMesh:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
