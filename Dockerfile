@@ -8,7 +8,8 @@ COPY worker ./worker
 COPY nnlib ./nnlib
 # example specs pre-fill the dashboard's new-job editor
 COPY examples ./examples
-RUN pip install --no-cache-dir . && useradd --create-home gradq
+# [onnx]: the served API exports models to ONNX (GET /v1/models/{ref}/export)
+RUN pip install --no-cache-dir ".[onnx]" && useradd --create-home gradq
 USER gradq
 EXPOSE 8000
 CMD ["gradq", "--help"]

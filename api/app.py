@@ -16,7 +16,17 @@ from api.keys import KeyRing
 from api.limits import BodySizeLimit
 from api.metrics import ApiMetrics, MetricsMiddleware
 from api.model_cache import ModelCache
-from api.routers import datasets, health, jobs, models
+from api.routers import (
+    datasets,
+    export,
+    health,
+    job_lifecycle,
+    jobs,
+    models,
+    oip,
+    predict,
+    registry,
+)
 from api.shutdown import ShutdownFlag
 from api.ui import install as install_dashboard
 from worker.celery_app import CONTROL_QUEUE, TRAINING_QUEUE, configure
@@ -78,13 +88,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.metrics = ApiMetrics()
     app.state.metrics.watch_redis(lambda: redis_snapshot(redis_client))
     install_error_handlers(app)
-    for router in (jobs.router, models.router, datasets.router, health.router):
+    routers = (jobs, job_lifecycle, models, predict, export, registry, datasets, health, oip)
+    for router in (module.router for module in routers):
         app.include_router(router)
     install_dashboard(app)
 
     def limit_for(path: str) -> int:
         if path.startswith("/v1/datasets"):
             return settings.max_dataset_bytes + 1024 * 1024  # room for the multipart envelope
+        if path == "/v1/models":
+            return settings.max_model_bytes + 1024 * 1024
         return settings.max_request_bytes
 
     app.add_middleware(FastPredict, state=app.state)

@@ -117,8 +117,9 @@ class GradqClient:
                     name, data = "message", []
 
     # models
-    def models(self) -> dict:
-        return self._call("GET", "/v1/models")
+    def models(self, limit: int = 100, cursor: str | None = None) -> dict:
+        params = {"limit": limit, **({"cursor": cursor} if cursor else {})}
+        return self._call("GET", "/v1/models", params=params)
 
     def model(self, model_id: str) -> dict:
         return self._call("GET", f"/v1/models/{model_id}")
@@ -152,3 +153,53 @@ class GradqClient:
 
     def delete_dataset(self, dataset_id: str) -> None:
         self._call("DELETE", f"/v1/datasets/{dataset_id}")
+
+    # job lifecycle
+    def delete_job(self, job_id: str, delete_model: bool = False) -> None:
+        params = {"delete_model": "true"} if delete_model else None
+        self._call("DELETE", f"/v1/jobs/{job_id}", params=params)
+
+    def resume(self, job_id: str, epochs: int | None = None) -> dict:
+        body = {"epochs": epochs} if epochs is not None else None
+        return self._call("POST", f"/v1/jobs/{job_id}/resume", json=body)
+
+    def logs(self, job_id: str, cursor: str | None = None, limit: int = 1000) -> dict:
+        params = {"limit": limit, **({"cursor": cursor} if cursor else {})}
+        return self._call("GET", f"/v1/jobs/{job_id}/logs", params=params)
+
+    def follow_logs(self, job_id: str) -> Iterator[dict]:
+        """Every log line of the job, then new ones until it ends."""
+        path = f"/v1/jobs/{job_id}/logs"
+        with self._http.stream("GET", path, params={"follow": "true"}, timeout=None) as response:
+            if response.status_code >= 400:
+                response.read()
+                raise ApiError(response.status_code, response.json().get("detail"))
+            name = "message"
+            for line in response.iter_lines():
+                if line.startswith("event:"):
+                    name = line[6:].strip()
+                elif line.startswith("data:") and name == "log":
+                    yield json.loads(line[5:])
+
+    # registry
+    def registry(self, name: str) -> dict:
+        return self._call("GET", f"/v1/registry/{name}")
+
+    def set_alias(self, name: str, alias: str, version: int) -> dict:
+        return self._call("PUT", f"/v1/registry/{name}/aliases/{alias}", json={"version": version})
+
+    def delete_alias(self, name: str, alias: str) -> None:
+        self._call("DELETE", f"/v1/registry/{name}/aliases/{alias}")
+
+    def update_model(self, ref: str, tags: dict | None = None, description: str | None = None):
+        body = {k: v for k, v in (("tags", tags), ("description", description)) if v is not None}
+        return self._call("PATCH", f"/v1/models/{ref}", json=body)
+
+    def export(self, ref: str, format: str = "onnx") -> bytes:  # noqa: A002 - the API's name
+        return self._call("GET", f"/v1/models/{ref}/export", params={"format": format})
+
+    def upload_model(self, path: Path, name: str | None = None) -> dict:
+        data = {"name": name} if name else None
+        with open(path, "rb") as content:
+            files = {"file": (Path(path).name, content, "application/octet-stream")}
+            return self._call("POST", "/v1/models", files=files, data=data)

@@ -75,6 +75,16 @@ async def get_submitter(redis_client: Annotated[redis.Redis, Depends(get_redis)]
     return lambda spec, tenant, max_active=None: submit_job(redis_client, spec, tenant, max_active)
 
 
+Starter = Callable[[str], object]
+
+
+async def get_starter() -> Starter:
+    """``start(job_id)``: enqueues ``start_job`` for a job whose record is already queued."""
+    from worker.tasks import start_job
+
+    return start_job.delay
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 RedisDep = Annotated[redis.Redis, Depends(get_redis)]
 TenantDep = Annotated[str, Depends(get_tenant)]
@@ -83,3 +93,4 @@ JobStoreDep = Annotated[JobStore, Depends(get_job_store)]
 ModelStoreDep = Annotated[ModelStore, Depends(get_model_store)]
 DatasetStoreDep = Annotated[DatasetStore, Depends(get_dataset_store)]
 SubmitDep = Annotated[Submitter, Depends(get_submitter)]
+StartDep = Annotated[Starter, Depends(get_starter)]

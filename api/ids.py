@@ -14,6 +14,7 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Path, status
 
 from api.json_response import echo
+from worker.models.refs import ModelRefError, parse_model_ref
 
 ID_HEX = r"[0-9a-f]{16}"
 JOB_ID_PATTERN = rf"^job_{ID_HEX}$"
@@ -44,9 +45,19 @@ async def _job_id(job_id: Annotated[str, Path(description=_DESCRIPTION.format("j
 
 
 async def _model_id(
-    model_id: Annotated[str, Path(description=_DESCRIPTION.format("mdl"))],
+    model_id: Annotated[
+        str, Path(description="`mdl_` and 16 lowercase hex digits, or NAME@ALIAS; else a 404")
+    ],
 ) -> str:
-    return _check(model_id, _MODEL, "model_id", "model")
+    """A model id or ``name@alias`` (``worker.models.refs``, the one definition of a model
+    reference); ``name/versions/n`` has routes of its own."""
+    try:
+        ref = parse_model_ref(model_id)
+    except ModelRefError:
+        raise not_found("model_id", "model", model_id) from None
+    if ref.version is not None:  # a slash never reaches this path segment; keep it that way
+        raise not_found("model_id", "model", model_id)
+    return model_id
 
 
 async def _dataset_id(

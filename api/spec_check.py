@@ -154,3 +154,52 @@ def check_shards(spec: JobSpec, redis_client, settings) -> None:
             f"{spec.shards} shards need {spec.shards} worker slots at once, but the "
             f"{workers} live training worker(s) have {slots} in all; ask for at most {slots}",
         )
+
+
+def check_init_from(spec: JobSpec, input_shape: tuple[int, ...], tenant: str, models) -> str:
+    """The model id ``init_from.model`` names now; 422 if it is unknown or its architecture
+    differs from the spec's, naming the first layer that differs."""
+    loc = ["body", "init_from", "model"]
+    ref = spec.init_from.model
+    model_id = models.registry.resolve(tenant, ref)
+    metadata = models.get(model_id) if model_id else None
+    if metadata is None or metadata.get("tenant") != tenant:
+        raise unprocessable(loc, f"model {ref} not found")
+    if list(metadata["input_shape"]) != list(input_shape):
+        raise unprocessable(
+            loc,
+            f"model {ref} takes input shape {metadata['input_shape']}; this job's data set"
+            f" gives {list(input_shape)}",
+        )
+    stored = nnlib.build_model(metadata["architecture"], tuple(input_shape))
+    wanted = nnlib.build_model(spec.to_stored()["model"], tuple(input_shape), seed=spec.seed)
+    difference = first_difference(stored, wanted)
+    if difference is not None:
+        raise unprocessable(loc, f"model {ref} does not match this spec: {difference}")
+    return metadata["id"]
+
+
+def first_difference(stored: nnlib.Model, wanted: nnlib.Model) -> str | None:
+    """The first spec layer whose type or parameter shapes differ, described; None if none."""
+    old, new = stored.spec["layers"], wanted.spec["layers"]
+    for index in range(max(len(old), len(new))):
+        if index >= len(old) or index >= len(new):
+            return f"the model has {len(old)} layers, the spec {len(new)} (layer {index})"
+        if old[index].get("type") != new[index].get("type"):
+            return (
+                f"layer {index} is {old[index].get('type')} in the model,"
+                f" {new[index].get('type')} in the spec"
+            )
+        shapes = [_layer_shapes(model, index) for model in (stored, wanted)]
+        if shapes[0] != shapes[1]:
+            return (
+                f"layer {index} ({new[index]['type']}) has shapes {shapes[0]} in the model,"
+                f" {shapes[1]} in the spec"
+            )
+    return None
+
+
+def _layer_shapes(model: nnlib.Model, index: int) -> dict[str, list[int]]:
+    state = {**model.parameters(), **model.buffers()}
+    prefix = f"{index}."
+    return {k[len(prefix) :]: list(v.shape) for k, v in state.items() if k.startswith(prefix)}

@@ -44,3 +44,16 @@ def save_checkpoint(redis: redis_lib.Redis, job_id: str, data: bytes) -> None:
 def load_checkpoint(redis: redis_lib.Redis, job_id: str) -> tuple[dict, dict, dict] | None:
     data = redis.get(checkpoint_key(job_id))
     return decode_checkpoint(data) if data is not None else None
+
+
+def load_checkpoint_meta(redis: redis_lib.Redis, job_id: str) -> dict | None:
+    """The checkpoint's ``meta`` (epoch, global_step, ...) without decoding its arrays, or None."""
+    data = redis.get(checkpoint_key(job_id))
+    if data is None:
+        return None
+    with np.load(io.BytesIO(data), allow_pickle=False) as npz:  # members load lazily
+        return json.loads(npz["meta"].tobytes().decode())
+
+
+def delete_checkpoint(redis: redis_lib.Redis, job_id: str) -> None:
+    redis.delete(checkpoint_key(job_id))

@@ -46,6 +46,7 @@ class Settings(BaseSettings):
         16_777_216, description="Pixels (width x height) of a prediction image, from its header"
     )
     max_active_jobs_per_tenant: int = Field(16, description="Queued+running jobs per tenant")
+    max_model_bytes: int = Field(256 * 1024 * 1024, description="Model import size limit")
     max_parameters: int = Field(20_000_000, description="Parameter budget of one model")
     model_cache_bytes: int = Field(256 * 1024 * 1024, description="API model LRU cache size")
     session_seconds: int = Field(12 * 3600, description="Dashboard login session lifetime")

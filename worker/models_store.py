@@ -1,13 +1,17 @@
-"""ModelStore: trained models in Redis, where the API loads them for prediction.
+"""ModelStore: stored models (trained or imported), where the API loads them for prediction.
 
 Keys: ``gradq:model:{id}`` (metadata JSON), ``gradq:model:{id}:weights`` (the ``nnlib.save`` .npz
-bytes, loaded with ``allow_pickle=False``), ``gradq:tenant:{t}:models`` (sorted set, newest first).
+bytes, loaded with ``allow_pickle=False``), ``gradq:tenant:{t}:models`` (sorted set by creation
+time, newest first). Every model is one version of a name (``worker.models.registry``).
+Weights are read and written only through ``save``/``weights``/``load_model``/``delete``, so moving
+them to another artifact store changes this file alone.
 """
 
 from __future__ import annotations
 
 import io
 import json
+import math
 import secrets
 import time
 
@@ -15,37 +19,70 @@ import redis as redis_lib
 
 import nnlib
 from worker.jobs import JobStore, utc_now
+from worker.models.registry import ModelRegistry
 
 
 def model_key(model_id: str) -> str:
     return f"gradq:model:{model_id}"
 
 
+def tenant_models_key(tenant: str) -> str:
+    return f"gradq:tenant:{tenant}:models"
+
+
+def score_cursor(cursor: str) -> float:
+    """A list cursor (the last row's sorted-set score) as a float; ValueError if it is not one."""
+    value = float(cursor)
+    if not math.isfinite(value):
+        raise ValueError(f"cursor {cursor!r} is not finite")
+    return value
+
+
+def signature(model: nnlib.Model, classes, preprocessing: dict | None) -> dict:
+    """What a caller must send and gets back: raw input shape/dtype, outputs, classes."""
+    return {
+        "inputs": {"shape": list(model.input_shape), "dtype": "float32"},
+        "outputs": {"shape": list(model.output_shape), "dtype": str(model.dtype)},
+        "classes": classes,
+        "preprocessing": preprocessing or {},
+    }
+
+
 class ModelStore:
-    """Save, describe, list, load and delete trained models."""
+    """Save, describe, list, load, update and delete models."""
 
     def __init__(self, redis: redis_lib.Redis):
         self.redis = redis
+        self.registry = ModelRegistry(redis)
 
     def save(
         self,
         model: nnlib.Model,
         *,
         tenant: str,
-        job_id: str,
+        job_id: str | None,
         name: str | None = None,
         preprocessing: dict | None = None,
         classes: list[str] | None = None,
         num_classes: int | None = None,
         metrics: dict | None = None,
+        dataset: dict | None = None,
+        source: str = "job",
+        description: str = "",
+        tags: dict | None = None,
     ) -> dict:
-        """Store ``model`` and its metadata; returns the metadata (with ``id``)."""
+        """Store ``model`` as the next version of ``name``; returns the metadata (with ``id``)."""
         model_id = "mdl_" + secrets.token_hex(8)
+        name = name or "model"
+        version = self.registry.next_version(tenant, name)
         metadata = {
             "id": model_id,
             "tenant": tenant,
             "job_id": job_id,
             "name": name,
+            "version": version,
+            "source": source,
+            "dataset": dataset,
             "architecture": model.spec,
             "input_shape": list(model.input_shape),
             "output_shape": list(model.output_shape),
@@ -53,7 +90,10 @@ class ModelStore:
             "classes": classes,
             "num_classes": num_classes,
             "preprocessing": preprocessing or {},
+            "signature": signature(model, classes, preprocessing),
             "metrics": metrics or {},
+            "tags": tags or {},
+            "description": description,
             "created_at": utc_now(),
         }
         buffer = io.BytesIO()
@@ -63,7 +103,8 @@ class ModelStore:
         pipe = self.redis.pipeline()
         pipe.set(model_key(model_id), json.dumps(metadata))
         pipe.set(model_key(model_id) + ":weights", weights)
-        pipe.zadd(f"gradq:tenant:{tenant}:models", {model_id: time.time()})
+        pipe.zadd(tenant_models_key(tenant), {model_id: time.time()})
+        self.registry.register(pipe, tenant, name, version, model_id)
         pipe.execute()
         return metadata
 
@@ -75,21 +116,55 @@ class ModelStore:
         """The ``.npz`` file (as written by ``nnlib.save``), or None."""
         return self.redis.get(model_key(model_id) + ":weights")
 
+    def update(self, model_id: str, changes: dict) -> dict | None:
+        """Replace ``tags`` / ``description`` (the only mutable fields); None if absent."""
+        key = model_key(model_id)
+        with self.redis.pipeline() as pipe:
+            while True:
+                try:
+                    pipe.watch(key)
+                    raw = pipe.get(key)
+                    if raw is None:
+                        return None
+                    metadata = json.loads(raw)
+                    mutable = ("tags", "description")
+                    metadata.update({k: changes[k] for k in mutable if k in changes})
+                    pipe.multi()
+                    pipe.set(key, json.dumps(metadata))
+                    pipe.execute()
+                    return metadata
+                except redis_lib.WatchError:
+                    continue
+
     def list(self, tenant: str, limit: int = 100) -> list[dict]:
-        """The tenant's models, newest first."""
-        ids = self.redis.zrevrange(f"gradq:tenant:{tenant}:models", 0, limit - 1)
-        raws = self.redis.mget([model_key(i.decode()) for i in ids]) if ids else []
-        return [json.loads(raw) for raw in raws if raw is not None]
+        """The tenant's newest ``limit`` models."""
+        return self.page(tenant, limit)[0]
+
+    def page(
+        self, tenant: str, limit: int = 100, cursor: str | None = None
+    ) -> tuple[list[dict], str | None]:
+        """Newest first; ``cursor`` is the previous page's next cursor (ValueError if not one)."""
+        upper = "+inf" if cursor is None else f"({score_cursor(cursor)!r}"
+        rows = self.redis.zrevrangebyscore(
+            tenant_models_key(tenant), upper, "-inf", start=0, num=limit + 1, withscores=True
+        )
+        more, rows = len(rows) > limit, rows[:limit]
+        raws = self.redis.mget([model_key(i.decode()) for i, _ in rows]) if rows else []
+        found = [json.loads(raw) for raw in raws if raw is not None]
+        return found, (repr(rows[-1][1]) if more and rows else None)
 
     def delete(self, model_id: str) -> bool:
-        """Remove the model (and its id from its job's record); False if it did not exist."""
+        """Remove the model (its version and aliases in the registry, its id from its job's
+        record); False if absent."""
         metadata = self.get(model_id)
         if metadata is None:
             return False
         pipe = self.redis.pipeline()
         pipe.delete(model_key(model_id), model_key(model_id) + ":weights")
-        pipe.zrem(f"gradq:tenant:{metadata['tenant']}:models", model_id)
+        pipe.zrem(tenant_models_key(metadata["tenant"]), model_id)
         pipe.execute()
+        if metadata.get("version") is not None:
+            self.registry.unregister(metadata["tenant"], metadata["name"], metadata["version"])
         if metadata.get("job_id"):
             JobStore(self.redis).forget_model(metadata["job_id"], model_id)
         return True

@@ -22,6 +22,7 @@ import redis as redis_lib
 
 from worker.collective.shm_transport import remove_job_segments
 from worker.config import Settings
+from worker.job_logs import job_log
 from worker.jobs import JobStore, utc_now
 
 ATTEMPT_TTL_SECONDS = 24 * 3600
@@ -180,6 +181,7 @@ def restart_job(store: JobStore, job_id: str, attempt: int, reason: str, enqueue
     if record["status"] == "cancelling":
         return store.transition(job_id, "cancelled", f"cancelled; {reason}", expect_attempt=attempt)
     if record["restarts"] >= max_restarts:
+        job_log(store.redis, job_id, f"{reason}; no restarts left ({max_restarts})", None, "error")
         return store.transition(
             job_id,
             "failed",
@@ -199,6 +201,8 @@ def restart_job(store: JobStore, job_id: str, attempt: int, reason: str, enqueue
         expect_attempt=attempt,
     )
     if updated is not None:
+        restarts = f"restart {changes['restarts']} of at most {max_restarts}"
+        job_log(store.redis, job_id, f"restarting from the last checkpoint ({restarts}): {reason}")
         enqueue(job_id)
     return updated
 
@@ -231,6 +235,7 @@ def sweep(store: JobStore, settings: Settings, enqueue) -> list[str]:
                     f"{settings.max_pending_seconds:g} s"
                 )
                 abort_attempt(store.redis, job_id, attempt, reason)
+                job_log(store.redis, job_id, reason, None, "error")
                 if store.transition(job_id, "failed", reason, expect_attempt=attempt):
                     acted.append(job_id)
     return acted

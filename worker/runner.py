@@ -15,6 +15,8 @@ every segment of it left on this host (by SIGKILLed shard processes) too.
 from __future__ import annotations
 
 import logging
+import os
+import socket
 
 import redis as redis_lib
 
@@ -23,6 +25,7 @@ from worker.collective.shm_transport import remove_job_segments
 from worker.collective.transport import attempt_transport
 from worker.config import Settings
 from worker.gang import join_gang
+from worker.job_logs import job_log
 from worker.jobs import TERMINAL, JobStore
 from worker.recovery import (
     AttemptAbortedError,
@@ -76,6 +79,8 @@ def _run(store, data, settings, job_id, shard, attempt, requeue, enqueue_start, 
     if record is None or record["status"] in TERMINAL or record["attempt"] != attempt:
         return "stale"
     num_shards = int(record["spec"].get("shards", 1))
+    where = f"{socket.gethostname()} pid {os.getpid()}"
+    job_log(store.redis, job_id, f"shard {shard}/{num_shards} attempt {attempt} on {where}", shard)
     if _redelivered(store.redis, job_id, attempt, shard):
         # Celery redelivered the task of a pool process that died mid-attempt. Restart now, before
         # any heartbeat: renewing the dead incarnation's lease would hide its death from the
@@ -90,6 +95,7 @@ def _run(store, data, settings, job_id, shard, attempt, requeue, enqueue_start, 
         except Exception as error:  # a bad data set or model spec: no point in retrying
             log.exception("job %s shard %d could not prepare", job_id, shard)
             return _fail(store, job_id, shard, attempt, error)
+        _log_prepared(store, job_id, shard, replica)
         outcome = join_gang(store, job_id, shard, attempt, num_shards, settings, requeue)
         if outcome == "redelivered":  # the gang started while this task prepared
             return _restart_for_dead_shard(store, job_id, shard, attempt, enqueue_start)
@@ -103,6 +109,7 @@ def _run(store, data, settings, job_id, shard, attempt, requeue, enqueue_start, 
             return "finished"
         except JobCancelledError:
             reason = "cancelled; the last checkpoint is kept"
+            job_log(store.redis, job_id, f"stopping: {reason}", shard)
             abort_attempt(store.redis, job_id, attempt, reason)
             store.transition(job_id, "cancelled", reason, expect_attempt=attempt)
             return "cancelled"
@@ -112,7 +119,7 @@ def _run(store, data, settings, job_id, shard, attempt, requeue, enqueue_start, 
             log.warning("job %s shard %d: %s; attempt abandoned", job_id, shard, error)
             return "control plane lost"  # nothing to write: Redis is where it would go
         except (PeerLostError, PeerTimeoutError, PeerLinkError) as error:
-            log.warning("job %s shard %d: %s", job_id, shard, error)
+            job_log(store.redis, job_id, f"attempt {attempt} lost: {error}", shard, "warning")
             restart_job(store, job_id, attempt, str(error), enqueue_start)
             return "restarted"
         except REDIS_OUTAGE:
@@ -133,15 +140,30 @@ def _restart_for_dead_shard(store: JobStore, job_id, shard, attempt, enqueue_sta
     """Restart the job naming this shard's dead incarnation (no wait for its lease to expire)."""
     seen = store.redis.hget(attempt_key(job_id, attempt, "seen"), str(shard))
     error = PeerLostError(shard, float(seen) if seen else None)
+    job_log(store.redis, job_id, f"redelivered after its process died: {error}", shard)
     restart_job(store, job_id, attempt, str(error), enqueue_start)
     return "restarted"
 
 
 def _fail(store: JobStore, job_id: str, shard: int, attempt: int, error: Exception) -> str:
     reason = f"training failed on shard {shard}: {type(error).__name__}: {error}"
+    job_log(store.redis, job_id, reason, shard, "error")
     abort_attempt(store.redis, job_id, attempt, reason)
     store.transition(job_id, "failed", reason, expect_attempt=attempt)
     return "failed"
+
+
+def _log_prepared(store: JobStore, job_id: str, shard: int, replica) -> None:
+    data = replica.data
+    sizes = [len(a) if a is not None else 0 for a in (data.x_train, data.x_val, data.x_test)]
+    job_log(
+        store.redis,
+        job_id,
+        f"data set {data.name or replica.spec['dataset']}: {sizes[0]} training, {sizes[1]}"
+        f" validation, {sizes[2]} test samples of shape {list(data.input_shape)}",
+        shard,
+    )
+    job_log(store.redis, job_id, f"weights from {replica.origin}", shard)
 
 
 def _remove_segments_if_finished(store: JobStore, job_id: str) -> None:

@@ -22,6 +22,7 @@ from nnlib.training import early_stopping_from_spec
 from worker.checkpoints import encode_checkpoint, load_checkpoint, save_checkpoint
 from worker.collective.local_sgd import LocalSGD
 from worker.config import Settings
+from worker.job_logs import job_log
 from worker.jobs import JobStore
 from worker.loss_curve import LossRecorder
 from worker.models_store import ModelStore
@@ -52,6 +53,7 @@ class Replica:
     schedule: object
     steps_total: int
     meta: dict
+    origin: str = ""  # where the starting weights came from (for the job's log)
 
 
 def prepare(store: JobStore, job_id: str, settings: Settings) -> Replica:
@@ -79,14 +81,31 @@ def prepare(store: JobStore, job_id: str, settings: Settings) -> Replica:
         "stopper": None,
         "rng": [],
     }
+    origin = f"the spec's seed {seed}"
     resumed = load_checkpoint(store.redis, job_id)
     if resumed is not None:
         model_state, optimizer_state, meta = resumed
         model.load_state_dict(model_state)
         optimizer.load_state_dict(optimizer_state)
         set_rng_states(model, meta["rng"])
+        origin = f"the checkpoint at step {meta['global_step']} (epoch {meta['epoch']})"
+    elif spec.get("init_from"):
+        origin = _init_from(store, model, spec["init_from"])
     loss = build_loss(spec.get("loss", "cross_entropy"))
-    return Replica(spec, data, model, loss, optimizer, schedule, steps_total, meta)
+    return Replica(spec, data, model, loss, optimizer, schedule, steps_total, meta, origin)
+
+
+def _init_from(store: JobStore, model: nnlib.Model, init_from: dict) -> str:
+    """Fine-tuning: start from a stored model's weights (the API checked the architecture and
+    pinned the reference to a model id at submit, so an alias move cannot change a job)."""
+    try:
+        stored, metadata = ModelStore(store.redis).load_model(init_from["model_id"])
+    except KeyError:
+        raise ValueError(
+            f"init_from.model: {init_from['model']} ({init_from['model_id']}) no longer exists"
+        ) from None
+    model.load_state_dict(stored.state_dict())
+    return f"model {metadata['id']} ({metadata['name']} version {metadata.get('version')})"
 
 
 def train(ctx: ShardContext, replica: Replica) -> dict:
@@ -227,7 +246,8 @@ def _finish(ctx: ShardContext, model, loss, data, stopped_early: bool):
         model,
         tenant=record["tenant"],
         job_id=ctx.job_id,
-        name=record.get("name"),
+        name=record["spec"].get("model_name") or record.get("name"),
+        dataset=record["spec"].get("dataset"),
         preprocessing=data.preprocessing,
         classes=data.classes,
         num_classes=data.num_classes,
@@ -241,6 +261,12 @@ def _finish(ctx: ShardContext, model, loss, data, stopped_early: bool):
     if final is None:  # cancelled or restarted at the last moment: the model is not the job's
         ModelStore(ctx.store.redis).delete(saved["id"])
         raise AttemptAbortedError("the job finished elsewhere before it could succeed")
+    job_log(
+        ctx.store.redis,
+        ctx.job_id,
+        f"training finished; model {saved['id']} is {saved['name']} version {saved['version']}",
+        ctx.shard,
+    )
     return final
 
 

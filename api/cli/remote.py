@@ -68,33 +68,6 @@ def status(job_id: str, as_json: JsonFlag = False):
         console.print_json(json.dumps(record))
 
 
-def jobs(
-    status_filter: Annotated[str | None, typer.Option("--status")] = None,
-    limit: int = 20,
-    as_json: JsonFlag = False,
-):
-    """List your jobs, newest first."""
-    with client() as api:
-        try:
-            page = api.jobs(status=status_filter, limit=limit)
-        except ApiError as error:
-            fail(error)
-    if as_json:
-        print_json(page)
-        return
-    status = Column("status", no_wrap=True, min_width=10)
-    table = Table(ID, Column("name", max_width=16), status, "progress", ID_OF("model"))
-    for job in page["jobs"]:
-        table.add_row(
-            job["id"],
-            job.get("name") or "",
-            job["status"],
-            f"{job.get('progress', 0):.0%}",
-            job.get("model_id") or "",
-        )
-    console.print(table)
-
-
 def watch(job_id: str):
     """Follow a job's progress live until it ends (exit 1 unless it succeeds)."""
     with client() as api:
@@ -127,40 +100,6 @@ def metrics(
         sys.stdout.write(body.decode())
     else:
         sys.stdout.write(json.dumps(body) + "\n")
-
-
-def models(as_json: JsonFlag = False):
-    """List your models."""
-    with client() as api:
-        try:
-            listing = api.models()
-        except ApiError as error:
-            fail(error)
-    if as_json:
-        print_json(listing)
-        return
-    table = Table(ID, "name", ID_OF("job"), "input shape", "test accuracy", "size")
-    for model in listing["models"]:
-        accuracy = (model.get("metrics") or {}).get("test_accuracy")
-        table.add_row(
-            model["id"],
-            model.get("name") or "",
-            model.get("job_id") or "",
-            str(model["input_shape"]),
-            "" if accuracy is None else f"{accuracy:.4f}",
-            str(model.get("size_bytes") or ""),
-        )
-    console.print(table)
-
-
-def delete_model(model_id: str):
-    """Delete a model (its job's model_id is cleared)."""
-    with client() as api:
-        try:
-            api.delete_model(model_id)
-        except ApiError as error:
-            fail(error)
-    console.print(f"deleted {model_id}")
 
 
 def predict(
@@ -297,7 +236,6 @@ def follow(api: GradqClient, job_id: str) -> dict:
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the ``gradq`` app."""
-    commands = (submit, status, jobs, watch, cancel, metrics, models, delete_model, predict, serve)
-    for command in commands:
+    for command in (submit, status, watch, cancel, metrics, predict, serve):
         app.command()(command)
     app.add_typer(datasets_app, name="datasets")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, File, Form, HTTPException, Response, UploadFile, status
+from fastapi import APIRouter, File, Form, HTTPException, Query, Response, UploadFile, status
 
 from api.deps import DatasetStoreDep, JobStoreDep, SettingsDep, TenantDep
 from api.ids import DatasetId
@@ -74,11 +74,22 @@ def upload(
 @router.get(
     "",
     response_model=DatasetList,
-    responses=errors(*COMMON_ERRORS),
+    responses=errors(*COMMON_ERRORS, 422),
     summary="List uploaded data sets",
 )
-def list_datasets(tenant: TenantDep, datasets: DatasetStoreDep):
-    return {"datasets": [dataset_view(d) for d in datasets.list(tenant)]}
+def list_datasets(
+    tenant: TenantDep,
+    datasets: DatasetStoreDep,
+    limit: Annotated[int, Query(ge=1, le=200)] = 100,
+    cursor: Annotated[str | None, Query(max_length=40)] = None,
+):
+    """Newest first, ``limit`` per page (``next_cursor`` for the next)."""
+    try:
+        found, next_cursor = datasets.page(tenant, limit, cursor)
+    except ValueError:
+        detail = f"cursor: {cursor!r} is not a cursor from this list"
+        raise HTTPException(422, detail=detail) from None
+    return {"datasets": [dataset_view(d) for d in found], "next_cursor": next_cursor}
 
 
 @router.get(

@@ -7,14 +7,22 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Header, HTTPException, Query, Request, status
 from fastapi.responses import PlainTextResponse, StreamingResponse
 
-from api.deps import DatasetStoreDep, JobStoreDep, RedisDep, SettingsDep, SubmitDep, TenantDep
+from api.deps import (
+    DatasetStoreDep,
+    JobStoreDep,
+    ModelStoreDep,
+    RedisDep,
+    SettingsDep,
+    SubmitDep,
+    TenantDep,
+)
 from api.ids import JobId
 from api.job_metrics import job_metrics, metrics_csv_rows, to_csv
 from api.json_body import StrictJSONRoute
 from api.schemas.common import COMMON_ERRORS, errors
 from api.schemas.jobs import ACTIVE_STATUSES, JobList, JobMetrics, JobOut, JobStatus
 from api.schemas.spec import JobSpec
-from api.spec_check import check_model, check_shards, dataset_facts
+from api.spec_check import check_init_from, check_model, check_shards, dataset_facts
 from api.sse import job_event_stream
 from worker.admission import ActiveJobLimitError
 from worker.jobs import JobFinishedError, JobNotFoundError
@@ -75,15 +83,20 @@ def submit(
     tenant: TenantDep,
     settings: SettingsDep,
     datasets: DatasetStoreDep,
+    models: ModelStoreDep,
     submit_job: SubmitDep,
     redis_client: RedisDep,
 ):
     """Validate the spec (bounds, data set, shapes, parameter budget, worker slots), then queue
     it; the active-job limit is checked and the job created in one atomic Redis step."""
-    check_model(spec, dataset_facts(spec, tenant, datasets), settings.max_parameters)
+    facts = dataset_facts(spec, tenant, datasets)
+    check_model(spec, facts, settings.max_parameters)
     check_shards(spec, redis_client, settings)
+    stored = spec.to_stored()
+    if spec.init_from is not None:  # pinned to an id: later alias moves do not change the job
+        stored["init_from"]["model_id"] = check_init_from(spec, facts.input_shape, tenant, models)
     try:
-        record = submit_job(spec.to_stored(), tenant, settings.max_active_jobs_per_tenant)
+        record = submit_job(stored, tenant, settings.max_active_jobs_per_tenant)
     except ActiveJobLimitError as error:
         raise HTTPException(
             status.HTTP_429_TOO_MANY_REQUESTS,

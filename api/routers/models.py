@@ -1,175 +1,181 @@
-"""``/v1/models``: trained models, their weights, deletion, and predictions (the fast path)."""
+"""``/v1/models``: list, import, describe, tag, download and delete models (by id or reference).
+
+Prediction lives in ``api.routers.predict`` and export in ``api.routers.export``; every route that
+takes a model accepts ``mdl_…``, ``name@alias`` or ``/{name}/versions/{n}`` (``api.model_access``).
+"""
 
 from __future__ import annotations
 
-import time
+from pathlib import PurePath
+from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Request, Response, status
-from fastapi.concurrency import run_in_threadpool
+from fastapi import APIRouter, File, Form, HTTPException, Query, Response, UploadFile, status
 
-from api import predict as p
 from api.deps import ModelCacheDep, ModelStoreDep, RedisDep, SettingsDep, TenantDep
-from api.ids import ModelId
-from api.input_error import InputError
 from api.invalidation import publish_deleted
 from api.json_body import StrictJSONRoute
-from api.json_response import dumps
-from api.model_cache import CachedModel, model_nbytes
-from api.predict_inputs import read_batch
+from api.model_access import ModelRefDep, add_ref_routes, owned_model
 from api.schemas.common import COMMON_ERRORS, errors
-from api.schemas.models import ModelList, ModelOut, PredictRequest, PredictResponse
+from api.schemas.models import ModelList, ModelOut, ModelPatch
+from api.schemas.spec import ModelSpec
+from worker.models.file_check import ModelFileError, validate_model_file
+from worker.models.refs import NAME
+from worker.models_store import ModelStore
 
 router = APIRouter(prefix="/v1/models", tags=["models"], route_class=StrictJSONRoute)
 
 
-def model_view(metadata: dict) -> dict:
-    """Stored metadata as the API shows it (``ModelOut`` drops the tenant)."""
-    return {k: v for k, v in metadata.items() if v is not None or k != "metrics"}
+def model_view(metadata: dict, store: ModelStore | None = None) -> dict:
+    """Stored metadata as the API shows it (``ModelOut`` drops the tenant); with ``store``, the
+    aliases that point at this version now."""
+    view = {k: v for k, v in metadata.items() if v is not None or k != "metrics"}
+    if store is not None and metadata.get("version") is not None:
+        aliases = store.registry.aliases(metadata["tenant"], metadata["name"])
+        view["aliases"] = [a for a, v in aliases.items() if v == metadata["version"]]
+    return view
 
 
-def owned_model(store, model_id: str, tenant: str) -> dict:
-    metadata = store.get(model_id)
-    if metadata is None or metadata.get("tenant") != tenant:
-        raise HTTPException(
-            status.HTTP_404_NOT_FOUND, detail=f"model_id: model {model_id} not found"
-        )
-    return metadata
+@router.get("", response_model=ModelList, responses=errors(*COMMON_ERRORS, 422), summary="List")
+def list_models(
+    tenant: TenantDep,
+    models: ModelStoreDep,
+    limit: Annotated[int, Query(ge=1, le=200)] = 100,
+    cursor: Annotated[str | None, Query(max_length=40)] = None,
+):
+    """Your models, newest first, ``limit`` per page (``next_cursor`` for the next)."""
+    try:
+        found, next_cursor = models.page(tenant, limit, cursor)
+    except ValueError:
+        detail = f"cursor: {cursor!r} is not a cursor from this list"
+        raise HTTPException(422, detail=detail) from None
+    return {"models": [model_view(m) for m in found], "next_cursor": next_cursor}
 
 
-@router.get("", response_model=ModelList, responses=errors(*COMMON_ERRORS), summary="List models")
-def list_models(tenant: TenantDep, models: ModelStoreDep):
-    return {"models": [model_view(m) for m in models.list(tenant)]}
-
-
-@router.get(
-    "/{model_id}",
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
     response_model=ModelOut,
-    responses=errors(*COMMON_ERRORS, 404),
-    summary="A model's description",
+    responses=errors(*COMMON_ERRORS, 422),
+    summary="Import a model file written by nnlib.save",
 )
-def get_model(tenant: TenantDep, model_id: ModelId, models: ModelStoreDep):
-    return model_view(owned_model(models, model_id, tenant))
+def import_model(
+    tenant: TenantDep,
+    settings: SettingsDep,
+    models: ModelStoreDep,
+    file: Annotated[UploadFile, File(description="The .npz of nnlib.save / gradq train --save")],
+    name: Annotated[str | None, Form(max_length=100)] = None,
+    description: Annotated[str | None, Form(max_length=2000)] = None,
+):
+    """Validated as untrusted (no pickle, sizes, architecture, shapes), stored as the next
+    version of ``name`` (default: the file's stem)."""
+    content = file.file.read(settings.max_model_bytes + 1)
+    if len(content) > settings.max_model_bytes:
+        raise HTTPException(
+            status.HTTP_413_CONTENT_TOO_LARGE,
+            detail=f"file: larger than the model size limit of {settings.max_model_bytes} bytes",
+        )
+    name = name or PurePath(file.filename or "model").stem
+    if not NAME.match(name):
+        raise HTTPException(
+            422, detail=f"name: {name!r} must be 1-100 letters, digits, spaces, '.', ':', '_', '-'"
+        )
+    try:
+        model, metadata = validate_model_file(
+            content, settings.max_model_bytes, settings.max_parameters
+        )
+        ModelSpec.model_validate(model.spec)  # the bounds a trained model's layers obey
+    except ModelFileError as error:
+        raise HTTPException(422, detail=str(error)) from None
+    except ValueError as error:  # pydantic's ValidationError
+        raise HTTPException(422, detail=f"architecture: {error}") from None
+    saved = models.save(
+        model,
+        tenant=tenant,
+        job_id=None,
+        name=name,
+        source="upload",
+        description=description or "",
+        **metadata,
+    )
+    return model_view(saved, models)
 
 
-@router.get(
-    "/{model_id}/weights",
-    response_class=Response,
-    responses={
-        200: {
-            "description": "The model as .npz (nnlib.load reads it)",
-            "content": {"application/octet-stream": {}},
-        },
-        **errors(*COMMON_ERRORS, 404),
-    },
-    summary="Download a model's weights",
-)
-def weights(tenant: TenantDep, model_id: ModelId, models: ModelStoreDep):
-    owned_model(models, model_id, tenant)
-    content = models.weights(model_id)
+def get_model(tenant: TenantDep, ref: ModelRefDep, models: ModelStoreDep):
+    return model_view(owned_model(models, ref, tenant), models)
+
+
+def patch_model(tenant: TenantDep, ref: ModelRefDep, changes: ModelPatch, models: ModelStoreDep):
+    """Replace the tags and/or the description."""
+    metadata = owned_model(models, ref, tenant)
+    updated = models.update(metadata["id"], changes.model_dump(exclude_none=True))
+    if updated is None:
+        raise HTTPException(404, detail=f"model_id: model {ref} not found")
+    return model_view(updated, models)
+
+
+def weights(tenant: TenantDep, ref: ModelRefDep, models: ModelStoreDep):
+    metadata = owned_model(models, ref, tenant)
+    content = models.weights(metadata["id"])
     if content is None:
-        raise HTTPException(404, detail=f"model_id: model {model_id} not found")
+        raise HTTPException(404, detail=f"model_id: model {ref} not found")
     return Response(
         content,
         media_type="application/octet-stream",
-        headers={"Content-Disposition": f'attachment; filename="{model_id}.npz"'},
+        headers={"Content-Disposition": f'attachment; filename="{metadata["id"]}.npz"'},
     )
 
 
-@router.delete(
-    "/{model_id}",
-    status_code=status.HTTP_204_NO_CONTENT,
-    responses=errors(*COMMON_ERRORS, 404),
-    summary="Delete a model",
-)
 def delete_model(
     tenant: TenantDep,
-    model_id: ModelId,
+    ref: ModelRefDep,
     models: ModelStoreDep,
     cache: ModelCacheDep,
     redis_client: RedisDep,
 ):
-    owned_model(models, model_id, tenant)
+    """The version goes, with its aliases; every API process drops it from its cache."""
+    model_id = owned_model(models, ref, tenant)["id"]
     models.delete(model_id)
     cache.evict(model_id)
     publish_deleted(redis_client, model_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-PREDICT_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "application/json": {"schema": PredictRequest.model_json_schema()},
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "properties": {
-                        "file": {
-                            "type": "string",
-                            "format": "binary",
-                            "description": "PNG or JPEG image",
-                        }
-                    },
-                    "required": ["file"],
-                }
-            },
-        },
-    }
-}
-
-
-@router.post(
-    "/{model_id}/predict",
-    response_model=PredictResponse,
-    response_model_exclude_none=True,
-    responses=errors(*COMMON_ERRORS, 404, 422),
-    openapi_extra=PREDICT_BODY,
-    description="413 also answers an image of more than `GRADQ_MAX_IMAGE_PIXELS` pixels.",
-    summary="Predict with a model (JSON inputs or an image upload)",
+NPZ = {"description": "The model as .npz (nnlib.load reads it)"}
+add_ref_routes(
+    router,
+    "/weights",
+    weights,
+    methods=["GET"],
+    response_class=Response,
+    responses={200: {**NPZ, "content": {"application/octet-stream": {}}}}
+    | errors(*COMMON_ERRORS, 404, 422),
+    summary="Download a model's weights",
 )
-async def predict(
-    request: Request,
-    tenant: TenantDep,
-    model_id: ModelId,
-    settings: SettingsDep,
-    cache: ModelCacheDep,
-    models: ModelStoreDep,
-):
-    """Inputs in the model's input shape (or flattened), one sample or a batch; or a PNG/JPEG."""
-    entry = cache.get(model_id)
-    if entry is None:
-        entry = await run_in_threadpool(_load, models, model_id, cache)
-    if entry is None or entry.tenant != tenant:
-        raise HTTPException(
-            status.HTTP_404_NOT_FOUND, detail=f"model_id: model {model_id} not found"
-        )
-    try:
-        batch = await read_batch(request, entry, settings)
-        start = time.perf_counter()
-        if batch.size <= p.INLINE_VALUES:
-            body = p.predict_batch(entry, batch)
-        else:
-            body = await run_in_threadpool(p.predict_batch, entry, batch)
-    except InputError as error:
-        raise HTTPException(error.status_code, detail=str(error)) from None
-    request.app.state.metrics.prediction.observe(time.perf_counter() - start)
-    return Response(dumps(body), media_type="application/json")
-
-
-def _load(models, model_id: str, cache) -> CachedModel | None:
-    """Load a stored model into the cache (a blocking Redis read: run it in a thread)."""
-    try:
-        model, metadata = models.load_model(model_id)
-    except KeyError:  # no such model (or deleted while loading)
-        return None
-    entry = CachedModel(
-        model_id=model_id,
-        tenant=metadata.get("tenant"),
-        model=model,
-        metadata=metadata,
-        input_shape=tuple(model.input_shape),
-        nbytes=model_nbytes(model),
-        extra={"softmax": p.ends_in_softmax(model.spec)},
-    )
-    cache.put(entry)
-    return entry
+add_ref_routes(
+    router,
+    "",
+    get_model,
+    methods=["GET"],
+    response_model=ModelOut,
+    responses=errors(*COMMON_ERRORS, 404, 422),
+    summary="A model's description",
+)
+add_ref_routes(
+    router,
+    "",
+    patch_model,
+    methods=["PATCH"],
+    response_model=ModelOut,
+    responses=errors(*COMMON_ERRORS, 404, 422),
+    summary="Set a model's tags and description",
+)
+add_ref_routes(
+    router,
+    "",
+    delete_model,
+    methods=["DELETE"],
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    responses=errors(*COMMON_ERRORS, 404, 422),
+    summary="Delete a model",
+)

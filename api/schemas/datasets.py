@@ -50,3 +50,4 @@ class DatasetOut(BaseModel):
 
 class DatasetList(BaseModel):
     datasets: list[DatasetOut]
+    next_cursor: str | None = Field(None, description="Pass as ?cursor= for the next page")

@@ -62,6 +62,7 @@ class JobOut(BaseModel):
     metrics: dict[str, Any] = Field(default_factory=dict)
     history: list[EpochSummary] = Field(default_factory=list)
     restarts: int = 0
+    resumes: int = Field(0, description="Times the job was resumed after a cancel or failure")
     model_id: str | None = None
     spec: dict[str, Any] | None = Field(None, description="The submitted job spec")
     dataset: dict[str, Any] | None = None

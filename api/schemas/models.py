@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from api.schemas.base import RequestModel
 
 
 class ModelOut(BaseModel):
@@ -33,7 +35,11 @@ class ModelOut(BaseModel):
 
     id: str = Field(examples=["mdl_41d2"])
     name: str | None = None
+    version: int | None = Field(None, description="Counts up per tenant and name, from 1")
+    aliases: list[str] | None = Field(None, description="Aliases pointing at this version")
+    source: str | None = Field(None, description="'job' (trained here) or 'upload' (imported)")
     job_id: str | None = None
+    dataset: dict[str, Any] | None = Field(None, description="The training job's data set")
     architecture: dict[str, Any] | None = Field(None, description="The model spec")
     input_shape: list[int]
     output_shape: list[int] | None = None
@@ -41,12 +47,50 @@ class ModelOut(BaseModel):
     num_parameters: int | None = None
     metrics: dict[str, Any] = Field(default_factory=dict)
     preprocessing: dict[str, Any] | None = None
+    signature: dict[str, Any] | None = Field(
+        None, description="Raw input shape and dtype, outputs, classes, preprocessing"
+    )
+    tags: dict[str, str] = Field(default_factory=dict)
+    description: str | None = None
     size_bytes: int | None = Field(None, description="Size of the stored .npz")
     created_at: float | str | None = None
 
 
 class ModelList(BaseModel):
     models: list[ModelOut]
+    next_cursor: str | None = Field(None, description="Pass as ?cursor= for the next page")
+
+
+TagKey = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[\w.:/-]+$")]
+TagValue = Annotated[str, StringConstraints(max_length=256)]
+
+
+class ModelPatch(RequestModel):
+    """Replace a model's tags and/or description (fields left out stay as they are)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"tags": {"team": "vision"}, "description": "v1"}]},
+    )
+
+    tags: dict[TagKey, TagValue] | None = Field(None, max_length=50)
+    description: str | None = Field(None, max_length=2000)
+
+
+class AliasIn(RequestModel):
+    """``PUT /v1/registry/{name}/aliases/{alias}``: the version the alias points at."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"version": 3}]})
+
+    version: int = Field(ge=1, le=10**9)
+
+
+class RegisteredName(BaseModel):
+    """A model name: its versions (newest first) and aliases."""
+
+    name: str
+    aliases: dict[str, int] = Field(description="alias -> version")
+    versions: list[ModelOut]
+    next_cursor: str | None = Field(None, description="Pass as ?cursor= for older versions")
 
 
 class PredictRequest(BaseModel):

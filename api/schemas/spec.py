@@ -14,6 +14,7 @@ from api.ids import DATASET_ID_PATTERN
 from api.schemas.base import RequestModel
 from api.schemas.layers import LayerSpec
 from worker.datasets.builtin import BUILTIN_KEYS
+from worker.models.refs import parse_model_ref
 
 MAX_LAYERS = 64
 BUILTIN_OPTIONS = BUILTIN_KEYS  # one list of each built-in set's options (worker.datasets)
@@ -138,6 +139,22 @@ class LossSpec(_Strict):
         return self
 
 
+class InitFrom(_Strict):
+    """Start from a stored model's weights (fine-tuning); the architecture must match."""
+
+    model: str = Field(
+        max_length=200,
+        description="mdl_…, NAME@ALIAS or NAME/versions/N",
+        examples=["digits-mlp@production"],
+    )
+
+    @field_validator("model")
+    @classmethod
+    def _a_model_ref(cls, value: str) -> str:
+        parse_model_ref(value)  # ModelRefError is a ValueError: a 422 naming init_from.model
+        return value
+
+
 JOB_SPEC_EXAMPLE = {
     "name": "digits-mlp",
     "dataset": {"name": "digits", "validation_split": 0.1},
@@ -163,6 +180,14 @@ class JobSpec(_Strict):
     model_config = ConfigDict(json_schema_extra={"examples": [JOB_SPEC_EXAMPLE]})
 
     name: str = Field("job", min_length=1, max_length=100, pattern=r"^[\w .:-]+$")
+    model_name: str | None = Field(
+        None,
+        min_length=1,
+        max_length=100,
+        pattern=r"^[\w .:-]+$",
+        description="Registry name of the trained model (default: the job's name)",
+    )
+    init_from: InitFrom | None = None
     dataset: DatasetSpec
     model: ModelSpec
     loss: LossName | LossSpec = "cross_entropy"

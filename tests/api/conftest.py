@@ -6,7 +6,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from api.deps import get_submitter
+from api.deps import get_starter, get_submitter
 from worker.config import Settings
 
 KEY_A, KEY_B = "key-alice-0123456789", "key-bob-0123456789"
@@ -36,6 +36,8 @@ def app(settings):
     application.dependency_overrides[get_submitter] = lambda: (
         JobStore(application.state.redis).create
     )
+    application.state.started = []  # job ids a resume would have sent to start_job
+    application.dependency_overrides[get_starter] = lambda: application.state.started.append
     return application
 
 

@@ -118,16 +118,20 @@ def test_body_over_the_limit_is_413_when_streamed_without_length(alice):
     assert response.status_code == 413
 
 
-def test_every_v1_operation_needs_a_key(app, anonymous):
-    """Walk the OpenAPI document: each /v1 operation answers 401 without a key."""
+def test_every_v1_and_v2_model_operation_needs_a_key(app, anonymous):
+    """Walk the OpenAPI document: each /v1 and /v2/models operation answers 401 without a key."""
     paths = app.openapi()["paths"]
     operations = [
-        (method, path) for path, item in paths.items() if path.startswith("/v1/") for method in item
+        (method, path)
+        for path, item in paths.items()
+        if path.startswith(("/v1/", "/v2/models"))
+        for method in item
     ]
-    assert len(operations) == 15  # GET /v1/jobs/{id}/metrics is the 15th
+    assert len(operations) == 29 + 6 + 1  # /v1 (GET /v1/jobs/{id}/metrics too) and /v2/models
     for method, path in operations:
         # well-formed ids: the key check, not the id-format check, must answer
         url = path.replace("{job_id}", "job_" + "0" * 16).replace("{model_id}", "mdl_" + "0" * 16)
-        url = url.replace("{dataset_id}", "ds_" + "0" * 16)
+        url = url.replace("{dataset_id}", "ds_" + "0" * 16).replace("{name}", "n")
+        url = url.replace("{version}", "1").replace("{alias}", "a")
         response = anonymous.request(method.upper(), url)
         assert response.status_code == 401, (method, path, response.status_code)

@@ -94,3 +94,17 @@ def test_another_tenants_set_is_404_and_unusable(alice, bob):
     response = bob.post("/v1/jobs", json=spec)
     assert response.status_code == 422 and response.json()["detail"][0]["loc"][-1] == "id"
     assert alice.get(f"/v1/datasets/{dataset_id}").status_code == 200
+
+
+def test_the_list_pages_with_a_cursor(alice):
+    ids = []
+    for i in range(3):
+        content = to_npz(x_train=np.full((20, 2), i, np.float32), y_train=np.arange(20) % 2)
+        files = {"file": (f"set{i}.npz", content, "application/octet-stream")}
+        ids.append(alice.post("/v1/datasets", files=files).json()["id"])
+    first = alice.get("/v1/datasets?limit=2").json()
+    second = alice.get(f"/v1/datasets?limit=2&cursor={first['next_cursor']}").json()
+    assert [d["id"] for d in first["datasets"] + second["datasets"]] == ids[::-1]
+    assert second["next_cursor"] is None
+    for bad in ("abc", "nan", "inf"):
+        assert alice.get(f"/v1/datasets?cursor={bad}").status_code == 422

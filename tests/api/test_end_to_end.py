@@ -75,7 +75,7 @@ def test_upload_train_on_two_shards_predict_and_delete(live_api, start_worker, t
         assert np.mean(np.array(answer["predictions"]) == y_check) >= 0.8
         assert api.model(model_id)["job_id"] == job["id"]
         with pytest.raises(ApiError) as missing:
-            api.delete_model("mdl_missing")
+            api.delete_model("mdl_0000000000000000")
         assert missing.value.status == 404
         api.delete_model(model_id)
         api.delete_dataset(dataset["id"])

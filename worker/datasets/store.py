@@ -13,6 +13,7 @@ metadata. An API killed mid-upload leaves only keys that expire (it left 52 MB f
 from __future__ import annotations
 
 import json
+import math
 import secrets
 import time
 from typing import Protocol
@@ -97,6 +98,14 @@ class RedisChunkedBlobs:
 
     def delete(self, key: str) -> None:
         self.redis.delete(PREFIX + key, self._partial(key))
+
+
+def score_cursor(cursor: str) -> float:
+    """A list cursor (the last row's sorted-set score) as a float; ValueError if it is not one."""
+    value = float(cursor)
+    if not math.isfinite(value):
+        raise ValueError(f"cursor {cursor!r} is not finite")
+    return value
 
 
 class DatasetStore:
@@ -194,11 +203,23 @@ class DatasetStore:
 
     def list(self, tenant: str) -> list[dict]:
         """Info of the tenant's sets, newest first."""
-        ids = self.redis.zrevrange(TENANT_INDEX + tenant, 0, -1)
+        return self.page(tenant, limit=10**9)[0]
+
+    def page(
+        self, tenant: str, limit: int = 100, cursor: str | None = None
+    ) -> tuple[list[dict], str | None]:
+        """Newest first, ``limit`` at a time; ``cursor`` is the previous page's next cursor
+        (the creation score of its last set; ValueError if it is not a number)."""
+        upper = "+inf" if cursor is None else f"({score_cursor(cursor)!r}"
+        rows = self.redis.zrevrangebyscore(
+            TENANT_INDEX + tenant, upper, "-inf", start=0, num=limit + 1, withscores=True
+        )
+        more, rows = len(rows) > limit, rows[:limit]
         pipe = self.redis.pipeline(transaction=False)
-        for dataset_id in ids:
+        for dataset_id, _ in rows:
             pipe.hgetall(PREFIX + _text(dataset_id))
-        return [_decode(fields) for fields in pipe.execute() if fields]
+        found = [_decode(fields) for fields in pipe.execute() if fields]
+        return found, (repr(rows[-1][1]) if more else None)
 
     def delete(self, dataset_id: str) -> bool:
         """Remove a set (metadata first, so it disappears at once); False if it did not exist."""

@@ -1,0 +1,118 @@
+"""``gradq jobs [delete|resume]`` and ``gradq logs JOB [-f]``."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+from rich.table import Column, Table
+
+from api.cli.output import print_json
+from api.cli.remote import ID, ID_OF, JsonFlag, client, console, fail
+from api.client import ApiError
+
+jobs_app = typer.Typer(
+    rich_markup_mode=None,
+    help="Your jobs: list (default), delete, resume.",
+    invoke_without_command=True,
+)
+LEVEL_COLOURS = {"warning": "yellow", "error": "red"}
+
+
+@jobs_app.callback()
+def jobs(
+    ctx: typer.Context,
+    status_filter: Annotated[str | None, typer.Option("--status")] = None,
+    limit: int = 20,
+    as_json: JsonFlag = False,
+):
+    """List your jobs, newest first."""
+    if ctx.invoked_subcommand is not None:
+        return
+    with client() as api:
+        try:
+            page = api.jobs(status=status_filter, limit=limit)
+        except ApiError as error:
+            fail(error)
+    if as_json:
+        print_json(page)
+        return
+    status = Column("status", no_wrap=True, min_width=10)
+    table = Table(ID, Column("name", max_width=16), status, "progress", ID_OF("model"))
+    for job in page["jobs"]:
+        table.add_row(
+            job["id"],
+            job.get("name") or "",
+            job["status"],
+            f"{job.get('progress', 0):.0%}",
+            job.get("model_id") or "",
+        )
+    console.print(table)
+
+
+@jobs_app.command("delete")
+def delete(
+    job_id: str,
+    delete_model: Annotated[bool, typer.Option("--delete-model", help="Its model too")] = False,
+):
+    """Delete a finished job (checkpoint, events, logs; the model stays unless asked)."""
+    with client() as api:
+        try:
+            api.delete_job(job_id, delete_model)
+        except ApiError as error:
+            fail(error)
+    console.print(f"deleted {job_id}")
+
+
+@jobs_app.command("resume")
+def resume(
+    job_id: str,
+    epochs: Annotated[
+        int | None, typer.Option(help="New total epochs (at least the job's)")
+    ] = None,
+):
+    """Resume a cancelled or failed job from its last checkpoint."""
+    with client() as api:
+        try:
+            job = api.resume(job_id, epochs)
+        except ApiError as error:
+            fail(error)
+    console.print(f"{job['id']}: {job['status']} ({job.get('status_reason') or ''})")
+
+
+def logs(
+    job_id: str,
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new lines")] = False,
+):
+    """A job's log lines: time, shard, level, message."""
+    with client() as api:
+        try:
+            lines = api.follow_logs(job_id) if follow else _all_lines(api, job_id)
+            for line in lines:
+                shard = "job" if line.get("shard") is None else f"shard {line['shard']}"
+                colour = LEVEL_COLOURS.get(line["level"], "default")
+                console.print(
+                    f"{line['time']} {shard:>8} [{colour}]{line['level']:<7}[/{colour}] "
+                    + escape(line["message"]),
+                    highlight=False,
+                )
+        except ApiError as error:
+            fail(error)
+        except KeyboardInterrupt:
+            raise typer.Exit(130) from None
+
+
+def _all_lines(api, job_id: str):
+    cursor = None
+    while True:
+        page = api.logs(job_id, cursor)
+        yield from page["lines"]
+        cursor = page.get("next_cursor")
+        if cursor is None:
+            return
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(jobs_app, name="jobs")
+    app.command()(logs)

@@ -1,0 +1,163 @@
+"""``gradq models [versions|alias|tag|export|upload|delete]``: the model registry from the shell.
+
+MODEL is anything the API accepts: ``mdl_…``, ``NAME@ALIAS`` or ``NAME/versions/N``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Column, Table
+
+from api.cli.output import print_json
+from api.cli.remote import ID, JsonFlag, client, console, fail
+from api.client import ApiError
+
+models_app = typer.Typer(
+    rich_markup_mode=None,
+    help="Your models: list (default), versions, alias, tag, export, upload, delete.",
+    invoke_without_command=True,
+)
+
+
+@models_app.callback()
+def models(ctx: typer.Context, limit: int = 100, as_json: JsonFlag = False):
+    """List your models, newest first."""
+    if ctx.invoked_subcommand is not None:
+        return
+    with client() as api:
+        try:
+            listing = api.models(limit=limit)
+        except ApiError as error:
+            fail(error)
+    if as_json:
+        print_json(listing)
+        return
+    name = Column("name", no_wrap=True, min_width=12)
+    table = Table(ID, name, "version", "input shape", "test accuracy")
+    for model in listing["models"]:
+        accuracy = (model.get("metrics") or {}).get("test_accuracy")
+        table.add_row(
+            model["id"],
+            model.get("name") or "",
+            str(model.get("version") or ""),
+            str(model["input_shape"]),
+            "" if accuracy is None else f"{accuracy:.4f}",
+        )
+    console.print(table)
+
+
+@models_app.command("versions")
+def versions(name: str):
+    """A name's versions (newest first) and aliases."""
+    with client() as api:
+        try:
+            entry = api.registry(name)
+        except ApiError as error:
+            fail(error)
+    table = Table("version", ID, "aliases", "created", "tags")
+    for model in entry["versions"]:
+        table.add_row(
+            str(model["version"]),
+            model["id"],
+            ", ".join(model.get("aliases") or []),
+            str(model.get("created_at") or ""),
+            json.dumps(model.get("tags") or {}),
+        )
+    console.print(table)
+
+
+@models_app.command("alias")
+def alias(
+    name: str,
+    alias_name: Annotated[str, typer.Argument(metavar="ALIAS")],
+    version: Annotated[int | None, typer.Argument(help="Version to point at")] = None,
+    delete: Annotated[bool, typer.Option("--delete", help="Remove the alias")] = False,
+):
+    """Point NAME@ALIAS at VERSION (set or move it), or remove it with --delete."""
+    with client() as api:
+        try:
+            if delete:
+                api.delete_alias(name, alias_name)
+                console.print(f"removed {name}@{alias_name}")
+                return
+            if version is None:
+                console.print("[red]error[/red] give a VERSION (or --delete)")
+                raise typer.Exit(2)
+            api.set_alias(name, alias_name, version)
+        except ApiError as error:
+            fail(error)
+    console.print(f"{name}@{alias_name} -> version {version}")
+
+
+@models_app.command("tag")
+def tag(
+    model: str,
+    tags: Annotated[list[str] | None, typer.Argument(help="KEY=VALUE pairs")] = None,
+    description: Annotated[str | None, typer.Option(help="Replace the description")] = None,
+):
+    """Replace MODEL's tags (KEY=VALUE ...) and/or its description."""
+    pairs = {}
+    for item in tags or []:
+        key, sep, value = item.partition("=")
+        if not sep:
+            console.print(f"[red]error[/red] tag {item!r}: expected KEY=VALUE")
+            raise typer.Exit(2)
+        pairs[key] = value
+    with client() as api:
+        try:
+            updated = api.update_model(model, pairs if tags else None, description)
+        except ApiError as error:
+            fail(error)
+    console.print_json(json.dumps({"tags": updated["tags"], "description": updated["description"]}))
+
+
+@models_app.command("export")
+def export(
+    model: str,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="File to write")] = None,
+    file_format: Annotated[str, typer.Option("--format", help="onnx or npz")] = "onnx",
+):
+    """Write MODEL as ONNX (default) or nnlib .npz."""
+    with client() as api:
+        try:
+            content = api.export(model, file_format)
+        except ApiError as error:
+            fail(error)
+    path = output or Path(f"{model.replace('/', '-').replace('@', '-')}.{file_format}")
+    path.write_bytes(content)
+    console.print(f"wrote {path} ({len(content)} bytes)")
+
+
+@models_app.command("upload")
+def upload(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False)],
+    name: Annotated[
+        str | None, typer.Option(help="Registry name (default: the file's stem)")
+    ] = None,
+):
+    """Import a model file written by nnlib.save (e.g. gradq train --local --save)."""
+    with client() as api:
+        try:
+            model = api.upload_model(file, name)
+        except ApiError as error:
+            fail(error)
+    console.print(f"{model['id']}: {model['name']} version {model['version']}")
+
+
+@models_app.command("delete")
+def delete(model: str):
+    """Delete MODEL (one version; its aliases go with it)."""
+    with client() as api:
+        try:
+            api.delete_model(model)
+        except ApiError as error:
+            fail(error)
+    console.print(f"deleted {model}")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(models_app, name="models")

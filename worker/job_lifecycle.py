@@ -1,0 +1,123 @@
+"""After a job ends: delete it with everything it left behind, or resume it from its checkpoint.
+
+``delete_job`` removes the record, its events, logs, checkpoint, cancel flag and per-attempt keys
+(the model stays unless asked). ``reopen_job`` turns a cancelled or failed job back into a queued
+one with a fresh attempt, so ``start_job`` launches shards that load the last checkpoint; with the
+same total epochs, the weights end equal to those of an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import redis as redis_lib
+
+from worker.checkpoints import delete_checkpoint, load_checkpoint_meta
+from worker.job_logs import delete_logs, job_log
+from worker.jobs import (
+    ACTIVE_KEY,
+    TERMINAL,
+    JobNotFoundError,
+    JobStore,
+    _event,
+    cancel_key,
+    events_key,
+    job_key,
+)
+from worker.models_store import ModelStore
+
+RESUMABLE = ("cancelled", "failed")
+
+
+class JobActiveError(Exception):
+    """The job has not finished (delete) or is not cancelled/failed (resume): HTTP 409."""
+
+
+class NoCheckpointError(Exception):
+    """Nothing to resume from: the job never wrote a checkpoint (or it expired)."""
+
+
+def delete_job(store: JobStore, job_id: str, delete_model: bool = False) -> str | None:
+    """Remove a finished job and its traces; returns the id of the model deleted with it, if any.
+
+    Raises JobNotFoundError, or JobActiveError while the job is queued or running.
+    """
+    record = store.get(job_id)
+    if record is None:
+        raise JobNotFoundError(job_id)
+    if record["status"] not in TERMINAL:
+        raise JobActiveError(f"job {job_id} is {record['status']}; cancel it first")
+    redis = store.redis
+    tenant_key = f"gradq:tenant:{record['tenant']}:jobs"
+    members = [m for m, _ in redis.zscan_iter(tenant_key, match=f"*|{job_id}")]
+    attempt_keys = list(redis.scan_iter(match=f"gradq:job:{job_id}:a*", count=1000))
+    pipe = redis.pipeline()
+    pipe.delete(job_key(job_id), events_key(job_id), cancel_key(job_id), *attempt_keys)
+    pipe.delete(f"gradq:job:{job_id}:alive")
+    if members:
+        pipe.zrem(tenant_key, *members)
+    pipe.srem(ACTIVE_KEY, job_id)
+    pipe.execute()
+    delete_checkpoint(redis, job_id)
+    delete_logs(redis, job_id)
+    model_id = record.get("model_id")
+    if delete_model and model_id and ModelStore(redis).delete(model_id):
+        return model_id
+    return None
+
+
+def reopen_job(store: JobStore, job_id: str, epochs: int | None = None) -> dict:
+    """A cancelled or failed job -> ``queued`` with the next attempt (the caller enqueues
+    ``start_job``). ``epochs``: a new total, at least the spec's.
+
+    Raises JobNotFoundError, JobActiveError (not cancelled/failed), NoCheckpointError,
+    ValueError (fewer epochs than the spec).
+    """
+    meta = load_checkpoint_meta(store.redis, job_id)
+    key = job_key(job_id)
+    with store.redis.pipeline() as pipe:
+        while True:
+            try:
+                pipe.watch(key)
+                raw = pipe.get(key)
+                if raw is None:
+                    raise JobNotFoundError(job_id)
+                record = json.loads(raw)
+                if record["status"] not in RESUMABLE:
+                    raise JobActiveError(
+                        f"job {job_id} is {record['status']}; only cancelled or failed jobs resume"
+                    )
+                if meta is None:
+                    raise NoCheckpointError(f"job {job_id} has no checkpoint to resume from")
+                spec = dict(record["spec"])
+                if epochs is not None:
+                    if epochs < int(spec["epochs"]):
+                        raise ValueError(
+                            f"epochs: {epochs} is fewer than the job's {spec['epochs']}"
+                        )
+                    spec["epochs"] = epochs
+                reason = f"resuming from the checkpoint at step {meta['global_step']}"
+                record.update(
+                    spec=spec,
+                    status="queued",
+                    status_reason=reason,
+                    attempt=record["attempt"] + 1,
+                    restarts=0,  # a resumed job gets its whole restart budget again
+                    resumes=record.get("resumes", 0) + 1,
+                    pending_since=time.time(),
+                    finished_at=None,
+                )
+                published = {"status": "queued", "status_reason": reason, "epochs": spec["epochs"]}
+                pipe.multi()
+                pipe.set(key, json.dumps(record))
+                pipe.delete(cancel_key(job_id))  # else the new shards would stop at once
+                pipe.persist(events_key(job_id))
+                pipe.xadd(events_key(job_id), _event("status", published))
+                pipe.sadd(ACTIVE_KEY, job_id)
+                pipe.execute()
+                break
+            except redis_lib.WatchError:
+                continue
+    job_log(store.redis, job_id, f"{reason}; {spec['epochs']} epochs in all")
+    return record
