@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from api.cli import remote
+from api.cli import job_commands, model_commands, remote
 from api.cli.main import app as cli
 from api.client import GradqClient
 from tests.api.conftest import KEY_A
@@ -36,8 +36,10 @@ def run(alice, monkeypatch):
         api.close = lambda: None  # alice outlives each command
         return api
 
-    monkeypatch.setattr(remote, "client", client)
-    monkeypatch.setattr(remote, "console", remote.make_console())  # CliRunner: not a terminal
+    console = remote.make_console()  # CliRunner: not a terminal
+    for module in (remote, job_commands, model_commands):  # each imported them by name
+        monkeypatch.setattr(module, "client", client)
+        monkeypatch.setattr(module, "console", console)
     return lambda *args: CliRunner().invoke(cli, list(args))
 
 
