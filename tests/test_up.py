@@ -31,6 +31,11 @@ def _descendants(pid: int) -> set[int]:
     return found
 
 
+def _children(pid: int) -> list[int]:
+    out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout
+    return [int(child) for child in out.split()]
+
+
 def _alive(pid: int) -> bool:
     try:
         with open(f"/proc/{pid}/stat") as stat:
@@ -160,7 +165,8 @@ def test_up_restarts_a_killed_child_and_a_sigkilled_up_leaves_no_process(tmp_pat
     try:
         wait_until(lambda: "API ready" in log.read_text() or up.poll() is not None, 90, "ready")
         assert up.poll() is None, log.read_text()
-        training = next(p for p in _descendants(up.pid) if "training@" in _command_line(p))
+        # the Celery main process (a child of gradq up), not one of its pool processes
+        training = next(p for p in _children(up.pid) if "training@" in _command_line(p))
 
         os.kill(training, signal.SIGKILL)
         wait_until(lambda: "worker-training restarted" in log.read_text(), 30, "the restart")
