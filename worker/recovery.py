@@ -133,6 +133,24 @@ def check_attempt(
             raise PeerLostError(shard, float(seen) if seen else None)
 
 
+def explain_timeout(
+    redis: redis_lib.Redis, job_id: str, attempt: int, missing: list[int], settings: Settings
+) -> PeerLostError | None:
+    """A PeerLostError when a shard we timed out on turns out dead (its lease expires within one
+    lease lifetime), else None. A peer SIGKILLed late in a long wait leaves its lease alive
+    when our deadline passes; the reason should say it died, not that it was slow."""
+    deadline = time.monotonic() + lease_seconds(settings)
+    keys = [attempt_key(job_id, attempt, f"lease:{shard}") for shard in missing]
+    while True:
+        for shard, lease in zip(missing, redis.mget(keys), strict=True):
+            if lease is None:
+                seen = redis.hget(attempt_key(job_id, attempt, "seen"), str(shard))
+                return PeerLostError(shard, float(seen) if seen else None)
+        if time.monotonic() > deadline:
+            return None
+        time.sleep(min(0.1, settings.heartbeat_seconds))
+
+
 def abort_attempt(redis: redis_lib.Redis, job_id: str, attempt: int, reason: str) -> None:
     redis.set(attempt_key(job_id, attempt, "abort"), reason, ex=ATTEMPT_TTL_SECONDS, nx=True)
 

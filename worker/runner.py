@@ -33,6 +33,7 @@ from worker.recovery import (
     PeerLostError,
     abort_attempt,
     attempt_key,
+    explain_timeout,
     gang_started,
     restart_job,
 )
@@ -119,6 +120,8 @@ def _run(store, data, settings, job_id, shard, attempt, requeue, enqueue_start, 
             log.warning("job %s shard %d: %s; attempt abandoned", job_id, shard, error)
             return "control plane lost"  # nothing to write: Redis is where it would go
         except (PeerLostError, PeerTimeoutError, PeerLinkError) as error:
+            if isinstance(error, PeerTimeoutError):
+                error = _dead_peer(store, job_id, attempt, error, settings)
             job_log(store.redis, job_id, f"attempt {attempt} lost: {error}", shard, "warning")
             restart_job(store, job_id, attempt, str(error), enqueue_start)
             return "restarted"
@@ -143,6 +146,15 @@ def _restart_for_dead_shard(store: JobStore, job_id, shard, attempt, enqueue_sta
     job_log(store.redis, job_id, f"redelivered after its process died: {error}", shard)
     restart_job(store, job_id, attempt, str(error), enqueue_start)
     return "restarted"
+
+
+def _dead_peer(store, job_id, attempt, error: PeerTimeoutError, settings) -> Exception:
+    """The timeout, or the death of the peer it waited on when that peer's lease expires."""
+    try:
+        dead = explain_timeout(store.redis, job_id, attempt, error.missing, settings)
+    except redis_lib.RedisError:
+        return error
+    return dead or error
 
 
 def _fail(store: JobStore, job_id: str, shard: int, attempt: int, error: Exception) -> str:
