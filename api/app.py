@@ -26,6 +26,7 @@ from api.routers import (
     oip,
     predict,
     registry,
+    studies,
 )
 from api.shutdown import ShutdownFlag
 from api.ui import install as install_dashboard
@@ -88,7 +89,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.metrics = ApiMetrics()
     app.state.metrics.watch_redis(lambda: redis_snapshot(redis_client))
     install_error_handlers(app)
-    routers = (jobs, job_lifecycle, models, predict, export, registry, datasets, health, oip)
+    routers = (
+        jobs,
+        job_lifecycle,
+        models,
+        predict,
+        export,
+        registry,
+        datasets,
+        studies,
+        health,
+        oip,
+    )
     for router in (module.router for module in routers):
         app.include_router(router)
     install_dashboard(app)

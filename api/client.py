@@ -97,12 +97,12 @@ class GradqClient:
     def events(self, job_id: str) -> Iterator[tuple[str, dict]]:
         """``(event name, data)`` pairs of the job's SSE stream until it ends."""
         try:
-            yield from self._events(job_id)
+            yield from self._sse(f"/v1/jobs/{job_id}/events")
         except httpx.TransportError as error:
             raise ApiUnreachableError(str(self._http.base_url), error) from None
 
-    def _events(self, job_id: str) -> Iterator[tuple[str, dict]]:
-        with self._http.stream("GET", f"/v1/jobs/{job_id}/events", timeout=None) as response:
+    def _sse(self, path: str) -> Iterator[tuple[str, dict]]:
+        with self._http.stream("GET", path, timeout=None) as response:
             if response.status_code >= 400:
                 response.read()
                 raise ApiError(response.status_code, response.json().get("detail"))
@@ -115,6 +115,27 @@ class GradqClient:
                 elif not line and data:
                     yield name, json.loads("\n".join(data))
                     name, data = "message", []
+
+    # studies
+    def create_study(self, study: dict) -> dict:
+        return self._call("POST", "/v1/studies", json=study)
+
+    def study(self, study_id: str) -> dict:
+        return self._call("GET", f"/v1/studies/{study_id}")
+
+    def studies(self, limit: int = 50, cursor: str | None = None) -> dict:
+        params = {"limit": limit, **({"cursor": cursor} if cursor else {})}
+        return self._call("GET", "/v1/studies", params=params)
+
+    def patch_study(self, study_id: str, **changes) -> dict:
+        return self._call("PATCH", f"/v1/studies/{study_id}", json=changes)
+
+    def cancel_study(self, study_id: str) -> dict:
+        return self._call("POST", f"/v1/studies/{study_id}/cancel")
+
+    def study_events(self, study_id: str) -> Iterator[tuple[str, dict]]:
+        """``(event name, data)`` pairs of the study's SSE stream until it ends."""
+        return self._sse(f"/v1/studies/{study_id}/events")
 
     # models
     def models(self, limit: int = 100, cursor: str | None = None) -> dict:

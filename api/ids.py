@@ -20,6 +20,7 @@ ID_HEX = r"[0-9a-f]{16}"
 JOB_ID_PATTERN = rf"^job_{ID_HEX}$"
 MODEL_ID_PATTERN = rf"^mdl_{ID_HEX}$"
 DATASET_ID_PATTERN = rf"^ds_{ID_HEX}$"
+STUDY_ID_PATTERN = rf"^study_{ID_HEX}$"
 
 
 def not_found(field: str, kind: str, value: str) -> HTTPException:
@@ -34,8 +35,8 @@ def _check(value: str, pattern: re.Pattern, field: str, kind: str) -> str:
     return value
 
 
-_JOB, _MODEL, _DATASET = (
-    re.compile(p) for p in (JOB_ID_PATTERN, MODEL_ID_PATTERN, DATASET_ID_PATTERN)
+_JOB, _MODEL, _DATASET, _STUDY = (
+    re.compile(p) for p in (JOB_ID_PATTERN, MODEL_ID_PATTERN, DATASET_ID_PATTERN, STUDY_ID_PATTERN)
 )
 _DESCRIPTION = "`{}_` and 16 lowercase hex digits; any other text is a 404"
 
@@ -66,9 +67,16 @@ async def _dataset_id(
     return _check(dataset_id, _DATASET, "dataset_id", "data set")
 
 
+async def _study_id(
+    study_id: Annotated[str, Path(description=_DESCRIPTION.format("study"))],
+) -> str:
+    return _check(study_id, _STUDY, "study_id", "study")
+
+
 JobId = Annotated[str, Depends(_job_id)]
 ModelId = Annotated[str, Depends(_model_id)]
 DatasetId = Annotated[str, Depends(_dataset_id)]
+StudyId = Annotated[str, Depends(_study_id)]
 
 
 def is_job_id(value: str) -> bool:

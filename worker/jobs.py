@@ -75,13 +75,22 @@ class JobStore:
     def __init__(self, redis: redis_lib.Redis):
         self.redis = redis
 
-    def create(self, spec: dict, tenant: str, max_active: int | None = None) -> dict:
+    def create(
+        self,
+        spec: dict,
+        tenant: str,
+        max_active: int | None = None,
+        job_id: str | None = None,
+        fields: dict | None = None,
+    ) -> dict:
         """A new ``queued`` record for ``spec`` (trusted: the API validated it).
 
         With ``max_active``, raises ``ActiveJobLimitError`` instead when the tenant already has
         that many unfinished jobs (checked and reserved atomically: worker.admission).
+        ``job_id`` and extra record ``fields`` (a study trial's ``study_id``/``trial``) are the
+        caller's when given.
         """
-        job_id = "job_" + secrets.token_hex(8)
+        job_id = job_id or "job_" + secrets.token_hex(8)
         record = {
             "id": job_id,
             "tenant": tenant,
@@ -102,6 +111,7 @@ class JobStore:
             "created_at": utc_now(),
             "started_at": None,
             "finished_at": None,
+            **(fields or {}),
         }
         record["updated_at"] = record["created_at"]
         member = f"{time.time_ns() // 1000:017d}|{job_id}"
@@ -240,11 +250,12 @@ class JobStore:
             expect_attempt=expect_attempt,
         )
 
-    def request_cancel(self, job_id: str) -> dict:
+    def request_cancel(self, job_id: str, reason: str | None = None) -> dict:
         """Queued -> cancelled at once; running -> cancelling (shards stop within a step).
 
         Raises JobNotFoundError, or JobFinishedError when the job already finished. The status
         changes before the flag is raised, so shards never finish the job under our feet.
+        ``reason`` (e.g. a study's "pruned at epoch 3") becomes the final ``status_reason``.
         """
         while True:
             record = self.get(job_id)
@@ -259,10 +270,11 @@ class JobStore:
                 updated = self.transition(
                     job_id,
                     "cancelled" if queued else "cancelling",
-                    "cancelled before it started" if queued else "cancel requested",
+                    reason or ("cancelled before it started" if queued else "cancel requested"),
                 )
             if updated is not None:
-                self.redis.set(cancel_key(job_id), b"1", ex=FINISHED_TTL_SECONDS)
+                flag = reason.encode() if reason else b"1"
+                self.redis.set(cancel_key(job_id), flag, ex=FINISHED_TTL_SECONDS)
                 return updated
             # the status moved under us (e.g. queued -> running): decide again
 
@@ -289,6 +301,11 @@ class JobStore:
 
     def cancel_requested(self, job_id: str) -> bool:
         return bool(self.redis.exists(cancel_key(job_id)))
+
+    def cancel_reason(self, job_id: str) -> str | None:
+        """The reason given to ``request_cancel``, if one was."""
+        flag = self.redis.get(cancel_key(job_id))
+        return flag.decode() if flag not in (None, b"1") else None
 
     def active_ids(self) -> list[str]:
         """Ids of all non-terminal jobs (for the recovery sweep)."""

@@ -109,7 +109,7 @@ def _run(store, data, settings, job_id, shard, attempt, requeue, enqueue_start, 
                     train(ctx, replica)
             return "finished"
         except JobCancelledError:
-            reason = "cancelled; the last checkpoint is kept"
+            reason = store.cancel_reason(job_id) or "cancelled; the last checkpoint is kept"
             job_log(store.redis, job_id, f"stopping: {reason}", shard)
             abort_attempt(store.redis, job_id, attempt, reason)
             store.transition(job_id, "cancelled", reason, expect_attempt=attempt)

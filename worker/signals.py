@@ -1,9 +1,10 @@
-"""Worker process signals: BLAS thread budget, the recovery sweep and the worker heartbeat.
+"""Worker process signals: BLAS budget, the recovery sweep, the worker heartbeat, study drivers.
 
 ``celeryd_init`` runs in the main worker process before the pool forks: it records the pool size
 so each child can pick ``cores // processes`` BLAS threads. ``worker_ready`` starts the sweeper
-thread, so a (re)started worker picks up jobs whose shards stopped heartbeating, and the heartbeat
-that registers this worker's queues and slots (``worker.worker_registry``).
+thread, so a (re)started worker picks up jobs whose shards stopped heartbeating, the heartbeat
+that registers this worker's queues and slots (``worker.worker_registry``), and the study
+driver (``worker.studies.driver``), so it coordinates studies nobody else does.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from worker.worker_registry import WorkerBeat
 
 _sweeper: Sweeper | None = None
 _beat: WorkerBeat | None = None
+_studies = None  # the StudyDriver of this worker's main process
 
 
 @celeryd_init.connect
@@ -42,6 +44,15 @@ def _start_sweeper(sender=None, **_) -> None:
     slots = int(os.environ.get("GRADQ_POOL_PROCESSES", "1"))
     _beat = WorkerBeat(connect(settings.redis_url), settings, sender.hostname, slots, queues)
     _beat.start()
+    _start_study_driver(settings)
+
+
+def _start_study_driver(settings) -> None:
+    global _studies
+    from worker.studies.driver import StudyDriver  # Optuna is imported by workers only
+
+    _studies = StudyDriver(connect(settings.redis_url), settings)
+    _studies.start()
 
 
 @worker_shutdown.connect
@@ -50,3 +61,5 @@ def _stop_sweeper(sender=None, **_) -> None:
         _sweeper.stop()
     if _beat is not None:
         _beat.stop()
+    if _studies is not None:
+        _studies.stop()  # releases the leases: another worker takes over at once

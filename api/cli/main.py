@@ -21,9 +21,9 @@ def main() -> None:
 
 def _register() -> None:
     # Each module owns its commands; importing them here keeps main.py free of their logic.
-    from api.cli import job_commands, keys, model_commands, remote, train, up, worker_command
+    from api.cli import job_commands, keys, model_commands, remote, study, train, up, worker_command
 
-    for module in (up, worker_command, train, remote, job_commands, model_commands, keys):
+    for module in (up, worker_command, train, remote, job_commands, model_commands, keys, study):
         module.register(app)
 
 

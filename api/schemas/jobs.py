@@ -64,6 +64,8 @@ class JobOut(BaseModel):
     restarts: int = 0
     resumes: int = Field(0, description="Times the job was resumed after a cancel or failure")
     model_id: str | None = None
+    study_id: str | None = Field(None, description="The study this job is a trial of")
+    trial: int | None = Field(None, description="Its trial number in that study")
     spec: dict[str, Any] | None = Field(None, description="The submitted job spec")
     dataset: dict[str, Any] | None = None
     shards: int | None = None

@@ -127,11 +127,14 @@ def test_every_v1_and_v2_model_operation_needs_a_key(app, anonymous):
         if path.startswith(("/v1/", "/v2/models"))
         for method in item
     ]
-    assert len(operations) == 29 + 6 + 1  # /v1 (GET /v1/jobs/{id}/metrics too) and /v2/models
+    assert (
+        len(operations) == 29 + 6 + 1 + 6
+    )  # /v1 (GET /v1/jobs/{id}/metrics too), /v2/models, /v1/studies
     for method, path in operations:
         # well-formed ids: the key check, not the id-format check, must answer
         url = path.replace("{job_id}", "job_" + "0" * 16).replace("{model_id}", "mdl_" + "0" * 16)
         url = url.replace("{dataset_id}", "ds_" + "0" * 16).replace("{name}", "n")
         url = url.replace("{version}", "1").replace("{alias}", "a")
+        url = url.replace("{study_id}", "study_" + "0" * 16)
         response = anonymous.request(method.upper(), url)
         assert response.status_code == 401, (method, path, response.status_code)

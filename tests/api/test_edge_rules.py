@@ -50,7 +50,7 @@ def test_every_path_id_goes_through_its_format_check(app):
     for route in api_routes(app):
         if route.path.startswith("/ui/"):
             continue
-        for name in ("job_id", "model_id", "dataset_id"):
+        for name in ("job_id", "model_id", "dataset_id", "study_id"):
             if "{" + name + "}" in route.path:
                 checked = [d.call.__name__ for d in route.dependant.dependencies]
                 assert f"_{name}" in checked, (route.path, name)

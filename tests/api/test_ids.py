@@ -30,7 +30,7 @@ def test_a_job_id_with_a_key_suffix_is_404_for_every_tenant(alice, bob, running_
 
 def operations(app) -> list[tuple[str, str]]:
     paths = app.openapi()["paths"]
-    ids = ("{job_id}", "{model_id}", "{dataset_id}")
+    ids = ("{job_id}", "{model_id}", "{dataset_id}", "{study_id}")
     return [(m, p) for p, item in paths.items() if any(i in p for i in ids) for m in item]
 
 
@@ -42,13 +42,14 @@ def test_every_route_with_an_id_answers_404_for_malformed_ids(app, alice, runnin
                 path.replace("{job_id}", running_job + suffix)
                 .replace("{model_id}", "mdl_0123456789abcdef" + suffix)
                 .replace("{dataset_id}", "ds_0123456789abcdef" + suffix)
+                .replace("{study_id}", "study_0123456789abcdef" + suffix)
             )
             response = alice.request(method.upper(), url, json={"inputs": [0.0]})
             assert response.status_code == 404, (method, url, response.text)
             checked += 1
     # 7 job (get, cancel, events, metrics, delete, resume, logs), 6 model (get, patch, delete,
-    # weights, predict, export) and 2 data set operations
-    assert checked == 15 * len(SUFFIXES)
+    # weights, predict, export), 2 data set and 4 study operations
+    assert checked == 19 * len(SUFFIXES)
 
 
 @pytest.mark.parametrize("bad", ["ds_0123456789abcdef:chunks", "ds_x", "DS_0123456789ABCDEF"])

@@ -1,0 +1,160 @@
+"""Checks of a study at submit: paths, grid, objective, and job specs from points of the space.
+
+Every path must name a value of the base spec (after its defaults are filled in). The corners of
+the space (each dimension's ends, every choice of a categorical) and a random sample of points
+are turned into job specs and validated exactly like ``POST /v1/jobs`` does (pydantic, data set,
+``nnlib.build_model``, parameter budget). A refusal is a 422 at ``["body", "space", <path>]``.
+"""
+
+from __future__ import annotations
+
+import json
+
+from fastapi import HTTPException
+from pydantic import ValidationError
+
+from api.schemas.spec import JobSpec
+from api.schemas.studies import StudyIn
+from api.spec_check import check_model, dataset_facts, unprocessable
+from worker.studies.space import (
+    MAX_GRID_POINTS,
+    apply_point,
+    corners,
+    grid_size,
+    grid_values,
+    missing_part,
+    parse_path,
+    random_points,
+)
+
+MAX_CORNERS = 32
+SAMPLED_POINTS = 8
+CLASSIFICATION_METRICS = ("val_accuracy", "test_accuracy")
+
+
+def checked_study(study: StudyIn, tenant: str, datasets, settings) -> dict:
+    """The study request as stored (base spec with defaults), or a 422 naming what is wrong."""
+    _check_base(study.base_spec, study.objective.metric, tenant, datasets, settings)
+    base = study.base_spec.to_stored()
+    space = {path: d.model_dump(exclude_none=True) for path, d in study.space.items()}
+    for path in space:
+        _check_path(base, path)
+    if study.sampler == "grid":
+        _check_grid(space)
+    if study.max_parallel > settings.max_active_jobs_per_tenant:
+        raise unprocessable(
+            ["body", "max_parallel"],
+            f"{study.max_parallel} exceeds the tenant's active-job limit"
+            f" ({settings.max_active_jobs_per_tenant})",
+        )
+    metric = study.objective.metric
+    if metric.startswith("test_") and study.pruner != "none":
+        raise unprocessable(
+            ["body", "pruner"], f"{metric} is only known when a trial ends: nothing to prune on"
+        )
+    points = corners(space, MAX_CORNERS, study.seed)
+    points += random_points(space, SAMPLED_POINTS, study.seed)
+    seen = set()
+    for point in points:
+        key = json.dumps(point, sort_keys=True)
+        if key not in seen:
+            seen.add(key)
+            _check_point(base, point, metric, tenant, datasets, settings)
+    return {
+        "name": study.name,
+        "base_spec": base,
+        "space": space,
+        "objective": study.objective.model_dump(),
+        "max_trials": study.max_trials,
+        "max_parallel": study.max_parallel,
+        "max_failed": study.max_failed,
+        "sampler": study.sampler,
+        "pruner": study.pruner,
+        "seed": study.seed,
+    }
+
+
+def _check_base(spec: JobSpec, metric: str, tenant: str, datasets, settings) -> None:
+    """The base spec must be a job ``POST /v1/jobs`` accepts, with the objective's metric."""
+    try:
+        data = dataset_facts(spec, tenant, datasets)
+        check_model(spec, data, settings.max_parameters)
+    except HTTPException as error:
+        first = error.detail[0]
+        raise unprocessable(["body", "base_spec", *first["loc"][1:]], first["msg"]) from None
+    problem = _metric_problem(spec, metric, data.num_classes)
+    if problem:
+        raise unprocessable(["body", "objective", "metric"], problem)
+
+
+def _metric_problem(spec: JobSpec, metric: str, num_classes: int | None) -> str | None:
+    if metric.startswith("val_") and spec.dataset.validation_split == 0:
+        return f"{metric} needs a validation split > 0 (dataset.validation_split is 0)"
+    if metric in CLASSIFICATION_METRICS and num_classes is None:
+        return f"{metric} needs a classification data set"
+    return None
+
+
+def _check_path(base: dict, path: str) -> None:
+    loc = ["body", "space", path]
+    try:
+        parse_path(path)
+    except ValueError as error:
+        raise unprocessable(loc, str(error)) from None
+    if path == "name":
+        raise unprocessable(loc, "a trial's job name is set by the study")
+    missing = missing_part(base, path)
+    if missing is not None:
+        raise unprocessable(loc, f"{missing!r} does not exist in base_spec (set it there first)")
+
+
+def _check_grid(space: dict) -> None:
+    for path, dimension in space.items():
+        if grid_values(dimension) is None:
+            raise unprocessable(
+                ["body", "space", path],
+                "the grid sampler needs a finite dimension: give a float a step",
+            )
+    size = grid_size(space)
+    if size > MAX_GRID_POINTS:
+        raise unprocessable(
+            ["body", "space"], f"the grid has {size} points; at most {MAX_GRID_POINTS}"
+        )
+
+
+def _check_point(base: dict, point: dict, metric: str, tenant: str, datasets, settings) -> None:
+    """Validate the job spec of one point like ``POST /v1/jobs``; 422 blaming a path."""
+    trial = apply_point(base, point)
+    try:
+        spec = JobSpec.model_validate(trial)
+        data = dataset_facts(spec, tenant, datasets)
+        check_model(spec, data, settings.max_parameters)
+    except ValidationError as error:
+        first = error.errors()[0]
+        _refuse(point, list(first["loc"]), first["msg"])
+    except HTTPException as error:
+        first = error.detail[0] if isinstance(error.detail, list) else {"msg": error.detail}
+        _refuse(point, list(first.get("loc", []))[1:], first["msg"])
+    problem = _metric_problem(spec, metric, data.num_classes)
+    if problem:
+        _refuse(point, ["dataset"], problem)
+
+
+def _refuse(point: dict, loc: list, message: str) -> None:
+    """422 at the path of ``point`` closest to the error's location in the job spec."""
+
+    def shared(path: str) -> int:
+        parts = parse_path(path)
+        n = 0
+        while n < min(len(parts), len(loc)) and parts[n] == loc[n]:
+            n += 1
+        return n
+
+    path = max(point, key=shared)
+    if shared(path) == 0 and len(point) > 1:
+        where = ["body", "space"]
+    else:
+        where = ["body", "space", path]
+    location = ".".join(str(part) for part in loc) or "spec"
+    values = ", ".join(f"{p}={v!r}" for p, v in point.items())
+    raise unprocessable(where, f"at {values}: the trial's job is invalid: {location}: {message}")

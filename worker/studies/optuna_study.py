@@ -1,0 +1,91 @@
+"""The Optuna side of a study: distributions, sampler, pruner, and the study in its journal.
+
+Samplers and pruners are Optuna's, configured from the study record:
+- ``random`` / ``tpe`` are seeded with ``seed`` plus the number of trials already created, so a
+  restarted coordinator does not replay the first trials' draws (duplicates) from the same seed;
+- ``grid`` gives trial n the n-th point of the grid (Optuna shuffles the grid with ``seed``);
+- ``median`` prunes a trial whose objective at epoch k is worse than the median of completed
+  trials at epoch k, once 2 trials completed, from epoch 2 on (epoch 1 is mostly initialisation);
+- ``hyperband`` uses epochs as the resource, from 1 to the spec's epochs, reduction factor 3.
+"""
+
+from __future__ import annotations
+
+import optuna
+from optuna.storages import JournalStorage
+
+from worker.studies.journal import RedisListJournal
+from worker.studies.space import grid_values
+from worker.studies.store import study_key
+
+MEDIAN_STARTUP_TRIALS = 2
+MEDIAN_WARMUP_EPOCHS = 2
+HYPERBAND_REDUCTION = 3
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)  # trial chatter stays out of worker logs
+
+
+def max_epochs(record: dict) -> int:
+    """The most epochs a trial can run (the ``epochs`` dimension's top if it is searched)."""
+    dimension = record["space"].get("epochs")
+    if dimension is None:
+        return int(record["base_spec"]["epochs"])
+    values = grid_values(dimension)
+    return int(max(values) if values else dimension["high"])
+
+
+def make_sampler(record: dict, trials_so_far: int) -> optuna.samplers.BaseSampler:
+    seed = int(record["seed"])
+    if record["sampler"] == "grid":
+        grid = {path: grid_values(d) for path, d in record["space"].items()}
+        return optuna.samplers.GridSampler(grid, seed=seed)
+    seed += trials_so_far
+    if record["sampler"] == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    return optuna.samplers.TPESampler(seed=seed)
+
+
+def make_pruner(record: dict) -> optuna.pruners.BasePruner:
+    if record["pruner"] == "median":
+        return optuna.pruners.MedianPruner(
+            n_startup_trials=MEDIAN_STARTUP_TRIALS, n_warmup_steps=MEDIAN_WARMUP_EPOCHS
+        )
+    if record["pruner"] == "hyperband":
+        return optuna.pruners.HyperbandPruner(
+            min_resource=1, max_resource=max_epochs(record), reduction_factor=HYPERBAND_REDUCTION
+        )
+    return optuna.pruners.NopPruner()
+
+
+def open_study(redis, record: dict) -> optuna.Study:
+    """The study's Optuna ``Study`` on its Redis journal (created on first use)."""
+    storage = JournalStorage(RedisListJournal(redis, study_key(record["id"], "journal")))
+    try:
+        trials = len(storage.get_all_trials(storage.get_study_id_from_name(record["id"])))
+    except KeyError:  # the first time: Optuna's study does not exist yet
+        trials = 0
+    return optuna.create_study(
+        study_name=record["id"],
+        storage=storage,
+        sampler=make_sampler(record, trials),
+        pruner=make_pruner(record),
+        direction=record["objective"]["direction"],
+        load_if_exists=True,
+    )
+
+
+def suggest_point(trial: optuna.Trial, space: dict) -> dict:
+    """The trial's value of every path; suggesting again returns the values it already has
+    (so a trial whose coordinator died half-way through ``ask`` is completed, not redrawn)."""
+    point = {}
+    for path, d in space.items():
+        if d["type"] == "categorical":
+            point[path] = trial.suggest_categorical(path, d["choices"])
+        elif d["type"] == "int":
+            step, log = d.get("step") or 1, bool(d.get("log"))
+            point[path] = trial.suggest_int(path, d["low"], d["high"], step=step, log=log)
+        else:
+            point[path] = trial.suggest_float(
+                path, d["low"], d["high"], step=d.get("step"), log=bool(d.get("log"))
+            )
+    return point

@@ -1,0 +1,164 @@
+"""StudyStore: the study record in Redis and its events, like JobStore for jobs.
+
+Keys (``{id}`` is ``study_<hex>``):
+- ``gradq:study:{id}``           the record, one JSON document (the coordinator writes its
+                                  ``trials``/``best_trial`` summary there; the API only reads it)
+- ``gradq:study:{id}:events``    a stream of changes; a final ``status`` event is the last entry
+- ``gradq:study:{id}:trials``    hash trial number -> job id, written *before* the job is created,
+                                  so a restarted coordinator never submits a trial twice
+- ``gradq:study:{id}:pruned``    hash trial number -> epoch at which the pruner stopped it
+- ``gradq:study:{id}:journal``   Optuna's journal (``worker.studies.journal``)
+- ``gradq:tenant:{t}:studies``   sorted set like the jobs one (newest first by member)
+- ``gradq:studies:running``      ids of running studies: what the coordinators look for
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+
+import redis as redis_lib
+
+from worker.jobs import utc_now
+
+FINAL = frozenset({"succeeded", "failed", "cancelled"})
+RUNNING_KEY = "gradq:studies:running"
+EVENTS_MAXLEN = 5000
+FINISHED_TTL_SECONDS = 7 * 24 * 3600
+
+
+def study_key(study_id: str, part: str | None = None) -> str:
+    return f"gradq:study:{study_id}" + (f":{part}" if part else "")
+
+
+class StudyStore:
+    """Create, read, list and update study records; trial bookkeeping for the coordinator."""
+
+    def __init__(self, redis: redis_lib.Redis):
+        self.redis = redis
+
+    def create(self, tenant: str, request: dict) -> dict:
+        """A new ``running`` study from a validated request (name, base_spec, space, ...)."""
+        study_id = "study_" + secrets.token_hex(8)
+        record = {
+            "id": study_id,
+            "tenant": tenant,
+            **request,
+            "status": "running",
+            "status_reason": "waiting for a worker to coordinate the study",
+            "cancel_requested": False,
+            "trials": [],
+            "best_trial": None,
+            "counts": {"running": 0, "complete": 0, "pruned": 0, "failed": 0},
+            "epochs_total": 0,
+            "created_at": utc_now(),
+            "finished_at": None,
+        }
+        member = f"{time.time_ns() // 1000:017d}|{study_id}"
+        pipe = self.redis.pipeline()
+        pipe.set(study_key(study_id), json.dumps(record))
+        pipe.zadd(f"gradq:tenant:{tenant}:studies", {member: 0})
+        pipe.sadd(RUNNING_KEY, study_id)
+        pipe.xadd(study_key(study_id, "events"), _event("created", record), maxlen=EVENTS_MAXLEN)
+        pipe.execute()
+        return record
+
+    def get(self, study_id: str) -> dict | None:
+        raw = self.redis.get(study_key(study_id))
+        return json.loads(raw) if raw is not None else None
+
+    def list(self, tenant: str, limit: int = 50, cursor: str | None = None):
+        """Newest first: ``(records, next_cursor or None)``; ValueError for a foreign cursor."""
+        if cursor is not None and "|" not in cursor:
+            raise ValueError(cursor)
+        key = f"gradq:tenant:{tenant}:studies"
+        upper = "(" + cursor if cursor else "+"
+        members = self.redis.zrevrangebylex(key, upper, "-", start=0, num=limit + 1)
+        page = [m.decode() for m in members[:limit]]
+        raws = self.redis.mget([study_key(m.split("|", 1)[1]) for m in page]) if page else []
+        records = [json.loads(raw) for raw in raws if raw is not None]
+        return records, (page[-1] if len(members) > limit else None)
+
+    def running_ids(self) -> list[str]:
+        return sorted(member.decode() for member in self.redis.smembers(RUNNING_KEY))
+
+    def update(self, study_id: str, changes: dict, event: str | None = "status") -> dict | None:
+        """Apply ``changes`` atomically unless the study is final (then None); publish the
+        changed fields as one ``event`` (None: no event). A final status ends the study."""
+        key = study_key(study_id)
+        with self.redis.pipeline() as pipe:
+            while True:
+                try:
+                    pipe.watch(key)
+                    raw = pipe.get(key)
+                    if raw is None:
+                        return None
+                    record = json.loads(raw)
+                    if record["status"] in FINAL:
+                        return None
+                    record.update(changes)
+                    final = record["status"] in FINAL
+                    if final:
+                        record["finished_at"] = changes["finished_at"] = utc_now()
+                    pipe.multi()
+                    pipe.set(key, json.dumps(record))
+                    if event is not None:
+                        published = {"status": record["status"], **changes}
+                        pipe.xadd(
+                            study_key(study_id, "events"),
+                            _event(event, published),
+                            maxlen=EVENTS_MAXLEN,
+                        )
+                    if final:
+                        pipe.srem(RUNNING_KEY, study_id)
+                        pipe.expire(study_key(study_id, "events"), FINISHED_TTL_SECONDS)
+                    pipe.execute()
+                    return record
+                except redis_lib.WatchError:
+                    continue
+
+    def publish(self, study_id: str, kind: str, data: dict) -> str:
+        """Append one event (e.g. a ``trial`` change); returns its stream id."""
+        event_id = self.redis.xadd(
+            study_key(study_id, "events"), _event(kind, data), maxlen=EVENTS_MAXLEN
+        )
+        return event_id.decode()
+
+    def events(
+        self, study_id: str, last_id: str = "0", block_ms: int | None = None, count: int = 100
+    ) -> list[tuple[str, dict]]:
+        """Events after ``last_id`` (same shape and use as ``JobStore.events``)."""
+        reply = self.redis.xread(
+            {study_key(study_id, "events"): last_id}, count=count, block=block_ms
+        )
+        return [
+            (event_id.decode(), json.loads(fields[b"data"]))
+            for _stream, entries in reply or []
+            for event_id, fields in entries
+        ]
+
+    # trial bookkeeping (the coordinator's)
+    def reserve_job_id(self, study_id: str, trial: int) -> str:
+        """The job id of ``trial``: a new one on the first call, the same one ever after."""
+        key = study_key(study_id, "trials")
+        self.redis.hsetnx(key, str(trial), "job_" + secrets.token_hex(8))
+        return self.redis.hget(key, str(trial)).decode()
+
+    def trial_jobs(self, study_id: str) -> dict[int, str]:
+        raw = self.redis.hgetall(study_key(study_id, "trials"))
+        return {int(trial): job_id.decode() for trial, job_id in raw.items()}
+
+    def mark_pruned(self, study_id: str, trial: int, epoch: int) -> None:
+        self.redis.hsetnx(study_key(study_id, "pruned"), str(trial), epoch)
+
+    def unmark_pruned(self, study_id: str, trial: int) -> None:
+        self.redis.hdel(study_key(study_id, "pruned"), str(trial))
+
+    def pruned(self, study_id: str) -> dict[int, int]:
+        raw = self.redis.hgetall(study_key(study_id, "pruned"))
+        return {int(trial): int(epoch) for trial, epoch in raw.items()}
+
+
+def _event(kind: str, data: dict) -> dict:
+    return {"data": json.dumps({"type": kind, **data})}
