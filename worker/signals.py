@@ -1,8 +1,9 @@
-"""Worker process signals: BLAS thread budget, the recovery sweep, the study coordinators.
+"""Worker process signals: BLAS budget, the recovery sweep, the worker heartbeat, study drivers.
 
 ``celeryd_init`` runs in the main worker process before the pool forks: it records the pool size
 so each child can pick ``cores // processes`` BLAS threads. ``worker_ready`` starts the sweeper
-thread, so a (re)started worker picks up jobs whose shards stopped heartbeating, and the study
+thread, so a (re)started worker picks up jobs whose shards stopped heartbeating, the heartbeat
+that registers this worker's queues and slots (``worker.worker_registry``), and the study
 driver (``worker.studies.driver``), so it coordinates studies nobody else does.
 """
 
@@ -10,13 +11,15 @@ from __future__ import annotations
 
 import os
 
-import redis as redis_lib
 from celery.signals import celeryd_init, worker_ready, worker_shutdown
 
 from worker.config import get_settings
 from worker.recovery import Sweeper
+from worker.redis_client import connect
+from worker.worker_registry import WorkerBeat
 
 _sweeper: Sweeper | None = None
+_beat: WorkerBeat | None = None
 _studies = None  # the StudyDriver of this worker's main process
 
 
@@ -31,12 +34,16 @@ def _record_pool_size(sender=None, conf=None, options=None, **_) -> None:
 
 @worker_ready.connect
 def _start_sweeper(sender=None, **_) -> None:
-    global _sweeper
+    global _sweeper, _beat
     from worker.tasks import start_job
 
     settings = get_settings()
-    _sweeper = Sweeper(redis_lib.Redis.from_url(settings.redis_url), settings, start_job.delay)
+    _sweeper = Sweeper(connect(settings.redis_url), settings, start_job.delay)
     _sweeper.start()
+    queues = [queue.name for queue in sender.task_consumer.queues]
+    slots = int(os.environ.get("GRADQ_POOL_PROCESSES", "1"))
+    _beat = WorkerBeat(connect(settings.redis_url), settings, sender.hostname, slots, queues)
+    _beat.start()
     _start_study_driver(settings)
 
 
@@ -44,7 +51,7 @@ def _start_study_driver(settings) -> None:
     global _studies
     from worker.studies.driver import StudyDriver  # Optuna is imported by workers only
 
-    _studies = StudyDriver(redis_lib.Redis.from_url(settings.redis_url), settings)
+    _studies = StudyDriver(connect(settings.redis_url), settings)
     _studies.start()
 
 
@@ -52,5 +59,7 @@ def _start_study_driver(settings) -> None:
 def _stop_sweeper(sender=None, **_) -> None:
     if _sweeper is not None:
         _sweeper.stop()
+    if _beat is not None:
+        _beat.stop()
     if _studies is not None:
         _studies.stop()  # releases the leases: another worker takes over at once

@@ -142,15 +142,23 @@ def test_training_adds_no_redis_keys_or_memory_per_step(redis_client, start_work
     assert memory_late - memory_early < 256 * 1024, (memory_early, memory_late)
 
 
-def test_the_final_checkpoint_holds_plain_arrays_and_progress(redis_client, start_worker):
+def test_a_cancelled_job_keeps_a_checkpoint_of_plain_arrays_and_a_succeeded_one_none(
+    redis_client, start_worker
+):
+    from tests.worker.test_recovery import long_spec, wait_step
     from worker.checkpoints import decode_checkpoint
 
     start_worker(concurrency=2, **FAST)
-    record = wait_finished(redis_client, submit_job(redis_client, digits_spec(), "acme")["id"])
+    done = wait_finished(redis_client, submit_job(redis_client, digits_spec(), "acme")["id"])
+    cancelled = submit_job(redis_client, long_spec(epochs=200), "acme")["id"]
+    wait_step(redis_client, cancelled, 60)  # past the checkpoints at steps 25 and 50
+    JobStore(redis_client).request_cancel(cancelled)
+    assert wait_finished(redis_client, cancelled)["status"] == "cancelled"
 
+    assert done["status"] == "succeeded" and not redis_client.exists(checkpoint_key(done["id"]))
     model_state, optimizer_state, meta = decode_checkpoint(
-        redis_client.get(checkpoint_key(record["id"]))
+        redis_client.get(checkpoint_key(cancelled))
     )
-    assert meta["epoch"] == 1 and meta["global_step"] == record["steps_total"]
+    assert meta["global_step"] >= 50
     assert set(model_state) == {"0.W", "0.b", "1.W", "1.b"}
     assert all(isinstance(v, np.ndarray) and v.dtype != object for v in optimizer_state.values())

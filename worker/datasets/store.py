@@ -1,9 +1,13 @@
 """Accepted uploads stored where every worker and API replica reaches them: Redis by default.
 
 Array bytes go through a ``BlobStore`` (Redis lists of chunks of at most ``CHUNK_BYTES``, so no
-single value is huge); an object store can implement the same three methods later. Metadata is
-one Redis hash per set plus a per-tenant index, written only after all chunks, so a set that is
+single value is huge); an object store can implement the same methods later. Metadata is one
+Redis hash per set plus a per-tenant index, written only after all chunks, so a set that is
 listed is always complete. Arrays come back with ``np.frombuffer``: nothing is ever unpickled.
+
+Stores are atomic: chunks are written under a temporary key that expires after
+``PARTIAL_TTL_SECONDS``, and renamed to their final key in the same transaction that writes the
+metadata. An API killed mid-upload leaves only keys that expire (it left 52 MB for good before).
 """
 
 from __future__ import annotations
@@ -25,12 +29,16 @@ PREFIX = "gradq:dataset:"
 TENANT_INDEX = "gradq:datasets:tenant:"
 # chunks fetched per round trip when reassembling (bounded memory in flight)
 FETCH_WINDOW = 8
+PARTIAL_TTL_SECONDS = 3600  # longer than any upload takes; then an abandoned one is gone
 
 
 class BlobStore(Protocol):
     """Where array bytes live: ``put`` a buffer under a key, ``get`` it back, ``delete`` it."""
 
     def put(self, key: str, data: memoryview) -> int: ...
+
+    def publish(self, key: str, pipe) -> None:
+        """Add to ``pipe`` (the metadata transaction) what makes ``put(key)`` final."""
 
     def get(self, key: str, nbytes: int) -> bytearray: ...
 
@@ -55,12 +63,27 @@ class RedisChunkedBlobs:
         self.chunk_bytes = chunk_bytes
 
     def put(self, key: str, data: memoryview) -> int:
-        name = PREFIX + key
-        self.redis.delete(name)
+        """Write the chunks under a temporary key with a TTL; ``publish`` makes them final."""
+        partial = self._partial(key)
+        self.redis.delete(partial)
         chunks = range(0, len(data), self.chunk_bytes)
         for start in chunks:
-            self.redis.rpush(name, bytes(data[start : start + self.chunk_bytes]))
+            pipe = self.redis.pipeline(transaction=False)
+            pipe.rpush(partial, bytes(data[start : start + self.chunk_bytes]))
+            pipe.expire(partial, PARTIAL_TTL_SECONDS)
+            pipe.execute()
+        if not chunks:  # an empty array: an empty list is no key; keep a marker list
+            self.redis.rpush(partial, b"")
+            self.redis.expire(partial, PARTIAL_TTL_SECONDS)
         return len(chunks)
+
+    def publish(self, key: str, pipe) -> None:
+        pipe.rename(self._partial(key), PREFIX + key)
+        pipe.persist(PREFIX + key)
+
+    @staticmethod
+    def _partial(key: str) -> str:
+        return f"{PREFIX}partial:{key}"
 
     def get(self, key: str, nbytes: int) -> bytearray:
         name, out, offset = PREFIX + key, bytearray(nbytes), 0
@@ -74,7 +97,7 @@ class RedisChunkedBlobs:
         return out
 
     def delete(self, key: str) -> None:
-        self.redis.delete(PREFIX + key)
+        self.redis.delete(PREFIX + key, self._partial(key))
 
 
 def score_cursor(cursor: str) -> float:
@@ -144,6 +167,8 @@ class DatasetStore:
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(created)),
         }
         pipe = self.redis.pipeline(transaction=True)
+        for array_name in arrays:
+            self.blobs.publish(f"{dataset_id}:{array_name}", pipe)
         pipe.hset(PREFIX + dataset_id, mapping={k: json.dumps(v) for k, v in info.items()})
         pipe.zadd(TENANT_INDEX + tenant, {dataset_id: created})
         self.quota.commit(pipe, tenant, dataset_id, info["nbytes"])
