@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import logging
 from contextlib import asynccontextmanager
-from functools import cache
 
 import redis
-from celery import Celery
 from fastapi import FastAPI
 
 from api.errors import install_error_handlers
@@ -30,16 +28,19 @@ from api.routers import (
     registry,
     studies,
 )
+from api.shutdown import ShutdownFlag
 from api.ui import install as install_dashboard
 from worker.celery_app import CONTROL_QUEUE, TRAINING_QUEUE, configure
 from worker.celery_app import app as celery_app
 from worker.config import Settings, get_settings
 from worker.jobs import JobStore
+from worker.redis_client import connect
 from worker.storage import artifact_store
 
 log = logging.getLogger("gradq.api")
 # Celery's Redis transport keeps one list per queue and priority step.
 PRIORITY_SUFFIXES = ("", "\x06\x163", "\x06\x166", "\x06\x169")
+API_OUTAGE_SECONDS = 2.0
 
 DESCRIPTION = """Distributed NumPy training as a service.
 
@@ -52,7 +53,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """A configured API: stores on ``settings.redis_url``, keys, limits, metrics."""
     settings = settings or get_settings()
     _point_celery_at(settings)
-    redis_client = redis.Redis.from_url(settings.redis_url, socket_timeout=30)
+    # rides out a blip of a second or two; a longer outage is a 503 rather than a hung request
+    redis_client = connect(settings.redis_url, outage_seconds=API_OUTAGE_SECONDS, socket_timeout=30)
+    shutdown = ShutdownFlag()
     cache_ = ModelCache(settings.model_cache_bytes)
 
     @asynccontextmanager
@@ -61,9 +64,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             log.warning("gradq API: no API keys configured; serving WITHOUT authentication")
         listener = InvalidationListener(app.state.redis, app.state.model_cache)
         listener.start()
+        shutdown.install()
         try:
             yield
         finally:
+            shutdown.uninstall()
             listener.stop()
 
     # /docs is served by the dashboard from vendored Swagger UI assets (no CDN); ReDoc only
@@ -80,11 +85,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.redis = redis_client
     app.state.artifacts = artifact_store(redis_client, settings)
+    app.state.shutdown = shutdown
     app.state.keyring = KeyRing(settings.api_keys_file, settings.api_keys)
     app.state.model_cache = cache_
     app.state.metrics = ApiMetrics()
     app.state.metrics.watch_redis(lambda: redis_snapshot(redis_client))
-    app.state.celery = cache(lambda: celery_for(settings))
     install_error_handlers(app)
     routers = (
         jobs,
@@ -119,13 +124,6 @@ def _point_celery_at(settings: Settings) -> None:
     """``submit_job`` enqueues through the process's Celery app: same Redis as this API."""
     if celery_app.conf.broker_url != settings.redis_url:
         configure(celery_app, settings)
-
-
-def celery_for(settings: Settings):
-    """A Celery client app on ``settings.redis_url`` (for ``/readyz`` pings)."""
-    client = Celery("gradq-api")
-    configure(client, settings)
-    return client
 
 
 def redis_snapshot(redis_client: redis.Redis) -> tuple[dict[str, int], dict[str, int]]:

@@ -19,6 +19,17 @@ class ApiError(RuntimeError):
         self.detail = detail
 
 
+class ApiUnreachableError(ApiError):
+    """No answer at all: nothing listens at the URL, DNS failed, the connection dropped."""
+
+    def __init__(self, base_url: str, error: httpx.TransportError):
+        cause = str(error) or type(error).__name__
+        RuntimeError.__init__(
+            self, f"cannot reach the API at {base_url} ({cause}); is it running? (GRADQ_API_URL)"
+        )
+        self.status, self.detail = 0, cause
+
+
 class GradqClient:
     """Thin wrapper of the ``/v1`` endpoints; every method returns the decoded JSON body."""
 
@@ -44,7 +55,10 @@ class GradqClient:
         self.close()
 
     def _call(self, method: str, path: str, **kwargs) -> Any:
-        response = self._http.request(method, path, **kwargs)
+        try:
+            response = self._http.request(method, path, **kwargs)
+        except httpx.TransportError as error:
+            raise ApiUnreachableError(str(self._http.base_url), error) from None
         if response.status_code >= 400:
             try:
                 detail = response.json().get("detail")
@@ -82,7 +96,10 @@ class GradqClient:
 
     def events(self, job_id: str) -> Iterator[tuple[str, dict]]:
         """``(event name, data)`` pairs of the job's SSE stream until it ends."""
-        return self._sse(f"/v1/jobs/{job_id}/events")
+        try:
+            yield from self._sse(f"/v1/jobs/{job_id}/events")
+        except httpx.TransportError as error:
+            raise ApiUnreachableError(str(self._http.base_url), error) from None
 
     def _sse(self, path: str) -> Iterator[tuple[str, dict]]:
         with self._http.stream("GET", path, timeout=None) as response:

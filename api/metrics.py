@@ -88,8 +88,26 @@ class MetricsMiddleware:
         try:
             await self.app(scope, receive, recording_send)
         finally:
-            route = scope.get("route")
-            template = scope.get("gradq.route") or getattr(route, "path", None) or "<unmatched>"
+            template = route_template(scope)
             method = scope["method"]
             self.metrics.requests.labels(method, template, str(status_code)).inc()
             self.metrics.latency.labels(method, template).observe(time.perf_counter() - start)
+
+
+def route_template(scope) -> str:
+    """The matched route's path template; ``<unmatched>`` only when no route matched.
+
+    FastAPI's own routes set ``scope["route"]``; plain Starlette routes (``/docs``,
+    ``/openapi.json``, ``/redoc``) only set ``scope["endpoint"]``: found among the app's routes.
+    """
+    if scope.get("gradq.route"):
+        return scope["gradq.route"]
+    route = scope.get("route")
+    if route is not None:
+        return route.path
+    endpoint = scope.get("endpoint")
+    if endpoint is not None:
+        for candidate in getattr(scope.get("app"), "routes", ()):
+            if getattr(candidate, "endpoint", None) is endpoint:
+                return candidate.path
+    return "<unmatched>"

@@ -11,6 +11,10 @@ import ipaddress
 from api.keys import KeyRing
 from worker.config import Settings, get_settings
 
+# uvicorn's hard bound on a graceful stop: event streams end within a second by themselves
+# (api.shutdown); anything still open after this is cancelled
+SHUTDOWN_GRACE_SECONDS = 10
+
 
 class InsecureBindError(RuntimeError):
     """Refusal to serve: no API keys on a non-loopback address, or keys that can't be read."""
@@ -62,5 +66,11 @@ def serve(
     settings = settings or get_settings()
     log(check_bind(host, settings, insecure))
     uvicorn.run(
-        "api.app:app", host=host, port=port, workers=workers, log_level="warning", access_log=False
+        "api.app:app",
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="warning",
+        access_log=False,
+        timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS,
     )

@@ -17,6 +17,7 @@ import nnlib
 from api.schemas.spec import JobSpec
 from nnlib import losses, optimizers, schedules
 from nnlib.training import early_stopping_from_spec
+from worker.worker_registry import training_slots
 
 # Input shapes and classes of the built-in sets, known without loading them (data-sets issue).
 IMAGE_SETS: dict[str, tuple[tuple[int, ...], int]] = {
@@ -140,6 +141,19 @@ def _check_early_stopping(stored: dict, has_accuracy: bool) -> None:
     if stored.get("early_stopping") is not None:
         has_validation = stored["dataset"].get("validation_split", 0.1) > 0
         early_stopping_from_spec(stored["early_stopping"], has_validation, has_accuracy)
+
+
+def check_shards(spec: JobSpec, redis_client, settings) -> None:
+    """422 when the spec asks for more shards than the live training workers have slots in all
+    (a gang that could never start). With no live worker the job is accepted: workers may be
+    restarting, and ``/readyz`` reports their absence."""
+    workers, slots = training_slots(redis_client, settings)
+    if workers and spec.shards > slots:
+        raise unprocessable(
+            ["body", "shards"],
+            f"{spec.shards} shards need {spec.shards} worker slots at once, but the "
+            f"{workers} live training worker(s) have {slots} in all; ask for at most {slots}",
+        )
 
 
 def check_init_from(spec: JobSpec, input_shape: tuple[int, ...], tenant: str, models) -> str:

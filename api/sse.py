@@ -2,7 +2,10 @@
 
 Order of a connection: ``state`` (the job record now, for clients that connect late), then every
 event after it in stream order (``id:`` is the stream id, so a reconnecting client resumes with
-``Last-Event-ID``), then ``end`` once the job reached a final status.
+``Last-Event-ID``), then ``end`` once the job reached a final status. Two other endings, both
+without an ``id:`` (the client's cursor stays on the last event it got), after which the client
+reconnects with ``Last-Event-ID``: ``shutdown`` when the server is stopping (within one read,
+``BLOCK_MS``) and ``error`` when Redis is unavailable (instead of a response cut mid-chunk).
 
 The stream is read with short blocking reads in threads from a limiter of their own, so live
 streams never take the threads that ordinary sync routes need, and a closed connection frees its
@@ -15,6 +18,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 
 import anyio
+import redis
 from anyio import to_thread
 
 from api.json_response import dumps
@@ -55,9 +59,23 @@ def _is_final(event: dict) -> bool:
 
 
 async def job_event_stream(
-    store, job_id: str, last_event_id: str | None, view: Callable[[dict], dict]
+    store,
+    job_id: str,
+    last_event_id: str | None,
+    view: Callable[[dict], dict],
+    stop: Callable[[], bool] = lambda: False,
 ) -> AsyncIterator[str]:
-    """The SSE text of one connection."""
+    """The SSE text of one connection; ends early with ``shutdown`` once ``stop()`` is true,
+    or with ``error`` when Redis fails."""
+    try:
+        async for chunk in _events(store, job_id, last_event_id, view, stop):
+            yield chunk
+    except redis.RedisError as error:
+        detail = f"redis: unavailable ({type(error).__name__}); reconnect with Last-Event-ID"
+        yield sse("error", {"detail": detail})
+
+
+async def _events(store, job_id, last_event_id, view, stop) -> AsyncIterator[str]:
     if last_event_id:
         cursor = last_event_id
     else:
@@ -69,6 +87,9 @@ async def job_event_stream(
             return
     last_write = time.monotonic()
     while True:
+        if stop():
+            yield sse("shutdown", {"detail": "server shutting down; reconnect with Last-Event-ID"})
+            return
         batch = await _call(store.events, job_id, last_id=cursor, block_ms=BLOCK_MS)
         for event_id, event in batch:
             cursor = event_id

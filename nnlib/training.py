@@ -174,7 +174,10 @@ def fit(
         for batch in global_batches(n, batch_size, seed, epoch):
             value, grads = loss_and_gradients(model, loss, x_train[batch], y_train[batch])
             if not math.isfinite(value):
-                raise FloatingPointError(f"training loss is {value} at epoch {epoch} step {step}")
+                # 1-based, as every epoch and step a user sees
+                raise FloatingPointError(
+                    f"training loss is {value} at epoch {epoch + 1} step {step + 1}"
+                )
             lr = schedule(step)
             optimizer.step(grads, lr=lr)
             step += 1

@@ -19,11 +19,13 @@ if ! python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
     echo "gradq needs Python >= 3.11 (found $(python3 --version))" >&2; exit 1
 fi
 if [ ! -x "$VENV/bin/python" ]; then
+    echo "creating the virtual environment $VENV"
     python3 -m venv "$VENV" 2>/dev/null || { apt_install python3-venv && python3 -m venv "$VENV"; }
 fi
 # pip's and setuptools' chatter goes to a log that is shown only when the install fails
 mkdir -p "$ROOT/.state"
 PIP_LOG="$ROOT/.state/pip-install.log"
+echo "installing gradq${EXTRAS:+[$EXTRAS]} and its dependencies into $VENV (log: $PIP_LOG)"
 if ! { "$VENV/bin/python" -m pip install -q --upgrade pip &&
        "$VENV/bin/python" -m pip install -q -e "$ROOT${EXTRAS:+[$EXTRAS]}"; } >"$PIP_LOG" 2>&1; then
     cat "$PIP_LOG" >&2; echo "installing gradq failed (log: $PIP_LOG)" >&2; exit 1

@@ -69,9 +69,13 @@ def start_worker(redis_url: str, celery_app, tmp_path):
     """Factory for real Celery worker subprocesses; all are stopped at teardown."""
     started: list[CeleryWorker] = []
 
-    def start(concurrency: int = 2, wait: bool = True, **env: str) -> CeleryWorker:
+    def start(
+        concurrency: int = 2, wait: bool = True, queues: str | None = None, **env: str
+    ) -> CeleryWorker:
         log = tmp_path / f"worker{len(started)}.log"
-        worker = CeleryWorker(redis_url, concurrency=concurrency, log_path=log, **env)
+        worker = CeleryWorker(
+            redis_url, concurrency=concurrency, queues=queues, log_path=log, **env
+        )
         started.append(worker)
         if wait:
             wait_until(

@@ -52,27 +52,36 @@ class RedisServer:
         self.port = free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
         workdir.mkdir(parents=True, exist_ok=True)
-        self.process = subprocess.Popen(
-            [
-                binary,
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--dir",
-                str(workdir),
-                "--save",
-                "",
-                "--appendonly",
-                "yes" if appendonly else "no",
-                "--maxmemory-policy",
-                "noeviction",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        self.argv = [
+            binary,
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            str(workdir),
+            "--save",
+            "",
+            "--appendonly",
+            "yes" if appendonly else "no",
+            "--maxmemory-policy",
+            "noeviction",
+        ]
         self.client = redis.Redis.from_url(self.url)
+        self.start()
+
+    def start(self) -> None:
+        """Run redis-server with the same command line (same port, same data directory)."""
+        self.process = subprocess.Popen(
+            self.argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         wait_until(self._answers, 10, f"redis-server on port {self.port}")
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        """Send ``sig`` to redis-server and wait for it to exit (an outage begins)."""
+        self.process.send_signal(sig)
+        self.process.wait(10)
+        self.client.connection_pool.disconnect()
 
     def _answers(self) -> bool:
         try:

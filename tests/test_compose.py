@@ -85,3 +85,8 @@ def test_images_build_from_the_project_dockerfile(compose):
     assert "pip install" in dockerfile
     for package in ("api", "worker", "nnlib"):
         assert f"COPY {package} " in dockerfile
+
+
+def test_every_service_is_restarted_when_it_exits(compose):
+    for name, service in compose["services"].items():
+        assert service.get("restart") == "unless-stopped", name

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import signal
+import socket
 import subprocess
 import sys
+from pathlib import Path
 
 import httpx
 import pytest
@@ -26,6 +29,11 @@ def _descendants(pid: int) -> set[int]:
             found.add(child)
             todo.append(child)
     return found
+
+
+def _children(pid: int) -> list[int]:
+    out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout
+    return [int(child) for child in out.split()]
 
 
 def _alive(pid: int) -> bool:
@@ -131,3 +139,62 @@ def test_up_runs_the_demo_job_to_a_prediction(tmp_path):
     finally:
         up.send_signal(signal.SIGINT)
         up.wait(60)
+
+
+def _start_up(tmp_path, *args: str) -> tuple[subprocess.Popen, Path]:
+    log = tmp_path / "up.log"
+    with open(log, "w") as out:
+        up = subprocess.Popen(
+            [sys.executable, "-m", "api.cli.main", "up", "--no-demo", "--workers", "1",
+             "--state-dir", str(tmp_path / "state"), *args],
+            cwd=REPO_ROOT, env=worker_env("redis://unused"), stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    return up, log
+
+
+def _command_line(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except FileNotFoundError:
+        return ""
+
+
+def test_up_restarts_a_killed_child_and_a_sigkilled_up_leaves_no_process(tmp_path):
+    api_port = free_port()
+    up, log = _start_up(tmp_path, "--port", str(api_port), "--redis-port", str(free_port()))
+    try:
+        wait_until(lambda: "API ready" in log.read_text() or up.poll() is not None, 90, "ready")
+        assert up.poll() is None, log.read_text()
+        # the Celery main process (a child of gradq up), not one of its pool processes
+        training = next(p for p in _children(up.pid) if "training@" in _command_line(p))
+
+        os.kill(training, signal.SIGKILL)
+        wait_until(lambda: "worker-training restarted" in log.read_text(), 30, "the restart")
+        text = log.read_text()
+        assert "worker-training was killed by SIGKILL; restarting it in 1 s" in text
+        assert up.poll() is None  # the stack stayed up
+        assert httpx.get(f"http://127.0.0.1:{api_port}/healthz").status_code == 200
+        started = _descendants(up.pid)
+        assert any("training@" in _command_line(p) for p in started)
+
+        up.kill()  # no handler runs: only the parent-death signal can stop the children
+        up.wait(10)
+        wait_until(lambda: not any(_alive(pid) for pid in started), 30, "orphans to exit")
+    finally:
+        if up.poll() is None:
+            up.kill()
+
+
+def test_up_names_a_port_in_use_and_starts_nothing(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        up, log = _start_up(tmp_path, "--port", str(port), "--redis-port", str(free_port()))
+        up.wait(60)
+
+    text = " ".join(log.read_text().split())
+    assert up.returncode == 1
+    assert f"port {port} on 127.0.0.1 (for the API) is already in use" in text
+    assert "--port" in text
+    assert not (tmp_path / "state" / "logs").exists()  # nothing was started

@@ -6,6 +6,10 @@ never waits forever:
 - it gives its slot back (re-enqueues itself) after ``yield_seconds`` (5 heartbeats) unless its
   job is the oldest pending one. So two jobs that each hold part of the workers cannot deadlock:
   the younger one yields, the oldest one fills up and runs.
+- a gang that cannot complete (more shards than the live training workers have slots, from their
+  heartbeats in ``worker.worker_registry``) holds no slot at all, even when it is the oldest: its
+  shards give their slots back at once and come back ``yield_seconds`` later, so jobs that fit run
+  meanwhile. (The API refuses such jobs at submit; this covers workers that left afterwards.)
 """
 
 from __future__ import annotations
@@ -13,11 +17,13 @@ from __future__ import annotations
 import time
 
 from worker.collective.transport import host_record
-from worker.jobs import TERMINAL, JobStore
+from worker.jobs import GANG_PENDING_KEY, TERMINAL, JobStore
 from worker.recovery import abort_attempt, attempt_key, claim, gang_started, release
+from worker.worker_registry import training_slots
 
-PENDING_KEY = "gradq:gang:pending"  # sorted set: job id -> pending_since
+PENDING_KEY = GANG_PENDING_KEY
 POLL_SECONDS = 0.05
+CAPACITY_CHECK_SECONDS = 1.0
 
 
 def yield_seconds(settings) -> float:
@@ -34,7 +40,7 @@ def join_gang(
 ) -> str:
     """Claim a slot and wait for the gang: returns ``"start"``, ``"yielded"`` or ``"stop"``.
 
-    ``requeue()`` re-sends this shard's task when it gives its slot back.
+    ``requeue(delay_seconds)`` re-sends this shard's task when it gives its slot back.
     """
     redis = store.redis
     started, count, added = claim(redis, job_id, attempt, shard, num_shards, host_record(settings))
@@ -44,7 +50,7 @@ def join_gang(
         store.transition(job_id, "running", None, expect_attempt=attempt)
         redis.zrem(PENDING_KEY, job_id)
     waited_since = time.monotonic()
-    last_count = None
+    last_count, capacity_checked = None, 0.0
     while not gang_started(redis, job_id, attempt):
         record = store.get(job_id)
         if record is None or record["status"] in TERMINAL or record["attempt"] != attempt:
@@ -72,10 +78,25 @@ def join_gang(
             redis.zrem(PENDING_KEY, job_id)
             release(redis, job_id, attempt, shard)
             return "stop"
-        waited = time.monotonic() - waited_since
-        if waited > yield_seconds(settings) and not _oldest_pending(store, job_id):
+        now = time.monotonic()
+        if now - capacity_checked >= CAPACITY_CHECK_SECONDS:
+            capacity_checked = now
+            _, slots = training_slots(redis, settings)
+            if 0 < slots < num_shards and release(redis, job_id, attempt, shard):
+                store.update(
+                    job_id,
+                    {},
+                    event="status",
+                    expect_attempt=attempt,
+                    expect_status="queued",
+                    reason=f"waiting for workers: {count} of {num_shards} shards started, and the "
+                    f"live training workers have {slots} slots in all",
+                )
+                requeue(yield_seconds(settings))
+                return "yielded"
+        if now - waited_since > yield_seconds(settings) and not _oldest_pending(store, job_id):
             if release(redis, job_id, attempt, shard):
-                requeue()
+                requeue(0)
                 return "yielded"
         time.sleep(POLL_SECONDS)
     return "start"

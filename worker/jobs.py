@@ -7,6 +7,9 @@ Keys (``{id}`` is ``job_<hex>``):
 - ``gradq:tenant:{t}:jobs``     sorted set (all scores 0, members ``<created µs>|<id>``) -> newest
                                 first by lexicographic order, which gives stable cursors
 - ``gradq:jobs:active``         ids of non-terminal jobs, scanned by the recovery sweep
+- ``gradq:job:{id}:checkpoint`` (``worker.checkpoints``) is deleted when the job succeeds
+- ``gradq:gang:pending``        sorted set of jobs forming their gang (``worker.gang``); a job
+                                leaves it when it finishes, whatever the way (cancel included)
 Status changes are guarded: a terminal record is never changed again.
 """
 
@@ -20,9 +23,11 @@ from datetime import UTC, datetime
 import redis as redis_lib
 
 from worker.admission import create_within_limit
+from worker.checkpoints import checkpoint_key
 
 TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
 ACTIVE_KEY = "gradq:jobs:active"
+GANG_PENDING_KEY = "gradq:gang:pending"  # job id -> pending_since
 EVENTS_MAXLEN = 2000
 FILTER_SCAN = 4000  # records one filtered list call looks at, at most
 FINISHED_TTL_SECONDS = 7 * 24 * 3600  # events and cancel flag of a finished job
@@ -108,6 +113,7 @@ class JobStore:
             "finished_at": None,
             **(fields or {}),
         }
+        record["updated_at"] = record["created_at"]
         member = f"{time.time_ns() // 1000:017d}|{job_id}"
         keys = (job_key(job_id), f"gradq:tenant:{tenant}:jobs", ACTIVE_KEY, events_key(job_id))
         event = {"type": "created", **record}
@@ -197,21 +203,28 @@ class JobStore:
                         return None
                     published = dict(changes)
                     record.update(changes)
+                    now = utc_now()
+                    record["updated_at"] = published["updated_at"] = now
                     if status is not None:
                         record["status"] = status
                         published["status"] = status
                         if status == "running" and record["started_at"] is None:
-                            record["started_at"] = published["started_at"] = utc_now()
+                            record["started_at"] = published["started_at"] = now
                         if status in TERMINAL:
-                            record["finished_at"] = published["finished_at"] = utc_now()
+                            record["finished_at"] = published["finished_at"] = now
                     if reason is not None or status is not None:
                         record["status_reason"] = published["status_reason"] = reason
                     published.setdefault("status", record["status"])
                     pipe.multi()
                     pipe.set(key, json.dumps(record))
                     pipe.xadd(events_key(job_id), _event(event, published), maxlen=EVENTS_MAXLEN)
+                    if record["status"] == "succeeded":
+                        # nothing resumes a succeeded job: its checkpoint (up to hundreds of MB
+                        # of optimizer state) goes; cancelled and failed jobs keep theirs
+                        pipe.delete(checkpoint_key(job_id))
                     if record["status"] in TERMINAL:
                         pipe.srem(ACTIVE_KEY, job_id)
+                        pipe.zrem(GANG_PENDING_KEY, job_id)
                         pipe.expire(events_key(job_id), FINISHED_TTL_SECONDS)
                         pipe.expire(cancel_key(job_id), FINISHED_TTL_SECONDS)
                     pipe.execute()
@@ -264,6 +277,27 @@ class JobStore:
                 self.redis.set(cancel_key(job_id), flag, ex=FINISHED_TTL_SECONDS)
                 return updated
             # the status moved under us (e.g. queued -> running): decide again
+
+    def forget_model(self, job_id: str, model_id: str) -> bool:
+        """Clear ``model_id`` from the job's record once that model is deleted (finished records
+        change only here); False if the job is gone or names another model."""
+        key = job_key(job_id)
+        with self.redis.pipeline() as pipe:
+            while True:
+                try:
+                    pipe.watch(key)
+                    raw = pipe.get(key)
+                    record = json.loads(raw) if raw is not None else None
+                    if record is None or record.get("model_id") != model_id:
+                        return False
+                    record["model_id"] = None
+                    record["updated_at"] = utc_now()
+                    pipe.multi()
+                    pipe.set(key, json.dumps(record))
+                    pipe.execute()
+                    return True
+                except redis_lib.WatchError:
+                    continue
 
     def cancel_requested(self, job_id: str) -> bool:
         return bool(self.redis.exists(cancel_key(job_id)))

@@ -19,7 +19,7 @@ import time
 import redis as redis_lib
 
 import nnlib
-from worker.jobs import utc_now
+from worker.jobs import JobStore, utc_now
 from worker.models.registry import ModelRegistry
 from worker.storage import ArtifactStore, artifact_store
 
@@ -196,7 +196,8 @@ class ModelStore:
         return found, (repr(rows[-1][1]) if more and rows else None)
 
     def delete(self, model_id: str) -> bool:
-        """Remove the model (and its version and aliases in the registry); False if absent."""
+        """Remove the model (its version and aliases in the registry, its id from its job's
+        record); False if absent."""
         metadata = self.get(model_id)
         if metadata is None:
             return False
@@ -208,6 +209,8 @@ class ModelStore:
         self.artifacts.delete_object(weights_key(model_id))
         if metadata.get("version") is not None:
             self.registry.unregister(metadata["tenant"], metadata["name"], metadata["version"])
+        if metadata.get("job_id"):
+            JobStore(self.redis).forget_model(metadata["job_id"], model_id)
         return True
 
     def load_model(self, model_id: str) -> tuple[nnlib.Model, dict]:

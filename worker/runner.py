@@ -5,6 +5,8 @@
   older ones are removed; a failed job likewise);
 - a peer died, timed out or its connection broke: the attempt is abandoned and the job restarts
   from its checkpoint (``restart_job``), or fails once ``max_restarts`` is used up;
+- Redis unreachable (a restart): the attempt is abandoned and the job restarts from its checkpoint
+  once Redis answers again (the job-state client retries with backoff meanwhile);
 - any other error (NaN loss, a bad shape, no common transport): the job fails with the message; the
   worker stays healthy.
 Whatever the ending, this shard's shared-memory segment is unlinked, and once the job is finished
@@ -33,6 +35,7 @@ from worker.recovery import (
     abort_attempt,
     attempt_key,
     explain_timeout,
+    gang_started,
     restart_job,
 )
 from worker.shard import prepare, train
@@ -42,6 +45,8 @@ from worker.storage.checkpoints import keep_checkpoints
 from worker.threads import thread_budget
 
 log = logging.getLogger(__name__)
+# a dropped or refused connection: Redis restarting, not a fault of the job
+REDIS_OUTAGE = (redis_lib.ConnectionError, redis_lib.TimeoutError)
 
 
 def run_shard_task(
@@ -60,6 +65,15 @@ def run_shard_task(
         return _run(
             store, data, settings, job_id, shard, attempt, requeue, enqueue_start, step_hook
         )
+    except REDIS_OUTAGE as error:
+        # Raises again if Redis stays away longer than the store client's retries: the task then
+        # fails, and the sweep restarts the job once every lease has expired.
+        log.warning(
+            "job %s shard %d: Redis unreachable (%s); restarting the job", job_id, shard, error
+        )
+        reason = f"Redis was unreachable ({type(error).__name__}: {error})"
+        restart_job(store, job_id, attempt, reason, enqueue_start)
+        return "restarted"
     finally:
         _remove_segments_if_finished(store, job_id)
 
@@ -71,23 +85,24 @@ def _run(store, data, settings, job_id, shard, attempt, requeue, enqueue_start, 
     num_shards = int(record["spec"].get("shards", 1))
     where = f"{socket.gethostname()} pid {os.getpid()}"
     job_log(store.redis, job_id, f"shard {shard}/{num_shards} attempt {attempt} on {where}", shard)
+    if _redelivered(store.redis, job_id, attempt, shard):
+        # Celery redelivered the task of a pool process that died mid-attempt. Restart now, before
+        # any heartbeat: renewing the dead incarnation's lease would hide its death from the
+        # peers, which would then time out instead of naming the dead shard.
+        return _restart_for_dead_shard(store, job_id, shard, attempt, enqueue_start)
     with Heartbeat(store.redis, job_id, attempt, shard, settings):
         try:
             with thread_budget(settings, record["spec"].get("model")):
                 replica = prepare(store, job_id, settings)
+        except REDIS_OUTAGE:
+            raise
         except Exception as error:  # a bad data set or model spec: no point in retrying
             log.exception("job %s shard %d could not prepare", job_id, shard)
             return _fail(store, job_id, shard, attempt, error, settings)
         _log_prepared(store, job_id, shard, replica)
         outcome = join_gang(store, job_id, shard, attempt, num_shards, settings, requeue)
-        if outcome == "redelivered":
-            # Celery redelivers the task of a pool process that died: no need to wait for the
-            # dead incarnation's lease to expire.
-            seen = store.redis.hget(attempt_key(job_id, attempt, "seen"), str(shard))
-            error = PeerLostError(shard, float(seen) if seen else None)
-            job_log(store.redis, job_id, f"redelivered after its process died: {error}", shard)
-            restart_job(store, job_id, attempt, str(error), enqueue_start)
-            return "restarted"
+        if outcome == "redelivered":  # the gang started while this task prepared
+            return _restart_for_dead_shard(store, job_id, shard, attempt, enqueue_start)
         if outcome != "start":
             return outcome
         ctx = ShardContext(store, data, job_id, shard, attempt, num_shards, settings, step_hook)
@@ -114,9 +129,27 @@ def _run(store, data, settings, job_id, shard, attempt, requeue, enqueue_start, 
             job_log(store.redis, job_id, f"attempt {attempt} lost: {error}", shard, "warning")
             restart_job(store, job_id, attempt, str(error), enqueue_start)
             return "restarted"
+        except REDIS_OUTAGE:
+            raise
         except Exception as error:  # training errors fail the job, not the worker
             log.exception("job %s shard %d failed", job_id, shard)
             return _fail(store, job_id, shard, attempt, error, settings)
+
+
+def _redelivered(redis, job_id: str, attempt: int, shard: int) -> bool:
+    """Did this shard already take part in the attempt's started gang (its process died)?"""
+    return gang_started(redis, job_id, attempt) and bool(
+        redis.sismember(attempt_key(job_id, attempt, "claimed"), str(shard))
+    )
+
+
+def _restart_for_dead_shard(store: JobStore, job_id, shard, attempt, enqueue_start) -> str:
+    """Restart the job naming this shard's dead incarnation (no wait for its lease to expire)."""
+    seen = store.redis.hget(attempt_key(job_id, attempt, "seen"), str(shard))
+    error = PeerLostError(shard, float(seen) if seen else None)
+    job_log(store.redis, job_id, f"redelivered after its process died: {error}", shard)
+    restart_job(store, job_id, attempt, str(error), enqueue_start)
+    return "restarted"
 
 
 def _dead_peer(store, job_id, attempt, error: PeerTimeoutError, settings) -> Exception:

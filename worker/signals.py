@@ -1,9 +1,10 @@
-"""Worker process signals: BLAS thread budget, the recovery sweep, the study coordinators and
-the artifact collector.
+"""Worker process signals: BLAS budget, the recovery sweep, the worker heartbeat, study drivers
+and the artifact collector.
 
 ``celeryd_init`` runs in the main worker process before the pool forks: it records the pool size
 so each child can pick ``cores // processes`` BLAS threads. ``worker_ready`` starts the sweeper
-thread, so a (re)started worker picks up jobs whose shards stopped heartbeating, the study
+thread, so a (re)started worker picks up jobs whose shards stopped heartbeating, the heartbeat
+that registers this worker's queues and slots (``worker.worker_registry``), the study
 driver (``worker.studies.driver``), so it coordinates studies nobody else does, and the artifact
 collector thread (one run per cluster per GRADQ_ARTIFACT_COLLECT_SECONDS, under a Redis lock).
 """
@@ -12,15 +13,17 @@ from __future__ import annotations
 
 import os
 
-import redis as redis_lib
 from celery.signals import celeryd_init, worker_ready, worker_shutdown
 
 from worker.config import get_settings
 from worker.recovery import Sweeper
+from worker.redis_client import connect
 from worker.storage import artifact_store
 from worker.storage.collector import Collector
+from worker.worker_registry import WorkerBeat
 
 _sweeper: Sweeper | None = None
+_beat: WorkerBeat | None = None
 _collector: Collector | None = None
 _studies = None  # the StudyDriver of this worker's main process
 
@@ -36,15 +39,18 @@ def _record_pool_size(sender=None, conf=None, options=None, **_) -> None:
 
 @worker_ready.connect
 def _start_sweeper(sender=None, **_) -> None:
-    global _sweeper, _collector
+    global _sweeper, _beat, _collector
     from worker.tasks import start_job
 
     settings = get_settings()
-    client = redis_lib.Redis.from_url(settings.redis_url)
-    _sweeper = Sweeper(client, settings, start_job.delay)
+    _sweeper = Sweeper(connect(settings.redis_url), settings, start_job.delay)
     _sweeper.start()
+    queues = [queue.name for queue in sender.task_consumer.queues]
+    slots = int(os.environ.get("GRADQ_POOL_PROCESSES", "1"))
+    _beat = WorkerBeat(connect(settings.redis_url), settings, sender.hostname, slots, queues)
+    _beat.start()
     _collector = Collector(
-        artifact_store(client, settings),
+        artifact_store(connect(settings.redis_url), settings),
         settings.artifact_grace_seconds,
         settings.artifact_collect_seconds,
     )
@@ -56,7 +62,7 @@ def _start_study_driver(settings) -> None:
     global _studies
     from worker.studies.driver import StudyDriver  # Optuna is imported by workers only
 
-    _studies = StudyDriver(redis_lib.Redis.from_url(settings.redis_url), settings)
+    _studies = StudyDriver(connect(settings.redis_url), settings)
     _studies.start()
 
 
@@ -64,6 +70,8 @@ def _start_study_driver(settings) -> None:
 def _stop_sweeper(sender=None, **_) -> None:
     if _sweeper is not None:
         _sweeper.stop()
+    if _beat is not None:
+        _beat.stop()
     if _collector is not None:
         _collector.stop()
     if _studies is not None:

@@ -14,6 +14,7 @@ from worker.config import get_settings
 from worker.gang import mark_pending
 from worker.jobs import TERMINAL, JobStore
 from worker.recovery import ATTEMPT_TTL_SECONDS, attempt_key
+from worker.redis_client import connect
 from worker.runner import run_shard_task
 
 # Socket timeouts: with Redis unreachable (its host's link down) a call must fail in seconds, not
@@ -24,7 +25,8 @@ REDIS_TIMEOUTS = {"socket_timeout": 5.0, "socket_connect_timeout": 2.0}
 
 @lru_cache(maxsize=1)
 def _redis() -> redis_lib.Redis:
-    return redis_lib.Redis.from_url(get_settings().redis_url, **REDIS_TIMEOUTS)
+    # retries with backoff ride out a Redis restart; the timeouts bound each try
+    return connect(get_settings().redis_url, **REDIS_TIMEOUTS)
 
 
 @lru_cache(maxsize=1)
@@ -32,7 +34,7 @@ def _data() -> redis_lib.Redis:
     return data_client(get_settings().redis_url, **REDIS_TIMEOUTS)
 
 
-@app.task(name="worker.tasks.ping")
+@app.task(name="worker.tasks.ping", ignore_result=False)
 def ping(value: str) -> str:
     """Echo ``value``: lets tests and ``/readyz`` prove a worker is consuming."""
     return value
@@ -75,6 +77,6 @@ def train_shard(job_id: str, shard: int, attempt: int) -> str:
         job_id,
         shard,
         attempt,
-        requeue=lambda: train_shard.delay(job_id, shard, attempt),
+        requeue=lambda delay: train_shard.apply_async((job_id, shard, attempt), countdown=delay),
         enqueue_start=start_job.delay,
     )

@@ -8,11 +8,14 @@ import typer
 from rich.markup import escape
 from rich.table import Column, Table
 
-from api.cli.remote import ID, ID_OF, client, console, fail
+from api.cli.output import print_json
+from api.cli.remote import ID, ID_OF, JsonFlag, client, console, fail
 from api.client import ApiError
 
 jobs_app = typer.Typer(
-    help="Your jobs: list (default), delete, resume.", invoke_without_command=True
+    rich_markup_mode=None,
+    help="Your jobs: list (default), delete, resume.",
+    invoke_without_command=True,
 )
 LEVEL_COLOURS = {"warning": "yellow", "error": "red"}
 
@@ -22,6 +25,7 @@ def jobs(
     ctx: typer.Context,
     status_filter: Annotated[str | None, typer.Option("--status")] = None,
     limit: int = 20,
+    as_json: JsonFlag = False,
 ):
     """List your jobs, newest first."""
     if ctx.invoked_subcommand is not None:
@@ -31,6 +35,9 @@ def jobs(
             page = api.jobs(status=status_filter, limit=limit)
         except ApiError as error:
             fail(error)
+    if as_json:
+        print_json(page)
+        return
     status = Column("status", no_wrap=True, min_width=10)
     table = Table(ID, Column("name", max_width=16), status, "progress", ID_OF("model"))
     for job in page["jobs"]:

@@ -10,7 +10,9 @@ import typer
 from worker.config import get_settings
 
 keys_app = typer.Typer(
-    help="API keys (stored hashed in GRADQ_API_KEYS_FILE).", no_args_is_help=True
+    help="API keys (stored hashed in GRADQ_API_KEYS_FILE).",
+    no_args_is_help=True,
+    rich_markup_mode=None,
 )
 
 

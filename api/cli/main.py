@@ -9,6 +9,8 @@ app = typer.Typer(
     help="gradq: distributed NumPy training on Celery + Redis, served over REST.",
     no_args_is_help=True,
     add_completion=False,
+    # plain help: typer's rich help shows every flag as "--wait <bool>"
+    rich_markup_mode=None,
 )
 
 

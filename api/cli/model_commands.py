@@ -12,17 +12,19 @@ from typing import Annotated
 import typer
 from rich.table import Column, Table
 
-from api.cli.remote import ID, client, console, fail
+from api.cli.output import print_json
+from api.cli.remote import ID, JsonFlag, client, console, fail
 from api.client import ApiError
 
 models_app = typer.Typer(
+    rich_markup_mode=None,
     help="Your models: list (default), versions, alias, tag, export, upload, delete.",
     invoke_without_command=True,
 )
 
 
 @models_app.callback()
-def models(ctx: typer.Context, limit: int = 100):
+def models(ctx: typer.Context, limit: int = 100, as_json: JsonFlag = False):
     """List your models, newest first."""
     if ctx.invoked_subcommand is not None:
         return
@@ -31,6 +33,9 @@ def models(ctx: typer.Context, limit: int = 100):
             listing = api.models(limit=limit)
         except ApiError as error:
             fail(error)
+    if as_json:
+        print_json(listing)
+        return
     name = Column("name", no_wrap=True, min_width=12)
     table = Table(ID, name, "version", "input shape", "test accuracy")
     for model in listing["models"]:

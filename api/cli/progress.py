@@ -1,4 +1,7 @@
-"""A rich live progress bar fed by a job's SSE events: epoch, step, loss, accuracy, ETA."""
+"""Job progress fed by its SSE events: a live bar on a terminal, a line per epoch off one.
+
+The accuracy shown is the validation accuracy of the last finished epoch (labelled ``val acc``).
+"""
 
 from __future__ import annotations
 
@@ -14,7 +17,7 @@ class JobProgress:
             TextColumn("[bold]{task.fields[status]}"),
             BarColumn(),
             TextColumn("epoch {task.fields[epoch]} step {task.fields[steps]}"),
-            TextColumn("loss {task.fields[loss]} acc {task.fields[accuracy]}"),
+            TextColumn("loss {task.fields[loss]} val acc {task.fields[accuracy]}"),
             TimeRemainingColumn(),
             console=console,
         )
@@ -51,9 +54,54 @@ class JobProgress:
         if data.get("step") is not None:
             fields["completed"] = data["step"]
         task = self._progress.tasks[0]
-        if name == "end" and data.get("status") == "succeeded" and task.total:
-            fields["completed"] = task.total
         total = fields.get("total", task.total)
         done = fields.get("completed", task.completed)
         fields["steps"] = f"{done:.0f}/{total:.0f}" if total else f"{done:.0f}"
         self._progress.update(self._task, **fields)
+
+
+class EpochLines:
+    """Off a terminal: one line per status change and per finished epoch (same interface)."""
+
+    def __init__(self, console: Console):
+        self.console, self._epochs, self._status = console, None, None
+
+    def __enter__(self) -> EpochLines:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        return None
+
+    def update(self, name: str, data: dict) -> None:
+        self._epochs = data.get("epochs") or self._epochs
+        status = data.get("status")
+        if status and status != self._status and name in ("state", "status"):
+            self._status = status
+            reason = f" ({data['status_reason']})" if data.get("status_reason") else ""
+            self._say(f"status {status}{reason}")
+        if name == "epoch" and data.get("history"):
+            self._say(epoch_line(data["history"][-1], self._epochs))
+
+    def _say(self, line: str) -> None:
+        self.console.print(line, markup=False, highlight=False)
+
+
+def epoch_line(summary: dict, epochs: int | None) -> str:
+    """``epoch 3/10: train loss 0.1234, val loss 0.2345, val acc 0.951, 1.2 s``"""
+    of = f"/{epochs}" if epochs else ""
+    parts = [f"epoch {summary.get('epoch')}{of}:"]
+    for key, label, digits in (
+        ("train_loss", "train loss", 4),
+        ("val_loss", "val loss", 4),
+        ("val_accuracy", "val acc", 3),
+    ):
+        if isinstance(summary.get(key), int | float):
+            parts.append(f"{label} {summary[key]:.{digits}f},")
+    if isinstance(summary.get("seconds"), int | float):
+        parts.append(f"{summary['seconds']:.1f} s")
+    return " ".join(parts).rstrip(",")
+
+
+def job_progress(console: Console) -> JobProgress | EpochLines:
+    """The live bar on a terminal, epoch lines elsewhere."""
+    return JobProgress(console) if console.is_terminal else EpochLines(console)

@@ -8,14 +8,15 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.markup import escape
-from rich.table import Column
+from rich.table import Column, Table
+from rich.text import Text
 
+from api.cli.output import make_console, print_error, print_json
 from api.client import ApiError, GradqClient
 from worker.config import get_settings
 
-console = Console()
+console = make_console()
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print the API's JSON on one line")]
 FINAL = ("succeeded", "failed", "cancelled")
 ID_WIDTH = 20  # "job_" / "mdl_" / "ds_" + 16 hex: ids are for copying, never truncated
 
@@ -25,7 +26,7 @@ def ID_OF(header: str) -> Column:  # noqa: N802 - reads like a constant next to 
 
 
 ID = ID_OF("id")
-datasets_app = typer.Typer(help="Uploaded data sets.", no_args_is_help=True)
+datasets_app = typer.Typer(help="Uploaded data sets.", no_args_is_help=True, rich_markup_mode=None)
 
 
 def client() -> GradqClient:
@@ -34,7 +35,7 @@ def client() -> GradqClient:
 
 
 def fail(error: ApiError) -> None:
-    console.print(f"[red]error[/red] {escape(str(error))}")  # "gradq[onnx]" is not markup
+    print_error(console, error)
     raise typer.Exit(1)
 
 
@@ -54,13 +55,17 @@ def submit(
             raise typer.Exit(0 if final.get("status") == "succeeded" else 1)
 
 
-def status(job_id: str):
+def status(job_id: str, as_json: JsonFlag = False):
     """Show a job's record."""
     with client() as api:
         try:
-            console.print_json(json.dumps(api.job(job_id)))
+            record = api.job(job_id)
         except ApiError as error:
             fail(error)
+    if as_json:
+        print_json(record)
+    else:
+        console.print_json(json.dumps(record))
 
 
 def watch(job_id: str):
@@ -97,7 +102,11 @@ def metrics(
         sys.stdout.write(json.dumps(body) + "\n")
 
 
-def predict(model_id: str, file: Annotated[Path, typer.Argument(exists=True, dir_okay=False)]):
+def predict(
+    model_id: str,
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False)],
+    as_json: JsonFlag = False,
+):
     """Predict with MODEL on FILE (.npy, .npz first array, .csv rows, .png/.jpg image)."""
     from api.cli.inputs import read_inputs
 
@@ -108,11 +117,28 @@ def predict(model_id: str, file: Annotated[Path, typer.Argument(exists=True, dir
             else:
                 answer = api.predict(model_id, read_inputs(file))
         except ValueError as error:
-            console.print(f"[red]error[/red] {error}")
+            print_error(console, error)
             raise typer.Exit(2) from None
         except ApiError as error:
             fail(error)
-    console.print_json(json.dumps(answer))
+    if as_json:
+        print_json(answer)
+    else:
+        print_predictions(answer)
+
+
+def print_predictions(answer: dict) -> None:
+    """One tab-separated line per sample: index, label and probability (classifiers), or index
+    and outputs; ``--json`` gives the full answer."""
+    if "predictions" not in answer:
+        for index, output in enumerate(answer.get("outputs", [])):
+            typer.echo(f"{index}\t{json.dumps(output)}")
+        return
+    labels = answer.get("labels") or [str(p) for p in answer["predictions"]]
+    probabilities = answer.get("probabilities") or [None] * len(labels)
+    for index, (label, row) in enumerate(zip(labels, probabilities, strict=True)):
+        confidence = f"\t{max(row):.3f}" if row else ""
+        typer.echo(f"{index}\t{label}{confidence}")
 
 
 @datasets_app.command("upload")
@@ -131,10 +157,38 @@ def upload(
 
 
 @datasets_app.command("list")
-def list_datasets():
+def list_datasets(as_json: JsonFlag = False):
     """List your uploaded data sets."""
     with client() as api:
-        console.print_json(json.dumps(api.datasets()))
+        try:
+            listing = api.datasets()
+        except ApiError as error:
+            fail(error)
+    if as_json:
+        print_json(listing)
+        return
+    table = Table(ID, "name", "task", "input shape", "bytes")
+    for dataset in listing["datasets"]:
+        shape = dataset.get("input_shape")
+        table.add_row(
+            dataset["id"],
+            dataset.get("name") or "",
+            dataset.get("task") or "",
+            str(shape) if shape else "",
+            str(dataset.get("nbytes") or ""),
+        )
+    console.print(table)
+
+
+@datasets_app.command("delete")
+def delete_dataset(dataset_id: str):
+    """Delete an uploaded data set (refused while an active job uses it)."""
+    with client() as api:
+        try:
+            api.delete_dataset(dataset_id)
+        except ApiError as error:
+            fail(error)
+    console.print(f"deleted {dataset_id}")
 
 
 def serve(
@@ -152,30 +206,31 @@ def serve(
     try:
         run(host, port, insecure=insecure, workers=workers, log=lambda m: console.print(m))
     except InsecureBindError as error:
-        console.print(f"[red]error[/red] {error}")
+        print_error(console, error)
         raise typer.Exit(2) from None
 
 
 def follow(api: GradqClient, job_id: str) -> dict:
-    """Live progress bar from the job's events; returns the final job record."""
-    from api.cli.progress import JobProgress
+    """Live progress from the job's events; returns the final job record."""
+    from api.cli.progress import job_progress
 
-    with JobProgress(console) as bar:
+    with job_progress(console) as bar:
         try:
             for name, data in api.events(job_id):
                 bar.update(name, data)
+            final = api.job(job_id)
         except ApiError as error:
             fail(error)
         except KeyboardInterrupt:
             console.print("stopped watching (the job keeps running)")
             sys.exit(130)
-    final = api.job(job_id)
+        bar.update("final", final)  # the real last step (an early stop ends before steps_total)
     colour = "green" if final["status"] == "succeeded" else "red"
     reason = f" ({final['status_reason']})" if final.get("status_reason") else ""
-    console.print(
-        f"{job_id}: [{colour}]{final['status']}[/{colour}]{reason}"
-        + (f" model {final['model_id']}" if final.get("model_id") else "")
-    )
+    total = f"/{final['steps_total']}" if final.get("steps_total") else ""
+    model = f", model {final['model_id']}" if final.get("model_id") else ""
+    tail = f"{reason} at step {final.get('step')}{total}{model}"
+    console.print(Text.assemble(f"{job_id}: ", (final["status"], colour), tail), soft_wrap=True)
     return final
 
 

@@ -1,7 +1,10 @@
 """The local gradq stack as child processes: redis-server, Celery workers and the API.
 
 Every child runs in its own process group so that stopping the stack (Ctrl-C, SIGTERM) also ends
-the grandchildren (Celery's pool processes, uvicorn's workers) and leaves nothing behind.
+the grandchildren (Celery's pool processes, uvicorn's workers) and leaves nothing behind; each also
+gets a parent-death signal (``api.cli.supervise``), so a SIGKILLed ``gradq up`` leaves nothing
+either. A child that exits on its own is restarted with backoff (``supervise``), like a process
+supervisor would, instead of taking the stack down.
 """
 
 from __future__ import annotations
@@ -12,11 +15,20 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 import redis
+
+from api.cli.supervise import (
+    STABLE_SECONDS,
+    die_with_parent,
+    port_in_use,
+    restart_delay,
+    signal_name,
+)
 
 
 @dataclass
@@ -34,9 +46,23 @@ class StackConfig:
 
 @dataclass
 class ManagedProcess:
+    """A child and how to start it again."""
+
     name: str
     process: subprocess.Popen
     log_path: Path
+    argv: list[str]
+    # SIGKILL for Celery: a warm shutdown would train on for hours with nobody to stop it, and
+    # acks_late redelivers its tasks; SIGTERM lets Redis flush its append-only file
+    death_signal: int = signal.SIGTERM
+    restarts: int = 0
+    failures: int = 0  # consecutive quick failures: the backoff exponent
+    started_at: float = field(default_factory=time.monotonic)
+    restart_at: float | None = None
+
+
+class PortInUseError(RuntimeError):
+    """A port ``gradq up`` needs is taken (often by the children of an earlier ``gradq up``)."""
 
 
 @dataclass
@@ -66,21 +92,64 @@ class LocalStack:
         env.setdefault("GRADQ_ARTIFACT_URL", artifacts.as_uri())
         return env
 
-    def _spawn(self, name: str, argv: list[str]) -> ManagedProcess:
-        logs = self.config.state_dir / "logs"
-        logs.mkdir(parents=True, exist_ok=True)
-        log_path = logs / f"{name}.log"
+    def check_ports(self) -> None:
+        """Raise PortInUseError naming the first port the stack needs that is already taken."""
+        needed = [(self.config.host, self.config.port, "API", "--port")]
+        if not self.config.redis_url:
+            needed.insert(0, ("127.0.0.1", self.config.redis_port, "Redis", "--redis-port"))
+        for host, port, what, option in needed:
+            if port_in_use(host, port):
+                raise PortInUseError(
+                    f"port {port} on {host} (for the {what}) is already in use: stop what holds it"
+                    f" (an earlier gradq up?) or pick another with {option}"
+                )
+
+    def _popen(self, argv: list[str], log_path: Path, death_signal: int) -> subprocess.Popen:
+        preexec = die_with_parent(death_signal)
         with open(log_path, "ab") as log:
-            process = subprocess.Popen(
+            return subprocess.Popen(
                 argv,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 env=self.child_env(),
-                start_new_session=True,
+                preexec_fn=preexec,
+                start_new_session=preexec is None,  # die_with_parent calls setsid itself
             )
-        managed = ManagedProcess(name, process, log_path)
+
+    def _spawn(self, name: str, argv: list[str], death_signal=signal.SIGTERM) -> ManagedProcess:
+        logs = self.config.state_dir / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        log_path = logs / f"{name}.log"
+        process = self._popen(argv, log_path, death_signal)
+        managed = ManagedProcess(name, process, log_path, argv, death_signal)
         self.processes.append(managed)
         return managed
+
+    def supervise(self, report: Callable[[str], None]) -> None:
+        """One supervision pass: schedule a restart for each child that exited, with backoff, and
+        restart those whose delay has passed; ``report`` gets a line for each."""
+        now = time.monotonic()
+        for managed in self.processes:
+            if managed.process.poll() is None:
+                if now - managed.started_at > STABLE_SECONDS:
+                    managed.failures = 0
+                continue
+            if managed.restart_at is None:
+                quick = now - managed.started_at < STABLE_SECONDS
+                managed.failures = managed.failures + 1 if quick else 1
+                delay = restart_delay(managed.failures)
+                managed.restart_at = now + delay
+                report(
+                    f"{managed.name} {signal_name(managed.process.returncode)}; "
+                    f"restarting it in {delay:g} s (see {managed.log_path})"
+                )
+            elif now >= managed.restart_at:
+                _signal_group(managed.process, signal.SIGKILL)  # orphaned pool processes
+                managed.process = self._popen(managed.argv, managed.log_path, managed.death_signal)
+                managed.restarts += 1
+                managed.started_at, managed.restart_at = now, None
+                pid = managed.process.pid
+                report(f"{managed.name} restarted (restart {managed.restarts}, pid {pid})")
 
     def start_redis(self) -> None:
         """A private redis-server with append-only persistence (skipped with ``--redis-url``)."""
@@ -128,8 +197,13 @@ class LocalStack:
         self._spawn(
             "worker-training",
             celery_worker_argv(TRAINING_QUEUE, self.config.workers, "training@%h"),
+            death_signal=signal.SIGKILL,
         )
-        self._spawn("worker-control", celery_worker_argv(CONTROL_QUEUE, 1, "control@%h"))
+        self._spawn(
+            "worker-control",
+            celery_worker_argv(CONTROL_QUEUE, 1, "control@%h"),
+            death_signal=signal.SIGKILL,
+        )
 
     def start_api(self) -> None:
         """Start ``gradq serve`` (it repeats the bind check of production) and wait for it."""

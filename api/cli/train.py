@@ -95,12 +95,13 @@ def train_local(spec: dict, on_epoch: Callable[[dict], None] | None = None) -> d
             callback=callback,
         )  # fmt: skip
     result = {
-        "epochs": history.epochs,
+        # nnlib counts epochs from 0; everything a user sees counts from 1
+        "epochs": [{**row, "epoch": row["epoch"] + 1} for row in history.epochs],
         "parameters": model.num_parameters(),
         "input_shape": list(data.input_shape),
         "train_seconds": time.perf_counter() - started,
         "stopped_early": history.stopped_early,
-        "best_epoch": history.best_epoch,
+        "best_epoch": None if history.best_epoch is None else history.best_epoch + 1,
         "test_loss": None,
         "test_accuracy": None,
     }
@@ -164,6 +165,9 @@ def register(app: typer.Typer) -> None:
         except ValueError as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(2) from None
+        except FloatingPointError as exc:  # a diverging run: say so, no traceback
+            typer.echo(f"error: training diverged: {exc} (try a smaller lr)", err=True)
+            raise typer.Exit(1) from None
         model, metadata = result.pop("model"), result.pop("metadata")
         if save is not None:
             import nnlib

@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from api.cli.stack import LocalStack, StackConfig
+from api.cli.stack import LocalStack, PortInUseError, StackConfig
 from api.serve import InsecureBindError, check_bind
 from worker.config import get_settings
 
@@ -21,6 +21,18 @@ class _StopRequested(Exception):
 
 def _raise_stop(signum, frame):  # noqa: ARG001 - signal handler signature
     raise _StopRequested(signal.Signals(signum).name)
+
+
+class _Narrator:
+    """One line per step, stamped with the seconds since start (the first run is silent
+    otherwise while Redis, Celery and uvicorn start)."""
+
+    def __init__(self, console: Console):
+        self.console, self.started = console, time.monotonic()
+
+    def __call__(self, message: str) -> None:
+        elapsed = time.monotonic() - self.started
+        self.console.print(f"[{elapsed:5.1f}s] {message}", markup=False, highlight=False)
 
 
 def up(
@@ -48,11 +60,23 @@ def up(
     except InsecureBindError as error:
         console.print(str(error), style="red", markup=False)
         raise typer.Exit(2) from None
+    try:
+        stack.check_ports()
+    except PortInUseError as error:
+        console.print(str(error), style="red", markup=False)
+        raise typer.Exit(1) from None
     signal.signal(signal.SIGINT, _raise_stop)
     signal.signal(signal.SIGTERM, _raise_stop)
+    say = _Narrator(console)
     try:
+        if redis_url:
+            say(f"using Redis at {redis_url}")
+        else:
+            say(f"starting redis-server on 127.0.0.1:{redis_port} (data in {state_dir / 'redis'})")
         stack.start_redis()
+        say(f"starting Celery workers: {workers} training process(es) and 1 control process")
         stack.start_workers()
+        say(f"starting the API on {host}:{port} and waiting for it to answer")
         stack.start_api()
         console.print(
             f"gradq API ready at {stack.api_url} (Redis {stack.redis_url}, "
@@ -64,13 +88,13 @@ def up(
             key = get_settings().api_key
             run_demo(stack.api_url, console, key)
         console.print(f"interactive API docs: {stack.api_url}/docs — Ctrl-C stops the stack")
-        while not stack.dead_processes():
-            time.sleep(0.5)
-        dead = ", ".join(f"{m.name} (see {m.log_path})" for m in stack.dead_processes())
-        console.print(f"[red]stopping: {dead} exited")
-        raise typer.Exit(1)
+        while True:  # restart what exits, with backoff, until Ctrl-C / SIGTERM
+            stack.supervise(say)
+            time.sleep(0.2)
     except _StopRequested as stop:
         console.print(f"{stop}: stopping the stack")
+    except typer.Exit:
+        raise  # a RuntimeError too: printing it was the stray "1" of an exiting stack
     except RuntimeError as error:
         console.print(f"[red]{error}")
         raise typer.Exit(1) from None

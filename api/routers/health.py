@@ -1,4 +1,9 @@
-"""``/healthz`` (the process answers), ``/readyz`` (Redis and a live worker), ``/metrics``."""
+"""``/healthz`` (the process answers), ``/readyz`` (Redis and a live training worker), ``/metrics``.
+
+Readiness reads the workers' heartbeats (``worker.worker_registry``) instead of pinging them
+through the broker: a ping with a short timeout flipped to 503 under load, when busy workers
+answered late, and said ready when only control workers were up.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +12,13 @@ from fastapi import APIRouter, HTTPException, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 
-from api.deps import RedisDep
+from api.deps import RedisDep, SettingsDep
 from api.json_body import StrictJSONRoute
 from api.schemas.common import errors
+from worker.celery_app import TRAINING_QUEUE
+from worker.worker_registry import live_workers
 
 router = APIRouter(tags=["health"], route_class=StrictJSONRoute)
-PING_TIMEOUT_SECONDS = 0.5
 
 
 class Health(BaseModel):
@@ -33,18 +39,19 @@ async def healthz():
     "/readyz",
     response_model=Ready,
     responses=errors(503),
-    summary="Redis is reachable and at least one Celery worker answers",
+    summary="Redis is reachable and at least one training worker is alive",
 )
-def readyz(request: Request, redis_client: RedisDep):
+def readyz(redis_client: RedisDep, settings: SettingsDep):
+    """Ready = Redis answers and a worker consuming the training queue heartbeated recently."""
     try:
-        redis_client.ping()
+        workers = live_workers(redis_client, settings, TRAINING_QUEUE)
     except redis.RedisError as error:
         raise HTTPException(503, detail=f"redis: unreachable ({error})") from None
-    replies = request.app.state.celery().control.ping(timeout=PING_TIMEOUT_SECONDS)
-    workers = sorted(name for reply in replies or [] for name in reply)
     if not workers:
-        raise HTTPException(503, detail="workers: no Celery worker answered a ping")
-    return {"status": "ready", "workers": workers}
+        raise HTTPException(
+            503, detail=f"workers: no live worker consumes the {TRAINING_QUEUE} queue"
+        )
+    return {"status": "ready", "workers": sorted(w.name for w in workers)}
 
 
 @router.get(

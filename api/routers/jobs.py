@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Header, HTTPException, Query, status
+from fastapi import APIRouter, Header, HTTPException, Query, Request, status
 from fastapi.responses import PlainTextResponse, StreamingResponse
 
 from api.deps import (
     DatasetStoreDep,
     JobStoreDep,
     ModelStoreDep,
+    RedisDep,
     SettingsDep,
     SubmitDep,
     TenantDep,
@@ -21,7 +22,7 @@ from api.json_body import StrictJSONRoute
 from api.schemas.common import COMMON_ERRORS, errors
 from api.schemas.jobs import ACTIVE_STATUSES, JobList, JobMetrics, JobOut, JobStatus
 from api.schemas.spec import JobSpec
-from api.spec_check import check_init_from, check_model, dataset_facts
+from api.spec_check import check_init_from, check_model, check_shards, dataset_facts
 from api.sse import job_event_stream
 from worker.admission import ActiveJobLimitError
 from worker.jobs import JobFinishedError, JobNotFoundError
@@ -84,11 +85,13 @@ def submit(
     datasets: DatasetStoreDep,
     models: ModelStoreDep,
     submit_job: SubmitDep,
+    redis_client: RedisDep,
 ):
-    """Validate the spec (bounds, data set, shapes, parameter budget), then queue it; the
-    active-job limit is checked and the job created in one atomic Redis step."""
+    """Validate the spec (bounds, data set, shapes, parameter budget, worker slots), then queue
+    it; the active-job limit is checked and the job created in one atomic Redis step."""
     facts = dataset_facts(spec, tenant, datasets)
     check_model(spec, facts, settings.max_parameters)
+    check_shards(spec, redis_client, settings)
     stored = spec.to_stored()
     if spec.init_from is not None:  # pinned to an id: later alias moves do not change the job
         stored["init_from"]["model_id"] = check_init_from(spec, facts.input_shape, tenant, models)
@@ -196,7 +199,9 @@ def cancel(tenant: TenantDep, job_id: JobId, jobs: JobStoreDep):
     responses={
         200: {
             "description": "Server-Sent Events: `state` first, then `progress`/`epoch`/`status`"
-            " events in order, then `end` after the final status.",
+            " events in order, then `end` after the final status. A stream may instead end with"
+            " `shutdown` (the server is stopping) or `error` (Redis unavailable): reconnect with"
+            " `Last-Event-ID`.",
             "content": {"text/event-stream": {"schema": {"type": "string"}}},
         },
         **errors(*COMMON_ERRORS, 404, 422),
@@ -204,6 +209,7 @@ def cancel(tenant: TenantDep, job_id: JobId, jobs: JobStoreDep):
     summary="Live progress of a job (SSE)",
 )
 def events(
+    request: Request,
     tenant: TenantDep,
     job_id: JobId,
     jobs: JobStoreDep,
@@ -213,7 +219,9 @@ def events(
     if last_event_id and any(int(part) >= 2**64 for part in last_event_id.split("-")):
         raise HTTPException(422, detail="Last-Event-ID: not a stream id of this job")
     return StreamingResponse(
-        job_event_stream(jobs, job_id, last_event_id, public_view),
+        job_event_stream(
+            jobs, job_id, last_event_id, public_view, stop=request.app.state.shutdown.is_set
+        ),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )

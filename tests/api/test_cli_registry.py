@@ -61,7 +61,7 @@ def test_upload_alias_tag_export_and_predict_a_locally_trained_model(cli_env, tm
     versions = run("models", "versions", "blobs")
     assert "prod" in versions and "team" in versions
     np.save(tmp_path / "x.npy", np.zeros((2, 2)))
-    assert "predictions" in run("predict", "blobs@prod", str(tmp_path / "x.npy"))
+    assert "predictions" in run("predict", "blobs@prod", str(tmp_path / "x.npy"), "--json")
     run("models", "export", "blobs/versions/2", "-o", str(tmp_path / "m.onnx"))
     session = onnxruntime.InferenceSession(str(tmp_path / "m.onnx"))
     assert session.run(["outputs"], {"input": np.zeros((2, 2), np.float32)})[0].shape == (2, 3)

@@ -107,7 +107,9 @@ def test_cli_submit_wait_predict_and_failures(live_api, start_worker, tmp_path, 
         models = GradqClient(live_api.url, KEY).models()["models"]
         np.save(tmp_path / "x.npy", np.zeros((2, 64)))
         predicted = runner.invoke(cli, ["predict", models[0]["id"], str(tmp_path / "x.npy")])
-        assert predicted.exit_code == 0 and "predictions" in predicted.output
+        assert predicted.exit_code == 0, predicted.output
+        rows = [line.split("\t") for line in predicted.output.strip().splitlines()]
+        assert [row[0] for row in rows] == ["0", "1"] and all(len(row) == 3 for row in rows)
         listed = runner.invoke(cli, ["jobs"])
         assert listed.exit_code == 0 and "succeeded" in listed.output
         shown = runner.invoke(cli, ["status", models[0]["job_id"]])

@@ -103,3 +103,59 @@ def test_load_dataset_reads_an_uploaded_set_by_id(redis_client):
     assert ds.preprocessing["divisor"] == 255.0
     with pytest.raises(DatasetError, match="no uploaded data set 'ds_missing'"):
         load_dataset({"id": "ds_missing"}, redis=redis_client)
+
+
+# A process that stores a 32 MB set in 16 KB chunks (2,000 round trips) until it is killed.
+_STORE_FOREVER = """
+import sys
+import numpy as np
+import redis
+from worker.datasets import DatasetStore, validate_upload
+from worker.datasets.store import RedisChunkedBlobs
+from tests.harness import npz_bytes
+client = redis.Redis.from_url(sys.argv[1])
+x = np.random.default_rng(0).integers(0, 256, (40_000, 28, 28), dtype=np.uint8)
+uploaded = validate_upload("big.npz", npz_bytes(x_train=x, y_train=np.arange(40_000) % 10),
+                           max_bytes=1 << 30)
+DatasetStore(client, blobs=RedisChunkedBlobs(client, chunk_bytes=16_384)).put("acme", uploaded)
+"""
+
+
+@pytest.mark.integration
+def test_a_store_killed_midway_leaves_only_keys_that_expire_and_lists_nothing(
+    redis_url, redis_client
+):
+    import signal
+    import subprocess
+    import sys
+
+    from tests.harness import REPO_ROOT, wait_until, worker_env
+
+    writer = subprocess.Popen(
+        [sys.executable, "-c", _STORE_FOREVER, redis_url], cwd=REPO_ROOT, env=worker_env(redis_url)
+    )
+    try:
+        wait_until(
+            lambda: any(redis_client.llen(k) > 20 for k in redis_client.keys(PREFIX + "*")),
+            60,
+            "the store to be midway",
+        )
+        writer.send_signal(signal.SIGKILL)
+        writer.wait(10)
+    finally:
+        if writer.poll() is None:
+            writer.kill()
+
+    keys = redis_client.keys(PREFIX + "*")
+    assert keys  # the chunks written so far, ...
+    assert all(0 < redis_client.ttl(key) <= 3600 for key in keys)  # ... all expiring
+    assert DatasetStore(redis_client).list("acme") == []
+    assert redis_client.keys(TENANT_INDEX + "*") == []
+
+
+def test_a_finished_store_keeps_its_chunks_for_good(redis_client):
+    info = DatasetStore(redis_client).put("acme", _upload(n=20))
+
+    keys = redis_client.keys(f"{PREFIX}{info['id']}*")
+    assert len(keys) == 5  # metadata + four arrays, no partial key left
+    assert all(redis_client.ttl(key) == -1 for key in keys)

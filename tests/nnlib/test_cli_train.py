@@ -61,7 +61,7 @@ def test_json_output_is_one_object_with_test_metrics_epochs_and_parameter_count(
     report = json.loads(result.stdout.strip())
     assert report["parameters"] == 4 * 8 + 8 + 8 * 3 + 3
     assert report["test_accuracy"] >= 0.8 and report["test_loss"] > 0
-    assert [row["epoch"] for row in report["epochs"]] == [0, 1, 2, 3]
+    assert [row["epoch"] for row in report["epochs"]] == [1, 2, 3, 4]  # 1-based, as everywhere
     for row in report["epochs"]:
         assert {"train_loss", "val_loss", "val_accuracy", "seconds", "samples_per_second"} <= set(
             row
@@ -108,6 +108,19 @@ def test_bad_specs_exit_2_naming_the_field(cli, spec_file, change, message):
 
     assert result.exit_code == 2
     assert message in result.stderr
+
+
+def test_a_diverging_run_exits_1_with_one_line_naming_the_cause(cli, spec_file):
+    spec = {**json.loads(spec_file.read_text()), "optimizer": {"type": "sgd", "lr": 1e30}}
+    spec_file.write_text(json.dumps(spec))
+
+    result = CliRunner().invoke(cli, ["train", str(spec_file), "--local", "--json"])
+
+    assert result.exit_code == 1
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert lines[-1].startswith("error: training diverged: training loss is")
+    assert "Traceback" not in result.stderr
 
 
 def test_a_loss_object_with_options_trains_locally_as_on_the_cluster(cli, spec_file):

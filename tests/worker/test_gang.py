@@ -68,3 +68,26 @@ def test_cancel_while_waiting_for_the_gang_frees_the_slots(redis_client, start_w
     assert store.request_cancel(job["id"])["status"] == "cancelled"
     ok = wait_finished(redis_client, submit_job(redis_client, blobs_spec(1), "acme")["id"])
     assert ok["status"] == "succeeded"
+
+
+def test_a_gang_bigger_than_the_workers_does_not_block_a_job_that_fits(redis_client, start_worker):
+    start_worker(concurrency=2, GRADQ_MAX_PENDING_SECONDS="600", **FAST)
+    store = JobStore(redis_client)
+    # older than the small job, so before this rule it held both slots as the oldest pending gang
+    big = submit_job(redis_client, blobs_spec(shards=4), tenant="acme")
+    wait_until(
+        lambda: "waiting for workers" in (store.get(big["id"])["status_reason"] or ""),
+        20,
+        "the big gang to start waiting",
+    )
+
+    small = wait_finished(redis_client, submit_job(redis_client, blobs_spec(2), "bob")["id"], 60)
+
+    assert small["status"] == "succeeded", small["status_reason"]
+    assert store.get(big["id"])["status"] == "queued"  # still waiting, within its 600 s
+    reasons = [e.get("status_reason") for _, e in store.events(big["id"], count=10_000)]
+    assert any(
+        r.endswith("of 4 shards started, and the live training workers have 2 slots in all")
+        for r in reasons
+        if r
+    )

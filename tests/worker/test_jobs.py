@@ -94,6 +94,57 @@ def test_a_stale_attempt_cannot_write(store):
     assert store.update(job, {"step": 5}, expect_attempt=2)["step"] == 5
 
 
+def test_every_change_stamps_updated_at_and_a_finished_job_keeps_its_last(store):
+    job = store.create(SPEC, "acme")
+    running = store.transition(job["id"], "running")
+    finished = store.transition(job["id"], "succeeded")
+
+    assert job["updated_at"] == job["created_at"]
+    assert job["updated_at"] <= running["updated_at"] <= finished["updated_at"]
+    assert store.get(job["id"])["updated_at"] == finished["finished_at"]
+
+
+def test_a_cancelled_job_leaves_the_gang_pending_set(store, redis_client):
+    from worker.gang import mark_pending
+    from worker.jobs import GANG_PENDING_KEY
+
+    job = store.create(SPEC, "acme")["id"]
+    mark_pending(store, job, 1.0)
+
+    store.request_cancel(job)
+
+    assert redis_client.zscore(GANG_PENDING_KEY, job) is None
+
+
+@pytest.mark.parametrize("ending", ["succeeded", "failed", "cancelled"])
+def test_only_a_succeeded_job_loses_its_checkpoint(store, redis_client, ending):
+    from worker.checkpoints import checkpoint_key, save_checkpoint
+
+    job = store.create(SPEC, "acme")["id"]
+    store.transition(job, "running")
+    save_checkpoint(redis_client, job, b"npz bytes")
+
+    store.transition(job, ending)
+
+    assert redis_client.exists(checkpoint_key(job)) == (ending != "succeeded")
+
+
+def test_deleting_a_model_clears_its_id_from_the_finished_job(store, redis_client):
+    import nnlib
+    from worker.models_store import ModelStore
+
+    job = store.create(SPEC, "acme")["id"]
+    model = nnlib.build_model({"layers": [{"type": "dense", "units": 2}]}, (3,))
+    saved = ModelStore(redis_client).save(model, tenant="acme", job_id=job)
+    store.transition(job, "running")
+    store.transition(job, "succeeded", changes={"model_id": saved["id"]})
+
+    assert ModelStore(redis_client).delete(saved["id"])
+
+    record = store.get(job)
+    assert record["model_id"] is None and record["status"] == "succeeded"
+
+
 def test_list_by_name_is_case_insensitive_and_pages_on(store):
     for name in ("Alpha-1", "beta", "ALPHA-2", "gamma"):
         store.create(SPEC | {"name": name}, "acme")

@@ -42,7 +42,7 @@ def run_attempt(url: str, job_id: str, attempt: int, num_shards: int, crash_at=N
             job_id,
             i,
             attempt,
-            requeue=lambda: None,
+            requeue=lambda delay: None,
             enqueue_start=restarts.append,
             step_hook=hook_for(i),
         )

@@ -2,9 +2,13 @@
 
 Array bytes go through a ``BlobStore``: by default the artifact store (``worker.storage``: files or
 S3, every read checked against its SHA-256); ``RedisChunkedBlobs`` (Redis lists of chunks of at
-most ``CHUNK_BYTES``) is how the previous version stored them, still read for migration. Metadata is
-one Redis hash per set plus a per-tenant index, written only after all chunks, so a set that is
+most ``CHUNK_BYTES``) is how the previous version stored them, still read for migration. Metadata
+is one Redis hash per set plus a per-tenant index, written only after all chunks, so a set that is
 listed is always complete. Arrays come back with ``np.frombuffer``: nothing is ever unpickled.
+
+Stores are atomic: chunks are written under a temporary key that expires after
+``PARTIAL_TTL_SECONDS``, and renamed to their final key in the same transaction that writes the
+metadata. An API killed mid-upload leaves only keys that expire (it left 52 MB for good before).
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ PREFIX = "gradq:dataset:"
 TENANT_INDEX = "gradq:datasets:tenant:"
 # chunks fetched per round trip when reassembling (bounded memory in flight)
 FETCH_WINDOW = 8
+PARTIAL_TTL_SECONDS = 3600  # longer than any upload takes; then an abandoned one is gone
 
 
 class BlobStore(Protocol):
@@ -59,15 +64,27 @@ class RedisChunkedBlobs:
         self.chunk_bytes = chunk_bytes
 
     def put(self, key: str, data: memoryview) -> int:
-        name = PREFIX + key
-        self.redis.delete(name)
+        """Write the chunks under a temporary key with a TTL; ``publish`` makes them final."""
+        partial = self._partial(key)
+        self.redis.delete(partial)
         chunks = range(0, len(data), self.chunk_bytes)
         for start in chunks:
-            self.redis.rpush(name, bytes(data[start : start + self.chunk_bytes]))
+            pipe = self.redis.pipeline(transaction=False)
+            pipe.rpush(partial, bytes(data[start : start + self.chunk_bytes]))
+            pipe.expire(partial, PARTIAL_TTL_SECONDS)
+            pipe.execute()
+        if not chunks:  # an empty array: an empty list is no key; keep a marker list
+            self.redis.rpush(partial, b"")
+            self.redis.expire(partial, PARTIAL_TTL_SECONDS)
         return len(chunks)
 
     def publish(self, key: str, pipe) -> None:
-        """Nothing: the chunks are final once written (kept for legacy sets and the benchmark)."""
+        pipe.rename(self._partial(key), PREFIX + key)
+        pipe.persist(PREFIX + key)
+
+    @staticmethod
+    def _partial(key: str) -> str:
+        return f"{PREFIX}partial:{key}"
 
     def get(self, key: str, nbytes: int) -> bytearray:
         name, out, offset = PREFIX + key, bytearray(nbytes), 0
@@ -81,7 +98,7 @@ class RedisChunkedBlobs:
         return out
 
     def delete(self, key: str) -> None:
-        self.redis.delete(PREFIX + key)
+        self.redis.delete(PREFIX + key, self._partial(key))
 
 
 def score_cursor(cursor: str) -> float:

@@ -1,0 +1,34 @@
+"""How CLI output looks on a terminal and off one (pipes, CI logs, files).
+
+On a terminal: rich tables sized to the window, live progress bars. Off one: lines are never cut
+or wrapped at 80 columns (rich's default width without a terminal), and progress is a plain line
+per epoch instead of a bar nobody sees.
+"""
+
+from __future__ import annotations
+
+import json
+
+import typer
+from rich.console import Console
+from rich.text import Text
+
+OFF_TERMINAL_WIDTH = 1000  # wide enough for any table row; rows are as wide as their content
+
+
+def make_console() -> Console:
+    """A console for stdout that never cuts lines when stdout is not a terminal."""
+    console = Console()
+    if console.is_terminal:
+        return console
+    return Console(width=OFF_TERMINAL_WIDTH, soft_wrap=True)
+
+
+def print_error(console: Console, message: object) -> None:
+    """``error <message>`` in red on one line (the message is not read as rich markup)."""
+    console.print(Text.assemble(("error ", "red"), str(message)), soft_wrap=True)
+
+
+def print_json(data: object) -> None:
+    """Compact JSON on one line: for ``--json`` and for scripts (``jq`` reads it)."""
+    typer.echo(json.dumps(data, separators=(",", ":")))

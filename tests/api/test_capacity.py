@@ -1,0 +1,36 @@
+"""Submit-time capacity: more shards than the live workers can ever give at once are refused."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.api.specs import digits_spec
+from tests.harness import wait_until
+from worker.worker_registry import training_slots
+
+pytestmark = pytest.mark.integration
+
+
+def test_more_shards_than_the_live_workers_have_slots_is_a_422_with_the_numbers(
+    alice, settings, redis_client, start_worker
+):
+    start_worker(concurrency=2)
+    wait_until(lambda: training_slots(redis_client, settings)[1], 30, "the worker's heartbeat")
+
+    response = alice.post("/v1/jobs", json=digits_spec(shards=64, batch_size=64))
+
+    assert response.status_code == 422
+    error = response.json()["detail"][0]
+    assert error["loc"] == ["body", "shards"]
+    assert error["msg"] == (
+        "64 shards need 64 worker slots at once, but the 1 live training worker(s) have 2 in all;"
+        " ask for at most 2"
+    )
+    assert alice.get("/v1/jobs").json()["jobs"] == []  # nothing was queued
+
+
+def test_a_job_that_fits_the_live_workers_is_accepted(alice, settings, redis_client, start_worker):
+    start_worker(concurrency=2)
+    wait_until(lambda: training_slots(redis_client, settings)[1], 30, "the worker's heartbeat")
+
+    assert alice.post("/v1/jobs", json=digits_spec(shards=2)).status_code == 202

@@ -1,0 +1,162 @@
+"""What a user sees from the remote CLI commands, off a terminal (as in CI logs and pipes).
+
+The commands run against the real app and Redis: only the CLI's HTTP client is pointed at the
+app in-process (``TestClient`` is an ``httpx.Client``); unreachable-API and ``--help`` run the real
+``gradq`` process.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from api.cli import job_commands, model_commands, remote
+from api.cli.main import app as cli
+from api.client import GradqClient
+from tests.api.conftest import KEY_A
+from tests.api.models_fixture import raw_digits, store_digits_model
+from tests.harness import REPO_ROOT, free_port, wait_until, worker_env
+from worker.jobs import JobStore
+from worker.models_store import ModelStore
+
+
+@pytest.fixture
+def run(alice, monkeypatch):
+    """``run(*args)`` -> CliRunner result of ``gradq <args>`` as tenant alice."""
+
+    def client() -> GradqClient:
+        api = GradqClient("http://testserver", KEY_A)
+        api._http = alice  # the app in-process, alice's key in its headers
+        api.close = lambda: None  # alice outlives each command
+        return api
+
+    console = remote.make_console()  # CliRunner: not a terminal
+    for module in (remote, job_commands, model_commands):  # each imported them by name
+        monkeypatch.setattr(module, "client", client)
+        monkeypatch.setattr(module, "console", console)
+    return lambda *args: CliRunner().invoke(cli, list(args))
+
+
+def gradq(*args: str, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "api.cli.main", *args],
+        cwd=REPO_ROOT,
+        env=worker_env("redis://unused", **env),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_an_unreachable_api_is_one_line_with_the_cause_and_exit_1():
+    url = f"http://127.0.0.1:{free_port()}"
+
+    result = gradq("models", GRADQ_API_URL=url)
+
+    assert result.returncode == 1
+    assert result.stdout.strip().splitlines() == [
+        f"error cannot reach the API at {url} ([Errno 111] Connection refused); "
+        "is it running? (GRADQ_API_URL)"
+    ]
+    assert "Traceback" not in result.stderr
+
+
+def test_help_shows_wait_as_a_flag():
+    result = gradq("submit", "--help")
+
+    assert result.returncode == 0
+    assert "--wait  Show live progress until it ends" in result.stdout
+    assert "<bool>" not in result.stdout
+
+
+def test_models_lists_the_name_in_full_width_rows_or_one_json_line(run, redis_client):
+    saved = store_digits_model(redis_client, "alice")
+
+    table = run("models")
+    as_json = run("models", "--json")
+
+    assert table.exit_code == 0, table.output
+    row = next(line for line in table.stdout.splitlines() if saved["id"] in line)
+    assert "digits-mlp" in row and "0.9700" in row  # the whole row, not cut at 80 columns
+    assert as_json.exit_code == 0, (as_json.output, as_json.exception)
+    assert json.loads(as_json.stdout)["models"][0]["id"] == saved["id"]
+    assert len(as_json.stdout.strip().splitlines()) == 1
+
+
+def test_jobs_json_is_the_api_page_on_one_line(run, alice):
+    from tests.api.specs import digits_spec
+
+    job_id = alice.post("/v1/jobs", json=digits_spec()).json()["id"]
+
+    result = run("jobs", "--json")
+
+    assert result.exit_code == 0, result.output
+    assert [job["id"] for job in json.loads(result.stdout)["jobs"]] == [job_id]
+
+
+def test_predict_prints_one_line_per_sample(run, redis_client, tmp_path):
+    saved = store_digits_model(redis_client, "alice")
+    raw, labels = raw_digits(8)
+    np.save(tmp_path / "x.npy", raw)
+
+    result = run("predict", saved["id"], str(tmp_path / "x.npy"))
+
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.strip().splitlines()
+    assert len(lines) == 8
+    index, label, confidence = lines[0].split("\t")
+    assert index == "0" and label == str(labels[0]) and 0 < float(confidence) <= 1
+
+
+def test_delete_model_removes_it_and_clears_it_from_its_job(run, redis_client):
+    from tests.api.models_fixture import trained_digits_model
+
+    store = JobStore(redis_client)
+    job = store.create({"name": "t", "shards": 1}, "alice")["id"]
+    saved = ModelStore(redis_client).save(trained_digits_model()[0], tenant="alice", job_id=job)
+    store.transition(job, "running")
+    store.transition(job, "succeeded", changes={"model_id": saved["id"]})
+
+    result = run("models", "delete", saved["id"])
+
+    assert result.exit_code == 0 and f"deleted {saved['id']}" in result.stdout
+    assert ModelStore(redis_client).get(saved["id"]) is None
+    assert store.get(job)["model_id"] is None
+
+
+def test_watch_off_a_terminal_prints_a_line_per_epoch_and_the_real_last_step(
+    run, alice, redis_client
+):
+    from tests.api.specs import digits_spec
+
+    job_id = alice.post("/v1/jobs", json=digits_spec(epochs=3)).json()["id"]
+    store = JobStore(redis_client)
+
+    def play_an_early_stopping_worker():
+        wait_until(lambda: redis_client.info("clients")["blocked_clients"] >= 1, 10, "reader")
+        store.transition(job_id, "running")
+        history = []
+        for epoch in (1, 2):
+            history.append({"epoch": epoch, "train_loss": 0.5 / epoch, "val_loss": 0.6 / epoch,
+                            "val_accuracy": 0.8 + epoch / 100, "seconds": 1.0})  # fmt: skip
+            store.update(job_id, {"step": 30 * epoch, "steps_total": 90}, event="progress")
+            store.update(job_id, {"epoch": epoch, "history": history}, event="epoch")
+        store.update(job_id, {"step": 63})
+        store.transition(job_id, "succeeded", "stopped early: no improvement")
+
+    worker = threading.Thread(target=play_an_early_stopping_worker, daemon=True)
+    worker.start()
+    result = run("watch", job_id)
+    worker.join(10)
+
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.strip().splitlines()
+    assert "epoch 1/3: train loss 0.5000, val loss 0.6000, val acc 0.810, 1.0 s" in lines
+    assert "epoch 2/3: train loss 0.2500, val loss 0.3000, val acc 0.820, 1.0 s" in lines
+    assert lines[-1] == f"{job_id}: succeeded (stopped early: no improvement) at step 63/90"
