@@ -7,7 +7,8 @@ Keys (``{id}`` is ``job_<hex>``):
 - ``gradq:tenant:{t}:jobs``     sorted set (all scores 0, members ``<created µs>|<id>``) -> newest
                                 first by lexicographic order, which gives stable cursors
 - ``gradq:jobs:active``         ids of non-terminal jobs, scanned by the recovery sweep
-- ``gradq:job:{id}:checkpoint`` (``worker.checkpoints``) is deleted when the job succeeds
+- ``gradq:job:{id}:checkpoints`` (``worker.storage.checkpoints``: the list of the job's checkpoint
+                                objects, owner of their records) is deleted when the job succeeds
 - ``gradq:gang:pending``        sorted set of jobs forming their gang (``worker.gang``); a job
                                 leaves it when it finishes, whatever the way (cancel included)
 Status changes are guarded: a terminal record is never changed again.
@@ -23,7 +24,7 @@ from datetime import UTC, datetime
 import redis as redis_lib
 
 from worker.admission import create_within_limit
-from worker.checkpoints import checkpoint_key
+from worker.storage.checkpoints import checkpoints_key
 
 TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
 ACTIVE_KEY = "gradq:jobs:active"
@@ -219,9 +220,11 @@ class JobStore:
                     pipe.set(key, json.dumps(record))
                     pipe.xadd(events_key(job_id), _event(event, published), maxlen=EVENTS_MAXLEN)
                     if record["status"] == "succeeded":
-                        # nothing resumes a succeeded job: its checkpoint (up to hundreds of MB
-                        # of optimizer state) goes; cancelled and failed jobs keep theirs
-                        pipe.delete(checkpoint_key(job_id))
+                        # nothing resumes a succeeded job: its checkpoints (up to hundreds of MB
+                        # of optimizer state) go; cancelled and failed jobs keep theirs. Their
+                        # records lose their owner (the list): shard 0 removes the objects at
+                        # once, the collector if it cannot. The second key is a legacy one.
+                        pipe.delete(checkpoints_key(job_id), f"gradq:job:{job_id}:checkpoint")
                     if record["status"] in TERMINAL:
                         pipe.srem(ACTIVE_KEY, job_id)
                         pipe.zrem(GANG_PENDING_KEY, job_id)

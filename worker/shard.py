@@ -39,7 +39,7 @@ from worker.shard_context import ShardContext
 from worker.steps import exact_step, local_step
 from worker.storage import ArtifactStore, artifact_store
 from worker.storage.checkpoint_writer import CheckpointWriter
-from worker.storage.checkpoints import keep_checkpoints, load_checkpoint
+from worker.storage.checkpoints import checkpoint_keys, load_checkpoint, remove_objects
 
 PROGRESS_EVERY_SECONDS = 0.5
 
@@ -275,6 +275,7 @@ def _finish(ctx: ShardContext, replica: Replica, loss, data, stopped_early: bool
     )
     reason = "stopped early: no improvement" if stopped_early else None
     changes = {"metrics": metrics, "model_id": saved["id"], "progress": 1.0}
+    checkpoints = checkpoint_keys(replica.artifacts, ctx.job_id)  # the transition drops the list
     final = ctx.store.transition(
         ctx.job_id, "succeeded", reason, changes=changes, expect_attempt=ctx.attempt
     )
@@ -282,7 +283,7 @@ def _finish(ctx: ShardContext, replica: Replica, loss, data, stopped_early: bool
         models.delete(saved["id"])
         raise AttemptAbortedError("the job finished elsewhere before it could succeed")
     # a succeeded job has its model: its checkpoints only cost space now
-    keep_checkpoints(replica.artifacts, ctx.job_id, 0)
+    remove_objects(replica.artifacts, checkpoints)
     job_log(
         ctx.store.redis,
         ctx.job_id,

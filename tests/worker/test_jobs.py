@@ -118,15 +118,22 @@ def test_a_cancelled_job_leaves_the_gang_pending_set(store, redis_client):
 
 @pytest.mark.parametrize("ending", ["succeeded", "failed", "cancelled"])
 def test_only_a_succeeded_job_loses_its_checkpoint(store, redis_client, ending):
-    from worker.checkpoints import checkpoint_key, save_checkpoint
+    from worker.storage import artifact_store
+    from worker.storage.checkpoints import checkpoints_key, load_checkpoint, save_checkpoint
+    from worker.storage.collector import collect
 
     job = store.create(SPEC, "acme")["id"]
     store.transition(job, "running")
-    save_checkpoint(redis_client, job, b"npz bytes")
+    artifacts = artifact_store(redis_client)
+    saved = save_checkpoint(artifacts, job, {}, {}, {"global_step": 1})
 
     store.transition(job, ending)
 
-    assert redis_client.exists(checkpoint_key(job)) == (ending != "succeeded")
+    assert redis_client.exists(checkpoints_key(job)) == (ending != "succeeded")
+    assert (load_checkpoint(artifacts, job) is not None) == (ending != "succeeded")
+    # a succeeded job's checkpoint records are orphans now: the collector takes them
+    orphaned = collect(artifacts, grace_seconds=60, now=saved["created"] + 61).orphaned
+    assert orphaned == ([saved["key"]] if ending == "succeeded" else [])
 
 
 def test_deleting_a_model_clears_its_id_from_the_finished_job(store, redis_client):

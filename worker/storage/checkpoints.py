@@ -5,7 +5,8 @@ Format (``GRADQCK1``): 8 magic bytes, a little-endian uint64 header length, a UT
 history, early-stopping and RNG state), then the raw arrays at 64-byte aligned offsets. Names are
 ``model/<name>`` and ``optim/<key>``. No zip and no CRC: the record's SHA-256 already covers every
 byte, so saving costs one pass over the arrays and loading is one checked read plus views.
-The job's list ``gradq:job:{id}:checkpoints`` holds object keys, oldest first.
+The job's list ``gradq:job:{id}:checkpoints`` holds object keys, oldest first, and owns their
+records: deleting it (the job succeeded, or was deleted) leaves orphans the collector removes.
 """
 
 from __future__ import annotations
@@ -156,8 +157,14 @@ def _legacy_checkpoint(redis, job_id: str) -> tuple[dict, dict, dict] | None:
     return model, optim, meta
 
 
+def remove_objects(store: ArtifactStore, keys: list[str]) -> None:
+    """Drop the records and objects of checkpoints no longer listed (e.g. after a success)."""
+    for key in keys:
+        store.remove(key)
+
+
 def _owner(job_id: str) -> str:
-    return f"gradq:job:{job_id}"
+    return checkpoints_key(job_id)
 
 
 def _padded(nbytes: int) -> int:
