@@ -92,6 +92,17 @@ class RedisServer:
         stop_process(self.process, grace=5)
 
 
+def stop_process_group(process: subprocess.Popen, grace: float) -> None:
+    """SIGTERM to the group ``process`` leads (a worker and its pool children), up to ``grace``
+    seconds for the leader to exit, then SIGKILL to the group."""
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(grace)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(5)
+
+
 def redis_answers(client: redis.Redis, process: subprocess.Popen) -> bool:
     """True once ``client`` gets a PING answer; RuntimeError if redis-server ``process`` exited."""
     try:
@@ -157,12 +168,7 @@ class CeleryWorker:
 
     def stop(self) -> None:
         if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(15)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(5)
+            stop_process_group(self.process, grace=15)
         else:
             # the main process is gone; make sure no orphaned pool child survives it
             try:
