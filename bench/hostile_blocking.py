@@ -13,7 +13,6 @@ from __future__ import annotations
 import io
 import json
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -21,7 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.predict_latency import KEY, start_server, train_and_store  # noqa: E402
+from bench.predict_latency import KEY, serving_model  # noqa: E402
 
 
 def hostile_requests(model_id: str) -> dict[str, dict]:
@@ -96,28 +95,16 @@ def measure(base: str, request: dict | None, idle_seconds: float = 1.0) -> tuple
 
 
 def main() -> None:
-    from tests.harness import RedisServer
-
-    with tempfile.TemporaryDirectory() as tmp:
-        redis_server = RedisServer(Path(tmp) / "redis")
-        server = None
-        try:
-            model_id, _ = train_and_store(redis_server.url)
-            server, port = start_server(redis_server.url, 1, Path(tmp) / "api.log")
-            base = f"http://127.0.0.1:{port}"
-            idle = max(measure(base, None)[2] for _ in range(2))
-            print(f"idle: worst /healthz {idle:.1f} ms")
-            for name, request in hostile_requests(model_id).items():
-                answer, seconds, worst = measure(base, request)
-                print(
-                    f"{name:<28} {seconds:6.2f} s  worst /healthz {worst:7.1f} ms"
-                    f" ({worst / idle:5.1f}x idle)  -> {answer}"
-                )
-        finally:
-            if server is not None:
-                server.terminate()
-                server.wait(10)
-            redis_server.stop()
+    with serving_model(workers=1) as (port, model_id, _):
+        base = f"http://127.0.0.1:{port}"
+        idle = max(measure(base, None)[2] for _ in range(2))
+        print(f"idle: worst /healthz {idle:.1f} ms")
+        for name, request in hostile_requests(model_id).items():
+            answer, seconds, worst = measure(base, request)
+            print(
+                f"{name:<28} {seconds:6.2f} s  worst /healthz {worst:7.1f} ms"
+                f" ({worst / idle:5.1f}x idle)  -> {answer}"
+            )
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import statistics
 import subprocess
@@ -79,6 +80,26 @@ def start_server(redis_url: str, workers: int, log: Path, plain: bool = False):
 
 
 # ---- the load generator (runs in its own process) -------------------------------------------
+
+
+@contextlib.contextmanager
+def serving_model(workers: int, plain: bool = False):
+    """A private redis-server and ``workers`` uvicorn processes serving a freshly stored digits
+    MLP -> ``(port, model_id, sample)``; both servers are stopped on exit."""
+    from tests.harness import RedisServer
+
+    with tempfile.TemporaryDirectory() as tmp:
+        redis_server = RedisServer(Path(tmp) / "redis")
+        server = None
+        try:
+            model_id, sample = train_and_store(redis_server.url)
+            server, port = start_server(redis_server.url, workers, Path(tmp) / "api.log", plain)
+            yield port, model_id, sample
+        finally:
+            if server is not None:
+                server.terminate()
+                server.wait(10)
+            redis_server.stop()
 
 
 async def _connection(port: int, request: bytes, count: int, latencies: list[float]) -> None:
@@ -152,53 +173,40 @@ def main() -> None:
         args.concurrency = args.concurrency[0]
         return load_main(args)
 
-    from tests.harness import RedisServer
-
-    with tempfile.TemporaryDirectory() as tmp:
-        redis_server = RedisServer(Path(tmp) / "redis")
-        server = None
-        try:
-            model_id, sample = train_and_store(redis_server.url)
-            log = Path(tmp) / "api.log"
-            server, port = start_server(redis_server.url, args.workers, log, args.plain)
-            stack = "asyncio+h11" if args.plain else "uvloop+httptools"
-            print(
-                f"digits MLP {model_id}; uvicorn workers={args.workers} ({stack}); "
-                f"{args.requests} requests per level"
+    with serving_model(args.workers, args.plain) as (port, model_id, sample):
+        stack = "asyncio+h11" if args.plain else "uvloop+httptools"
+        print(
+            f"digits MLP {model_id}; uvicorn workers={args.workers} ({stack}); "
+            f"{args.requests} requests per level"
+        )
+        for concurrency in args.concurrency:
+            out = subprocess.run(
+                [
+                    sys.executable,
+                    __file__,
+                    "--load",
+                    "--port",
+                    str(port),
+                    "--model",
+                    model_id,
+                    "--sample",
+                    json.dumps(sample),
+                    "--concurrency",
+                    str(concurrency),
+                    "--requests",
+                    str(args.requests),
+                ],
+                capture_output=True,
+                text=True,
+                timeout=600,
+                check=True,
             )
-            for concurrency in args.concurrency:
-                out = subprocess.run(
-                    [
-                        sys.executable,
-                        __file__,
-                        "--load",
-                        "--port",
-                        str(port),
-                        "--model",
-                        model_id,
-                        "--sample",
-                        json.dumps(sample),
-                        "--concurrency",
-                        str(concurrency),
-                        "--requests",
-                        str(args.requests),
-                    ],
-                    capture_output=True,
-                    text=True,
-                    timeout=600,
-                    check=True,
-                )
-                r = json.loads(out.stdout)
-                print(
-                    f"concurrency {r['concurrency']:>3}: p50 {r['p50_ms']:.2f} ms  "
-                    f"p99 {r['p99_ms']:.2f} ms  {r['requests_per_second']:.0f} req/s  "
-                    f"({r['requests']} requests)"
-                )
-        finally:
-            if server is not None:
-                server.terminate()
-                server.wait(10)
-            redis_server.stop()
+            r = json.loads(out.stdout)
+            print(
+                f"concurrency {r['concurrency']:>3}: p50 {r['p50_ms']:.2f} ms  "
+                f"p99 {r['p99_ms']:.2f} ms  {r['requests_per_second']:.0f} req/s  "
+                f"({r['requests']} requests)"
+            )
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from nnlib import losses, optimizers, schedules
-from nnlib.batching import global_batches, steps_per_epoch
+from nnlib.batching import global_batches, min_batch_for, steps_per_epoch
 
 # Sign of each monitored metric: +1 when higher is better.
 _MONITORS = {"val_loss": -1.0, "val_accuracy": 1.0, "train_loss": -1.0}
@@ -159,8 +159,10 @@ def fit(
     x_train = _as_model_dtype(model, x_train)
     x_val = _as_model_dtype(model, x_val) if has_val else None
     n = len(x_train)
+    min_batch = min_batch_for(model.layers, 1)
     if not callable(schedule):
-        schedule = schedules.build(schedule, optimizer.lr, epochs * steps_per_epoch(n, batch_size))
+        steps = epochs * steps_per_epoch(n, batch_size, min_batch)
+        schedule = schedules.build(schedule, optimizer.lr, steps)
     stopper = None
     if early_stopping:
         accuracy = losses.has_accuracy(getattr(loss, "name", ""), tuple(model.output_shape))
@@ -171,7 +173,7 @@ def fit(
     for epoch in range(epochs):
         started = time.perf_counter()
         seen, loss_sum, stop = 0, 0.0, False
-        for batch in global_batches(n, batch_size, seed, epoch):
+        for batch in global_batches(n, batch_size, seed, epoch, min_batch):
             value, grads = loss_and_gradients(model, loss, x_train[batch], y_train[batch])
             if not math.isfinite(value):
                 # 1-based, as every epoch and step a user sees

@@ -75,7 +75,11 @@ class RedisServer:
         self.process = subprocess.Popen(
             self.argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
-        wait_until(self._answers, 10, f"redis-server on port {self.port}")
+        wait_until(
+            lambda: redis_answers(self.client, self.process),
+            10,
+            f"redis-server on port {self.port}",
+        )
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
         """Send ``sig`` to redis-server and wait for it to exit (an outage begins)."""
@@ -83,17 +87,30 @@ class RedisServer:
         self.process.wait(10)
         self.client.connection_pool.disconnect()
 
-    def _answers(self) -> bool:
-        try:
-            return bool(self.client.ping())
-        except redis.ConnectionError:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"redis-server exited with {self.process.returncode}") from None
-            return False
-
     def stop(self) -> None:
         self.client.close()
         stop_process(self.process, grace=5)
+
+
+def stop_process_group(process: subprocess.Popen, grace: float) -> None:
+    """SIGTERM to the group ``process`` leads (a worker and its pool children), up to ``grace``
+    seconds for the leader to exit, then SIGKILL to the group."""
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(grace)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(5)
+
+
+def redis_answers(client: redis.Redis, process: subprocess.Popen) -> bool:
+    """True once ``client`` gets a PING answer; RuntimeError if redis-server ``process`` exited."""
+    try:
+        return bool(client.ping())
+    except redis.ConnectionError:
+        if process.poll() is not None:
+            raise RuntimeError(f"redis-server exited with {process.returncode}") from None
+        return False
 
 
 def stop_process(process: subprocess.Popen, grace: float) -> None:
@@ -151,12 +168,7 @@ class CeleryWorker:
 
     def stop(self) -> None:
         if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(15)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(5)
+            stop_process_group(self.process, grace=15)
         else:
             # the main process is gone; make sure no orphaned pool child survives it
             try:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 import nnlib
-from nnlib.batching import global_batches, shard_slice, steps_per_epoch
+from nnlib.batching import global_batches, min_batch_for, shard_slice, steps_per_epoch
 from nnlib.training import early_stopping_from_spec
 from worker.collective.local_sgd import LocalSGD
 from worker.config import Settings
@@ -73,7 +73,11 @@ def prepare(store: JobStore, job_id: str, settings: Settings) -> Replica:
     data = load_dataset(spec["dataset"], seed=seed, redis=store.redis, settings=settings)
     model = nnlib.build_model(spec["model"], data.input_shape, seed=seed)
     optimizer = nnlib.optimizers.build(spec["optimizer"], model.parameters())
-    steps_total = int(spec["epochs"]) * steps_per_epoch(len(data.x_train), int(spec["batch_size"]))
+    # a batchnorm model's last batch joins the one before when it would leave a shard 1 sample
+    min_batch = min_batch_for(model.layers, int(spec.get("shards", 1)))
+    steps_total = int(spec["epochs"]) * steps_per_epoch(
+        len(data.x_train), int(spec["batch_size"]), min_batch
+    )
     schedule = nnlib.schedules.build(spec.get("schedule"), spec["optimizer"]["lr"], steps_total)
     meta = {
         "epoch": 0,
@@ -175,7 +179,9 @@ def _train(ctx: ShardContext, replica: Replica, writer: CheckpointWriter) -> dic
     stop_early = False
     for epoch in range(meta["epoch"], epochs):
         epoch_started, comm_at_start = time.perf_counter(), ctx.comm_seconds
-        batches = global_batches(n, batch_size, seed, epoch)
+        batches = global_batches(
+            n, batch_size, seed, epoch, min_batch_for(model.layers, ctx.num_shards)
+        )
         samples_this_run = 0
         upcoming = None
         for b in range(meta["batch"], len(batches)):

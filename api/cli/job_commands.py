@@ -9,7 +9,7 @@ from rich.markup import escape
 from rich.table import Column, Table
 
 from api.cli.output import print_json
-from api.cli.remote import ID, ID_OF, JsonFlag, client, console, fail
+from api.cli.remote import ID, ID_OF, JsonFlag, call, client, console, fail
 from api.client import ApiError
 
 jobs_app = typer.Typer(
@@ -30,11 +30,7 @@ def jobs(
     """List your jobs, newest first."""
     if ctx.invoked_subcommand is not None:
         return
-    with client() as api:
-        try:
-            page = api.jobs(status=status_filter, limit=limit)
-        except ApiError as error:
-            fail(error)
+    page = call(lambda api: api.jobs(status=status_filter, limit=limit))
     if as_json:
         print_json(page)
         return
@@ -57,11 +53,7 @@ def delete(
     delete_model: Annotated[bool, typer.Option("--delete-model", help="Its model too")] = False,
 ):
     """Delete a finished job (checkpoint, events, logs; the model stays unless asked)."""
-    with client() as api:
-        try:
-            api.delete_job(job_id, delete_model)
-        except ApiError as error:
-            fail(error)
+    call(lambda api: api.delete_job(job_id, delete_model))
     console.print(f"deleted {job_id}")
 
 
@@ -73,11 +65,7 @@ def resume(
     ] = None,
 ):
     """Resume a cancelled or failed job from its last checkpoint."""
-    with client() as api:
-        try:
-            job = api.resume(job_id, epochs)
-        except ApiError as error:
-            fail(error)
+    job = call(lambda api: api.resume(job_id, epochs))
     console.print(f"{job['id']}: {job['status']} ({job.get('status_reason') or ''})")
 
 

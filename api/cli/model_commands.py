@@ -13,7 +13,7 @@ import typer
 from rich.table import Column, Table
 
 from api.cli.output import print_json
-from api.cli.remote import ID, JsonFlag, client, console, fail
+from api.cli.remote import ID, JsonFlag, call, client, console, fail
 from api.client import ApiError
 
 models_app = typer.Typer(
@@ -28,11 +28,7 @@ def models(ctx: typer.Context, limit: int = 100, as_json: JsonFlag = False):
     """List your models, newest first."""
     if ctx.invoked_subcommand is not None:
         return
-    with client() as api:
-        try:
-            listing = api.models(limit=limit)
-        except ApiError as error:
-            fail(error)
+    listing = call(lambda api: api.models(limit=limit))
     if as_json:
         print_json(listing)
         return
@@ -53,11 +49,7 @@ def models(ctx: typer.Context, limit: int = 100, as_json: JsonFlag = False):
 @models_app.command("versions")
 def versions(name: str):
     """A name's versions (newest first) and aliases."""
-    with client() as api:
-        try:
-            entry = api.registry(name)
-        except ApiError as error:
-            fail(error)
+    entry = call(lambda api: api.registry(name))
     table = Table("version", ID, "aliases", "created", "tags")
     for model in entry["versions"]:
         table.add_row(
@@ -107,11 +99,7 @@ def tag(
             console.print(f"[red]error[/red] tag {item!r}: expected KEY=VALUE")
             raise typer.Exit(2)
         pairs[key] = value
-    with client() as api:
-        try:
-            updated = api.update_model(model, pairs if tags else None, description)
-        except ApiError as error:
-            fail(error)
+    updated = call(lambda api: api.update_model(model, pairs if tags else None, description))
     console.print_json(json.dumps({"tags": updated["tags"], "description": updated["description"]}))
 
 
@@ -122,11 +110,7 @@ def export(
     file_format: Annotated[str, typer.Option("--format", help="onnx or npz")] = "onnx",
 ):
     """Write MODEL as ONNX (default) or nnlib .npz."""
-    with client() as api:
-        try:
-            content = api.export(model, file_format)
-        except ApiError as error:
-            fail(error)
+    content = call(lambda api: api.export(model, file_format))
     path = output or Path(f"{model.replace('/', '-').replace('@', '-')}.{file_format}")
     path.write_bytes(content)
     console.print(f"wrote {path} ({len(content)} bytes)")
@@ -140,22 +124,14 @@ def upload(
     ] = None,
 ):
     """Import a model file written by nnlib.save (e.g. gradq train --local --save)."""
-    with client() as api:
-        try:
-            model = api.upload_model(file, name)
-        except ApiError as error:
-            fail(error)
+    model = call(lambda api: api.upload_model(file, name))
     console.print(f"{model['id']}: {model['name']} version {model['version']}")
 
 
 @models_app.command("delete")
 def delete(model: str):
     """Delete MODEL (one version; its aliases go with it)."""
-    with client() as api:
-        try:
-            api.delete_model(model)
-        except ApiError as error:
-            fail(error)
+    call(lambda api: api.delete_model(model))
     console.print(f"deleted {model}")
 
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 import typer
 from rich.table import Column, Table
@@ -16,6 +17,7 @@ from api.client import ApiError, GradqClient
 from worker.config import get_settings
 
 console = make_console()
+T = TypeVar("T")
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print the API's JSON on one line")]
 FINAL = ("succeeded", "failed", "cancelled")
 ID_WIDTH = 20  # "job_" / "mdl_" / "ds_" + 16 hex: ids are for copying, never truncated
@@ -32,6 +34,15 @@ datasets_app = typer.Typer(help="Uploaded data sets.", no_args_is_help=True, ric
 def client() -> GradqClient:
     settings = get_settings()
     return GradqClient(settings.api_url, settings.api_key)
+
+
+def call(request: Callable[[GradqClient], T]) -> T:
+    """``request(api)`` on a fresh client, closed after; an ApiError is printed and exits 1."""
+    with client() as api:
+        try:
+            return request(api)
+        except ApiError as error:
+            fail(error)
 
 
 def fail(error: ApiError) -> None:
@@ -57,11 +68,7 @@ def submit(
 
 def status(job_id: str, as_json: JsonFlag = False):
     """Show a job's record."""
-    with client() as api:
-        try:
-            record = api.job(job_id)
-        except ApiError as error:
-            fail(error)
+    record = call(lambda api: api.job(job_id))
     if as_json:
         print_json(record)
     else:
@@ -77,11 +84,7 @@ def watch(job_id: str):
 
 def cancel(job_id: str):
     """Ask a job to stop."""
-    with client() as api:
-        try:
-            job = api.cancel(job_id)
-        except ApiError as error:
-            fail(error)
+    job = call(lambda api: api.cancel(job_id))
     console.print(f"{job['id']}: {job['status']}")
 
 
@@ -91,11 +94,7 @@ def metrics(
     max_points: Annotated[int, typer.Option(help="Average the step curve down to this")] = 1000,
 ):
     """Print a job's training curves (loss per step, per-epoch series) for export."""
-    with client() as api:
-        try:
-            body = api.metrics(job_id, "csv" if csv else "json", max_points)
-        except ApiError as error:
-            fail(error)
+    body = call(lambda api: api.metrics(job_id, "csv" if csv else "json", max_points))
     if csv:
         sys.stdout.write(body.decode())
     else:
@@ -159,11 +158,7 @@ def upload(
 @datasets_app.command("list")
 def list_datasets(as_json: JsonFlag = False):
     """List your uploaded data sets."""
-    with client() as api:
-        try:
-            listing = api.datasets()
-        except ApiError as error:
-            fail(error)
+    listing = call(lambda api: api.datasets())
     if as_json:
         print_json(listing)
         return
@@ -183,11 +178,7 @@ def list_datasets(as_json: JsonFlag = False):
 @datasets_app.command("delete")
 def delete_dataset(dataset_id: str):
     """Delete an uploaded data set (refused while an active job uses it)."""
-    with client() as api:
-        try:
-            api.delete_dataset(dataset_id)
-        except ApiError as error:
-            fail(error)
+    call(lambda api: api.delete_dataset(dataset_id))
     console.print(f"deleted {dataset_id}")
 
 

@@ -11,7 +11,7 @@ import typer
 from rich.live import Live
 from rich.table import Column, Table
 
-from api.cli.remote import ID_OF, client, console, fail
+from api.cli.remote import ID_OF, call, client, console, fail
 from api.client import ApiError, GradqClient
 
 study_app = typer.Typer(
@@ -110,11 +110,7 @@ def show(study_id: str):
 @study_app.command("cancel")
 def cancel(study_id: str):
     """Stop a study and its running trials."""
-    with client() as api:
-        try:
-            study = api.cancel_study(study_id)
-        except ApiError as error:
-            fail(error)
+    study = call(lambda api: api.cancel_study(study_id))
     console.print(f"{study['id']}: {study['status_reason']}")
 
 

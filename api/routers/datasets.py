@@ -9,6 +9,7 @@ from fastapi import APIRouter, File, Form, HTTPException, Query, Response, Uploa
 from api.deps import DatasetStoreDep, JobStoreDep, SettingsDep, TenantDep
 from api.ids import DatasetId
 from api.json_body import StrictJSONRoute
+from api.paging import fetch_page
 from api.routers.jobs import active_jobs
 from api.schemas.common import COMMON_ERRORS, errors
 from api.schemas.datasets import DatasetList, DatasetOut
@@ -84,11 +85,7 @@ def list_datasets(
     cursor: Annotated[str | None, Query(max_length=40)] = None,
 ):
     """Newest first, ``limit`` per page (``next_cursor`` for the next)."""
-    try:
-        found, next_cursor = datasets.page(tenant, limit, cursor)
-    except ValueError:
-        detail = f"cursor: {cursor!r} is not a cursor from this list"
-        raise HTTPException(422, detail=detail) from None
+    found, next_cursor = fetch_page(lambda: datasets.page(tenant, limit, cursor), cursor)
     return {"datasets": [dataset_view(d) for d in found], "next_cursor": next_cursor}
 
 

@@ -19,6 +19,7 @@ from api.deps import (
 from api.ids import JobId
 from api.job_metrics import job_metrics, metrics_csv_rows, to_csv
 from api.json_body import StrictJSONRoute
+from api.paging import fetch_page
 from api.schemas.common import COMMON_ERRORS, errors
 from api.schemas.jobs import ACTIVE_STATUSES, JobList, JobMetrics, JobOut, JobStatus
 from api.schemas.spec import JobSpec
@@ -121,14 +122,10 @@ def list_jobs(
     cursor: Annotated[str | None, Query(max_length=200)] = None,
     name: Annotated[str | None, Query(max_length=200, description="Part of the name")] = None,
 ):
-    try:
-        records, next_cursor = jobs.list(
-            tenant, status=status_filter, limit=limit, cursor=cursor, name=name
-        )
-    except ValueError:
-        raise HTTPException(
-            422, detail=f"cursor: {cursor!r} is not a cursor from this list"
-        ) from None
+    records, next_cursor = fetch_page(
+        lambda: jobs.list(tenant, status=status_filter, limit=limit, cursor=cursor, name=name),
+        cursor,
+    )
     return {"jobs": [job_view(r) for r in records], "next_cursor": next_cursor}
 
 

@@ -15,6 +15,7 @@ from api.deps import ModelCacheDep, ModelStoreDep, RedisDep, SettingsDep, Tenant
 from api.invalidation import publish_deleted
 from api.json_body import StrictJSONRoute
 from api.model_access import ModelRefDep, add_ref_routes, owned_model
+from api.paging import fetch_page
 from api.schemas.common import COMMON_ERRORS, errors
 from api.schemas.models import ModelList, ModelOut, ModelPatch
 from api.schemas.spec import ModelSpec
@@ -43,11 +44,7 @@ def list_models(
     cursor: Annotated[str | None, Query(max_length=40)] = None,
 ):
     """Your models, newest first, ``limit`` per page (``next_cursor`` for the next)."""
-    try:
-        found, next_cursor = models.page(tenant, limit, cursor)
-    except ValueError:
-        detail = f"cursor: {cursor!r} is not a cursor from this list"
-        raise HTTPException(422, detail=detail) from None
+    found, next_cursor = fetch_page(lambda: models.page(tenant, limit, cursor), cursor)
     return {"models": [model_view(m) for m in found], "next_cursor": next_cursor}
 
 

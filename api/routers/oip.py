@@ -29,6 +29,7 @@ OIP_ERRORS = {
     code: {"description": text, "content": {"application/json": {"schema": ERROR}}}
     for code, text in ((400, "Bad request or reference"), (404, "No such model for this tenant"))
 }
+OIP_RESPONSES = OIP_ERRORS | errors(401, 413, 503)  # what every /v2/models route documents
 INFER_BODY = {
     "requestBody": {
         "required": True,
@@ -71,6 +72,11 @@ def ready(redis_client: RedisDep):
     except redis.RedisError as error:
         raise HTTPException(503, detail=f"redis: unreachable ({error})") from None
     return {"ready": True}
+
+
+def _error_answer(error: OipError) -> JSONResponse:
+    """The protocol's error body, ``{"error": message}``, with the error's HTTP status."""
+    return JSONResponse({"error": str(error)}, status_code=error.status)
 
 
 def _ref(name: str, version: str | None) -> str:
@@ -116,7 +122,7 @@ async def model_metadata(
     try:
         entry = await _entry(models, cache, name, version, tenant)
     except OipError as error:
-        return JSONResponse({"error": str(error)}, status_code=error.status)
+        return _error_answer(error)
     meta = entry.metadata
     versions = await run_in_threadpool(models.registry.versions, tenant, meta.get("name") or "")
     return _metadata(entry, sorted(versions))
@@ -132,7 +138,7 @@ async def model_ready(
     try:
         await _entry(models, cache, name, version, tenant)
     except OipError as error:
-        return JSONResponse({"error": str(error)}, status_code=error.status)
+        return _error_answer(error)
     return {"name": name, "ready": True}
 
 
@@ -157,7 +163,7 @@ async def infer(
             raise OipError(str(error).replace("inputs:", "inputs[0]:", 1)) from None
         body = await run_in_threadpool(_outputs, entry, batch, document)
     except OipError as error:
-        return JSONResponse({"error": str(error)}, status_code=error.status)
+        return _error_answer(error)
     return body
 
 
@@ -194,21 +200,21 @@ for suffix in ("", "/versions/{version}"):
         "/models/{name}" + suffix,
         model_metadata,
         methods=["GET"],
-        responses=OIP_ERRORS | errors(401, 413, 503),
+        responses=OIP_RESPONSES,
         summary="Model metadata (input and output tensors)",
     )
     router.add_api_route(
         "/models/{name}" + suffix + "/ready",
         model_ready,
         methods=["GET"],
-        responses=OIP_ERRORS | errors(401, 413, 503),
+        responses=OIP_RESPONSES,
         summary="The model can be loaded",
     )
     router.add_api_route(
         "/models/{name}" + suffix + "/infer",
         infer,
         methods=["POST"],
-        responses=OIP_ERRORS | errors(401, 413, 503),
+        responses=OIP_RESPONSES,
         openapi_extra=INFER_BODY,
         summary="Inference (Open Inference Protocol v2)",
     )

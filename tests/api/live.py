@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
 
@@ -50,3 +51,20 @@ class LiveApi:
     def stop(self) -> None:
         stop_process(self.process, grace=10)
         self._log.close()
+
+
+@contextlib.contextmanager
+def cli_pointed_at_live_api(redis_url: str, log_path, tenant: str, key: str, monkeypatch):
+    """A LiveApi that knows ``key`` as ``tenant``, with the CLI's GRADQ_API_URL/GRADQ_API_KEY set
+    to it; yields the server, stops it and clears the settings cache on exit."""
+    from worker.config import get_settings
+
+    server = LiveApi(redis_url, log_path, GRADQ_API_KEYS=f"{tenant}:{key}")
+    monkeypatch.setenv("GRADQ_API_URL", server.url)
+    monkeypatch.setenv("GRADQ_API_KEY", key)
+    get_settings.cache_clear()
+    try:
+        yield server
+    finally:
+        get_settings.cache_clear()
+        server.stop()

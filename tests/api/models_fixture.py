@@ -35,16 +35,23 @@ def trained_digits_model(as_image: bool = False, units: int = 32, epochs: int = 
 
 
 def store_digits_model(redis_client, tenant: str, as_image: bool = False) -> dict:
-    model, data = trained_digits_model(as_image)
+    trained = trained_digits_model(as_image)
+    return save_trained(redis_client, tenant, trained, "job_test", "digits-mlp", test_accuracy=0.97)
+
+
+def save_trained(redis_client, tenant: str, trained, job_id: str, name: str, **metrics) -> dict:
+    """Store a ``(model, dataset)`` pair as the worker would, with the dataset's preprocessing
+    and classes; returns the stored metadata."""
+    model, data = trained
     return ModelStore(redis_client).save(
         model,
         tenant=tenant,
-        job_id="job_test",
-        name="digits-mlp",
+        job_id=job_id,
+        name=name,
         preprocessing=data.preprocessing,
         classes=data.classes,
         num_classes=data.num_classes,
-        metrics={"test_accuracy": 0.97},
+        metrics=metrics,
     )
 
 
@@ -77,14 +84,5 @@ def trained_example_model(path: str = "examples/digits_mlp.json"):
 
 
 def store_example_model(redis_client, tenant: str) -> dict:
-    model, data = trained_example_model()
-    return ModelStore(redis_client).save(
-        model,
-        tenant=tenant,
-        job_id="job_0000000000000000",
-        name="digits-mlp-example",
-        preprocessing=data.preprocessing,
-        classes=data.classes,
-        num_classes=data.num_classes,
-        metrics={},
-    )
+    trained = trained_example_model()
+    return save_trained(redis_client, tenant, trained, "job_0000000000000000", "digits-mlp-example")

@@ -9,7 +9,7 @@ import redis
 from typer.testing import CliRunner
 
 from api.cli.main import app as cli
-from tests.api.live import LiveApi
+from tests.api.live import cli_pointed_at_live_api
 from tests.api.specs import digits_spec
 from worker.jobs import JobStore
 from worker.loss_curve import LossRecorder
@@ -19,22 +19,15 @@ KEY = "metrics-key-0123456789"
 
 @pytest.fixture
 def job_with_curve(redis_url, tmp_path, monkeypatch):
-    from worker.config import get_settings
-
-    server = LiveApi(redis_url, tmp_path / "api.log", GRADQ_API_KEYS=f"t:{KEY}")
-    monkeypatch.setenv("GRADQ_API_URL", server.url)
-    monkeypatch.setenv("GRADQ_API_KEY", KEY)
-    get_settings.cache_clear()
-    client = redis.Redis.from_url(redis_url)
-    job_id = JobStore(client).create(digits_spec(), "t")["id"]
-    recorder = LossRecorder(client, job_id, steps_total=4)
-    for step in range(1, 5):
-        recorder.add(step, float(step))
-    recorder.flush()
-    yield job_id
-    client.close()
-    server.stop()
-    get_settings.cache_clear()
+    with cli_pointed_at_live_api(redis_url, tmp_path / "api.log", "t", KEY, monkeypatch):
+        client = redis.Redis.from_url(redis_url)
+        job_id = JobStore(client).create(digits_spec(), "t")["id"]
+        recorder = LossRecorder(client, job_id, steps_total=4)
+        for step in range(1, 5):
+            recorder.add(step, float(step))
+        recorder.flush()
+        yield job_id
+        client.close()
 
 
 @pytest.mark.integration

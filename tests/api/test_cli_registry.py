@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from api.cli.main import app as cli
 from api.client import GradqClient
-from tests.api.live import LiveApi
+from tests.api.live import cli_pointed_at_live_api
 from tests.harness import wait_until
 from worker.storage import artifact_store
 from worker.storage.checkpoints import checkpoint_keys
@@ -33,15 +33,10 @@ SPEC = {
 
 @pytest.fixture
 def cli_env(redis_url, tmp_path, monkeypatch):
-    from worker.config import get_settings
-
-    server = LiveApi(redis_url, tmp_path / "api.log", GRADQ_API_KEYS=f"cli:{KEY}")
-    monkeypatch.setenv("GRADQ_API_URL", server.url)
-    monkeypatch.setenv("GRADQ_API_KEY", KEY)
-    get_settings.cache_clear()
-    yield server
-    get_settings.cache_clear()
-    server.stop()
+    with cli_pointed_at_live_api(
+        redis_url, tmp_path / "api.log", "cli", KEY, monkeypatch
+    ) as server:
+        yield server
 
 
 def run(*args: str) -> str:

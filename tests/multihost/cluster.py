@@ -22,7 +22,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.harness import REPO_ROOT, wait_until, worker_env
+from tests.harness import REPO_ROOT, redis_answers, stop_process_group, wait_until, worker_env
 
 NETWORK = ipaddress.ip_network("198.18.0.0/15")
 BURST_SECONDS = 0.002  # tbf bucket: 2 ms of traffic at the link's rate (>= a few MTUs)
@@ -211,17 +211,9 @@ class HostRedis:
             stderr=subprocess.DEVNULL,
         )  # fmt: skip
         self.client = redis.Redis.from_url(self.url, socket_timeout=5, socket_connect_timeout=2)
-        wait_until(self._answers, 10, f"redis-server on {host.name}")
-
-    def _answers(self) -> bool:
-        import redis
-
-        try:
-            return bool(self.client.ping())
-        except redis.ConnectionError:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"redis-server exited with {self.process.returncode}") from None
-            return False
+        wait_until(
+            lambda: redis_answers(self.client, self.process), 10, f"redis-server on {host.name}"
+        )
 
 
 class HostWorker:
@@ -247,12 +239,7 @@ class HostWorker:
 
     def stop(self) -> None:
         if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(15)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(5)
+            stop_process_group(self.process, grace=15)
 
 
 def python_argv(*args: str) -> list[str]:

@@ -55,15 +55,16 @@ def test_two_jobs_each_holding_half_the_slots_do_not_deadlock(redis_client, star
     assert wait_finished(redis_client, younger, 60)["status"] == "succeeded"
 
 
+def wait_for_reason(store: JobStore, job_id: str, part: str, what: str) -> None:
+    """Wait up to 20 s until the job's status_reason contains ``part``."""
+    wait_until(lambda: part in (store.get(job_id)["status_reason"] or ""), 20, what)
+
+
 def test_cancel_while_waiting_for_the_gang_frees_the_slots(redis_client, start_worker):
     start_worker(concurrency=1, **FAST)
     store = JobStore(redis_client)
     job = submit_job(redis_client, blobs_spec(shards=2), tenant="acme")
-    wait_until(
-        lambda: "waiting for workers: 1" in (store.get(job["id"])["status_reason"] or ""),
-        20,
-        "one shard to claim the only slot",
-    )
+    wait_for_reason(store, job["id"], "waiting for workers: 1", "one shard to claim the only slot")
 
     assert store.request_cancel(job["id"])["status"] == "cancelled"
     ok = wait_finished(redis_client, submit_job(redis_client, blobs_spec(1), "acme")["id"])
@@ -75,11 +76,7 @@ def test_a_gang_bigger_than_the_workers_does_not_block_a_job_that_fits(redis_cli
     store = JobStore(redis_client)
     # older than the small job, so before this rule it held both slots as the oldest pending gang
     big = submit_job(redis_client, blobs_spec(shards=4), tenant="acme")
-    wait_until(
-        lambda: "waiting for workers" in (store.get(big["id"])["status_reason"] or ""),
-        20,
-        "the big gang to start waiting",
-    )
+    wait_for_reason(store, big["id"], "waiting for workers", "the big gang to start waiting")
 
     small = wait_finished(redis_client, submit_job(redis_client, blobs_spec(2), "bob")["id"], 60)
 

@@ -70,21 +70,14 @@ class TcpMesh:
 
     def allreduce(self, vector: np.ndarray, timeout: float, check, idle=None) -> None:
         """``vector`` (1-D, this shard's pre-scaled part) -> the shard-order sum, in place."""
-        n, me = self.num_shards, self.shard
+        n = self.num_shards
         codec = Codec(self.compression, vector.dtype)
         if n > 2 and vector.nbytes >= SCATTER_MIN_BYTES:
             self._scatter(vector, codec, timeout, check, idle)
         else:
             outgoing = codec.round(vector)  # encoded once for every peer
-            received = self._transfer(
-                {j: outgoing for j in self.peers},
-                {j: np.empty(vector.size, codec.wire) for j in self.peers},
-                timeout,
-                check,
-                idle,
-            )
-            parts = [vector if j == me else codec.decode(received[j]) for j in range(n)]
-            sum_in_shard_order(parts, out=vector)
+            sends = {j: outgoing for j in self.peers}
+            self._sum_with_peers(vector, sends, codec, timeout, check, idle)
         self.calls += 1
 
     def _scatter(self, vector, codec: Codec, timeout, check, idle) -> None:
@@ -93,15 +86,8 @@ class TcpMesh:
         chunk = [vector[bounds[c] : bounds[c + 1]] for c in range(n)]
         mine = chunk[me]
         codec.round(mine)  # the owner's part rounded as its peers' parts are
-        received = self._transfer(
-            {c: codec.encode(chunk[c]) for c in self.peers},
-            {j: np.empty(mine.size, codec.wire) for j in self.peers},
-            timeout,
-            check,
-            idle,
-        )
-        parts = [mine if j == me else codec.decode(received[j]) for j in range(n)]
-        sum_in_shard_order(parts, out=mine)
+        sends = {c: codec.encode(chunk[c]) for c in self.peers}
+        self._sum_with_peers(mine, sends, codec, timeout, check, idle)
         reduced = codec.round(mine)  # every replica holds the chunk its peers receive
         gathered = self._transfer(
             {j: reduced for j in self.peers},
@@ -111,6 +97,16 @@ class TcpMesh:
         )
         for c, data in gathered.items():
             np.copyto(chunk[c], codec.decode(data))
+
+    def _sum_with_peers(self, mine: np.ndarray, sends: dict, codec: Codec, timeout, check, idle):
+        """Send ``sends[peer]``, receive every peer's part the size of ``mine`` and sum all parts
+        in shard order into ``mine`` (1-D, in place)."""
+        received = self._transfer(
+            sends, {j: np.empty(mine.size, codec.wire) for j in self.peers}, timeout, check, idle
+        )
+        n, me = self.num_shards, self.shard
+        parts = [mine if j == me else codec.decode(received[j]) for j in range(n)]
+        sum_in_shard_order(parts, out=mine)
 
     def _transfer(self, sends: dict, recvs: dict, timeout: float, check, idle=None) -> dict:
         """Send ``sends[peer]`` and fill ``recvs[peer]`` with every peer at once; -> ``recvs``."""
