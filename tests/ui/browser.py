@@ -20,8 +20,10 @@ ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-# CI keeps this folder as the test artifact; people look at the pictures after a run.
-ARTIFACTS = Path(os.environ.get("GRADQ_TEST_ARTIFACTS", REPO_ROOT / ".state" / "artifacts")) / "ui"
+# CI keeps this folder as the test artifact; people look at the pictures after a run. Not under
+# .state/artifacts: that is `gradq up`'s artifact store, whose collector removes unknown files.
+SHOTS_ROOT = Path(os.environ.get("GRADQ_TEST_ARTIFACTS", REPO_ROOT / ".state" / "test-artifacts"))
+ARTIFACTS = SHOTS_ROOT / "ui"
 
 
 def chromium_available() -> bool:
