@@ -9,6 +9,7 @@ Keys (``{id}`` is ``job_<hex>``):
 - ``gradq:jobs:active``         ids of non-terminal jobs, scanned by the recovery sweep
 - ``gradq:job:{id}:checkpoints`` (``worker.storage.checkpoints``: the list of the job's checkpoint
                                 objects, owner of their records) is deleted when the job succeeds
+                                and cut to the newest one when it fails or is cancelled
 - ``gradq:gang:pending``        sorted set of jobs forming their gang (``worker.gang``); a job
                                 leaves it when it finishes, whatever the way (cancel included)
 Status changes are guarded: a terminal record is never changed again.
@@ -17,6 +18,7 @@ Status changes are guarded: a terminal record is never changed again.
 from __future__ import annotations
 
 import json
+import logging
 import secrets
 import time
 from datetime import UTC, datetime
@@ -24,9 +26,11 @@ from datetime import UTC, datetime
 import redis as redis_lib
 
 from worker.admission import create_within_limit
-from worker.storage.checkpoints import checkpoints_key
+from worker.storage import artifact_store
+from worker.storage.checkpoints import checkpoints_key, settle_checkpoints
 
 TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
+log = logging.getLogger(__name__)
 ACTIVE_KEY = "gradq:jobs:active"
 GANG_PENDING_KEY = "gradq:gang:pending"  # job id -> pending_since
 EVENTS_MAXLEN = 2000
@@ -221,9 +225,10 @@ class JobStore:
                     pipe.xadd(events_key(job_id), _event(event, published), maxlen=EVENTS_MAXLEN)
                     if record["status"] == "succeeded":
                         # nothing resumes a succeeded job: its checkpoints (up to hundreds of MB
-                        # of optimizer state) go; cancelled and failed jobs keep theirs. Their
-                        # records lose their owner (the list): shard 0 removes the objects at
-                        # once, the collector if it cannot. The second key is a legacy one.
+                        # of optimizer state) go; cancelled and failed jobs keep their newest
+                        # (``_settle_checkpoints`` below). Their records lose their owner (the
+                        # list): shard 0 removes the objects at once, the collector if it
+                        # cannot. The second key is a legacy one.
                         pipe.delete(checkpoints_key(job_id), f"gradq:job:{job_id}:checkpoint")
                     if record["status"] in TERMINAL:
                         pipe.srem(ACTIVE_KEY, job_id)
@@ -231,9 +236,21 @@ class JobStore:
                         pipe.expire(events_key(job_id), FINISHED_TTL_SECONDS)
                         pipe.expire(cancel_key(job_id), FINISHED_TTL_SECONDS)
                     pipe.execute()
-                    return record
+                    break
                 except redis_lib.WatchError:
                     continue
+        if status in ("failed", "cancelled"):
+            self._settle_checkpoints(job_id, status)
+        return record
+
+    def _settle_checkpoints(self, job_id: str, status: str) -> None:
+        """Keep only the newest checkpoint of a job that can be resumed (every way a job fails or
+        is cancelled passes here). The status is what matters: if the store is out, the job keeps
+        one more checkpoint than the rule says until it is resumed or deleted."""
+        try:
+            settle_checkpoints(artifact_store(self.redis), job_id, status)
+        except Exception:
+            log.exception("job %s: could not trim its checkpoints", job_id)
 
     def transition(
         self,

@@ -40,8 +40,6 @@ from worker.recovery import (
 )
 from worker.shard import prepare, train
 from worker.shard_context import ControlPlaneLostError, JobCancelledError, ShardContext
-from worker.storage import artifact_store
-from worker.storage.checkpoints import keep_checkpoints
 from worker.threads import thread_budget
 
 log = logging.getLogger(__name__)
@@ -115,8 +113,7 @@ def _run(store, data, settings, job_id, shard, attempt, requeue, enqueue_start, 
             reason = store.cancel_reason(job_id) or "cancelled; the last checkpoint is kept"
             job_log(store.redis, job_id, f"stopping: {reason}", shard)
             abort_attempt(store.redis, job_id, attempt, reason)
-            if store.transition(job_id, "cancelled", reason, expect_attempt=attempt):
-                _keep_last_checkpoint(store, settings, job_id)
+            store.transition(job_id, "cancelled", reason, expect_attempt=attempt)
             return "cancelled"
         except AttemptAbortedError:
             return "aborted"
@@ -167,17 +164,8 @@ def _fail(
     reason = f"training failed on shard {shard}: {type(error).__name__}: {error}"
     job_log(store.redis, job_id, reason, shard, "error")
     abort_attempt(store.redis, job_id, attempt, reason)
-    if store.transition(job_id, "failed", reason, expect_attempt=attempt):
-        _keep_last_checkpoint(store, settings, job_id)
+    store.transition(job_id, "failed", reason, expect_attempt=attempt)  # keeps one checkpoint
     return "failed"
-
-
-def _keep_last_checkpoint(store: JobStore, settings: Settings, job_id: str) -> None:
-    """A cancelled or failed job keeps its newest checkpoint (to resume from), no older ones."""
-    try:
-        keep_checkpoints(artifact_store(store.redis, settings), job_id, 1)
-    except Exception:  # the job's status is what matters; the collector and retention catch up
-        log.exception("job %s: could not trim its checkpoints", job_id)
 
 
 def _log_prepared(store: JobStore, job_id: str, shard: int, replica) -> None:

@@ -11,6 +11,7 @@ averaged across shards at each epoch end (in training mode each shard normalises
 
 from __future__ import annotations
 
+import logging
 import sys
 import time
 from dataclasses import dataclass
@@ -39,7 +40,15 @@ from worker.shard_context import ShardContext
 from worker.steps import exact_step, local_step
 from worker.storage import ArtifactStore, artifact_store
 from worker.storage.checkpoint_writer import CheckpointWriter
-from worker.storage.checkpoints import checkpoint_keys, load_checkpoint, remove_objects
+from worker.storage.checkpoints import (
+    KEPT_WHEN_ENDED,
+    checkpoint_keys,
+    load_checkpoint,
+    remove_objects,
+    settle_checkpoints,
+)
+
+log = logging.getLogger(__name__)
 
 PROGRESS_EVERY_SECONDS = 0.5
 
@@ -128,6 +137,19 @@ def train(ctx: ShardContext, replica: Replica) -> dict:
         # whatever ends training, the save in flight is published before anyone reads or trims
         # the job's checkpoints; its error matters only when nothing else went wrong
         writer.close(raise_errors=sys.exc_info()[0] is None)
+        if ctx.shard == 0:
+            _settle_if_ended(ctx, replica.artifacts)
+
+
+def _settle_if_ended(ctx: ShardContext, artifacts) -> None:
+    """A peer may have failed the job while a save was in flight: the job ended keeping one
+    checkpoint, then that save added another. Apply the end-of-job rule again."""
+    try:
+        record = ctx.store.get(ctx.job_id)
+        if record is not None and record["status"] in KEPT_WHEN_ENDED:
+            settle_checkpoints(artifacts, ctx.job_id, record["status"])
+    except Exception:  # the store or Redis is out: the job keeps one checkpoint too many
+        log.exception("job %s: could not trim its checkpoints", ctx.job_id)
 
 
 def _train(ctx: ShardContext, replica: Replica, writer: CheckpointWriter) -> dict:

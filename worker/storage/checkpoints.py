@@ -7,6 +7,7 @@ history, early-stopping and RNG state), then the raw arrays at 64-byte aligned o
 byte, so saving costs one pass over the arrays and loading is one checked read plus views.
 The job's list ``gradq:job:{id}:checkpoints`` holds object keys, oldest first, and owns their
 records: deleting it (the job succeeded, or was deleted) leaves orphans the collector removes.
+When a job ends, ``KEPT_WHEN_ENDED`` says how many of its checkpoints stay.
 """
 
 from __future__ import annotations
@@ -24,6 +25,10 @@ from worker.storage.base import ArtifactCorruptError
 MAGIC = b"GRADQCK1"
 ALIGN = 64
 LIST_TTL_SECONDS = 30 * 24 * 3600
+# checkpoints a job keeps once it ends, by final status: ``jobs resume`` restarts a failed or
+# cancelled job from its newest checkpoint (older ones would never be read); nothing resumes a
+# succeeded job, whose model is stored
+KEPT_WHEN_ENDED = {"succeeded": 0, "failed": 1, "cancelled": 1}
 
 
 def checkpoints_key(job_id: str) -> str:
@@ -138,6 +143,15 @@ def keep_checkpoints(store: ArtifactStore, job_id: str, keep: int) -> list[str]:
     for key in old:
         store.delete_object(key)
     return old
+
+
+def settle_checkpoints(store: ArtifactStore, job_id: str, status: str) -> list[str]:
+    """Apply ``KEPT_WHEN_ENDED`` for a job that ended with ``status``; returns removed keys.
+
+    Run when the job ends and again after a save that was in flight then is published (both
+    orders end with the same set). KeyError for a status that is not terminal.
+    """
+    return keep_checkpoints(store, job_id, KEPT_WHEN_ENDED[status])
 
 
 def checkpoint_keys(store: ArtifactStore, job_id: str) -> list[str]:
