@@ -85,7 +85,9 @@ def checkpoint_rows(store, model, optimizer, repeat: int, backend: str) -> list[
 
     The peers have the checkpoint's durability: ``backend.write`` (file: write, fsync, rename,
     fsync of the directory; S3: the same multipart upload) and ``backend.read_into`` (one pass
-    into a new buffer, as a load needs one, no hash). On file, a write without fsync is shown too
+    into a new buffer, as a load needs one, no hash). A checked load also sits next to SHA-256
+    of the same bytes alone: when the raw read is faster than hashing (page cache), that is the
+    floor no checked read can go under. On file, a write without fsync is shown too
     (what a checkpoint would cost if a power loss could take it), and reads both from the page
     cache (the host that wrote the checkpoint) and from disk (another host on a shared mount, or
     after a reboot: the file's pages are dropped with ``posix_fadvise`` first).
@@ -131,6 +133,7 @@ def checkpoint_rows(store, model, optimizer, repeat: int, backend: str) -> list[
         "write": lambda: store.backend.write(raw_key, [raw]),
         "load": lambda: load_checkpoint(store, job),
         "read": raw_read,
+        "hash": lambda: hashlib.sha256(raw).digest(),
     }
     if backend == "file":
         runs["unsynced"] = unsynced_write
@@ -167,6 +170,13 @@ def checkpoint_rows(store, model, optimizer, repeat: int, backend: str) -> list[
             "raw read into a buffer",
             med["read"],
             paired_ratio(times["load"], times["read"]),
+        ),
+        (
+            f"checkpoint load ({mb:.0f} MB), {backend}",
+            med["load"],
+            "sha256 alone (its floor)",
+            med["hash"],
+            paired_ratio(times["load"], times["hash"]),
         ),
         *(
             [

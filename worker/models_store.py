@@ -127,12 +127,17 @@ class ModelStore:
 
         ArtifactError (naming the object) if the stored weights are missing or damaged.
         """
+        weights = self._weights(model_id)
+        return bytes(weights) if isinstance(weights, bytearray) else weights
+
+    def _weights(self, model_id: str) -> bytes | bytearray | None:
+        """``weights`` without the copy into ``bytes`` (loading a model only parses them)."""
         metadata = self.get(model_id)
         if metadata is None:
             return None
         if "weights_key" not in metadata:
             return self.migrate(model_id)
-        return bytes(self.artifacts.read(metadata["weights_key"]))
+        return self.artifacts.read(metadata["weights_key"])
 
     def migrate(self, model_id: str) -> bytes | None:
         """Move an earlier version's Redis-held weights to the artifact store; returns them."""
@@ -216,7 +221,7 @@ class ModelStore:
     def load_model(self, model_id: str) -> tuple[nnlib.Model, dict]:
         """(Model, metadata); KeyError if the model does not exist."""
         metadata = self.get(model_id)
-        weights = self.weights(model_id)
+        weights = self._weights(model_id)
         if metadata is None or weights is None:
             raise KeyError(model_id)
         model, _ = nnlib.load(io.BytesIO(weights))

@@ -57,7 +57,7 @@ class FileBackend:
 
     def read_into(self, key: str, out: memoryview, chunk_bytes: int = CHUNK_BYTES) -> Iterator[int]:
         handle = self._open(key)  # opened now: a missing object fails before the first chunk
-        return _fill(handle, out, chunk_bytes, key, self.url)
+        return fill_from_file(handle, out, chunk_bytes, key, self.url)
 
     def _open(self, key: str):
         try:
@@ -88,7 +88,10 @@ def _chunks(handle, chunk_bytes: int) -> Iterator[bytes]:
             yield chunk
 
 
-def _fill(handle, out: memoryview, chunk_bytes: int, key: str, where: str) -> Iterator[int]:
+def fill_from_file(
+    handle, out: memoryview, chunk_bytes: int, key: str, where: str
+) -> Iterator[int]:
+    """``read_into`` for an open file (closed at the end): see ``Backend.read_into``."""
     with handle:
         if os.fstat(handle.fileno()).st_size > len(out):
             raise too_long(key, where, len(out))
