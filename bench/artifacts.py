@@ -18,6 +18,7 @@ import argparse
 import hashlib
 import io
 import os
+import resource
 import secrets
 import statistics
 import sys
@@ -60,19 +61,29 @@ def model_and_optimizer(params: int):
     return model, optimizer
 
 
-def alternating(repeat: int, runs: dict, before: dict | None = None) -> dict[str, list[float]]:
-    """Seconds of each named run, ``repeat`` rounds, the runs taking turns within a round (so a
-    burst of load from the machine's other tenants hits both sides of a ratio alike);
-    ``before[name]``, if given, runs untimed just before ``runs[name]``."""
+def alternating(repeat: int, runs: dict, before: dict | None = None) -> tuple[dict, dict]:
+    """Wall and CPU seconds of each named run (``{name: [seconds per round]}`` each), ``repeat``
+    rounds, the runs taking turns within a round (so a burst of load from the machine's other
+    tenants hits both sides of a ratio alike); ``before[name]``, if given, runs untimed first.
+
+    CPU is this process's user + system time, all threads (not redis-server's or weed's): it
+    hardly changes with the machine's load, so it shows the work a ratio is made of."""
     times = {name: [] for name in runs}
+    cpu = {name: [] for name in runs}
     for _ in range(repeat):
         for name, run in runs.items():
             if before and name in before:
                 before[name]()
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), _cpu_seconds()
             run()
             times[name].append(time.perf_counter() - start)
-    return times
+            cpu[name].append(_cpu_seconds() - start_cpu)
+    return times, cpu
+
+
+def _cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def paired_ratio(ours: list[float], peers: list[float]) -> float:
@@ -145,7 +156,7 @@ def checkpoint_rows(store, model, optimizer, repeat: int, backend: str) -> list[
         }
     else:
         before = {}
-    times = alternating(repeat, runs, before)
+    times, cpu = alternating(repeat, runs, before)
     writer, blocking = CheckpointWriter(store, job, keep=1), []
     for _ in range(repeat):  # what the training loop waits for; the save runs behind it
         start = time.perf_counter()
@@ -210,7 +221,21 @@ def checkpoint_rows(store, model, optimizer, repeat: int, backend: str) -> list[
                 paired_ratio(times["save"], times["unsynced"]),
             ),
         )
-    return rows
+    return rows, cpu_rows(cpu, mb, backend)
+
+
+def cpu_rows(cpu: dict, mb: float, backend: str) -> list[tuple]:
+    """Median process CPU per operation next to its peer's: the hashing a free core overlaps."""
+    med = {name: statistics.median(values) for name, values in cpu.items()}
+    pairs = [("save", "write", "raw write"), ("load", "read", "raw read")]
+    pairs += [("hash", "read", "raw read")]
+    rows = []
+    for ours, peer, peer_name in pairs:
+        what = "sha256 of the same bytes" if ours == "hash" else f"checkpoint {ours}"
+        rows.append(
+            (f"{what} ({mb:.0f} MB), {backend}, CPU", med[ours], peer_name, med[peer], None)
+        )
+    return [(*row[:4], row[1] / row[3]) for row in rows]
 
 
 def hashing_speed(nbytes: int = 64 << 20) -> float:
@@ -328,9 +353,10 @@ def main() -> None:
                 "s3": ArtifactStore(client, S3Backend(s3.make_client(), BUCKET, "bench")),
             }
             model, optimizer = model_and_optimizer(args.params)
-            rows = []
+            rows, cpu = [], []
             for name, store in stores.items():
-                rows += checkpoint_rows(store, model, optimizer, args.repeat, name)
+                wall, used = checkpoint_rows(store, model, optimizer, args.repeat, name)
+                rows, cpu = rows + wall, cpu + used
             data_sets = dataset_rows(client, stores["s3"], stores["file"], tmp)
             rows += [(*row, row[1] / row[3]) for row in data_sets]
             memory = redis_memory_rows(client, stores["file"], model)
@@ -339,6 +365,9 @@ def main() -> None:
             redis_server.stop()
     print(f"{'measure':52} {'gradq':>10} {'peer (same run)':>28} {'peer':>10} {'ratio':>7}")
     for what, ours, peer, theirs, ratio in rows:
+        print(f"{what:52} {ours * 1e3:8.1f}ms {peer:>28} {theirs * 1e3:8.1f}ms {ratio:6.2f}x")
+    print("process CPU time (all threads; wall time can approach the larger of the two parts)")
+    for what, ours, peer, theirs, ratio in cpu:
         print(f"{what:52} {ours * 1e3:8.1f}ms {peer:>28} {theirs * 1e3:8.1f}ms {ratio:6.2f}x")
     for what, ours, peer, theirs in memory:
         ratio = ours / theirs
