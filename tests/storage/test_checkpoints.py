@@ -80,3 +80,35 @@ def test_the_newest_checkpoints_meta_reads_without_its_arrays(artifacts):
 
     assert load_checkpoint_meta(artifacts, JOB) == state(2)[2]
     assert load_checkpoint_meta(artifacts, "job_without_checkpoints") is None
+
+
+def test_a_save_published_while_retention_trims_keeps_list_and_records_in_step(
+    artifacts, redis_client, monkeypatch
+):
+    # the job ends (trim to one) on one shard while shard 0's writer publishes another save:
+    # the trim must not drop a list entry whose record it leaves behind (no list would own it)
+    for step in (1, 2, 3):
+        save_checkpoint(artifacts, JOB, *state(step), keep=5)
+    real_pipeline, late = redis_client.pipeline, []
+
+    def pipeline(*args, **kwargs):
+        pipe = real_pipeline(*args, **kwargs)
+        real_lrange = pipe.lrange
+
+        def lrange(*range_args):
+            seen = real_lrange(*range_args)
+            if not late:  # the save lands between the trim's read and its write
+                late.append(None)
+                late.append(save_checkpoint(artifacts, JOB, *state(4), keep=5))
+            return seen
+
+        pipe.lrange = lrange
+        return pipe
+
+    monkeypatch.setattr(redis_client, "pipeline", pipeline)
+
+    keep_checkpoints(artifacts, JOB, 1)
+
+    listed = checkpoint_keys(artifacts, JOB)
+    recorded = [r["key"] for r in artifacts.records() if r["key"].startswith(f"checkpoints/{JOB}/")]
+    assert listed == [late[1]["key"]] and recorded == listed

@@ -18,6 +18,7 @@ import secrets
 import struct
 
 import numpy as np
+import redis as redis_lib
 
 from worker.storage.artifacts import ArtifactStore
 from worker.storage.base import ArtifactCorruptError
@@ -126,20 +127,29 @@ def load_checkpoint_meta(store: ArtifactStore, job_id: str) -> dict | None:
 def keep_checkpoints(store: ArtifactStore, job_id: str, keep: int) -> list[str]:
     """Remove all but the job's newest ``keep`` checkpoints (0: all); returns removed keys.
 
-    Safe to run twice at once (two shards ending a job): the trim counts from the newest end.
+    Safe to run while a save publishes, or twice at once (a job ending while shard 0 saves):
+    the list is WATCHed, so a key pushed between reading and trimming makes it count again
+    instead of trimming an entry whose record it did not drop (a record no list would own).
     """
     name = checkpoints_key(job_id)
-    old = [_text(k) for k in store.redis.lrange(name, 0, -keep - 1 if keep else -1)]
-    if not old:
-        return []
-    pipe = store.redis.pipeline(transaction=True)
-    if keep:
-        pipe.ltrim(name, -keep, -1)
-    else:
-        pipe.delete(name)
-    for key in old:
-        store.unpublish(key, pipe)
-    pipe.execute()
+    with store.redis.pipeline(transaction=True) as pipe:
+        while True:
+            try:
+                pipe.watch(name)
+                old = [_text(k) for k in pipe.lrange(name, 0, -keep - 1 if keep else -1)]
+                if not old:
+                    return []
+                pipe.multi()
+                if keep:
+                    pipe.ltrim(name, -keep, -1)
+                else:
+                    pipe.delete(name)
+                for key in old:
+                    store.unpublish(key, pipe)
+                pipe.execute()
+                break
+            except redis_lib.WatchError:
+                continue
     for key in old:
         store.delete_object(key)
     return old
