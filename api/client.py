@@ -203,6 +203,10 @@ class GradqClient:
                     yield json.loads(line[5:])
 
     # registry
+    def registry_names(self, limit: int = 100, cursor: str | None = None) -> dict:
+        params = {"limit": limit, **({"cursor": cursor} if cursor else {})}
+        return self._call("GET", "/v1/registry", params=params)
+
     def registry(self, name: str) -> dict:
         return self._call("GET", f"/v1/registry/{name}")
 
