@@ -57,7 +57,7 @@ def test_submit_refuses_too_many_layers_and_units(alice):
     wide = with_layers({"type": "flatten"}, {"type": "dense", "units": 8193})
     response = alice.post("/v1/jobs", json=wide)
     assert response.status_code == 422
-    assert ["body", "model", "layers", 1, "dense", "units"] in locs(response)
+    assert ["body", "model", "layers", 1, "units"] in locs(response)
 
 
 def test_submit_refuses_unknown_layer_type_and_layer_fields(alice):
