@@ -180,3 +180,28 @@ def test_models_names_lists_each_name_with_its_latest_version_and_aliases(run, a
     ]
     assert as_json.exit_code == 0, as_json.output
     assert [e["name"] for e in json.loads(as_json.stdout)["names"]] == ["digits-mlp"]
+
+
+def test_a_refused_spec_prints_one_readable_line_per_error(run, tmp_path):
+    from tests.api.specs import with_layers
+
+    spec = with_layers({"type": "dense", "units": 0}, dataset={"name": "digitz"})
+    (tmp_path / "spec.json").write_text(json.dumps(spec))
+
+    result = run("submit", str(tmp_path / "spec.json"))
+
+    assert result.exit_code == 1
+    assert result.stdout.splitlines() == [
+        "error HTTP 422: dataset.name: "
+        "Input should be 'digits', 'mnist', 'fashion-mnist', 'blobs' or 'spirals'",
+        "error HTTP 422: model.layers[0].units: Input should be greater than or equal to 1",
+    ]
+
+
+def test_an_error_with_a_plain_detail_stays_one_line(run):
+    result = run("status", "job_0123456789abcdef")
+
+    assert result.exit_code == 1
+    assert result.stdout.splitlines() == [
+        "error HTTP 404: job_id: job job_0123456789abcdef not found"
+    ]
