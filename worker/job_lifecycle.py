@@ -8,10 +8,7 @@ same total epochs, the weights end equal to those of an uninterrupted run.
 
 from __future__ import annotations
 
-import json
 import time
-
-import redis as redis_lib
 
 from worker.job_logs import delete_logs, job_log
 from worker.jobs import (
@@ -24,6 +21,7 @@ from worker.jobs import (
     events_key,
     job_key,
 )
+from worker.json_update import update_json
 from worker.models_store import ModelStore
 from worker.storage import ArtifactStore, artifact_store
 from worker.storage.checkpoints import keep_checkpoints, load_checkpoint_meta
@@ -88,49 +86,40 @@ def reopen_job(
     """
     artifacts = artifacts if artifacts is not None else artifact_store(store.redis)
     meta = load_checkpoint_meta(artifacts, job_id)
-    key = job_key(job_id)
-    with store.redis.pipeline() as pipe:
-        while True:
-            try:
-                pipe.watch(key)
-                raw = pipe.get(key)
-                if raw is None:
-                    raise JobNotFoundError(job_id)
-                record = json.loads(raw)
-                if record["status"] not in RESUMABLE:
-                    raise JobActiveError(
-                        f"job {job_id} is {record['status']}; only cancelled or failed jobs resume"
-                    )
-                if meta is None:
-                    raise NoCheckpointError(f"job {job_id} has no checkpoint to resume from")
-                spec = dict(record["spec"])
-                if epochs is not None:
-                    if epochs < int(spec["epochs"]):
-                        raise ValueError(
-                            f"epochs: {epochs} is fewer than the job's {spec['epochs']}"
-                        )
-                    spec["epochs"] = epochs
-                reason = f"resuming from the checkpoint at step {meta['global_step']}"
-                record.update(
-                    spec=spec,
-                    status="queued",
-                    status_reason=reason,
-                    attempt=record["attempt"] + 1,
-                    restarts=0,  # a resumed job gets its whole restart budget again
-                    resumes=record.get("resumes", 0) + 1,
-                    pending_since=time.time(),
-                    finished_at=None,
-                )
-                published = {"status": "queued", "status_reason": reason, "epochs": spec["epochs"]}
-                pipe.multi()
-                pipe.set(key, json.dumps(record))
-                pipe.delete(cancel_key(job_id))  # else the new shards would stop at once
-                pipe.persist(events_key(job_id))
-                pipe.xadd(events_key(job_id), _event("status", published))
-                pipe.sadd(ACTIVE_KEY, job_id)
-                pipe.execute()
-                break
-            except redis_lib.WatchError:
-                continue
+
+    def change(record: dict) -> dict:
+        if record["status"] not in RESUMABLE:
+            raise JobActiveError(
+                f"job {job_id} is {record['status']}; only cancelled or failed jobs resume"
+            )
+        if meta is None:
+            raise NoCheckpointError(f"job {job_id} has no checkpoint to resume from")
+        spec = dict(record["spec"])
+        if epochs is not None:
+            if epochs < int(spec["epochs"]):
+                raise ValueError(f"epochs: {epochs} is fewer than the job's {spec['epochs']}")
+            spec["epochs"] = epochs
+        record.update(
+            spec=spec,
+            status="queued",
+            status_reason=f"resuming from the checkpoint at step {meta['global_step']}",
+            attempt=record["attempt"] + 1,
+            restarts=0,  # a resumed job gets its whole restart budget again
+            resumes=record.get("resumes", 0) + 1,
+            pending_since=time.time(),
+            finished_at=None,
+        )
+        return record
+
+    def also(pipe, record: dict) -> None:
+        reason, epochs_total = record["status_reason"], record["spec"]["epochs"]
+        published = {"status": "queued", "status_reason": reason, "epochs": epochs_total}
+        pipe.delete(cancel_key(job_id))  # else the new shards would stop at once
+        pipe.persist(events_key(job_id))
+        pipe.xadd(events_key(job_id), _event("status", published))
+        pipe.sadd(ACTIVE_KEY, job_id)
+
+    record = update_json(store.redis, job_key(job_id), change, also, JobNotFoundError(job_id))
+    reason, spec = record["status_reason"], record["spec"]
     job_log(store.redis, job_id, f"{reason}; {spec['epochs']} epochs in all")
     return record
