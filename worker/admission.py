@@ -5,6 +5,12 @@ against a limit of 16 were all counted before any was created, and 39-42 got in.
 below counts and creates in one step that Redis runs alone. ``gradq:tenant:{t}:active`` indexes
 the tenant's unfinished jobs; ids that left ``gradq:jobs:active`` (finished jobs, removed there
 by ``JobStore.update``) are pruned from it as the script counts, so it needs no other upkeep.
+
+Jobs queued before this index existed (and jobs resumed by that version) are in
+``gradq:jobs:active`` but not in their tenant's index, so they would not count. The first limited
+admission on a Redis without ``INDEXED_KEY`` adds every unfinished job to its tenant's index
+(``index_active_jobs``), then sets the key; until then concurrent admissions each run it, which
+is harmless: it only adds ids, and an id that finished meanwhile is pruned at the next count.
 """
 
 from __future__ import annotations
@@ -12,6 +18,9 @@ from __future__ import annotations
 import json
 
 import redis as redis_lib
+
+ACTIVE_KEY = "gradq:jobs:active"  # every unfinished job, whatever its tenant (worker.jobs)
+INDEXED_KEY = "gradq:admission:indexed"  # set once the tenant indexes hold every active job
 
 # KEYS: record, tenant's job list (zset), all active ids, events stream, tenant's active ids
 # ARGV: record JSON, zset member, job id, created-event JSON, events maxlen, limit (-1: none)
@@ -54,6 +63,26 @@ def tenant_active_key(tenant: str) -> str:
     return f"gradq:tenant:{tenant}:active"
 
 
+def index_active_jobs(redis: redis_lib.Redis) -> int:
+    """Add every unfinished job to its tenant's active index, then mark the indexes complete.
+
+    Idempotent; returns how many ids were missing. Records that vanished are skipped (the
+    recovery sweep drops their ids).
+    """
+    ids = sorted(member.decode() for member in redis.smembers(ACTIVE_KEY))
+    added = 0
+    for first in range(0, len(ids), 500):  # bounded round trips, bounded replies
+        batch = ids[first : first + 500]
+        raws = redis.mget([f"gradq:job:{job_id}" for job_id in batch])
+        pipe = redis.pipeline(transaction=False)
+        for job_id, raw in zip(batch, raws, strict=True):
+            if raw is not None:
+                pipe.sadd(tenant_active_key(json.loads(raw)["tenant"]), job_id)
+        added += sum(pipe.execute())
+    redis.set(INDEXED_KEY, 1)
+    return added
+
+
 def create_within_limit(
     redis: redis_lib.Redis,
     keys: tuple[str, str, str, str],
@@ -66,6 +95,8 @@ def create_within_limit(
     """Store a new job (``keys``: record, tenant zset, active set, events) unless the tenant
     is at ``limit`` active jobs (None: no limit); raises ActiveJobLimitError then."""
     tenant = record["tenant"]
+    if limit is not None and not redis.exists(INDEXED_KEY):
+        index_active_jobs(redis)
     script = redis.register_script(CREATE_WITHIN_LIMIT)
     refused = script(
         keys=[*keys, tenant_active_key(tenant)],

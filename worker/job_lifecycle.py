@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 
+from worker.admission import tenant_active_key
 from worker.job_logs import delete_logs, job_log
 from worker.jobs import (
     ACTIVE_KEY,
@@ -118,6 +119,7 @@ def reopen_job(
         pipe.persist(events_key(job_id))
         pipe.xadd(events_key(job_id), _event("status", published))
         pipe.sadd(ACTIVE_KEY, job_id)
+        pipe.sadd(tenant_active_key(record["tenant"]), job_id)  # counts against the limit again
 
     record = update_json(store.redis, job_key(job_id), change, also, JobNotFoundError(job_id))
     reason, spec = record["status_reason"], record["spec"]

@@ -23,12 +23,11 @@ from datetime import UTC, datetime
 
 import redis as redis_lib
 
-from worker.admission import create_within_limit
+from worker.admission import ACTIVE_KEY, create_within_limit
 from worker.json_update import update_json
 from worker.storage.checkpoints import checkpoints_key
 
 TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
-ACTIVE_KEY = "gradq:jobs:active"
 GANG_PENDING_KEY = "gradq:gang:pending"  # job id -> pending_since
 EVENTS_MAXLEN = 2000
 FILTER_SCAN = 4000  # records one filtered list call looks at, at most
