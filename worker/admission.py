@@ -71,7 +71,8 @@ class ActiveJobLimitError(Exception):
 
 
 class DatasetGoneError(Exception):
-    """The job's uploaded data set was deleted before the job could be created (HTTP 422)."""
+    """The job's uploaded data set was deleted before it could be created (HTTP 422) or
+    resumed (HTTP 409)."""
 
     def __init__(self, dataset_id: str):
         super().__init__(f"dataset.id: data set {dataset_id} not found")

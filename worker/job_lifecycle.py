@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import time
 
-from worker.admission import tenant_active_key
+from worker.admission import DatasetGoneError, tenant_active_key
+from worker.datasets.store import dataset_key
 from worker.job_logs import delete_logs, job_log
 from worker.jobs import (
     ACTIVE_KEY,
@@ -83,10 +84,13 @@ def reopen_job(
     ``start_job``). ``epochs``: a new total, at least the spec's.
 
     Raises JobNotFoundError, JobActiveError (not cancelled/failed), NoCheckpointError,
-    ValueError (fewer epochs than the spec).
+    DatasetGoneError (its uploaded data set was deleted), ValueError (fewer epochs than the spec).
     """
     artifacts = artifacts if artifacts is not None else artifact_store(store.redis)
     meta = load_checkpoint_meta(artifacts, job_id)
+    # a job's data set never changes: learn it first, then watch it (worker.datasets.in_use)
+    dataset_id = (((store.get(job_id) or {}).get("spec") or {}).get("dataset") or {}).get("id")
+    uses = (dataset_key(dataset_id),) if dataset_id else ()
 
     def change(record: dict) -> dict:
         if record["status"] not in RESUMABLE:
@@ -95,6 +99,8 @@ def reopen_job(
             )
         if meta is None:
             raise NoCheckpointError(f"job {job_id} has no checkpoint to resume from")
+        if uses and not store.redis.exists(*uses):
+            raise DatasetGoneError(dataset_id)
         spec = dict(record["spec"])
         if epochs is not None:
             if epochs < int(spec["epochs"]):
@@ -121,7 +127,8 @@ def reopen_job(
         pipe.sadd(ACTIVE_KEY, job_id)
         pipe.sadd(tenant_active_key(record["tenant"]), job_id)  # counts against the limit again
 
-    record = update_json(store.redis, job_key(job_id), change, also, JobNotFoundError(job_id))
+    missing = JobNotFoundError(job_id)
+    record = update_json(store.redis, job_key(job_id), change, also, missing, watch=uses)
     reason, spec = record["status_reason"], record["spec"]
     job_log(store.redis, job_id, f"{reason}; {spec['epochs']} epochs in all")
     return record

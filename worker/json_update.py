@@ -21,6 +21,7 @@ def update_json(
     change: Callable[[dict], dict | None],
     also: Callable[[Pipeline, dict], None] | None = None,
     missing: Exception | None = None,
+    watch: tuple[str, ...] = (),
 ) -> dict | None:
     """Write ``change(document)`` back to ``key`` unless another writer got there first; retry.
 
@@ -31,6 +32,8 @@ def update_json(
     - ``also(pipe, written)`` queues more commands (events, index updates) in the same MULTI,
       after the SET: they commit together with the document or not at all.
     - A missing key raises ``missing`` when given, else returns None; ``change`` is not called.
+    - ``watch``: more keys whose change aborts the attempt too; ``change`` may read them (from
+      any connection: they are watched before it runs) and decide on what it read.
 
     Returns the document written, or None (missing key, or ``change`` declined). Retries have no
     bound: each lost race means another writer committed, so the system as a whole progresses.
@@ -39,7 +42,7 @@ def update_json(
     with redis.pipeline() as pipe:
         while True:
             try:
-                pipe.watch(key)
+                pipe.watch(key, *watch)
                 raw = pipe.get(key)
                 if raw is None:
                     if missing is not None:

@@ -10,6 +10,7 @@ from tests.harness import npz_bytes as to_npz
 from worker.datasets import DatasetStore
 from worker.datasets.in_use import delete_unless_in_use
 from worker.jobs import JobStore
+from worker.storage.checkpoints import save_checkpoint
 
 
 def npz_bytes(n: int = 40, features: int = 6, classes: int = 3, **overrides) -> bytes:
@@ -147,3 +148,19 @@ def test_delete_names_every_unfinished_job_on_the_set(alice):
     assert response.status_code == 409
     assert all(f"{job_id} (queued)" in response.json()["detail"] for job_id in job_ids)
     assert response.json()["detail"].startswith("dataset_id: ")
+
+
+def test_a_job_whose_set_was_deleted_does_not_resume(alice, app):
+    dataset_id = upload(alice, npz_bytes()).json()["id"]
+    layers = [{"type": "dense", "units": 3}]
+    spec = digits_spec(dataset={"id": dataset_id}, model={"layers": layers}, batch_size=8)
+    job_id = alice.post("/v1/jobs", json=spec).json()["id"]
+    alice.post(f"/v1/jobs/{job_id}/cancel")
+    save_checkpoint(app.state.artifacts, job_id, {}, {}, {"global_step": 1})
+    assert alice.delete(f"/v1/datasets/{dataset_id}").status_code == 204  # nothing runs on it
+
+    response = alice.post(f"/v1/jobs/{job_id}/resume")
+
+    assert response.status_code == 409 and dataset_id in response.json()["detail"]
+    assert alice.get(f"/v1/jobs/{job_id}").json()["status"] == "cancelled"
+    assert app.state.started == []

@@ -80,3 +80,20 @@ def test_a_missing_key_returns_none_or_raises_the_given_error_without_calling_ch
     with pytest.raises(KeyError, match="job_1"):
         update_json(redis_client, KEY, change, missing=KeyError("job_1"))
     assert called == [] and not redis_client.exists(KEY)
+
+
+def test_a_write_to_a_watched_key_makes_the_change_decide_again(redis_client):
+    redis_client.set(KEY, json.dumps({"status": "cancelled"}))
+    redis_client.set("gradq:test:dataset", "1")
+    seen = []
+
+    def resume_if_the_set_exists(doc: dict) -> dict | None:
+        seen.append(bool(redis_client.exists("gradq:test:dataset")))
+        if len(seen) == 1:  # deleted after this attempt looked
+            redis_client.delete("gradq:test:dataset")
+        return doc | {"status": "queued"} if seen[-1] else None
+
+    result = update_json(redis_client, KEY, resume_if_the_set_exists, watch=("gradq:test:dataset",))
+
+    assert seen == [True, False] and result is None
+    assert stored(redis_client) == {"status": "cancelled"}
