@@ -241,6 +241,12 @@ def test_data_set_upload_shows_progress_then_the_details(page, tmp_path):
     table = tmp_path / "table.csv"
     table.write_text("a,b,label\n" + "".join(f"{i},{i % 3},{i % 2}\n" for i in range(200)))
     page.goto("/ui/datasets")
+    page.set_input_files("#upload-file", str(table))
+    page.fill('input[name="label_column"]', "x" * 201)  # over the form field's 200 characters
+    page.click('#upload-form button[type="submit"]')
+    status = page.locator("#upload-status.error")
+    status.wait_for()
+    refused = status.text_content()
 
     page.set_input_files("#upload-file", str(table))
     page.fill('input[name="label_column"]', "label")
@@ -250,6 +256,8 @@ def test_data_set_upload_shows_progress_then_the_details(page, tmp_path):
     page.goto("/ui/datasets")
     screenshot(page, "datasets")
 
+    # the field as the user knows it, the way the spec editor and the CLI print it
+    assert refused.startswith("HTTP 422: label_column: "), refused
     assert page.get_by_test_id("dataset-row").count() == 1
 
 
