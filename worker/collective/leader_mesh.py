@@ -1,0 +1,111 @@
+"""The cross-host hop of the hierarchical exchange: TCP among one leader per host.
+
+Each leader holds the vectors of its host's shards (its own and, read from shared memory, its
+host peers'), and every leader must end with the sum of ALL N shards' vectors in shard order,
+((v0 + v1) + v2) + ..., the bits of every other path. A leader may therefore not pre-add its
+host's vectors (v2 + v3 computed apart and added to v0 + v1 is a different order, and the bits
+would depend on which shards share a host); the vectors cross the network unreduced, and the
+one place that adds a chunk adds all N parts of it in shard order.
+
+Two algorithms, same bits, for H hosts holding k_h shards each (S bytes per vector):
+- ``scatter`` (S >= SCATTER_MIN_BYTES): leader h owns chunk h of H. Each leader sends every
+  other leader g its k_h shards' parts of chunk g, receives the k_g parts of its own chunk from
+  each, adds the N parts of its chunk in shard order, then sends the reduced chunk to every other
+  leader. Bytes out per host: k_h (H-1)/H S + (H-1)/H S, two rounds; with one shard per host that
+  is the flat tcp scatter's 2(H-1)/H S. (2 hosts x 2 shards: 1.5 S per host; the flat tcp scatter
+  among the 4 shards sends 2 S per host across the network, plus loopback copies.)
+- ``gather`` (small vectors): each leader sends its host's k_h whole vectors to every other
+  leader and adds all N itself; one round, k_h (H-1) S bytes out per host.
+With ``compression`` every vector is encoded on the wire; the owner of a chunk adds its host's
+parts exactly (shared memory is not a hop), then rounds the reduced chunk as the others receive
+it. In ``gather``, where every leader adds, the host's own parts are rounded like the remote
+ones so that all replicas add the same values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from worker.collective.allreduce import sum_in_shard_order
+from worker.collective.compression import Codec
+from worker.collective.tcp_transport import SCATTER_MIN_BYTES, TcpMesh
+
+
+class LeaderMesh(TcpMesh):
+    """The ``TcpMesh`` of an attempt's host leaders: rank h is the leader of host h.
+
+    Reuses the mesh's rendezvous (token, bind to the host's address), its transfer loop
+    (deadline, ``check()``, ``PeerLinkError`` on a broken socket) and its out-of-step header.
+    """
+
+    def reduce(
+        self,
+        hosts: Sequence[Sequence[int]],
+        local: dict[int, np.ndarray],
+        out: np.ndarray,
+        timeout: float,
+        check: Callable[[], None] | None,
+        idle: Callable[[], None] | None = None,
+    ) -> None:
+        """``out`` = the shard-order sum of every shard's vector (1-D, in place).
+
+        ``hosts[h]``: the shard indices of host h in ascending order (the same on every leader);
+        ``local``: shard -> its vector for this host's shards, ``out`` itself among them as the
+        leader's own. ``idle()`` runs once, after this leader's first sends are queued.
+        """
+        codec = Codec(self.compression, out.dtype)
+        if out.nbytes >= SCATTER_MIN_BYTES and out.size >= len(hosts):
+            self._scatter(hosts, local, out, codec, timeout, check, idle)
+        else:
+            self._gather(hosts, local, out, codec, timeout, check, idle)
+        self.calls += 1
+
+    def _scatter(self, hosts, local, out, codec: Codec, timeout, check, idle) -> None:
+        me, bounds = self.shard, np.linspace(0, out.size, len(hosts) + 1).astype(np.int64)
+        spans = [slice(bounds[c], bounds[c + 1]) for c in range(len(hosts))]
+        mine = out[spans[me]]
+        sends = {
+            g: np.concatenate([codec.encode(local[i][spans[g]]) for i in hosts[me]])
+            for g in self.peers
+        }
+        recvs = {g: np.empty(len(hosts[g]) * mine.size, codec.wire) for g in self.peers}
+        received = self._transfer(sends, recvs, timeout, check, idle)
+        parts = {i: local[i][spans[me]] for i in hosts[me]}
+        parts[min(hosts[me])] = mine  # the same object as ``out``'s chunk: summed in place
+        for g, data in received.items():
+            parts.update(_unpack(hosts[g], data, codec))
+        sum_in_shard_order([parts[i] for i in sorted(parts)], out=mine)
+        reduced = codec.round(mine)  # this host holds the chunk the other hosts receive
+        gathered = self._transfer(
+            {g: reduced for g in self.peers},
+            {g: np.empty(spans[g].stop - spans[g].start, codec.wire) for g in self.peers},
+            timeout,
+            check,
+        )
+        for g, data in gathered.items():
+            np.copyto(out[spans[g]], codec.decode(data))
+
+    def _gather(self, hosts, local, out, codec: Codec, timeout, check, idle) -> None:
+        me = self.shard
+        outgoing = np.concatenate([codec.encode(local[i]) for i in hosts[me]])
+        received = self._transfer(
+            {g: outgoing for g in self.peers},
+            {g: np.empty(len(hosts[g]) * out.size, codec.wire) for g in self.peers},
+            timeout,
+            check,
+            idle,
+        )
+        if codec.compression:  # every leader adds: all must add the same rounded values
+            parts = _unpack(hosts[me], outgoing, codec)
+        else:
+            parts = dict(local)
+        for g, data in received.items():
+            parts.update(_unpack(hosts[g], data, codec))
+        sum_in_shard_order([parts[i] for i in sorted(parts)], out=out)
+
+
+def _unpack(shards: Sequence[int], wire: np.ndarray, codec: Codec) -> dict[int, np.ndarray]:
+    """shard -> its part, from the concatenation of ``shards``' equal-sized encoded parts."""
+    return dict(zip(shards, codec.decode(wire).reshape(len(shards), -1), strict=True))
