@@ -61,6 +61,26 @@ def test_three_hosts_train_the_one_shard_weights_over_direct_tcp(site):
     assert_same_weights(weights(site, spread), weights(site, single), rtol=1e-4)
 
 
+def test_two_hosts_of_two_shards_exchange_hierarchically_with_the_flat_tcp_bits(site):
+    hosts = site.workers[:2]
+    for host in hosts:
+        site.start_worker(host, concurrency=2, GRADQ_PEER_TIMEOUT_SECONDS="10", **SETTINGS)
+    spec = digits_spec(shards=4, epochs=2, model=WIDE)
+    hierarchical = train(site, spec)
+    single = train(site, digits_spec(shards=1, epochs=2, model=WIDE))
+    site.stop()  # the same hosts again, every shard forced onto the flat mesh
+    for host in hosts:
+        site.start_worker(host, concurrency=2, GRADQ_PEER_TIMEOUT_SECONDS="10",
+                          GRADQ_ALLREDUCE_TRANSPORT="tcp", **SETTINGS)  # fmt: skip
+    flat = train(site, spec)
+
+    assert sorted(hostnames(site, hierarchical["id"], 0)) == ["host1", "host1", "host2", "host2"]
+    assert [h["transport"] for h in hierarchical["history"]] == ["hierarchical"] * 2
+    assert [h["transport"] for h in flat["history"]] == ["tcp"] * 2
+    assert_bit_identical(weights(site, hierarchical), weights(site, flat))
+    assert_same_weights(weights(site, hierarchical), weights(site, single), rtol=1e-4)
+
+
 class StaleWrites:
     """Every write to the job's record, events, checkpoint or a model that comes from one
     address, seen through Redis's MONITOR (what the control plane actually received)."""
