@@ -77,7 +77,7 @@ class HierarchicalExchange:
             undo.callback(self.segments.close)
             self.mesh = None
             if shard == self.leader and len(self.hosts) > 1:
-                self.mesh = LeaderMesh(self.host, len(self.hosts), address, compression)
+                self.mesh = LeaderMesh(self.hosts, self.host, address, compression)
             undo.pop_all()
 
     @property
@@ -118,7 +118,7 @@ class HierarchicalExchange:
             if idle is not None:
                 idle()
         else:
-            self.mesh.reduce(self.hosts, local, vector, timeout, check, idle)
+            self.mesh.reduce(local, vector, timeout, check, idle)
         segments.publish(vector)
         segments.end_call()
 

@@ -25,10 +25,11 @@ ones so that all replicas add the same values.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from contextlib import contextmanager
 
 import numpy as np
 
-from worker.collective.allreduce import sum_in_shard_order
+from worker.collective.allreduce import PeerLinkError, PeerTimeoutError, sum_in_shard_order
 from worker.collective.compression import Codec
 from worker.collective.tcp_transport import SCATTER_MIN_BYTES, TcpMesh
 
@@ -36,13 +37,27 @@ from worker.collective.tcp_transport import SCATTER_MIN_BYTES, TcpMesh
 class LeaderMesh(TcpMesh):
     """The ``TcpMesh`` of an attempt's host leaders: rank h is the leader of host h.
 
-    Reuses the mesh's rendezvous (token, bind to the host's address), its transfer loop
-    (deadline, ``check()``, ``PeerLinkError`` on a broken socket) and its out-of-step header.
+    ``hosts[h]``: the shard indices of host h, ascending (the same list on every leader; its
+    leader is ``hosts[h][0]``). Reuses the mesh's rendezvous (token, bind to the host's address),
+    its transfer loop (deadline, ``check()``, ``PeerLinkError`` on a broken socket) and its
+    out-of-step header; errors name shards, not ranks, so the runner's explanation of a timeout
+    (whose lease expired) looks at the right shard.
     """
+
+    def __init__(self, hosts: Sequence[Sequence[int]], host: int, address: str, compression=None):
+        super().__init__(host, len(hosts), address, compression)
+        self.hosts = [list(members) for members in hosts]
+
+    def connect(self, redis, key: str, timeout: float, check: Callable[[], None] | None) -> None:
+        with self._errors_name_shards(timeout):
+            try:
+                super().connect(redis, key, timeout, check)
+            except PeerLinkError as error:  # the rendezvous names peers by rank
+                ranks = ", ".join(f"{rank} = shard {m[0]}" for rank, m in enumerate(self.hosts))
+                raise PeerLinkError(f"{error} (leader ranks: {ranks})") from None
 
     def reduce(
         self,
-        hosts: Sequence[Sequence[int]],
         local: dict[int, np.ndarray],
         out: np.ndarray,
         timeout: float,
@@ -51,16 +66,27 @@ class LeaderMesh(TcpMesh):
     ) -> None:
         """``out`` = the shard-order sum of every shard's vector (1-D, in place).
 
-        ``hosts[h]``: the shard indices of host h in ascending order (the same on every leader);
         ``local``: shard -> its vector for this host's shards, ``out`` itself among them as the
         leader's own. ``idle()`` runs once, after this leader's first sends are queued.
         """
         codec = Codec(self.compression, out.dtype)
-        if out.nbytes >= SCATTER_MIN_BYTES and out.size >= len(hosts):
-            self._scatter(hosts, local, out, codec, timeout, check, idle)
-        else:
-            self._gather(hosts, local, out, codec, timeout, check, idle)
+        with self._errors_name_shards(timeout):
+            if out.nbytes >= SCATTER_MIN_BYTES and out.size >= len(self.hosts):
+                self._scatter(self.hosts, local, out, codec, timeout, check, idle)
+            else:
+                self._gather(self.hosts, local, out, codec, timeout, check, idle)
         self.calls += 1
+
+    @contextmanager
+    def _errors_name_shards(self, timeout: float):
+        try:
+            yield
+        except PeerTimeoutError as error:
+            leaders = [self.hosts[rank][0] for rank in error.missing]
+            raise PeerTimeoutError(leaders, timeout) from None
+
+    def _link_failed(self, j: int, error: OSError, check) -> None:
+        super()._link_failed(self.hosts[j][0], error, check)  # j is a rank: name its shard
 
     def _scatter(self, hosts, local, out, codec: Codec, timeout, check, idle) -> None:
         me, bounds = self.shard, np.linspace(0, out.size, len(hosts) + 1).astype(np.int64)

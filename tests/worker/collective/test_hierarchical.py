@@ -138,20 +138,34 @@ def test_a_silent_member_fails_its_leaders_wait_at_the_deadline_after_checking_e
     assert len(checks) >= 3  # every WAIT_SLICE_SECONDS (0.25 s) of the 1 s wait
 
 
+def test_a_silent_leader_is_named_by_its_shard_index_when_the_other_leader_times_out(redis_url):
+    exchanges = connected(redis_url, [[0, 1], [2, 3]], 64)
+    member = threading.Thread(target=_publish_then_time_out, args=(exchanges[1],))
+    member.start()  # shard 1 publishes, so leader 0 reaches the network hop
+    try:
+        with pytest.raises(PeerTimeoutError) as raised:
+            exchanges[0].allreduce(np.ones(4, np.float32), 1.0, None)
+    finally:
+        member.join()
+        close(exchanges)
+
+    assert raised.value.missing == [2]  # host 1's leader (rank 1 of the leader mesh)
+
+
+def _publish_then_time_out(exchange) -> None:
+    with pytest.raises(PeerTimeoutError):  # its leader never publishes a result
+        exchange.allreduce(np.ones(4, np.float32), 1.0, None)
+
+
 def test_a_leader_losing_its_peer_leaders_socket_raises_peer_link_error(redis_url):
     exchanges = connected(redis_url, [[0, 1], [2, 3]], 64)
     vector = np.ones(4, np.float32)
-
-    def member() -> None:  # shard 1 publishes, so leader 0 reaches the network hop
-        with pytest.raises(PeerTimeoutError):  # its leader never publishes a result
-            exchanges[1].allreduce(vector.copy(), 1.0, None)
-
-    member = threading.Thread(target=member)
+    member = threading.Thread(target=_publish_then_time_out, args=(exchanges[1],))
     member.start()
     closer = threading.Timer(0.2, exchanges[2].mesh.close)
     closer.start()
     try:
-        with pytest.raises(PeerLinkError, match="connection to shard 1 failed"):
+        with pytest.raises(PeerLinkError, match="connection to shard 2 failed"):
             exchanges[0].allreduce(vector, 10.0, None)
     finally:
         closer.join()
