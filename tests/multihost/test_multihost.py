@@ -81,6 +81,30 @@ def test_two_hosts_of_two_shards_exchange_hierarchically_with_the_flat_tcp_bits(
     assert_same_weights(weights(site, hierarchical), weights(site, single), rtol=1e-4)
 
 
+def test_a_hierarchical_job_whose_host_is_cut_resumes_elsewhere_with_bit_identical_weights(site):
+    # 3 hosts x 2 slots for 4 shards: some host always runs two, so auto picks hierarchical;
+    # after the cut, the restart runs on the two other hosts (2 + 2); the link returns and the
+    # uninterrupted run lands wherever the gang puts it: equal bits across placements and a resume
+    for host in site.workers:
+        site.start_worker(host, concurrency=2, GRADQ_PEER_TIMEOUT_SECONDS="20", **SETTINGS)
+    store = JobStore(site.client)
+    spec = digits_spec(shards=4, epochs=8, batch_size=32, checkpoint_every=10, model=WIDE)
+    job = submit_job(site.client, spec, "acme")
+    wait_until(lambda: (store.get(job["id"])["step"] or 0) >= 20, 90, "step 20")
+    first = hostnames(site, job["id"], 0)[0]
+    cut = next(h for h in site.workers if h.name == first)  # shard 0's host: a leader's
+    cut.cut()
+    record = wait_finished(site.client, job["id"], 240)
+    cut.restore()
+    uninterrupted = train(site, spec, timeout=240)
+
+    assert record["status"] == "succeeded", record["status_reason"]
+    assert record["restarts"] >= 1
+    assert first not in hostnames(site, job["id"], record["restarts"])
+    assert {h["transport"] for h in record["history"]} == {"hierarchical"}
+    assert_bit_identical(weights(site, record), weights(site, uninterrupted))
+
+
 class StaleWrites:
     """Every write to the job's record, events, checkpoint or a model that comes from one
     address, seen through Redis's MONITOR (what the control plane actually received)."""

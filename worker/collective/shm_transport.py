@@ -72,9 +72,9 @@ class SharedSegments:
     ``capacity`` (bytes per slot) must be the same on every shard: vectors up to it travel through
     shared memory, larger ones through Redis (``allreduce_mean`` decides with ``fits``).
     Call ``connect`` once before the first ``exchange`` and ``close`` when the attempt ends.
-    ``peer_shards`` (default: all) limits the segments mapped to those shards'; ``exchange`` needs
-    them all, ``worker.collective.hierarchical`` maps only its host's and calls ``publish``,
-    ``wait_for_peers``, ``peer_slot`` and ``end_call`` itself.
+    ``peer_shards`` (default: all others) are the shards whose segments ``connect`` maps;
+    ``exchange`` needs them all, ``worker.collective.hierarchical`` maps only some of its host's
+    and calls ``publish``, ``wait_for_peers``, ``peer_slot`` and ``end_call`` itself.
     """
 
     def __init__(
