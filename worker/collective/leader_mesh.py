@@ -8,12 +8,18 @@ would depend on which shards share a host); the vectors cross the network unredu
 one place that adds a chunk adds all N parts of it in shard order.
 
 Two algorithms, same bits, for H hosts holding k_h shards each (S bytes per vector):
-- ``scatter`` (S >= SCATTER_MIN_BYTES): leader h owns chunk h of H. Each leader sends every
-  other leader g its k_h shards' parts of chunk g, receives the k_g parts of its own chunk from
-  each, adds the N parts of its chunk in shard order, then sends the reduced chunk to every other
-  leader. Bytes out per host: k_h (H-1)/H S + (H-1)/H S, two rounds; with one shard per host that
-  is the flat tcp scatter's 2(H-1)/H S. (2 hosts x 2 shards: 1.5 S per host; the flat tcp scatter
-  among the 4 shards sends 2 S per host across the network, plus loopback copies.)
+- ``scatter`` (S >= SCATTER_MIN_BYTES): leader h owns chunk h, a fraction f_h of the vector.
+  Each leader sends every other leader g its k_h shards' parts of chunk g, receives the k_g parts
+  of its own chunk from each, adds the N parts of its chunk in shard order, then sends the
+  reduced chunk to every other leader. In units of S, host h sends k_h (1 - f_h) and receives
+  (N - k_h) f_h in round 1, sends (H-1) f_h and receives 1 - f_h in round 2; on full-duplex
+  links a round lasts as long as its busiest direction. ``chunk_bounds`` takes f_h = k_h / N,
+  which minimises that sum of rounds (checked numerically against random f for placements up to
+  3 + 1 + 1, 2 + 6, 1 + 1 + 1 + 3) and is never slower than the flat tcp scatter among the N
+  shards (round 1 moves the same bytes; round 2's max((H-1) k_h, N - k_h) / N is at most the
+  flat k_h (N - k_h) / N). 2 hosts x 2 shards: 1.5 S out and in per host (flat: 2 S over the
+  link plus loopback copies); 2 + 6: 2.25 S of round time (flat 3); one shard per host: the flat
+  scatter itself.
 - ``gather`` (small vectors): each leader sends its host's k_h whole vectors to every other
   leader and adds all N itself; one round, k_h (H-1) S bytes out per host.
 With ``compression`` every vector is encoded on the wire; the owner of a chunk adds its host's
@@ -70,8 +76,9 @@ class LeaderMesh(TcpMesh):
         leader's own. ``idle()`` runs once, after this leader's first sends are queued.
         """
         codec = Codec(self.compression, out.dtype)
+        shards = sum(len(members) for members in self.hosts)
         with self._errors_name_shards(timeout):
-            if out.nbytes >= SCATTER_MIN_BYTES and out.size >= len(self.hosts):
+            if out.nbytes >= SCATTER_MIN_BYTES and out.size >= shards:
                 self._scatter(self.hosts, local, out, codec, timeout, check, idle)
             else:
                 self._gather(self.hosts, local, out, codec, timeout, check, idle)
@@ -89,7 +96,7 @@ class LeaderMesh(TcpMesh):
         super()._link_failed(self.hosts[j][0], error, check)  # j is a rank: name its shard
 
     def _scatter(self, hosts, local, out, codec: Codec, timeout, check, idle) -> None:
-        me, bounds = self.shard, np.linspace(0, out.size, len(hosts) + 1).astype(np.int64)
+        me, bounds = self.shard, chunk_bounds([len(m) for m in hosts], out.size)
         spans = [slice(bounds[c], bounds[c + 1]) for c in range(len(hosts))]
         mine = out[spans[me]]
         sends = {
@@ -135,3 +142,11 @@ class LeaderMesh(TcpMesh):
 def _unpack(shards: Sequence[int], wire: np.ndarray, codec: Codec) -> dict[int, np.ndarray]:
     """shard -> its part, from the concatenation of ``shards``' equal-sized encoded parts."""
     return dict(zip(shards, codec.decode(wire).reshape(len(shards), -1), strict=True))
+
+
+def chunk_bounds(shards_per_host: Sequence[int], size: int) -> np.ndarray:
+    """Start of each host's chunk of a ``size``-element vector, then ``size`` (H + 1 int64s):
+    host h owns k_h / N of it, the flat scatter's chunks of as many shards. Each chunk has at
+    least one element when ``size`` >= N (every message then carries a payload)."""
+    flat = np.linspace(0, size, sum(shards_per_host) + 1).astype(np.int64)
+    return flat[np.concatenate([[0], np.cumsum(shards_per_host)])]

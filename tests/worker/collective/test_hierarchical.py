@@ -17,6 +17,7 @@ from worker.collective.allreduce import (
     data_client,
 )
 from worker.collective.hierarchical import HierarchicalExchange, hosts_of
+from worker.collective.leader_mesh import chunk_bounds
 from worker.collective.shm_transport import SIGNAL_IN_MEMORY, segment_path
 from worker.collective.tcp_transport import SCATTER_MIN_BYTES, TcpMesh
 
@@ -185,3 +186,13 @@ def test_segments_are_unlinked_when_the_attempt_ends(redis_url):
 def test_hosts_are_grouped_by_identity_and_ordered_by_their_lowest_shard():
     records = [{"host": h} for h in ["b", "a", "b", "c", "a"]]
     assert hosts_of(records) == [[0, 2], [1, 4], [3]]
+
+
+@pytest.mark.parametrize("shards_per_host", [(2, 2), (1, 3), (3, 1, 1), (2, 6)])
+def test_each_host_owns_its_shards_share_of_the_vector_and_no_chunk_is_empty(shards_per_host):
+    n = sum(shards_per_host)
+    for size in (n, 1000, 235_147):
+        sizes = np.diff(chunk_bounds(shards_per_host, size))
+
+        assert sizes.sum() == size and (sizes >= 1).all()
+        assert np.abs(sizes - size * np.array(shards_per_host) / n).max() <= 1
