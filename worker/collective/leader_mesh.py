@@ -79,9 +79,9 @@ class LeaderMesh(TcpMesh):
         shards = sum(len(members) for members in self.hosts)
         with self._errors_name_shards(timeout):
             if out.nbytes >= SCATTER_MIN_BYTES and out.size >= shards:
-                self._scatter(self.hosts, local, out, codec, timeout, check, idle)
+                self._scatter(local, out, codec, timeout, check, idle)
             else:
-                self._gather(self.hosts, local, out, codec, timeout, check, idle)
+                self._gather(local, out, codec, timeout, check, idle)
         self.calls += 1
 
     @contextmanager
@@ -95,8 +95,9 @@ class LeaderMesh(TcpMesh):
     def _link_failed(self, j: int, error: OSError, check) -> None:
         super()._link_failed(self.hosts[j][0], error, check)  # j is a rank: name its shard
 
-    def _scatter(self, hosts, local, out, codec: Codec, timeout, check, idle) -> None:
-        me, bounds = self.shard, chunk_bounds([len(m) for m in hosts], out.size)
+    def _scatter(self, local, out, codec: Codec, timeout, check, idle) -> None:
+        me, hosts = self.shard, self.hosts
+        bounds = chunk_bounds([len(members) for members in hosts], out.size)
         spans = [slice(bounds[c], bounds[c + 1]) for c in range(len(hosts))]
         mine = out[spans[me]]
         sends = {
@@ -120,8 +121,8 @@ class LeaderMesh(TcpMesh):
         for g, data in gathered.items():
             np.copyto(out[spans[g]], codec.decode(data))
 
-    def _gather(self, hosts, local, out, codec: Codec, timeout, check, idle) -> None:
-        me = self.shard
+    def _gather(self, local, out, codec: Codec, timeout, check, idle) -> None:
+        me, hosts = self.shard, self.hosts
         outgoing = np.concatenate([codec.encode(local[i]) for i in hosts[me]])
         received = self._transfer(
             {g: outgoing for g in self.peers},
