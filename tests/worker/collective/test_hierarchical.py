@@ -41,7 +41,11 @@ def connected(redis_url: str, hosts, capacity: int, compression=None):
         HierarchicalExchange(hosts, i, job, 0, capacity, "127.0.0.1", compression) for i in range(n)
     ]
     client = data_client(redis_url)
-    run_in_threads(lambda i: exchanges[i].connect(client, f"{job}:hier", 10, None), n)
+    try:
+        run_in_threads(lambda i: exchanges[i].connect(client, f"{job}:hier", 10, None), n)
+    except BaseException:
+        close(exchanges)  # no segment left in /dev/shm by a failed connect
+        raise
     return exchanges
 
 
@@ -69,8 +73,8 @@ def test_every_shard_gets_the_bits_of_the_flat_tcp_path_wherever_it_runs(
     client = data_client(redis_url)
     flat = [TcpMesh(i, n, "127.0.0.1") for i in range(n)]
     flat_key = f"flat{secrets.token_hex(4)}"
-    run_in_threads(lambda i: flat[i].connect(client, flat_key, 10, None), n)
     try:
+        run_in_threads(lambda i: flat[i].connect(client, flat_key, 10, None), n)
         for step in range(3):  # three calls: both shared-memory slots, one of them reused
             vectors = shard_vectors(n, size, seed=step)
             hierarchical = run_in_threads(
