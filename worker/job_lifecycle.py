@@ -1,6 +1,6 @@
 """After a job ends: delete it with everything it left behind, or resume it from its checkpoint.
 
-``delete_job`` removes the record, its events, logs, checkpoint, cancel flag and per-attempt keys
+``delete_job`` removes the record, its events, logs, checkpoints, cancel flag and per-attempt keys
 (the model stays unless asked). ``reopen_job`` turns a cancelled or failed job back into a queued
 one with a fresh attempt, so ``start_job`` launches shards that load the last checkpoint; with the
 same total epochs, the weights end equal to those of an uninterrupted run.
