@@ -26,9 +26,13 @@ class PostedAllreduce:
 
     The peers post the same ranges in the same order, so each one knows the byte stream it
     will receive and no per-range header is needed (one header per call, as for ``allreduce``).
-    Exchange (N = 2 or small vectors): every range goes whole to every peer; scatter: the part
-    of a range in chunk c goes to shard c, and ``finish`` sums the chunk in shard order and
-    runs the all-gather. Same sums, same rounding, same bits as ``allreduce``.
+    Exchange (N = 2 or small vectors): every range goes whole to every peer, ``finish`` sums in
+    shard order. Scatter: the part of a range in chunk c goes to shard c; in ``finish`` each
+    range's part of my chunk is summed in shard order as soon as every peer's part of it has
+    arrived, and sent to every peer right away (the all-gather of the first ranges overlaps
+    the last ranges' reduce-scatter). The stream from a peer is its reduce-scatter parts, then
+    its all-gather parts, both in range order. Same sums, same rounding, same bits as
+    ``allreduce``.
     """
 
     def __init__(self, mesh: TcpMesh, vector: np.ndarray, ranges: list[tuple[int, int]]):
@@ -39,31 +43,47 @@ class PostedAllreduce:
             raise ValueError(f"ranges must tile [0, {vector.size}), got {ranges}")
         self.mesh, self.vector, self.ranges = mesh, vector, ranges
         self.unposted = set(range(len(ranges)))
-        self.codec = Codec(mesh.compression, vector.dtype)
+        self.codec = codec = Codec(mesh.compression, vector.dtype)
         n, me, size = mesh.num_shards, mesh.shard, vector.size
         self.scatter = n > 2 and vector.nbytes >= SCATTER_MIN_BYTES
         bounds = np.linspace(0, size, n + 1).astype(np.int64)
         self.chunks = [(int(bounds[c]), int(bounds[c + 1])) for c in range(n)]
         if not self.scatter:
             self.chunks = [(0, size)] * n
-        lo, hi = self.chunks[me]
-        self.received = {j: np.empty(hi - lo, self.codec.wire) for j in mesh.peers}
+        self.parts = [[self._part(k, c) for k in range(len(ranges))] for c in range(n)]
+        self.parts = [[(a, b) for a, b in parts if a < b] for parts in self.parts]
+        lo = self.chunks[me][0]
+        self.received = {j: np.empty(self.chunks[me][1] - lo, codec.wire) for j in mesh.peers}
+        self.gathered = {j: np.empty(0, codec.wire) for j in mesh.peers}
+        if self.scatter:
+            self.gathered = {j: np.empty(b - a, codec.wire) for j, (a, b) in self._peer_chunks()}
         self.headers = {j: bytearray(HEADER.size) for j in mesh.peers}
-        self.inbox = {j: [memoryview(self.headers[j])] for j in mesh.peers}
-        for a, b in (self._part(k, me) for k in range(len(ranges))):
-            for j in mesh.peers:
-                if a < b:
-                    self.inbox[j].append(as_bytes(self.received[j][a - lo : b - lo]))
-        self.out = {}
+        self.inbox, self.out = {}, {}
         for j in mesh.peers:
-            parts = (self._part(k, j) for k in range(len(ranges)))
-            payload = sum(b - a for a, b in parts if a < b) * np.dtype(self.codec.wire).itemsize
-            self.out[j] = mesh._header(payload)
+            views = [as_bytes(self.received[j][a - lo : b - lo]) for a, b in self.parts[me]]
+            if self.scatter:
+                first = self.chunks[j][0]
+                views += [
+                    as_bytes(self.gathered[j][a - first : b - first]) for a, b in self.parts[j]
+                ]
+            self.inbox[j] = [memoryview(self.headers[j]), *views]
+            self.out[j] = mesh._header(self._payload_to(j))
+        self.reduced = 0  # how many parts of my chunk are summed (and sent, when scattering)
 
     def _part(self, k: int, owner: int) -> tuple[int, int]:
         """Range k's part that goes to ``owner`` (empty when a >= b)."""
         lo, hi = self.chunks[owner]
         return max(self.ranges[k][0], lo), min(self.ranges[k][1], hi)
+
+    def _peer_chunks(self):
+        return ((j, self.chunks[j]) for j in self.mesh.peers)
+
+    def _payload_to(self, j: int) -> int:
+        """Bytes this shard sends to peer j (what j expects from it) after the header."""
+        values = sum(b - a for a, b in self.parts[j])
+        if self.scatter:
+            values += sum(b - a for a, b in self.parts[self.mesh.shard])
+        return values * np.dtype(self.codec.wire).itemsize
 
     def post(self, k: int, check=None) -> None:
         """Range k of the vector is final: send its parts now (never waits)."""
@@ -83,19 +103,37 @@ class PostedAllreduce:
 
     def finish(self, timeout: float, check) -> None:
         """Wait for every part, sum in shard order (and all-gather): ``vector`` is the sum."""
-        mesh, codec, me = self.mesh, self.codec, self.mesh.shard
+        mesh, codec = self.mesh, self.codec
         if self.unposted:
             raise RuntimeError(f"ranges {sorted(self.unposted)} were never posted")
         out = {j: views for j, views in self.out.items() if views}
-        mesh._wait(out, self.inbox, timeout, check)
-        payload = {j: self.received[j].nbytes for j in mesh.peers}
-        mesh._check_headers(self.headers, payload)
-        lo, hi = self.chunks[me]
-        mine = self.vector[lo:hi]
-        n = mesh.num_shards
-        parts = [mine if j == me else codec.decode(self.received[j]) for j in range(n)]
-        sum_in_shard_order(parts, out=mine)
-        if self.scatter:
-            chunk = [self.vector[a:b] for a, b in self.chunks]
-            mesh._all_gather(chunk, codec, timeout, check)
+        mesh._wait(out, self.inbox, timeout, check, self._reduce_arrived)
+        mesh._check_headers(self.headers, {j: self._payload_to(j) for j in mesh.peers})
+        for j, (a, b) in self._peer_chunks() if self.scatter else ():
+            np.copyto(self.vector[a:b], codec.decode(self.gathered[j]))
         mesh.calls += 1
+
+    def _reduce_arrived(self) -> dict[int, list[memoryview]]:
+        """Sum (in shard order) every part of my chunk that all peers' parts have reached;
+        -> the all-gather sends they make ({} when not scattering)."""
+        mesh, me, mine = self.mesh, self.mesh.shard, self.parts[self.mesh.shard]
+        arrived = len(mine)
+        for j in mesh.peers:  # inbox[j]: header, my chunk's parts, (all-gather parts); popped
+            done = 1 + len(mine) + self._gather_views(j) - len(self.inbox[j])
+            arrived = min(arrived, max(done - 1, 0))
+        sends: dict[int, list[memoryview]] = {}
+        lo = self.chunks[me][0]
+        while self.reduced < arrived:
+            a, b = mine[self.reduced]
+            theirs = {j: self.codec.decode(self.received[j][a - lo : b - lo]) for j in mesh.peers}
+            own = self.vector[a:b]  # the same object in parts and out (sum_in_shard_order)
+            sum_in_shard_order([own if j == me else theirs[j] for j in range(mesh.num_shards)], own)
+            if self.scatter:  # every replica holds the rounded sum its peers receive
+                reduced = as_bytes(self.codec.round(self.vector[a:b]))
+                for j in mesh.peers:
+                    sends.setdefault(j, []).append(reduced)
+            self.reduced += 1
+        return sends
+
+    def _gather_views(self, j: int) -> int:
+        return len(self.parts[j]) if self.scatter else 0

@@ -137,16 +137,25 @@ class TcpMesh:
     def _header(self, nbytes: int) -> list[memoryview]:
         return [memoryview(HEADER.pack(self.calls, nbytes))]
 
-    def _wait(self, out: dict, inbox: dict, timeout: float, check) -> None:
+    def _wait(self, out: dict, inbox: dict, timeout: float, check, progress=None) -> None:
         """Pump until every view in ``out`` is sent and every view in ``inbox`` filled, with
-        the deadline and ``check()`` every WAIT_SLICE_SECONDS."""
+        the deadline and ``check()`` every WAIT_SLICE_SECONDS. ``progress()`` (if given) runs
+        before every round and returns new {peer: [views]} to send, appended to ``out``."""
         started = time.monotonic()
         next_check = started + WAIT_SLICE_SECONDS
         for j in self.peers:
             events = (selectors.EVENT_WRITE if j in out else 0) | selectors.EVENT_READ
             self.selector.register(self.peers[j], events, j)
         try:
-            while out or any(inbox.values()):
+            while True:
+                for j, views in (progress() if progress is not None else {}).items():
+                    if j not in out:
+                        out[j] = []
+                        both = selectors.EVENT_READ | selectors.EVENT_WRITE
+                        self.selector.modify(self.peers[j], both, j)
+                    out[j].extend(views)
+                if not (out or any(inbox.values())):
+                    break
                 now = time.monotonic()
                 if now >= next_check:
                     if check is not None:
