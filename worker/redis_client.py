@@ -8,7 +8,7 @@ connection cut by the restart is replaced instead of failing the next command.
 Retrying may run a write twice when the connection dropped after Redis executed it but before the
 reply arrived; gradq's writes are idempotent (SET, SADD, HSET) or harmless twice (one duplicated
 progress event). WATCH transactions are never replayed: redis-py raises WatchError, and
-``JobStore.update`` starts its transaction again.
+``worker.json_update.update_json`` starts its transaction again.
 """
 
 from __future__ import annotations
