@@ -11,7 +11,7 @@ the first, gradq's communication time per step, efficiency thr(N) / (N thr(1)) a
 1-host run of the same round, and each round's gradq/DDP step-time ratio (paired: both ran on
 nearly the same machine). The 1-minute load average is recorded with every run. ``--options``
 adds 2-host rows with ``compression`` bf16/fp16 and ``sync_every: 4`` (speed, accuracy).
-Run: ``sudo python bench/multihost.py`` (the whole matrix: ~1.5 h on a quiet 2-core machine,
+Run: ``sudo python bench/multihost.py`` (the whole matrix: 2-2.5 h on a quiet 2-core machine,
 mostly the CNN), ``--quick`` (MLP, 1 Gbit/s, batch 1024, 1 round: ~1 min), or any subset with
 ``--models --rates --batches --hosts --repeat --epochs``.
 """

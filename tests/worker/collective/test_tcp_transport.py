@@ -207,3 +207,18 @@ def test_a_job_with_fp16_compression_trains_over_tcp_close_to_the_exact_weights(
     b = model_weights(redis_client, exact["model_id"])
     assert_same_weights(a, b, rtol=1e-2)
     assert any((a[name] != b[name]).any() for name in a)  # float16 on the wire did round
+
+
+def test_a_job_with_overlap_over_tcp_ends_with_the_plain_jobs_weights(redis_client, start_worker):
+    start_worker(concurrency=2, GRADQ_ALLREDUCE_TRANSPORT="tcp", **FAST)
+
+    plain = submit_job(redis_client, digits_spec(shards=2), "acme")
+    overlapped = submit_job(redis_client, digits_spec(shards=2, overlap=True), "acme")
+    plain, overlapped = (wait_finished(redis_client, job["id"]) for job in (plain, overlapped))
+
+    assert plain["status"] == overlapped["status"] == "succeeded", overlapped["status_reason"]
+    assert overlapped["history"][0]["transport"] == "tcp"
+    a = model_weights(redis_client, overlapped["model_id"])
+    b = model_weights(redis_client, plain["model_id"])
+    for name in a:
+        np.testing.assert_array_equal(a[name], b[name])
