@@ -47,8 +47,8 @@ def join_gang(
     if started and not added:
         return "redelivered"  # this shard already ran in the started gang: its process died
     if started and count == num_shards and added:
-        store.transition(job_id, "running", None, expect_attempt=attempt)
-        redis.zrem(PENDING_KEY, job_id)
+        leave_pending = lambda pipe: pipe.zrem(PENDING_KEY, job_id)  # noqa: E731
+        store.transition(job_id, "running", None, expect_attempt=attempt, also=leave_pending)
     waited_since = time.monotonic()
     last_count, capacity_checked = None, 0.0
     while not gang_started(redis, job_id, attempt):

@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 import redis as redis_lib
 
 from worker.admission import create_within_limit
+from worker.redis_client import watched_transaction
 from worker.storage.checkpoints import checkpoints_key
 
 TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
@@ -177,63 +178,57 @@ class JobStore:
         reason: str | None = None,
         expect_attempt: int | None = None,
         expect_status: str | None = None,
+        also=None,
     ) -> dict | None:
         """Apply ``changes`` (and a guarded ``status`` change) atomically; publish one event.
 
         Returns the new record, or None when the job is terminal, the transition is not allowed, or
         ``expect_attempt`` is given and no longer the job's current attempt (a stale shard), or
-        ``expect_status`` is given and differs from the current status.
+        ``expect_status`` is given and differs from the current status. ``also(pipe)`` queues
+        more writes that commit in the same MULTI/EXEC, or not at all (e.g. the job's model).
         """
         key = job_key(job_id)
-        with self.redis.pipeline() as pipe:
-            while True:
-                try:
-                    pipe.watch(key)
-                    raw = pipe.get(key)
-                    if raw is None:
-                        raise JobNotFoundError(job_id)
-                    record = json.loads(raw)
-                    current = record["status"]
-                    if current in TERMINAL:
-                        return None
-                    if status is not None and status not in TRANSITIONS[current]:
-                        return None
-                    if expect_attempt is not None and record["attempt"] != expect_attempt:
-                        return None
-                    if expect_status is not None and current != expect_status:
-                        return None
-                    published = dict(changes)
-                    record.update(changes)
-                    now = utc_now()
-                    record["updated_at"] = published["updated_at"] = now
-                    if status is not None:
-                        record["status"] = status
-                        published["status"] = status
-                        if status == "running" and record["started_at"] is None:
-                            record["started_at"] = published["started_at"] = now
-                        if status in TERMINAL:
-                            record["finished_at"] = published["finished_at"] = now
-                    if reason is not None or status is not None:
-                        record["status_reason"] = published["status_reason"] = reason
-                    published.setdefault("status", record["status"])
-                    pipe.multi()
-                    pipe.set(key, json.dumps(record))
-                    pipe.xadd(events_key(job_id), _event(event, published), maxlen=EVENTS_MAXLEN)
-                    if record["status"] == "succeeded":
-                        # nothing resumes a succeeded job: its checkpoints (up to hundreds of MB
-                        # of optimizer state) go; cancelled and failed jobs keep theirs. Their
-                        # records lose their owner (the list): shard 0 removes the objects at
-                        # once, the collector if it cannot. The second key is a legacy one.
-                        pipe.delete(checkpoints_key(job_id), f"gradq:job:{job_id}:checkpoint")
-                    if record["status"] in TERMINAL:
-                        pipe.srem(ACTIVE_KEY, job_id)
-                        pipe.zrem(GANG_PENDING_KEY, job_id)
-                        pipe.expire(events_key(job_id), FINISHED_TTL_SECONDS)
-                        pipe.expire(cancel_key(job_id), FINISHED_TTL_SECONDS)
-                    pipe.execute()
-                    return record
-                except redis_lib.WatchError:
-                    continue
+        updated = None
+
+        def plan(pipe):
+            nonlocal updated
+            raw = pipe.get(key)
+            if raw is None:
+                raise JobNotFoundError(job_id)
+            record = json.loads(raw)
+            current = record["status"]
+            if current in TERMINAL:
+                return None
+            if status is not None and status not in TRANSITIONS[current]:
+                return None
+            if expect_attempt is not None and not is_current(record, expect_attempt):
+                return None
+            if expect_status is not None and current != expect_status:
+                return None
+            published = _apply(record, changes, status, reason)
+            updated = record
+            return lambda pipe: self._queue_record(pipe, record, event, published, also)
+
+        done = watched_transaction(self.redis, [key], plan)
+        return updated if done is not None else None
+
+    def _queue_record(self, pipe, record: dict, event: str, published: dict, also) -> None:
+        job_id = record["id"]
+        pipe.set(job_key(job_id), json.dumps(record))
+        pipe.xadd(events_key(job_id), _event(event, published), maxlen=EVENTS_MAXLEN)
+        if record["status"] == "succeeded":
+            # nothing resumes a succeeded job: its checkpoints (up to hundreds of MB of optimizer
+            # state) go; cancelled and failed jobs keep theirs. Their records lose their owner
+            # (the list): shard 0 removes the objects at once, the collector if it cannot. The
+            # second key is a legacy one.
+            pipe.delete(checkpoints_key(job_id), f"gradq:job:{job_id}:checkpoint")
+        if record["status"] in TERMINAL:
+            pipe.srem(ACTIVE_KEY, job_id)
+            pipe.zrem(GANG_PENDING_KEY, job_id)
+            pipe.expire(events_key(job_id), FINISHED_TTL_SECONDS)
+            pipe.expire(cancel_key(job_id), FINISHED_TTL_SECONDS)
+        if also is not None:
+            also(pipe)
 
     def transition(
         self,
@@ -242,6 +237,7 @@ class JobStore:
         reason: str | None = None,
         changes: dict | None = None,
         expect_attempt: int | None = None,
+        also=None,
     ) -> dict | None:
         """A guarded status change published as a ``status`` event (None if refused)."""
         return self.update(
@@ -251,6 +247,7 @@ class JobStore:
             status=status,
             reason=reason,
             expect_attempt=expect_attempt,
+            also=also,
         )
 
     def request_cancel(self, job_id: str, reason: str | None = None) -> dict:
@@ -328,6 +325,29 @@ class JobStore:
             for event_id, fields in entries:
                 out.append((event_id.decode(), json.loads(fields[b"data"])))
         return out
+
+
+def is_current(record: dict | None, attempt: int) -> bool:
+    """May attempt ``attempt`` still write? Only while it is the job's attempt and the job runs."""
+    return record is not None and record["attempt"] == attempt and record["status"] not in TERMINAL
+
+
+def _apply(record: dict, changes: dict, status: str | None, reason: str | None) -> dict:
+    """Apply ``changes`` and ``status`` to ``record`` in place; -> the fields to publish."""
+    published = dict(changes)
+    record.update(changes)
+    now = utc_now()
+    record["updated_at"] = published["updated_at"] = now
+    if status is not None:
+        record["status"] = published["status"] = status
+        if status == "running" and record["started_at"] is None:
+            record["started_at"] = published["started_at"] = now
+        if status in TERMINAL:
+            record["finished_at"] = published["finished_at"] = now
+    if reason is not None or status is not None:
+        record["status_reason"] = published["status_reason"] = reason
+    published.setdefault("status", record["status"])
+    return published
 
 
 def _matches(record: dict, status: str | None, name: str | None) -> bool:

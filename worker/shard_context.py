@@ -10,6 +10,7 @@ import redis as redis_lib
 
 from worker.collective.allreduce import allreduce_mean
 from worker.config import Settings
+from worker.fence import AttemptFence
 from worker.jobs import JobStore, cancel_key
 from worker.recovery import AttemptAbortedError, attempt_key, check_attempt
 
@@ -50,6 +51,11 @@ class ShardContext:
     shm: object = None  # the connected SharedSegments when transport is "shm"
     mesh: object = None  # the connected TcpMesh when transport is "tcp"
     control_down_since: float | None = None  # when Redis calls started failing
+    # every write to the job's shared state goes through it (worker.fence)
+    fence: AttemptFence = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.fence = AttemptFence(self.store, self.job_id, self.attempt)
 
     def key(self, name: str) -> str:
         return f"gradq:ar:{self.job_id}:a{self.attempt}:{name}"

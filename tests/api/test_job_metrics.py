@@ -8,12 +8,13 @@ import io
 from tests.api.specs import digits_spec
 from worker.jobs import JobStore
 from worker.loss_curve import LossRecorder
+from worker.redis_client import Unfenced
 
 
 def _job_with_curve(app, tenant: str, steps: int) -> str:
     store = JobStore(app.state.redis)
     record = store.create(digits_spec(), tenant)
-    recorder = LossRecorder(app.state.redis, record["id"], steps_total=steps)
+    recorder = LossRecorder(Unfenced(app.state.redis), record["id"], steps_total=steps)
     for step in range(1, steps + 1):
         recorder.add(step, 1.0 / step)
     recorder.flush()

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 import redis
 
-from tests.harness import run_in_threads
+from tests.harness import run_in_threads, wait_until
 from tests.worker.jobs_helpers import assert_same_weights, digits_spec, model_weights
 from worker.collective.allreduce import data_client
 from worker.config import Settings
@@ -16,19 +16,30 @@ from worker.jobs import JobStore
 from worker.recovery import PeerLostError
 from worker.runner import run_shard_task
 from worker.storage import artifact_store
-from worker.storage.checkpoints import load_checkpoint
+from worker.storage.checkpoints import load_checkpoint, load_checkpoint_meta
 
 pytestmark = pytest.mark.integration
 
 
-def run_attempt(url: str, job_id: str, attempt: int, num_shards: int, crash_at=None) -> dict:
-    """All shards of one attempt in threads; shard 1 'loses its peer' after step ``crash_at``."""
+def run_attempt(
+    url: str, job_id: str, attempt: int, num_shards: int, crash_at=None, published=None
+) -> dict:
+    """All shards of one attempt in threads; shard 1 'loses its peer' after step ``crash_at``,
+    once the checkpoint of step ``published`` is published (shard 0 saves in the background,
+    and the fence refuses a save that would land after the restart)."""
     settings = Settings(redis_url=url, peer_timeout_seconds=5, heartbeat_seconds=0.3)
     outcomes, restarts = {}, []
+    artifacts = artifact_store(redis.Redis.from_url(url))
+
+    def newest_step():
+        newest = load_checkpoint_meta(artifacts, job_id)
+        return newest is not None and newest["global_step"] == published
 
     def hook_for(shard):
         def hook(step):
             if shard == 1 and step == crash_at:
+                if published is not None:
+                    wait_until(newest_step, 30, f"the checkpoint of step {published}")
                 raise PeerLostError(0, None)
 
         return hook
@@ -62,7 +73,7 @@ def test_a_resumed_job_ends_with_the_uninterrupted_weights(
     run_attempt(redis_url, clean, 0, 2)
 
     interrupted = store.create(spec, "acme")["id"]
-    first = run_attempt(redis_url, interrupted, 0, 2, crash_at=crash_at)
+    first = run_attempt(redis_url, interrupted, 0, 2, crash_at, published=resume_step)
     assert first["outcomes"][1] == "restarted" and first["restarts"] == [interrupted]
     assert store.get(interrupted)["status"] == "queued"
     resumed_from = store.get(interrupted)
