@@ -88,6 +88,9 @@ def save_checkpoint(
 
     def plan(pipe):
         listed = [_text(k) for k in pipe.lrange(listing, 0, -1)]
+        if key in listed:  # a replay after EXEC's reply was lost: it is published already
+            unlisted[:] = []
+            return None
         unlisted[:] = (listed + [key])[:-keep]
 
         def queue(pipe) -> None:
