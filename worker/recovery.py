@@ -58,6 +58,15 @@ class PeerLostError(RuntimeError):
         self.shard = shard
 
 
+class ResumeMismatchError(RuntimeError):
+    """The shards of one attempt resumed from different steps (their checkpoint list changed
+    while they loaded it): a restart makes them load it again."""
+
+    def __init__(self, steps: list[int]):
+        super().__init__(f"the shards resumed from different checkpoints: steps {steps}")
+        self.steps = steps
+
+
 class AttemptAbortedError(RuntimeError):
     """Another shard abandoned this attempt (restart, failure or cancel)."""
 

@@ -3,8 +3,9 @@
 - finished: shard 0 already marked the job ``succeeded``;
 - cancel flag seen: the job becomes ``cancelled`` (its last checkpoint is kept for a resume, the
   older ones are removed; a failed job likewise);
-- a peer died, timed out or its connection broke: the attempt is abandoned and the job restarts
-  from its checkpoint (``restart_job``), or fails once ``max_restarts`` is used up;
+- a peer died, timed out or its connection broke, or the shards resumed from different
+  checkpoints: the attempt is abandoned and the job restarts from its checkpoint
+  (``restart_job``), or fails once ``max_restarts`` is used up;
 - Redis unreachable (a restart): the attempt is abandoned and the job restarts from its checkpoint
   once Redis answers again (the job-state client retries with backoff meanwhile);
 - any other error (NaN loss, a bad shape, no common transport): the job fails with the message; the
@@ -32,6 +33,7 @@ from worker.recovery import (
     AttemptAbortedError,
     Heartbeat,
     PeerLostError,
+    ResumeMismatchError,
     abort_attempt,
     attempt_key,
     explain_timeout,
@@ -124,7 +126,7 @@ def _run(store, data, settings, job_id, shard, attempt, requeue, enqueue_start, 
         except ControlPlaneLostError as error:
             log.warning("job %s shard %d: %s; attempt abandoned", job_id, shard, error)
             return "control plane lost"  # nothing to write: Redis is where it would go
-        except (PeerLostError, PeerTimeoutError, PeerLinkError) as error:
+        except (PeerLostError, PeerTimeoutError, PeerLinkError, ResumeMismatchError) as error:
             if isinstance(error, PeerTimeoutError):
                 error = _dead_peer(store, job_id, attempt, error, settings)
             fence.log(f"attempt {attempt} lost: {error}", shard, "warning")

@@ -178,6 +178,7 @@ def _train(ctx: ShardContext, replica: Replica, writer: CheckpointWriter) -> dic
         curve.resume(meta.get("loss_curve"))
     last_report = 0.0
     stop_early = False
+    ctx.agree_on_start(meta["global_step"])
     for epoch in range(meta["epoch"], epochs):
         epoch_started, comm_at_start = time.perf_counter(), ctx.comm_seconds
         batches = global_batches(

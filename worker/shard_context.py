@@ -12,7 +12,7 @@ from worker.collective.allreduce import allreduce_mean
 from worker.config import Settings
 from worker.fence import AttemptFence
 from worker.jobs import JobStore, cancel_key
-from worker.recovery import AttemptAbortedError, attempt_key, check_attempt
+from worker.recovery import AttemptAbortedError, ResumeMismatchError, attempt_key, check_attempt
 
 # The cancel/abort flags are read at most this often between steps (and on every wait for a
 # peer): one Redis round trip per step cost ~0.1-0.2 ms of a 7 ms 2-shard step, and cancel has 2 s.
@@ -106,6 +106,21 @@ class ShardContext:
         )
         if checked is not UNREACHABLE:
             self.check_flags()
+
+    def agree_on_start(self, step: int) -> None:
+        """Check that every shard of the attempt starts at global step ``step``, in one tiny
+        allreduce (each shard fills its own slot); ResumeMismatchError if not. Only the current
+        attempt publishes checkpoints (worker.fence), so they should always agree; if they did
+        not, each step would exchange gradients of different batches and the weights would be
+        silently wrong, where a restart reloads one checkpoint for all."""
+        if self.num_shards == 1:
+            return
+        slots = np.zeros(self.num_shards)
+        slots[self.shard] = step
+        summed = self.allreduce("start", slots, [1.0] * self.num_shards) * self.num_shards
+        steps = [round(value) for value in summed]  # steps are integers far below 2**53
+        if len(set(steps)) > 1:
+            raise ResumeMismatchError(steps)
 
     def allreduce(self, name: str, vector: np.ndarray, weights, idle=None) -> np.ndarray:
         """``allreduce_mean`` with this shard's deadline and checks; the time ``idle()`` takes
