@@ -58,7 +58,7 @@ def model_and_optimizer(params: int):
 
 
 def checkpoint_rows(store, model, optimizer, repeat: int) -> list[tuple]:
-    from worker.redis_client import Unfenced
+    from worker.fence import Unfenced
     from worker.storage.checkpoint_writer import CheckpointWriter
     from worker.storage.checkpoints import encode_parts, load_checkpoint, save_checkpoint
 

@@ -20,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from worker.redis_client import Unfenced
+from worker.fence import Unfenced
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))

@@ -10,7 +10,7 @@ lands between the check and EXEC, Redis discards the writes and the check runs a
 and the writes are therefore one atomic step, for every kind of write, in this one place.
 
 Writers (``CheckpointWriter``, ``LossRecorder``, the model's publish) take the fence as their
-``commit``/``commit_after`` pair; writers outside any attempt pass ``redis_client.Unfenced``.
+``commit``/``commit_after`` pair; writers outside any attempt pass ``Unfenced``.
 An object a refused writer already uploaded to the artifact store has no record: the collector
 removes it after its grace period.
 """
@@ -24,8 +24,8 @@ import redis as redis_lib
 
 from worker.job_logs import LEVELS, queue_log_line
 from worker.jobs import JobStore, is_current, job_key
+from worker.json_update import watched_transaction
 from worker.recovery import AttemptAbortedError
-from worker.redis_client import watched_transaction
 
 log = logging.getLogger("gradq.job")
 
@@ -89,3 +89,19 @@ class AttemptFence:
 
     def _stale(self) -> str:
         return f"attempt {self.attempt} of job {self.job_id} is no longer current: nothing written"
+
+
+class Unfenced:
+    """Writes committed unconditionally, with ``AttemptFence``'s two methods: for writers that
+    belong to no training attempt (the API, tools, tests, benchmarks)."""
+
+    def __init__(self, redis: redis_lib.Redis):
+        self.redis = redis
+
+    def commit(self, queue) -> list:
+        """``queue(pipe)`` queues writes; they run as one MULTI/EXEC. Returns EXEC's replies."""
+        return self.commit_after((), lambda pipe: queue)
+
+    def commit_after(self, keys, plan) -> list | None:
+        """``json_update.watched_transaction`` on this client."""
+        return watched_transaction(self.redis, keys, plan)

@@ -23,12 +23,11 @@ from datetime import UTC, datetime
 
 import redis as redis_lib
 
-from worker.admission import create_within_limit
-from worker.redis_client import watched_transaction
+from worker.admission import ACTIVE_KEY, create_within_limit
+from worker.json_update import update_json
 from worker.storage.checkpoints import checkpoints_key
 
 TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
-ACTIVE_KEY = "gradq:jobs:active"
 GANG_PENDING_KEY = "gradq:gang:pending"  # job id -> pending_since
 EVENTS_MAXLEN = 2000
 FILTER_SCAN = 4000  # records one filtered list call looks at, at most
@@ -187,15 +186,10 @@ class JobStore:
         ``expect_status`` is given and differs from the current status. ``also(pipe)`` queues
         more writes that commit in the same MULTI/EXEC, or not at all (e.g. the job's model).
         """
-        key = job_key(job_id)
-        updated = None
+        more = also
+        published: dict = {}  # the event's fields, filled by the attempt that commits
 
-        def plan(pipe):
-            nonlocal updated
-            raw = pipe.get(key)
-            if raw is None:
-                raise JobNotFoundError(job_id)
-            record = json.loads(raw)
+        def change(record: dict) -> dict | None:
             current = record["status"]
             if current in TERMINAL:
                 return None
@@ -205,30 +199,42 @@ class JobStore:
                 return None
             if expect_status is not None and current != expect_status:
                 return None
-            published = _apply(record, changes, status, reason)
-            updated = record
-            return lambda pipe: self._queue_record(pipe, record, event, published, also)
+            published.clear()
+            published.update(changes)
+            record.update(changes)
+            now = utc_now()
+            record["updated_at"] = published["updated_at"] = now
+            if status is not None:
+                record["status"] = status
+                published["status"] = status
+                if status == "running" and record["started_at"] is None:
+                    record["started_at"] = published["started_at"] = now
+                if status in TERMINAL:
+                    record["finished_at"] = published["finished_at"] = now
+            if reason is not None or status is not None:
+                record["status_reason"] = published["status_reason"] = reason
+            published.setdefault("status", record["status"])
+            return record
 
-        done = watched_transaction(self.redis, [key], plan)
-        return updated if done is not None else None
+        def also(pipe, record: dict) -> None:
+            pipe.xadd(events_key(job_id), _event(event, published), maxlen=EVENTS_MAXLEN)
+            if record["status"] == "succeeded":
+                # nothing resumes a succeeded job: its checkpoints (up to hundreds of MB
+                # of optimizer state) go; cancelled and failed jobs keep theirs. Their
+                # records lose their owner (the list): shard 0 removes the objects at
+                # once, the collector if it cannot. The second key is a legacy one.
+                pipe.delete(checkpoints_key(job_id), f"gradq:job:{job_id}:checkpoint")
+            if record["status"] in TERMINAL:
+                pipe.srem(ACTIVE_KEY, job_id)
+                pipe.zrem(GANG_PENDING_KEY, job_id)
+                pipe.expire(events_key(job_id), FINISHED_TTL_SECONDS)
+                pipe.expire(cancel_key(job_id), FINISHED_TTL_SECONDS)
+            if more is not None:
+                more(pipe)
 
-    def _queue_record(self, pipe, record: dict, event: str, published: dict, also) -> None:
-        job_id = record["id"]
-        pipe.set(job_key(job_id), json.dumps(record))
-        pipe.xadd(events_key(job_id), _event(event, published), maxlen=EVENTS_MAXLEN)
-        if record["status"] == "succeeded":
-            # nothing resumes a succeeded job: its checkpoints (up to hundreds of MB of optimizer
-            # state) go; cancelled and failed jobs keep theirs. Their records lose their owner
-            # (the list): shard 0 removes the objects at once, the collector if it cannot. The
-            # second key is a legacy one.
-            pipe.delete(checkpoints_key(job_id), f"gradq:job:{job_id}:checkpoint")
-        if record["status"] in TERMINAL:
-            pipe.srem(ACTIVE_KEY, job_id)
-            pipe.zrem(GANG_PENDING_KEY, job_id)
-            pipe.expire(events_key(job_id), FINISHED_TTL_SECONDS)
-            pipe.expire(cancel_key(job_id), FINISHED_TTL_SECONDS)
-        if also is not None:
-            also(pipe)
+        return update_json(
+            self.redis, job_key(job_id), change, also, missing=JobNotFoundError(job_id)
+        )
 
     def transition(
         self,
@@ -281,23 +287,13 @@ class JobStore:
     def forget_model(self, job_id: str, model_id: str) -> bool:
         """Clear ``model_id`` from the job's record once that model is deleted (finished records
         change only here); False if the job is gone or names another model."""
-        key = job_key(job_id)
-        with self.redis.pipeline() as pipe:
-            while True:
-                try:
-                    pipe.watch(key)
-                    raw = pipe.get(key)
-                    record = json.loads(raw) if raw is not None else None
-                    if record is None or record.get("model_id") != model_id:
-                        return False
-                    record["model_id"] = None
-                    record["updated_at"] = utc_now()
-                    pipe.multi()
-                    pipe.set(key, json.dumps(record))
-                    pipe.execute()
-                    return True
-                except redis_lib.WatchError:
-                    continue
+
+        def change(record: dict) -> dict | None:
+            if record.get("model_id") != model_id:
+                return None
+            return record | {"model_id": None, "updated_at": utc_now()}
+
+        return update_json(self.redis, job_key(job_id), change) is not None
 
     def cancel_requested(self, job_id: str) -> bool:
         return bool(self.redis.exists(cancel_key(job_id)))
@@ -330,24 +326,6 @@ class JobStore:
 def is_current(record: dict | None, attempt: int) -> bool:
     """May attempt ``attempt`` still write? Only while it is the job's attempt and the job runs."""
     return record is not None and record["attempt"] == attempt and record["status"] not in TERMINAL
-
-
-def _apply(record: dict, changes: dict, status: str | None, reason: str | None) -> dict:
-    """Apply ``changes`` and ``status`` to ``record`` in place; -> the fields to publish."""
-    published = dict(changes)
-    record.update(changes)
-    now = utc_now()
-    record["updated_at"] = published["updated_at"] = now
-    if status is not None:
-        record["status"] = published["status"] = status
-        if status == "running" and record["started_at"] is None:
-            record["started_at"] = published["started_at"] = now
-        if status in TERMINAL:
-            record["finished_at"] = published["finished_at"] = now
-    if reason is not None or status is not None:
-        record["status_reason"] = published["status_reason"] = reason
-    published.setdefault("status", record["status"])
-    return published
 
 
 def _matches(record: dict, status: str | None, name: str | None) -> bool:

@@ -74,7 +74,7 @@ class LossRecorder:
 
 def drop_after(fence, job_id: str, step: int) -> None:
     """Remove points past ``step`` (recorded by an attempt that died before its checkpoint), in
-    one transaction through ``fence`` (``AttemptFence`` or ``redis_client.Unfenced``)."""
+    one transaction through ``fence`` (``AttemptFence`` or ``fence.Unfenced``)."""
     key = loss_key(job_id)
 
     def plan(pipe):

@@ -21,6 +21,7 @@ import redis as redis_lib
 
 import nnlib
 from worker.jobs import JobStore, utc_now
+from worker.json_update import update_json
 from worker.models.registry import ModelRegistry
 from worker.storage import ArtifactStore, artifact_store
 
@@ -164,43 +165,24 @@ class ModelStore:
         if legacy is None:
             return None
         record = self.artifacts.upload(weights_key(model_id), legacy, owner=model_key(model_id))
-        key = model_key(model_id)
-        with self.redis.pipeline() as pipe:
-            while True:  # WATCH: a concurrent update() of tags must not be overwritten
-                try:
-                    pipe.watch(key)
-                    raw = pipe.get(key)
-                    if raw is None:
-                        return None
-                    metadata = json.loads(raw) | {"weights_key": record["key"]}
-                    pipe.multi()
-                    pipe.set(key, json.dumps(metadata))
-                    self.artifacts.publish(record, pipe)
-                    pipe.delete(key + ":weights")
-                    pipe.execute()
-                    return legacy
-                except redis_lib.WatchError:
-                    continue
+
+        def publish(pipe, _metadata: dict) -> None:
+            self.artifacts.publish(record, pipe)
+            pipe.delete(model_key(model_id) + ":weights")
+
+        # a read-change-write: a concurrent update() of tags must not be overwritten
+        written = update_json(
+            self.redis,
+            model_key(model_id),
+            lambda metadata: metadata | {"weights_key": record["key"]},
+            publish,
+        )
+        return legacy if written is not None else None
 
     def update(self, model_id: str, changes: dict) -> dict | None:
         """Replace ``tags`` / ``description`` (the only mutable fields); None if absent."""
-        key = model_key(model_id)
-        with self.redis.pipeline() as pipe:
-            while True:
-                try:
-                    pipe.watch(key)
-                    raw = pipe.get(key)
-                    if raw is None:
-                        return None
-                    metadata = json.loads(raw)
-                    mutable = ("tags", "description")
-                    metadata.update({k: changes[k] for k in mutable if k in changes})
-                    pipe.multi()
-                    pipe.set(key, json.dumps(metadata))
-                    pipe.execute()
-                    return metadata
-                except redis_lib.WatchError:
-                    continue
+        mutable = {k: changes[k] for k in ("tags", "description") if k in changes}
+        return update_json(self.redis, model_key(model_id), lambda metadata: metadata | mutable)
 
     def list(self, tenant: str, limit: int = 100) -> list[dict]:
         """The tenant's newest ``limit`` models."""

@@ -8,7 +8,7 @@ connection cut by the restart is replaced instead of failing the next command.
 Retrying may run a write twice when the connection dropped after Redis executed it but before the
 reply arrived; gradq's writes are idempotent (SET, SADD, HSET) or harmless twice (one duplicated
 progress event). WATCH transactions are never replayed: redis-py raises WatchError, and
-``JobStore.update`` starts its transaction again.
+``worker.json_update.update_json`` starts its transaction again.
 """
 
 from __future__ import annotations
@@ -46,43 +46,3 @@ def connect(url: str, outage_seconds: float = WORKER_OUTAGE_SECONDS, **kwargs) -
     kwargs.setdefault("health_check_interval", HEALTH_CHECK_SECONDS)
     kwargs.setdefault("socket_keepalive", True)
     return redis_lib.Redis.from_url(url, retry=retry, **kwargs)
-
-
-def watched_transaction(redis: redis_lib.Redis, keys, plan) -> list | None:
-    """One MULTI/EXEC whose writes may depend on what it read, applied atomically.
-
-    WATCH ``keys``; ``plan(pipe)`` reads them in immediate mode and returns a function that
-    queues the writes on ``pipe``, or None to write nothing (the result is then None). If a
-    watched key changes before EXEC, Redis discards the writes and ``plan`` runs again on fresh
-    reads. Returns EXEC's replies.
-    """
-    with redis.pipeline() as pipe:
-        while True:
-            try:
-                if keys:
-                    pipe.watch(*keys)
-                queue = plan(pipe)
-                if queue is None:
-                    return None
-                pipe.multi()
-                queue(pipe)
-                return pipe.execute()
-            except redis_lib.WatchError:
-                continue
-
-
-class Unfenced:
-    """Writes committed unconditionally: for writers that belong to no training attempt (the
-    API, tools, tests). A shard writes through ``worker.fence.AttemptFence`` instead, which has
-    the same two methods."""
-
-    def __init__(self, redis: redis_lib.Redis):
-        self.redis = redis
-
-    def commit(self, queue) -> list:
-        """``queue(pipe)`` queues writes; they run as one MULTI/EXEC. Returns EXEC's replies."""
-        return self.commit_after((), lambda pipe: queue)
-
-    def commit_after(self, keys, plan) -> list | None:
-        """``watched_transaction`` on this client."""
-        return watched_transaction(self.redis, keys, plan)

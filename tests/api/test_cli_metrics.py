@@ -11,9 +11,9 @@ from typer.testing import CliRunner
 from api.cli.main import app as cli
 from tests.api.live import cli_pointed_at_live_api
 from tests.api.specs import digits_spec
+from worker.fence import Unfenced
 from worker.jobs import JobStore
 from worker.loss_curve import LossRecorder
-from worker.redis_client import Unfenced
 
 KEY = "metrics-key-0123456789"
 

@@ -7,9 +7,9 @@ import json
 import pytest
 
 from tests.api.models_fixture import store_digits_model
+from worker.fence import Unfenced
 from worker.job_logs import job_log, logs_key
 from worker.jobs import JobStore, cancel_key, events_key
-from worker.redis_client import Unfenced
 from worker.storage.checkpoints import checkpoint_keys, checkpoints_key, save_checkpoint
 
 SPEC = {

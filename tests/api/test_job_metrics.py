@@ -6,9 +6,9 @@ import csv
 import io
 
 from tests.api.specs import digits_spec
+from worker.fence import Unfenced
 from worker.jobs import JobStore
 from worker.loss_curve import LossRecorder
-from worker.redis_client import Unfenced
 
 
 def _job_with_curve(app, tenant: str, steps: int) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from worker.redis_client import Unfenced
+from worker.fence import Unfenced
 from worker.storage.checkpoint_writer import CheckpointWriter
 from worker.storage.checkpoints import checkpoint_keys, load_checkpoint
 

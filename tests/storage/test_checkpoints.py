@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from tests.storage.conftest import overwrite
-from worker.redis_client import Unfenced
+from worker.fence import Unfenced
 from worker.storage.base import ArtifactCorruptError
 from worker.storage.checkpoints import (
     checkpoint_keys,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from worker.fence import Unfenced
 from worker.loss_curve import MAX_POINTS, LossRecorder, downsample, read_points, stride_for
-from worker.redis_client import Unfenced
 
 
 def test_a_short_job_keeps_every_step(redis_client):
