@@ -47,9 +47,9 @@ class ShardContext:
     step_hook: object = None  # tests: called as hook(global_step) after each update
     comm_seconds: float = field(default=0.0)
     flags_checked_at: float = field(default=-1e9)
-    transport: str = "redis"  # set per attempt by collective.transport: shm, tcp, redis or none
+    transport: str = "redis"  # per attempt: shm, hierarchical, tcp, redis or none
     shm: object = None  # the connected SharedSegments when transport is "shm"
-    mesh: object = None  # the connected TcpMesh when transport is "tcp"
+    mesh: object = None  # the connected TcpMesh ("tcp") or HierarchicalExchange ("hierarchical")
     control_down_since: float | None = None  # when Redis calls started failing
     # every write to the job's shared state goes through it (worker.fence)
     fence: AttemptFence = field(init=False)

@@ -61,6 +61,50 @@ def test_three_hosts_train_the_one_shard_weights_over_direct_tcp(site):
     assert_same_weights(weights(site, spread), weights(site, single), rtol=1e-4)
 
 
+def test_two_hosts_of_two_shards_exchange_hierarchically_with_the_flat_tcp_bits(site):
+    hosts = site.workers[:2]
+    for host in hosts:
+        site.start_worker(host, concurrency=2, GRADQ_PEER_TIMEOUT_SECONDS="10", **SETTINGS)
+    spec = digits_spec(shards=4, epochs=2, model=WIDE)
+    hierarchical = train(site, spec)
+    single = train(site, digits_spec(shards=1, epochs=2, model=WIDE))
+    site.stop()  # the same hosts again, every shard forced onto the flat mesh
+    for host in hosts:
+        site.start_worker(host, concurrency=2, GRADQ_PEER_TIMEOUT_SECONDS="10",
+                          GRADQ_ALLREDUCE_TRANSPORT="tcp", **SETTINGS)  # fmt: skip
+    flat = train(site, spec)
+
+    assert sorted(hostnames(site, hierarchical["id"], 0)) == ["host1", "host1", "host2", "host2"]
+    assert [h["transport"] for h in hierarchical["history"]] == ["hierarchical"] * 2
+    assert [h["transport"] for h in flat["history"]] == ["tcp"] * 2
+    assert_bit_identical(weights(site, hierarchical), weights(site, flat))
+    assert_same_weights(weights(site, hierarchical), weights(site, single), rtol=1e-4)
+
+
+def test_a_hierarchical_job_whose_host_is_cut_resumes_elsewhere_with_bit_identical_weights(site):
+    # 3 hosts x 2 slots for 4 shards: some host always runs two, so auto picks hierarchical;
+    # after the cut, the restart runs on the two other hosts (2 + 2); the link returns and the
+    # uninterrupted run lands wherever the gang puts it: equal bits across placements and a resume
+    for host in site.workers:
+        site.start_worker(host, concurrency=2, GRADQ_PEER_TIMEOUT_SECONDS="20", **SETTINGS)
+    store = JobStore(site.client)
+    spec = digits_spec(shards=4, epochs=8, batch_size=32, checkpoint_every=10, model=WIDE)
+    job = submit_job(site.client, spec, "acme")
+    wait_until(lambda: (store.get(job["id"])["step"] or 0) >= 20, 90, "step 20")
+    first = hostnames(site, job["id"], 0)[0]
+    cut = next(h for h in site.workers if h.name == first)  # shard 0's host: a leader's
+    cut.cut()
+    record = wait_finished(site.client, job["id"], 240)
+    cut.restore()
+    uninterrupted = train(site, spec, timeout=240)
+
+    assert record["status"] == "succeeded", record["status_reason"]
+    assert record["restarts"] >= 1
+    assert first not in hostnames(site, job["id"], record["restarts"])
+    assert {h["transport"] for h in record["history"]} == {"hierarchical"}
+    assert_bit_identical(weights(site, record), weights(site, uninterrupted))
+
+
 class StaleWrites:
     """Every write from one address to the job's shared state, seen through Redis's MONITOR
     (what the control plane actually received): its record, events, logs, loss curve, alive
