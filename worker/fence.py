@@ -46,7 +46,7 @@ class AttemptFence:
         return self.commit_after((), lambda pipe: queue)
 
     def commit_after(self, keys, plan) -> list | None:
-        """``redis_client.watched_transaction`` over the job record and ``keys``, refused with
+        """``json_update.watched_transaction`` over the job record and ``keys``, refused with
         StaleAttemptError unless the attempt is current. None: ``plan`` chose to write nothing."""
         record_key = job_key(self.job_id)
         refused = False
@@ -62,7 +62,7 @@ class AttemptFence:
             raise StaleAttemptError(self._stale())
         return done
 
-    def update(self, changes: dict, event: str = "progress", **guarded) -> dict:
+    def update(self, changes: dict, event: str = "progress", **guarded) -> dict | None:
         """``JobStore.update`` as this attempt (``status``, ``reason``, ``also`` pass through);
         StaleAttemptError when the attempt is not current. None: the status change was refused
         (e.g. cancelling -> running)."""
