@@ -117,13 +117,18 @@ def test_a_cancelled_job_leaves_the_gang_pending_set(store, redis_client):
 
 
 def _three_checkpoints(store, redis_client):
+    from worker.fence import AttemptFence
     from worker.storage import artifact_store
     from worker.storage.checkpoints import save_checkpoint
 
     job = store.create(SPEC, "acme")["id"]
     store.transition(job, "running")
     artifacts = artifact_store(redis_client)
-    saved = [save_checkpoint(artifacts, job, {}, {}, {"global_step": s}, keep=5) for s in (1, 2, 3)]
+    fence = AttemptFence(store, job, 0)
+    saved = [
+        save_checkpoint(artifacts, job, {}, {}, {"global_step": s}, fence=fence, keep=5)
+        for s in (1, 2, 3)
+    ]
     return job, artifacts, saved
 
 
@@ -160,21 +165,6 @@ def test_an_ended_job_keeps_its_newest_checkpoint_only_if_it_can_be_resumed(
     else:  # shard 0 removes them at once; failing that, the collector takes the orphans
         orphaned = collect(artifacts, grace_seconds=60, now=saved[-1]["created"] + 61).orphaned
         assert sorted(orphaned) == keys
-
-
-def test_a_save_published_after_the_job_failed_is_trimmed_by_the_end_rule_again(
-    store, redis_client
-):
-    from worker.storage.checkpoints import checkpoint_keys, save_checkpoint, settle_checkpoints
-
-    job, artifacts, _ = _three_checkpoints(store, redis_client)
-    store.transition(job, "failed")  # a peer failed the job while shard 0 was saving...
-    late = save_checkpoint(artifacts, job, {}, {}, {"global_step": 4}, keep=2)  # ...published now
-
-    settle_checkpoints(artifacts, job, store.get(job)["status"])
-
-    assert checkpoint_keys(artifacts, job) == [late["key"]]
-    assert [s.key for s in artifacts.backend.list(f"checkpoints/{job}/")] == [late["key"]]
 
 
 def test_deleting_a_model_clears_its_id_from_the_finished_job(store, redis_client):
