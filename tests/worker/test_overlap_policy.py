@@ -1,4 +1,4 @@
-"""Where a step overlaps its exchange with backward: the spec's ``overlap`` against the transport."""
+"""Where a step overlaps its exchange with backward: the spec's overlap and the transport."""
 
 from __future__ import annotations
 
