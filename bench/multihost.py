@@ -37,7 +37,7 @@ from tests.multihost.cluster import Cluster, missing_privileges, python_argv  # 
 from tests.multihost.site import Site, forget_connections  # noqa: E402
 
 DDP_PORTS = itertools.count(29500)
-VARIANTS = {"": {}, "overlap": {"overlap": True}}  # gradq rows at every host count
+VARIANTS = {"": {"overlap": False}, "overlap": {"overlap": True}}  # gradq rows at every host count
 OPTIONS = {"bf16": {"compression": "bf16"}, "fp16": {"compression": "fp16"},
            "sync 4": {"sync_every": 4}}  # fmt: skip
 

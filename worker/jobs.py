@@ -177,13 +177,16 @@ class JobStore:
         reason: str | None = None,
         expect_attempt: int | None = None,
         expect_status: str | None = None,
+        also=None,
     ) -> dict | None:
         """Apply ``changes`` (and a guarded ``status`` change) atomically; publish one event.
 
         Returns the new record, or None when the job is terminal, the transition is not allowed, or
         ``expect_attempt`` is given and no longer the job's current attempt (a stale shard), or
-        ``expect_status`` is given and differs from the current status.
+        ``expect_status`` is given and differs from the current status. ``also(pipe)`` queues
+        more writes that commit in the same MULTI/EXEC, or not at all (e.g. the job's model).
         """
+        more = also
         published: dict = {}  # the event's fields, filled by the attempt that commits
 
         def change(record: dict) -> dict | None:
@@ -192,7 +195,7 @@ class JobStore:
                 return None
             if status is not None and status not in TRANSITIONS[current]:
                 return None
-            if expect_attempt is not None and record["attempt"] != expect_attempt:
+            if expect_attempt is not None and not is_current(record, expect_attempt):
                 return None
             if expect_status is not None and current != expect_status:
                 return None
@@ -226,6 +229,8 @@ class JobStore:
                 pipe.zrem(GANG_PENDING_KEY, job_id)
                 pipe.expire(events_key(job_id), FINISHED_TTL_SECONDS)
                 pipe.expire(cancel_key(job_id), FINISHED_TTL_SECONDS)
+            if more is not None:
+                more(pipe)
 
         return update_json(
             self.redis, job_key(job_id), change, also, missing=JobNotFoundError(job_id)
@@ -238,6 +243,7 @@ class JobStore:
         reason: str | None = None,
         changes: dict | None = None,
         expect_attempt: int | None = None,
+        also=None,
     ) -> dict | None:
         """A guarded status change published as a ``status`` event (None if refused)."""
         return self.update(
@@ -247,6 +253,7 @@ class JobStore:
             status=status,
             reason=reason,
             expect_attempt=expect_attempt,
+            also=also,
         )
 
     def request_cancel(self, job_id: str, reason: str | None = None) -> dict:
@@ -314,6 +321,11 @@ class JobStore:
             for event_id, fields in entries:
                 out.append((event_id.decode(), json.loads(fields[b"data"])))
         return out
+
+
+def is_current(record: dict | None, attempt: int) -> bool:
+    """May attempt ``attempt`` still write? Only while it is the job's attempt and the job runs."""
+    return record is not None and record["attempt"] == attempt and record["status"] not in TERMINAL
 
 
 def _matches(record: dict, status: str | None, name: str | None) -> bool:

@@ -15,6 +15,7 @@ import json
 import math
 import secrets
 import time
+from dataclasses import dataclass
 
 import redis as redis_lib
 
@@ -55,6 +56,14 @@ def signature(model: nnlib.Model, classes, preprocessing: dict | None) -> dict:
     }
 
 
+@dataclass(frozen=True)
+class PendingModel:
+    """An uploaded model not yet published: its metadata and its weights' artifact record."""
+
+    metadata: dict
+    record: dict
+
+
 class ModelStore:
     """Save, describe, list, load, update and delete models."""
 
@@ -63,13 +72,26 @@ class ModelStore:
         self.registry = ModelRegistry(redis)
         self.artifacts = artifacts if artifacts is not None else artifact_store(redis)
 
-    def save(
+    def save(self, model: nnlib.Model, *, tenant: str, name: str | None = None, **about) -> dict:
+        """Store ``model`` as the next version of ``name``; returns the metadata (with ``id``).
+
+        ``about``: the ``upload`` keywords (job_id, preprocessing, classes, metrics...)."""
+        name = name or "model"
+        version = self.registry.next_version(tenant, name)
+        pending = self.upload(model, tenant=tenant, name=name, version=version, **about)
+        pipe = self.redis.pipeline()
+        self.publish(pending, pipe)
+        pipe.execute()
+        return pending.metadata
+
+    def upload(
         self,
         model: nnlib.Model,
         *,
         tenant: str,
         job_id: str | None,
-        name: str | None = None,
+        name: str,
+        version: int,
         preprocessing: dict | None = None,
         classes: list[str] | None = None,
         num_classes: int | None = None,
@@ -78,11 +100,10 @@ class ModelStore:
         source: str = "job",
         description: str = "",
         tags: dict | None = None,
-    ) -> dict:
-        """Store ``model`` as the next version of ``name``; returns the metadata (with ``id``)."""
+    ) -> PendingModel:
+        """Upload ``model``'s weights as ``version`` of ``name``; nothing is visible until
+        ``publish`` (an unpublished upload is an unreferenced object the collector removes)."""
         model_id = "mdl_" + secrets.token_hex(8)
-        name = name or "model"
-        version = self.registry.next_version(tenant, name)
         metadata = {
             "id": model_id,
             "tenant": tenant,
@@ -109,15 +130,18 @@ class ModelStore:
         weights = buffer.getbuffer()
         metadata["size_bytes"] = len(weights)
         metadata["weights_key"] = weights_key(model_id)
-        # upload first; the record is published with the metadata, in one transaction
         record = self.artifacts.upload(weights_key(model_id), weights, owner=model_key(model_id))
-        pipe = self.redis.pipeline()
+        return PendingModel(metadata, record)
+
+    def publish(self, pending: PendingModel, pipe) -> None:
+        """Queue on ``pipe`` what makes an upload a model: its metadata, its weights' record, its
+        place in the tenant's list and its version in the registry (one transaction)."""
+        metadata = pending.metadata
+        model_id, tenant = metadata["id"], metadata["tenant"]
         pipe.set(model_key(model_id), json.dumps(metadata))
-        self.artifacts.publish(record, pipe)
+        self.artifacts.publish(pending.record, pipe)
         pipe.zadd(tenant_models_key(tenant), {model_id: time.time()})
-        self.registry.register(pipe, tenant, name, version, model_id)
-        pipe.execute()
-        return metadata
+        self.registry.register(pipe, tenant, metadata["name"], metadata["version"], model_id)
 
     def get(self, model_id: str) -> dict | None:
         raw = self.redis.get(model_key(model_id))

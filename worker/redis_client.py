@@ -24,6 +24,11 @@ BACKOFF_CAP_SECONDS = 2.0
 HEALTH_CHECK_SECONDS = 10
 # the worker's budget: a 10 s restart plus the append-only file's replay, with room to spare
 WORKER_OUTAGE_SECONDS = 60.0
+# Socket timeouts of every worker client: with Redis unreachable (its host's link down) a call must
+# fail in seconds, not after TCP's retransmission backoff (which, after a 10 s cut, delivers a
+# blocked request up to ~15 s after the link is back). 5 s per read is far above a BLPOP slice
+# (0.25 s) or a vector's read.
+WORKER_TIMEOUTS = {"socket_timeout": 5.0, "socket_connect_timeout": 2.0}
 
 
 def retries_for(outage_seconds: float) -> int:

@@ -226,3 +226,11 @@ def test_communication_options_reach_the_stored_spec(alice):
     assert record["spec"]["compression"] == "fp16"
     lossy = alice.post("/v1/jobs", json=digits_spec() | {"compression": "int4"})
     assert lossy.status_code == 422 and ["body", "compression"] in locs(lossy)
+
+
+def test_overlap_left_out_is_stored_unset_so_the_worker_decides_by_transport(alice):
+    left_out = alice.post("/v1/jobs", json=digits_spec()).json()
+    refused = alice.post("/v1/jobs", json=digits_spec() | {"overlap": False}).json()
+
+    assert alice.get(f"/v1/jobs/{left_out['id']}").json()["spec"].get("overlap") is None
+    assert alice.get(f"/v1/jobs/{refused['id']}").json()["spec"]["overlap"] is False

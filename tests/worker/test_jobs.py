@@ -118,6 +118,7 @@ def test_a_cancelled_job_leaves_the_gang_pending_set(store, redis_client):
 
 @pytest.mark.parametrize("ending", ["succeeded", "failed", "cancelled"])
 def test_only_a_succeeded_job_loses_its_checkpoint(store, redis_client, ending):
+    from worker.fence import AttemptFence
     from worker.storage import artifact_store
     from worker.storage.checkpoints import checkpoints_key, load_checkpoint, save_checkpoint
     from worker.storage.collector import collect
@@ -125,7 +126,8 @@ def test_only_a_succeeded_job_loses_its_checkpoint(store, redis_client, ending):
     job = store.create(SPEC, "acme")["id"]
     store.transition(job, "running")
     artifacts = artifact_store(redis_client)
-    saved = save_checkpoint(artifacts, job, {}, {}, {"global_step": 1})
+    fence = AttemptFence(store, job, 0)
+    saved = save_checkpoint(artifacts, job, {}, {}, {"global_step": 1}, fence=fence)
 
     store.transition(job, ending)
 

@@ -47,7 +47,13 @@ class ModelRegistry:
 
     def next_version(self, tenant: str, name: str) -> int:
         """A fresh version number for ``name`` (1, 2, ...; never reused, even after deletes)."""
-        return int(self.redis.incr(_key(tenant, name, "counter")))
+        return int(self.queue_next_version(self.redis, tenant, name))
+
+    @staticmethod
+    def queue_next_version(target, tenant: str, name: str):
+        """INCR the name's counter on ``target`` (a client, or a pipeline: its reply is the
+        version)."""
+        return target.incr(_key(tenant, name, "counter"))
 
     def register(self, pipe, tenant: str, name: str, version: int, model_id: str) -> None:
         """Queue the version's registration on ``pipe`` (the model's own save pipeline)."""

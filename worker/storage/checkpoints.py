@@ -72,19 +72,40 @@ def save_checkpoint(
     model_state: dict,
     optimizer_state: dict,
     meta: dict,
+    *,
+    fence,
     keep: int = 2,
 ) -> dict:
-    """Upload a checkpoint, publish it as the job's newest, drop all but the newest ``keep``."""
+    """Upload a checkpoint, then publish it as the job's newest and unlist all but the newest
+    ``keep`` (>= 1) in one transaction through ``fence`` (``worker.fence.AttemptFence`` for a
+    shard: refused with StaleAttemptError once its attempt is stale, leaving only an unreferenced
+    object for the collector). The unlisted checkpoints' objects are deleted afterwards."""
     step = int(meta.get("global_step", 0))
     key = f"checkpoints/{job_id}/{step:010d}-{secrets.token_hex(4)}.ckpt"
     parts = encode_parts(model_state, optimizer_state, meta)
     record = store.upload(key, parts, owner=_owner(job_id))
-    pipe = store.redis.pipeline(transaction=True)
-    store.publish(record, pipe)
-    pipe.rpush(checkpoints_key(job_id), key)
-    pipe.expire(checkpoints_key(job_id), LIST_TTL_SECONDS)
-    pipe.execute()
-    keep_checkpoints(store, job_id, keep)
+    listing, unlisted = checkpoints_key(job_id), []
+
+    def plan(pipe):
+        listed = [_text(k) for k in pipe.lrange(listing, 0, -1)]
+        if key in listed:  # a replay after EXEC's reply was lost: it is published already
+            unlisted[:] = []
+            return None
+        unlisted[:] = (listed + [key])[:-keep]
+
+        def queue(pipe) -> None:
+            store.publish(record, pipe)
+            pipe.rpush(listing, key)
+            pipe.ltrim(listing, -keep, -1)
+            pipe.expire(listing, LIST_TTL_SECONDS)
+            for old in unlisted:
+                store.unpublish(old, pipe)
+
+        return queue
+
+    fence.commit_after([listing], plan)
+    for old in unlisted:
+        store.delete_object(old)
     return record
 
 

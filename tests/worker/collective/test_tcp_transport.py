@@ -212,8 +212,8 @@ def test_a_job_with_fp16_compression_trains_over_tcp_close_to_the_exact_weights(
 def test_a_job_with_overlap_over_tcp_ends_with_the_plain_jobs_weights(redis_client, start_worker):
     start_worker(concurrency=2, GRADQ_ALLREDUCE_TRANSPORT="tcp", **FAST)
 
-    plain = submit_job(redis_client, digits_spec(shards=2), "acme")
-    overlapped = submit_job(redis_client, digits_spec(shards=2, overlap=True), "acme")
+    plain = submit_job(redis_client, digits_spec(shards=2, overlap=False), "acme")
+    overlapped = submit_job(redis_client, digits_spec(shards=2), "acme")  # unset: on over tcp
     plain, overlapped = (wait_finished(redis_client, job["id"]) for job in (plain, overlapped))
 
     assert plain["status"] == overlapped["status"] == "succeeded", overlapped["status_reason"]
