@@ -129,3 +129,13 @@ def test_dropout_with_its_mask_fixed(shape):
 def test_flatten():
     (flat,) = _built({"type": "flatten"}, (2, 3, 4))
     _check(flat, np.random.default_rng(1).standard_normal((3, 2, 3, 4)))
+
+
+def test_flatten_on_a_channels_last_input_returns_the_gradient_in_that_memory_order():
+    (flat,) = _built({"type": "flatten"}, (2, 3, 4))
+    x = np.random.default_rng(1).standard_normal((3, 3, 4, 2)).transpose(0, 3, 1, 2)
+    flat.forward(x, training=True)
+    dout = np.arange(3 * 24, dtype=np.float64).reshape(3, 24)
+    dx = flat.backward(dout)
+    assert dx.transpose(0, 2, 3, 1).flags.c_contiguous  # the conv output's layout
+    np.testing.assert_array_equal(dx, dout.reshape(3, 2, 3, 4))
