@@ -9,6 +9,7 @@ from tests.api.specs import digits_spec
 from tests.harness import npz_bytes as to_npz
 from worker.datasets import DatasetStore
 from worker.datasets.in_use import delete_unless_in_use
+from worker.fence import Unfenced
 from worker.jobs import JobStore
 from worker.storage.checkpoints import save_checkpoint
 
@@ -156,7 +157,8 @@ def test_a_job_whose_set_was_deleted_does_not_resume(alice, app):
     spec = digits_spec(dataset={"id": dataset_id}, model={"layers": layers}, batch_size=8)
     job_id = alice.post("/v1/jobs", json=spec).json()["id"]
     alice.post(f"/v1/jobs/{job_id}/cancel")
-    save_checkpoint(app.state.artifacts, job_id, {}, {}, {"global_step": 1})
+    meta = {"global_step": 1}  # the checkpoint the cancelled attempt left
+    save_checkpoint(app.state.artifacts, job_id, {}, {}, meta, fence=Unfenced(app.state.redis))
     assert alice.delete(f"/v1/datasets/{dataset_id}").status_code == 204  # nothing runs on it
 
     response = alice.post(f"/v1/jobs/{job_id}/resume")
