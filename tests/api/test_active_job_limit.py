@@ -133,9 +133,9 @@ def test_a_resumed_job_counts_against_the_limit_again(redis_client):
     first = store.create(digits_spec(), "alice", max_active=2)
     store.request_cancel(first["id"])
     store.create(digits_spec(), "alice", max_active=2)  # counting prunes the cancelled job
-    left = Unfenced(redis_client)  # the checkpoint the cancelled attempt left
+    fence = Unfenced(redis_client)  # written as an attempt of the job left it
     save_checkpoint(
-        artifact_store(redis_client), first["id"], {}, {}, {"global_step": 1}, fence=left
+        artifact_store(redis_client), first["id"], {}, {}, {"global_step": 1}, fence=fence
     )
 
     reopen_job(store, first["id"])
