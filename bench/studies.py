@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import statistics
 import sys
 import tempfile
@@ -171,6 +172,8 @@ def main() -> None:
         lines = Path(args.summarize).read_text().splitlines()
         print_summary([json.loads(line) for line in lines if line.strip()], args.summarize)
         return
+    # a stopped run still stops its redis, worker and API (``finally`` in ``run``); its log stays
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     results = run(args)
     print_summary(
         results,
