@@ -8,8 +8,9 @@ Samplers and pruners are Optuna's, configured from the study record:
   trials count as bad ones, so ``max_parallel`` trials asked together are not drawn from the same
   density; Optuna recommends it for distributed optimisation). Optuna 5 defaults to both, 4.x to
   neither, and ``optuna>=4.0`` is what gradq asks for, so both are set here. Its first 10 trials
-  (Optuna's ``n_startup_trials``) are random draws; with ``hyperband`` Optuna counts them *per
-  bracket* (the sampler sees only the trial's bracket), see the HyperbandPruner docs;
+  (Optuna's ``n_startup_trials``) are random draws, the same ones ``random`` makes with that seed.
+  With ``hyperband`` they count over the whole study, not per bracket as the HyperbandPruner docs
+  still say: TPE reads ``study._get_trials``, which the bracket study does not filter (Optuna 5.0);
 - ``grid`` gives trial n the n-th point of the grid (Optuna shuffles the grid with ``seed``);
 - ``median`` prunes a trial whose objective at epoch k is worse than the median of completed
   trials at epoch k, once 2 trials completed, from epoch 2 on (epoch 1 is mostly initialisation);
