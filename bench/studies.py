@@ -153,7 +153,7 @@ def print_summary(results: list[dict], title: str) -> None:
     gap, ratio = statistics.mean(gaps), statistics.mean(ratios)
     reached = gap <= TOLERANCE and ratio <= EPOCHS_RATIO
     print(
-        f"  mean: gap {gap:+.4f}, epochs {ratio:.2f}x; target met in {met} of {len(seeds)}"
+        f"  mean: gap {gap:+.4f}, epochs {ratio:.3f}x; target met in {met} of {len(seeds)}"
         f" seeds; on the means: {'target met' if reached else 'target NOT met'}"
     )
 
