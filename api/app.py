@@ -44,7 +44,8 @@ API_OUTAGE_SECONDS = 2.0
 
 DESCRIPTION = """Distributed NumPy training as a service.
 
-Authenticate with `Authorization: Bearer <API key>` (keys come from `gradq keys create TENANT`).
+Authenticate with `Authorization: Bearer <API key>` (keys come from `gradq keys create TENANT`);
+here, paste the key under Authorize to try the calls.
 Every resource belongs to the key's tenant; other tenants' ids answer 404.
 Errors are `{"detail": ...}` naming the field or the resource."""
 

@@ -9,14 +9,25 @@ from typing import Any
 
 import httpx
 
+from api.error_locations import field_path
+
 
 class ApiError(RuntimeError):
-    """An error answer of the API: ``status`` and its ``detail``."""
+    """An error answer of the API: ``status`` and its ``detail``. The message has one line per
+    validation error, ``HTTP 422: model.layers[2].units: <message>``."""
 
     def __init__(self, status: int, detail: Any):
-        super().__init__(f"HTTP {status}: {detail}")
+        super().__init__("\n".join(f"HTTP {status}: {line}" for line in detail_lines(detail)))
         self.status = status
         self.detail = detail
+
+
+def detail_lines(detail: Any) -> list[str]:
+    """An error ``detail`` as readable lines: FastAPI's list of ``{"loc", "msg"}`` gives one
+    ``field.path: message`` each; anything else is one line."""
+    if isinstance(detail, list) and detail and all(isinstance(e, dict) for e in detail):
+        return [f"{field_path(e.get('loc') or [])}: {e.get('msg', '')}" for e in detail]
+    return [str(detail)]
 
 
 class ApiUnreachableError(ApiError):
@@ -203,6 +214,10 @@ class GradqClient:
                     yield json.loads(line[5:])
 
     # registry
+    def registry_names(self, limit: int = 100, cursor: str | None = None) -> dict:
+        params = {"limit": limit, **({"cursor": cursor} if cursor else {})}
+        return self._call("GET", "/v1/registry", params=params)
+
     def registry(self, name: str) -> dict:
         return self._call("GET", f"/v1/registry/{name}")
 

@@ -13,7 +13,7 @@ from typing import Annotated
 import redis
 from fastapi import Depends, Request
 
-from api.auth import tenant_from_request
+from api.auth import BearerCredentials, tenant_for_credentials
 from api.keys import KeyRing
 from api.model_cache import ModelCache
 from api.sessions import session_tenant
@@ -42,13 +42,14 @@ async def get_model_cache(request: Request) -> ModelCache:
     return request.app.state.model_cache
 
 
-async def get_tenant(request: Request) -> str:
-    # A browser session (dashboard cookie) counts like its key; a Bearer header always wins.
+async def get_tenant(request: Request, credentials: BearerCredentials) -> str:
+    # A browser session (dashboard cookie) counts like its key; an Authorization header always
+    # wins, even a malformed one (then credentials is None: a 401, not the session's tenant).
     if "authorization" not in request.headers:
         tenant = session_tenant(request)
         if tenant is not None:
             return tenant
-    return tenant_from_request(request, request.app.state.keyring)
+    return tenant_for_credentials(credentials, request.app.state.keyring)
 
 
 async def get_job_store(redis_client: Annotated[redis.Redis, Depends(get_redis)]) -> JobStore:

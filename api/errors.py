@@ -15,6 +15,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException  # FastAPI's and Starlette's own (multipart)
 
+from api.error_locations import json_loc
 from api.json_response import StrictJSONResponse, echo
 from worker.storage import ArtifactError
 
@@ -38,16 +39,16 @@ async def http_error(request: Request, exc: HTTPException):
 
 
 async def validation_error(request: Request, exc: RequestValidationError):
-    return StrictJSONResponse({"detail": [_safe(error) for error in exc.errors()]}, 422)
+    errors = [_safe(error, exc.body) for error in exc.errors()]
+    return StrictJSONResponse({"detail": errors}, 422)
 
 
-def _safe(error: dict[str, Any]) -> dict[str, Any]:
-    """One pydantic/FastAPI error with its echoed input and context made short and finite."""
-    safe = {
-        "type": str(error.get("type", "value_error")),
-        "loc": [part if isinstance(part, int | str) else str(part) for part in error["loc"]],
-        "msg": str(error.get("msg", ""))[:500],
-    }
+def _safe(error: dict[str, Any], body: Any) -> dict[str, Any]:
+    """One pydantic/FastAPI error with its echoed input and context made short and finite, and
+    its location a path in the client's JSON (``api.error_locations``)."""
+    kind = str(error.get("type", "value_error"))
+    loc = [part if isinstance(part, int | str) else str(part) for part in error["loc"]]
+    safe = {"type": kind, "loc": json_loc(loc, body, kind), "msg": str(error.get("msg", ""))[:500]}
     if "input" in error:
         safe["input"] = echo(error["input"])
     if error.get("ctx"):

@@ -69,6 +69,15 @@ def dataset_facts(spec: JobSpec, tenant: str, dataset_store) -> DataFacts:
     )
 
 
+def _with_sample_shape(message: str, sample_shape: tuple[int, ...]) -> str:
+    """nnlib's message names the failing layer's own input shape; a later layer's differs from
+    the data set's, so that one is added, but only when the message does not already say it."""
+    shape = list(sample_shape)
+    if f"input shape {shape}" in message:
+        return message
+    return f"{message}; the data set's samples have shape {shape}"
+
+
 def check_model(spec: JobSpec, data: DataFacts, max_parameters: int) -> int:
     """Infer the model's shapes on the data set; 422 naming the layer, the budget, the loss or
     the batch. Nothing is allocated: a 10^9-parameter spec is refused from its shapes.
@@ -81,7 +90,7 @@ def check_model(spec: JobSpec, data: DataFacts, max_parameters: int) -> int:
     except ValueError as error:
         match = LAYER_INDEX.search(str(error))
         loc = ["body", "model", "layers"] + ([int(match.group(1))] if match else [])
-        raise unprocessable(loc, f"{error} (input shape {list(data.input_shape)})") from None
+        raise unprocessable(loc, _with_sample_shape(str(error), data.input_shape)) from None
     parameters = shapes.num_parameters
     if parameters > max_parameters:
         raise unprocessable(

@@ -13,6 +13,7 @@ import json
 from fastapi import HTTPException
 from pydantic import ValidationError
 
+from api.error_locations import field_path, json_loc
 from api.schemas.spec import JobSpec
 from api.schemas.studies import StudyIn
 from api.spec_check import check_model, dataset_facts, unprocessable
@@ -131,7 +132,8 @@ def _check_point(base: dict, point: dict, metric: str, tenant: str, datasets, se
         check_model(spec, data, settings.max_parameters)
     except ValidationError as error:
         first = error.errors()[0]
-        _refuse(point, list(first["loc"]), first["msg"])
+        loc = json_loc(["body", *first["loc"]], trial, first["type"])[1:]  # the trial's own keys
+        _refuse(point, loc, first["msg"])
     except HTTPException as error:
         first = error.detail[0] if isinstance(error.detail, list) else {"msg": error.detail}
         _refuse(point, list(first.get("loc", []))[1:], first["msg"])
@@ -155,6 +157,6 @@ def _refuse(point: dict, loc: list, message: str) -> None:
         where = ["body", "space"]
     else:
         where = ["body", "space", path]
-    location = ".".join(str(part) for part in loc) or "spec"
+    location = field_path(loc) if loc else "spec"
     values = ", ".join(f"{p}={v!r}" for p, v in point.items())
     raise unprocessable(where, f"at {values}: the trial's job is invalid: {location}: {message}")

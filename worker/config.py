@@ -76,8 +76,10 @@ class Settings(BaseSettings):
     dataset_cache_bytes: int = Field(
         4 * 1024**3, description="Per-host cache of downloaded data sets (S3 backend)"
     )
-    allreduce_transport: Literal["auto", "redis", "shm", "tcp"] = Field(
-        "auto", description="Gradient path between shards: shm on one host, tcp across hosts"
+    allreduce_transport: Literal["auto", "redis", "shm", "tcp", "hierarchical"] = Field(
+        "auto",
+        description="Gradient path between shards: shm on one host, hierarchical (shm inside a "
+        "host, tcp between host leaders) or tcp across hosts",
     )
     allreduce_address: str | None = Field(
         None, description="Address this host's shards listen on for tcp (default: toward Redis)"

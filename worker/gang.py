@@ -7,9 +7,10 @@ never waits forever:
   job is the oldest pending one. So two jobs that each hold part of the workers cannot deadlock:
   the younger one yields, the oldest one fills up and runs.
 - a gang that cannot complete (more shards than the live training workers have slots, from their
-  heartbeats in ``worker.worker_registry``) holds no slot at all, even when it is the oldest: its
-  shards give their slots back at once and come back ``yield_seconds`` later, so jobs that fit run
-  meanwhile. (The API refuses such jobs at submit; this covers workers that left afterwards.)
+  heartbeats in ``worker.worker_registry``, for a worker TTL in a row) holds no slot at all, even
+  when it is the oldest: its shards give their slots back and come back ``yield_seconds`` later,
+  so jobs that fit run meanwhile. (The API refuses such jobs at submit; this covers workers
+  that left afterwards.)
 """
 
 from __future__ import annotations
@@ -18,8 +19,15 @@ import time
 
 from worker.collective.transport import host_record
 from worker.jobs import GANG_PENDING_KEY, TERMINAL, JobStore
-from worker.recovery import abort_attempt, attempt_key, claim, gang_started, release
-from worker.worker_registry import training_slots
+from worker.recovery import (
+    ATTEMPT_TTL_SECONDS,
+    abort_attempt,
+    attempt_key,
+    claim,
+    gang_started,
+    release,
+)
+from worker.worker_registry import training_slots, worker_ttl
 
 PENDING_KEY = GANG_PENDING_KEY
 POLL_SECONDS = 0.05
@@ -47,8 +55,8 @@ def join_gang(
     if started and not added:
         return "redelivered"  # this shard already ran in the started gang: its process died
     if started and count == num_shards and added:
-        store.transition(job_id, "running", None, expect_attempt=attempt)
-        redis.zrem(PENDING_KEY, job_id)
+        leave_pending = lambda pipe: pipe.zrem(PENDING_KEY, job_id)  # noqa: E731
+        store.transition(job_id, "running", None, expect_attempt=attempt, also=leave_pending)
     waited_since = time.monotonic()
     last_count, capacity_checked = None, 0.0
     while not gang_started(redis, job_id, attempt):
@@ -82,7 +90,8 @@ def join_gang(
         if now - capacity_checked >= CAPACITY_CHECK_SECONDS:
             capacity_checked = now
             _, slots = training_slots(redis, settings)
-            if 0 < slots < num_shards and release(redis, job_id, attempt, shard):
+            short = _shortfall_seconds(redis, job_id, attempt, 0 < slots < num_shards)
+            if short >= worker_ttl(settings) and release(redis, job_id, attempt, shard):
                 store.update(
                     job_id,
                     {},
@@ -100,6 +109,25 @@ def join_gang(
                 return "yielded"
         time.sleep(POLL_SECONDS)
     return "start"
+
+
+def _shortfall_seconds(redis, job_id: str, attempt: int, short: bool) -> float:
+    """For how long the gang's shards have seen too few live slots without a break (0: not now).
+
+    A shortfall counts once it lasted a worker TTL. Right after a control-plane outage every
+    worker's heartbeat is stale for a moment; a shard yielding then re-sends its task with a
+    countdown, which the worker receiving it holds until due, so both of a gang's tasks could
+    end up with one single-slot worker, one running and waiting for the other. The start is kept
+    in the attempt's keys: a re-sent shard of a gang that truly cannot complete yields at once.
+    """
+    key = attempt_key(job_id, attempt, "short-since")
+    if not short:
+        redis.delete(key)
+        return 0.0
+    now = time.time()
+    redis.set(key, now, nx=True, ex=ATTEMPT_TTL_SECONDS)
+    since = redis.get(key)
+    return now - float(since) if since is not None else 0.0
 
 
 def _oldest_pending(store: JobStore, job_id: str) -> bool:

@@ -1,6 +1,6 @@
 """After a job ends: delete it with everything it left behind, or resume it from its checkpoint.
 
-``delete_job`` removes the record, its events, logs, checkpoint, cancel flag and per-attempt keys
+``delete_job`` removes the record, its events, logs, checkpoints, cancel flag and per-attempt keys
 (the model stays unless asked). ``reopen_job`` turns a cancelled or failed job back into a queued
 one with a fresh attempt, so ``start_job`` launches shards that load the last checkpoint; with the
 same total epochs, the weights end equal to those of an uninterrupted run.
@@ -8,11 +8,10 @@ same total epochs, the weights end equal to those of an uninterrupted run.
 
 from __future__ import annotations
 
-import json
 import time
 
-import redis as redis_lib
-
+from worker.admission import DatasetGoneError, tenant_active_key
+from worker.datasets.store import dataset_key
 from worker.job_logs import delete_logs, job_log
 from worker.jobs import (
     ACTIVE_KEY,
@@ -24,6 +23,7 @@ from worker.jobs import (
     events_key,
     job_key,
 )
+from worker.json_update import update_json
 from worker.models_store import ModelStore
 from worker.storage import ArtifactStore, artifact_store
 from worker.storage.checkpoints import keep_checkpoints, load_checkpoint_meta
@@ -84,53 +84,51 @@ def reopen_job(
     ``start_job``). ``epochs``: a new total, at least the spec's.
 
     Raises JobNotFoundError, JobActiveError (not cancelled/failed), NoCheckpointError,
-    ValueError (fewer epochs than the spec).
+    DatasetGoneError (its uploaded data set was deleted), ValueError (fewer epochs than the spec).
     """
     artifacts = artifacts if artifacts is not None else artifact_store(store.redis)
     meta = load_checkpoint_meta(artifacts, job_id)
-    key = job_key(job_id)
-    with store.redis.pipeline() as pipe:
-        while True:
-            try:
-                pipe.watch(key)
-                raw = pipe.get(key)
-                if raw is None:
-                    raise JobNotFoundError(job_id)
-                record = json.loads(raw)
-                if record["status"] not in RESUMABLE:
-                    raise JobActiveError(
-                        f"job {job_id} is {record['status']}; only cancelled or failed jobs resume"
-                    )
-                if meta is None:
-                    raise NoCheckpointError(f"job {job_id} has no checkpoint to resume from")
-                spec = dict(record["spec"])
-                if epochs is not None:
-                    if epochs < int(spec["epochs"]):
-                        raise ValueError(
-                            f"epochs: {epochs} is fewer than the job's {spec['epochs']}"
-                        )
-                    spec["epochs"] = epochs
-                reason = f"resuming from the checkpoint at step {meta['global_step']}"
-                record.update(
-                    spec=spec,
-                    status="queued",
-                    status_reason=reason,
-                    attempt=record["attempt"] + 1,
-                    restarts=0,  # a resumed job gets its whole restart budget again
-                    resumes=record.get("resumes", 0) + 1,
-                    pending_since=time.time(),
-                    finished_at=None,
-                )
-                published = {"status": "queued", "status_reason": reason, "epochs": spec["epochs"]}
-                pipe.multi()
-                pipe.set(key, json.dumps(record))
-                pipe.delete(cancel_key(job_id))  # else the new shards would stop at once
-                pipe.persist(events_key(job_id))
-                pipe.xadd(events_key(job_id), _event("status", published))
-                pipe.sadd(ACTIVE_KEY, job_id)
-                pipe.execute()
-                break
-            except redis_lib.WatchError:
-                continue
+    # a job's data set never changes: learn it first, then watch it (worker.datasets.in_use)
+    dataset_id = (((store.get(job_id) or {}).get("spec") or {}).get("dataset") or {}).get("id")
+    uses = (dataset_key(dataset_id),) if dataset_id else ()
+
+    def change(record: dict) -> dict:
+        if record["status"] not in RESUMABLE:
+            raise JobActiveError(
+                f"job {job_id} is {record['status']}; only cancelled or failed jobs resume"
+            )
+        if meta is None:
+            raise NoCheckpointError(f"job {job_id} has no checkpoint to resume from")
+        if uses and not store.redis.exists(*uses):
+            raise DatasetGoneError(dataset_id)
+        spec = dict(record["spec"])
+        if epochs is not None:
+            if epochs < int(spec["epochs"]):
+                raise ValueError(f"epochs: {epochs} is fewer than the job's {spec['epochs']}")
+            spec["epochs"] = epochs
+        record.update(
+            spec=spec,
+            status="queued",
+            status_reason=f"resuming from the checkpoint at step {meta['global_step']}",
+            attempt=record["attempt"] + 1,
+            restarts=0,  # a resumed job gets its whole restart budget again
+            resumes=record.get("resumes", 0) + 1,
+            pending_since=time.time(),
+            finished_at=None,
+        )
+        return record
+
+    def also(pipe, record: dict) -> None:
+        reason, epochs_total = record["status_reason"], record["spec"]["epochs"]
+        published = {"status": "queued", "status_reason": reason, "epochs": epochs_total}
+        pipe.delete(cancel_key(job_id))  # else the new shards would stop at once
+        pipe.persist(events_key(job_id))
+        pipe.xadd(events_key(job_id), _event("status", published))
+        pipe.sadd(ACTIVE_KEY, job_id)
+        pipe.sadd(tenant_active_key(record["tenant"]), job_id)  # counts against the limit again
+
+    missing = JobNotFoundError(job_id)
+    record = update_json(store.redis, job_key(job_id), change, also, missing, watch=uses)
+    reason, spec = record["status_reason"], record["spec"]
     job_log(store.redis, job_id, f"{reason}; {spec['epochs']} epochs in all")
     return record

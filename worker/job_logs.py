@@ -29,11 +29,16 @@ def job_log(
 ) -> None:
     """Append one line to the job's log (never raises: a log line must not fail a job)."""
     log.log(LEVELS[level], "job %s shard %s: %s", job_id, shard, message)
-    line = {"time": utc_now(), "shard": shard, "level": level, "message": message}
     try:
-        redis.xadd(logs_key(job_id), {"data": json.dumps(line)}, maxlen=LOGS_MAXLEN)
+        queue_log_line(redis, job_id, message, shard, level)
     except redis_lib.RedisError as error:
         log.warning("job %s: log line not stored (%s)", job_id, error)
+
+
+def queue_log_line(target, job_id: str, message: str, shard: int | None, level: str) -> None:
+    """Append the line on ``target`` (a client, or a pipeline that commits it with others)."""
+    line = {"time": utc_now(), "shard": shard, "level": level, "message": message}
+    target.xadd(logs_key(job_id), {"data": json.dumps(line)}, maxlen=LOGS_MAXLEN)
 
 
 def read_logs(

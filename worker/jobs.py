@@ -9,6 +9,7 @@ Keys (``{id}`` is ``job_<hex>``):
 - ``gradq:jobs:active``         ids of non-terminal jobs, scanned by the recovery sweep
 - ``gradq:job:{id}:checkpoints`` (``worker.storage.checkpoints``: the list of the job's checkpoint
                                 objects, owner of their records) is deleted when the job succeeds
+                                and cut to the newest one when it fails or is cancelled
 - ``gradq:gang:pending``        sorted set of jobs forming their gang (``worker.gang``); a job
                                 leaves it when it finishes, whatever the way (cancel included)
 Status changes are guarded: a terminal record is never changed again.
@@ -17,17 +18,20 @@ Status changes are guarded: a terminal record is never changed again.
 from __future__ import annotations
 
 import json
+import logging
 import secrets
 import time
 from datetime import UTC, datetime
 
 import redis as redis_lib
 
-from worker.admission import create_within_limit
-from worker.storage.checkpoints import checkpoints_key
+from worker.admission import ACTIVE_KEY, create_within_limit
+from worker.json_update import update_json
+from worker.storage import artifact_store
+from worker.storage.checkpoints import checkpoints_key, settle_checkpoints
 
 TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
-ACTIVE_KEY = "gradq:jobs:active"
+log = logging.getLogger(__name__)
 GANG_PENDING_KEY = "gradq:gang:pending"  # job id -> pending_since
 EVENTS_MAXLEN = 2000
 FILTER_SCAN = 4000  # records one filtered list call looks at, at most
@@ -177,63 +181,77 @@ class JobStore:
         reason: str | None = None,
         expect_attempt: int | None = None,
         expect_status: str | None = None,
+        also=None,
     ) -> dict | None:
         """Apply ``changes`` (and a guarded ``status`` change) atomically; publish one event.
 
         Returns the new record, or None when the job is terminal, the transition is not allowed, or
         ``expect_attempt`` is given and no longer the job's current attempt (a stale shard), or
-        ``expect_status`` is given and differs from the current status.
+        ``expect_status`` is given and differs from the current status. ``also(pipe)`` queues
+        more writes that commit in the same MULTI/EXEC, or not at all (e.g. the job's model).
         """
-        key = job_key(job_id)
-        with self.redis.pipeline() as pipe:
-            while True:
-                try:
-                    pipe.watch(key)
-                    raw = pipe.get(key)
-                    if raw is None:
-                        raise JobNotFoundError(job_id)
-                    record = json.loads(raw)
-                    current = record["status"]
-                    if current in TERMINAL:
-                        return None
-                    if status is not None and status not in TRANSITIONS[current]:
-                        return None
-                    if expect_attempt is not None and record["attempt"] != expect_attempt:
-                        return None
-                    if expect_status is not None and current != expect_status:
-                        return None
-                    published = dict(changes)
-                    record.update(changes)
-                    now = utc_now()
-                    record["updated_at"] = published["updated_at"] = now
-                    if status is not None:
-                        record["status"] = status
-                        published["status"] = status
-                        if status == "running" and record["started_at"] is None:
-                            record["started_at"] = published["started_at"] = now
-                        if status in TERMINAL:
-                            record["finished_at"] = published["finished_at"] = now
-                    if reason is not None or status is not None:
-                        record["status_reason"] = published["status_reason"] = reason
-                    published.setdefault("status", record["status"])
-                    pipe.multi()
-                    pipe.set(key, json.dumps(record))
-                    pipe.xadd(events_key(job_id), _event(event, published), maxlen=EVENTS_MAXLEN)
-                    if record["status"] == "succeeded":
-                        # nothing resumes a succeeded job: its checkpoints (up to hundreds of MB
-                        # of optimizer state) go; cancelled and failed jobs keep theirs. Their
-                        # records lose their owner (the list): shard 0 removes the objects at
-                        # once, the collector if it cannot. The second key is a legacy one.
-                        pipe.delete(checkpoints_key(job_id), f"gradq:job:{job_id}:checkpoint")
-                    if record["status"] in TERMINAL:
-                        pipe.srem(ACTIVE_KEY, job_id)
-                        pipe.zrem(GANG_PENDING_KEY, job_id)
-                        pipe.expire(events_key(job_id), FINISHED_TTL_SECONDS)
-                        pipe.expire(cancel_key(job_id), FINISHED_TTL_SECONDS)
-                    pipe.execute()
-                    return record
-                except redis_lib.WatchError:
-                    continue
+        more = also
+        published: dict = {}  # the event's fields, filled by the attempt that commits
+
+        def change(record: dict) -> dict | None:
+            current = record["status"]
+            if current in TERMINAL:
+                return None
+            if status is not None and status not in TRANSITIONS[current]:
+                return None
+            if expect_attempt is not None and not is_current(record, expect_attempt):
+                return None
+            if expect_status is not None and current != expect_status:
+                return None
+            published.clear()
+            published.update(changes)
+            record.update(changes)
+            now = utc_now()
+            record["updated_at"] = published["updated_at"] = now
+            if status is not None:
+                record["status"] = status
+                published["status"] = status
+                if status == "running" and record["started_at"] is None:
+                    record["started_at"] = published["started_at"] = now
+                if status in TERMINAL:
+                    record["finished_at"] = published["finished_at"] = now
+            if reason is not None or status is not None:
+                record["status_reason"] = published["status_reason"] = reason
+            published.setdefault("status", record["status"])
+            return record
+
+        def also(pipe, record: dict) -> None:
+            pipe.xadd(events_key(job_id), _event(event, published), maxlen=EVENTS_MAXLEN)
+            if record["status"] == "succeeded":
+                # nothing resumes a succeeded job: its checkpoints (up to hundreds of MB
+                # of optimizer state) go; cancelled and failed jobs keep their newest
+                # (``_settle_checkpoints`` below). Their records lose their owner (the
+                # list): shard 0 removes the objects at once, the collector if it
+                # cannot. The second key is a legacy one.
+                pipe.delete(checkpoints_key(job_id), f"gradq:job:{job_id}:checkpoint")
+            if record["status"] in TERMINAL:
+                pipe.srem(ACTIVE_KEY, job_id)
+                pipe.zrem(GANG_PENDING_KEY, job_id)
+                pipe.expire(events_key(job_id), FINISHED_TTL_SECONDS)
+                pipe.expire(cancel_key(job_id), FINISHED_TTL_SECONDS)
+            if more is not None:
+                more(pipe)
+
+        record = update_json(
+            self.redis, job_key(job_id), change, also, missing=JobNotFoundError(job_id)
+        )
+        if record is not None and status in ("failed", "cancelled"):
+            self._settle_checkpoints(job_id, status)
+        return record
+
+    def _settle_checkpoints(self, job_id: str, status: str) -> None:
+        """Keep only the newest checkpoint of a job that can be resumed (every way a job fails or
+        is cancelled passes here). The status is what matters: if the store is out, the job keeps
+        one more checkpoint than the rule says until it is resumed or deleted."""
+        try:
+            settle_checkpoints(artifact_store(self.redis), job_id, status)
+        except Exception:
+            log.exception("job %s: could not trim its checkpoints", job_id)
 
     def transition(
         self,
@@ -242,6 +260,7 @@ class JobStore:
         reason: str | None = None,
         changes: dict | None = None,
         expect_attempt: int | None = None,
+        also=None,
     ) -> dict | None:
         """A guarded status change published as a ``status`` event (None if refused)."""
         return self.update(
@@ -251,6 +270,7 @@ class JobStore:
             status=status,
             reason=reason,
             expect_attempt=expect_attempt,
+            also=also,
         )
 
     def request_cancel(self, job_id: str, reason: str | None = None) -> dict:
@@ -284,23 +304,13 @@ class JobStore:
     def forget_model(self, job_id: str, model_id: str) -> bool:
         """Clear ``model_id`` from the job's record once that model is deleted (finished records
         change only here); False if the job is gone or names another model."""
-        key = job_key(job_id)
-        with self.redis.pipeline() as pipe:
-            while True:
-                try:
-                    pipe.watch(key)
-                    raw = pipe.get(key)
-                    record = json.loads(raw) if raw is not None else None
-                    if record is None or record.get("model_id") != model_id:
-                        return False
-                    record["model_id"] = None
-                    record["updated_at"] = utc_now()
-                    pipe.multi()
-                    pipe.set(key, json.dumps(record))
-                    pipe.execute()
-                    return True
-                except redis_lib.WatchError:
-                    continue
+
+        def change(record: dict) -> dict | None:
+            if record.get("model_id") != model_id:
+                return None
+            return record | {"model_id": None, "updated_at": utc_now()}
+
+        return update_json(self.redis, job_key(job_id), change) is not None
 
     def cancel_requested(self, job_id: str) -> bool:
         return bool(self.redis.exists(cancel_key(job_id)))
@@ -328,6 +338,11 @@ class JobStore:
             for event_id, fields in entries:
                 out.append((event_id.decode(), json.loads(fields[b"data"])))
         return out
+
+
+def is_current(record: dict | None, attempt: int) -> bool:
+    """May attempt ``attempt`` still write? Only while it is the job's attempt and the job runs."""
+    return record is not None and record["attempt"] == attempt and record["status"] not in TERMINAL
 
 
 def _matches(record: dict, status: str | None, name: str | None) -> bool:

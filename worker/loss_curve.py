@@ -31,14 +31,16 @@ def stride_for(steps_total: int) -> int:
 
 
 class LossRecorder:
-    """Shard 0's writer: ``add(step, loss)`` after every step, ``flush()`` before each report."""
+    """Shard 0's writer: ``add(step, loss)`` after every step, ``flush()`` before each report.
 
-    def __init__(self, redis, job_id: str, steps_total: int, resumed_step: int = 0):
-        self.redis, self.key = redis, loss_key(job_id)
+    Writes go through ``fence`` (the shard's ``AttemptFence``: a stale attempt's are refused)."""
+
+    def __init__(self, fence, job_id: str, steps_total: int, resumed_step: int = 0):
+        self.fence, self.key = fence, loss_key(job_id)
         self.stride = stride_for(steps_total)
         self._sum, self._count = 0.0, 0
         self._pending: list[tuple[float, float, float]] = []
-        drop_after(redis, job_id, resumed_step)  # a restart replays the steps after its checkpoint
+        drop_after(fence, job_id, resumed_step)  # a restart replays the steps after its checkpoint
 
     def add(self, step: int, loss: float | None) -> None:
         """Record the mean loss of global step ``step`` (1-based: steps done); None is skipped."""
@@ -55,7 +57,8 @@ class LossRecorder:
             self._pending.append((final_step, self._sum / self._count, time.time()))
             self._sum, self._count = 0.0, 0
         if self._pending:
-            self.redis.append(self.key, np.asarray(self._pending, dtype=POINT).tobytes())
+            points = np.asarray(self._pending, dtype=POINT).tobytes()
+            self.fence.commit(lambda pipe: pipe.append(self.key, points))
             self._pending = []
 
     def checkpoint(self) -> list[float]:
@@ -69,12 +72,19 @@ class LossRecorder:
             self._sum, self._count = float(state[0]), int(state[1])
 
 
-def drop_after(redis, job_id: str, step: int) -> None:
-    """Remove points past ``step`` (recorded by an attempt that died before its checkpoint)."""
-    points = read_points(redis, job_id)
-    keep = int(np.searchsorted(points[:, 0], step, side="right"))
-    if keep < len(points):
-        redis.set(loss_key(job_id), points[:keep].astype(POINT).tobytes())
+def drop_after(fence, job_id: str, step: int) -> None:
+    """Remove points past ``step`` (recorded by an attempt that died before its checkpoint), in
+    one transaction through ``fence`` (``AttemptFence`` or ``fence.Unfenced``)."""
+    key = loss_key(job_id)
+
+    def plan(pipe):
+        points = read_points(pipe, job_id)
+        keep = int(np.searchsorted(points[:, 0], step, side="right"))
+        if keep == len(points):
+            return None
+        return lambda pipe: pipe.set(key, points[:keep].astype(POINT).tobytes())
+
+    fence.commit_after([key], plan)
 
 
 def read_points(redis, job_id: str, since: int = 0) -> np.ndarray:

@@ -15,11 +15,13 @@ import json
 import math
 import secrets
 import time
+from dataclasses import dataclass
 
 import redis as redis_lib
 
 import nnlib
 from worker.jobs import JobStore, utc_now
+from worker.json_update import update_json
 from worker.models.registry import ModelRegistry
 from worker.storage import ArtifactStore, artifact_store
 
@@ -54,6 +56,14 @@ def signature(model: nnlib.Model, classes, preprocessing: dict | None) -> dict:
     }
 
 
+@dataclass(frozen=True)
+class PendingModel:
+    """An uploaded model not yet published: its metadata and its weights' artifact record."""
+
+    metadata: dict
+    record: dict
+
+
 class ModelStore:
     """Save, describe, list, load, update and delete models."""
 
@@ -62,13 +72,26 @@ class ModelStore:
         self.registry = ModelRegistry(redis)
         self.artifacts = artifacts if artifacts is not None else artifact_store(redis)
 
-    def save(
+    def save(self, model: nnlib.Model, *, tenant: str, name: str | None = None, **about) -> dict:
+        """Store ``model`` as the next version of ``name``; returns the metadata (with ``id``).
+
+        ``about``: the ``upload`` keywords (job_id, preprocessing, classes, metrics...)."""
+        name = name or "model"
+        version = self.registry.next_version(tenant, name)
+        pending = self.upload(model, tenant=tenant, name=name, version=version, **about)
+        pipe = self.redis.pipeline()
+        self.publish(pending, pipe)
+        pipe.execute()
+        return pending.metadata
+
+    def upload(
         self,
         model: nnlib.Model,
         *,
         tenant: str,
         job_id: str | None,
-        name: str | None = None,
+        name: str,
+        version: int,
         preprocessing: dict | None = None,
         classes: list[str] | None = None,
         num_classes: int | None = None,
@@ -77,11 +100,10 @@ class ModelStore:
         source: str = "job",
         description: str = "",
         tags: dict | None = None,
-    ) -> dict:
-        """Store ``model`` as the next version of ``name``; returns the metadata (with ``id``)."""
+    ) -> PendingModel:
+        """Upload ``model``'s weights as ``version`` of ``name``; nothing is visible until
+        ``publish`` (an unpublished upload is an unreferenced object the collector removes)."""
         model_id = "mdl_" + secrets.token_hex(8)
-        name = name or "model"
-        version = self.registry.next_version(tenant, name)
         metadata = {
             "id": model_id,
             "tenant": tenant,
@@ -108,15 +130,18 @@ class ModelStore:
         weights = buffer.getbuffer()
         metadata["size_bytes"] = len(weights)
         metadata["weights_key"] = weights_key(model_id)
-        # upload first; the record is published with the metadata, in one transaction
         record = self.artifacts.upload(weights_key(model_id), weights, owner=model_key(model_id))
-        pipe = self.redis.pipeline()
+        return PendingModel(metadata, record)
+
+    def publish(self, pending: PendingModel, pipe) -> None:
+        """Queue on ``pipe`` what makes an upload a model: its metadata, its weights' record, its
+        place in the tenant's list and its version in the registry (one transaction)."""
+        metadata = pending.metadata
+        model_id, tenant = metadata["id"], metadata["tenant"]
         pipe.set(model_key(model_id), json.dumps(metadata))
-        self.artifacts.publish(record, pipe)
+        self.artifacts.publish(pending.record, pipe)
         pipe.zadd(tenant_models_key(tenant), {model_id: time.time()})
-        self.registry.register(pipe, tenant, name, version, model_id)
-        pipe.execute()
-        return metadata
+        self.registry.register(pipe, tenant, metadata["name"], metadata["version"], model_id)
 
     def get(self, model_id: str) -> dict | None:
         raw = self.redis.get(model_key(model_id))
@@ -127,12 +152,17 @@ class ModelStore:
 
         ArtifactError (naming the object) if the stored weights are missing or damaged.
         """
+        weights = self._weights(model_id)
+        return bytes(weights) if isinstance(weights, bytearray) else weights
+
+    def _weights(self, model_id: str) -> bytes | bytearray | None:
+        """``weights`` without the copy into ``bytes`` (loading a model only parses them)."""
         metadata = self.get(model_id)
         if metadata is None:
             return None
         if "weights_key" not in metadata:
             return self.migrate(model_id)
-        return bytes(self.artifacts.read(metadata["weights_key"]))
+        return self.artifacts.read(metadata["weights_key"])
 
     def migrate(self, model_id: str) -> bytes | None:
         """Move an earlier version's Redis-held weights to the artifact store; returns them."""
@@ -140,43 +170,24 @@ class ModelStore:
         if legacy is None:
             return None
         record = self.artifacts.upload(weights_key(model_id), legacy, owner=model_key(model_id))
-        key = model_key(model_id)
-        with self.redis.pipeline() as pipe:
-            while True:  # WATCH: a concurrent update() of tags must not be overwritten
-                try:
-                    pipe.watch(key)
-                    raw = pipe.get(key)
-                    if raw is None:
-                        return None
-                    metadata = json.loads(raw) | {"weights_key": record["key"]}
-                    pipe.multi()
-                    pipe.set(key, json.dumps(metadata))
-                    self.artifacts.publish(record, pipe)
-                    pipe.delete(key + ":weights")
-                    pipe.execute()
-                    return legacy
-                except redis_lib.WatchError:
-                    continue
+
+        def publish(pipe, _metadata: dict) -> None:
+            self.artifacts.publish(record, pipe)
+            pipe.delete(model_key(model_id) + ":weights")
+
+        # a read-change-write: a concurrent update() of tags must not be overwritten
+        written = update_json(
+            self.redis,
+            model_key(model_id),
+            lambda metadata: metadata | {"weights_key": record["key"]},
+            publish,
+        )
+        return legacy if written is not None else None
 
     def update(self, model_id: str, changes: dict) -> dict | None:
         """Replace ``tags`` / ``description`` (the only mutable fields); None if absent."""
-        key = model_key(model_id)
-        with self.redis.pipeline() as pipe:
-            while True:
-                try:
-                    pipe.watch(key)
-                    raw = pipe.get(key)
-                    if raw is None:
-                        return None
-                    metadata = json.loads(raw)
-                    mutable = ("tags", "description")
-                    metadata.update({k: changes[k] for k in mutable if k in changes})
-                    pipe.multi()
-                    pipe.set(key, json.dumps(metadata))
-                    pipe.execute()
-                    return metadata
-                except redis_lib.WatchError:
-                    continue
+        mutable = {k: changes[k] for k in ("tags", "description") if k in changes}
+        return update_json(self.redis, model_key(model_id), lambda metadata: metadata | mutable)
 
     def list(self, tenant: str, limit: int = 100) -> list[dict]:
         """The tenant's newest ``limit`` models."""
@@ -216,7 +227,7 @@ class ModelStore:
     def load_model(self, model_id: str) -> tuple[nnlib.Model, dict]:
         """(Model, metadata); KeyError if the model does not exist."""
         metadata = self.get(model_id)
-        weights = self.weights(model_id)
+        weights = self._weights(model_id)
         if metadata is None or weights is None:
             raise KeyError(model_id)
         model, _ = nnlib.load(io.BytesIO(weights))

@@ -58,6 +58,15 @@ class PeerLostError(RuntimeError):
         self.shard = shard
 
 
+class ResumeMismatchError(RuntimeError):
+    """The shards of one attempt resumed from different steps (their checkpoint list changed
+    while they loaded it): a restart makes them load it again."""
+
+    def __init__(self, steps: list[int]):
+        super().__init__(f"the shards resumed from different checkpoints: steps {steps}")
+        self.steps = steps
+
+
 class AttemptAbortedError(RuntimeError):
     """Another shard abandoned this attempt (restart, failure or cancel)."""
 
@@ -77,28 +86,36 @@ def lease_seconds(settings: Settings) -> float:
 
 
 class Heartbeat:
-    """A daemon thread renewing this shard's lease (and the job's ``alive`` key)."""
+    """A daemon thread renewing this shard's lease (and the job's ``alive`` key) through the
+    shard's ``fence`` (``worker.fence.AttemptFence``): a stale attempt renews nothing."""
 
-    def __init__(
-        self, redis: redis_lib.Redis, job_id: str, attempt: int, shard: int, settings: Settings
-    ):
-        self.redis, self.job_id, self.attempt, self.shard = redis, job_id, attempt, shard
+    def __init__(self, fence, shard: int, settings: Settings):
+        self.fence, self.redis, self.shard = fence, fence.redis, shard
+        self.job_id, self.attempt = fence.job_id, fence.attempt
         self.period = settings.heartbeat_seconds
         self.ttl_ms = int(lease_seconds(settings) * 1000)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True, name="gradq-heartbeat")
 
     def beat(self) -> None:
+        """Renew once; AttemptAbortedError (StaleAttemptError) if the attempt is not current."""
         now = time.time()
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.set(attempt_key(self.job_id, self.attempt, f"lease:{self.shard}"), now, px=self.ttl_ms)
-        pipe.hset(attempt_key(self.job_id, self.attempt, "seen"), str(self.shard), now)
-        pipe.expire(attempt_key(self.job_id, self.attempt, "seen"), ATTEMPT_TTL_SECONDS)
-        pipe.set(alive_key(self.job_id), now, px=self.ttl_ms)
-        pipe.execute()
+        seen = attempt_key(self.job_id, self.attempt, "seen")
+
+        def queue(pipe) -> None:
+            pipe.set(attempt_key(self.job_id, self.attempt, f"lease:{self.shard}"), now,
+                     px=self.ttl_ms)  # fmt: skip
+            pipe.hset(seen, str(self.shard), now)
+            pipe.expire(seen, ATTEMPT_TTL_SECONDS)
+            pipe.set(alive_key(self.job_id), now, px=self.ttl_ms)
+
+        self.fence.commit(queue)
 
     def __enter__(self) -> Heartbeat:
-        self.beat()
+        try:
+            self.beat()
+        except AttemptAbortedError:
+            pass  # the job moved on meanwhile: the gang or the first check stops this shard
         self._thread.start()
         return self
 
@@ -116,6 +133,8 @@ class Heartbeat:
                 self.beat()
             except redis_lib.RedisError:
                 pass  # a short Redis hiccup: the next beat retries; the lease TTL is the judge
+            except AttemptAbortedError:
+                return  # the attempt is stale for good: nothing more to renew
 
 
 def check_attempt(

@@ -8,7 +8,7 @@ connection cut by the restart is replaced instead of failing the next command.
 Retrying may run a write twice when the connection dropped after Redis executed it but before the
 reply arrived; gradq's writes are idempotent (SET, SADD, HSET) or harmless twice (one duplicated
 progress event). WATCH transactions are never replayed: redis-py raises WatchError, and
-``JobStore.update`` starts its transaction again.
+``worker.json_update.update_json`` starts its transaction again.
 """
 
 from __future__ import annotations
@@ -24,6 +24,11 @@ BACKOFF_CAP_SECONDS = 2.0
 HEALTH_CHECK_SECONDS = 10
 # the worker's budget: a 10 s restart plus the append-only file's replay, with room to spare
 WORKER_OUTAGE_SECONDS = 60.0
+# Socket timeouts of every worker client: with Redis unreachable (its host's link down) a call must
+# fail in seconds, not after TCP's retransmission backoff (which, after a 10 s cut, delivers a
+# blocked request up to ~15 s after the link is back). 5 s per read is far above a BLPOP slice
+# (0.25 s) or a vector's read.
+WORKER_TIMEOUTS = {"socket_timeout": 5.0, "socket_connect_timeout": 2.0}
 
 
 def retries_for(outage_seconds: float) -> int:

@@ -3,8 +3,9 @@
 - finished: shard 0 already marked the job ``succeeded``;
 - cancel flag seen: the job becomes ``cancelled`` (its last checkpoint is kept for a resume, the
   older ones are removed; a failed job likewise);
-- a peer died, timed out or its connection broke: the attempt is abandoned and the job restarts
-  from its checkpoint (``restart_job``), or fails once ``max_restarts`` is used up;
+- a peer died, timed out or its connection broke, or the shards resumed from different
+  checkpoints: the attempt is abandoned and the job restarts from its checkpoint
+  (``restart_job``), or fails once ``max_restarts`` is used up;
 - Redis unreachable (a restart): the attempt is abandoned and the job restarts from its checkpoint
   once Redis answers again (the job-state client retries with backoff meanwhile);
 - any other error (NaN loss, a bad shape, no common transport): the job fails with the message; the
@@ -25,13 +26,14 @@ from worker.collective.allreduce import PeerLinkError, PeerTimeoutError
 from worker.collective.shm_transport import remove_job_segments
 from worker.collective.transport import attempt_transport
 from worker.config import Settings
+from worker.fence import AttemptFence
 from worker.gang import join_gang
-from worker.job_logs import job_log
 from worker.jobs import TERMINAL, JobStore
 from worker.recovery import (
     AttemptAbortedError,
     Heartbeat,
     PeerLostError,
+    ResumeMismatchError,
     abort_attempt,
     attempt_key,
     explain_timeout,
@@ -40,8 +42,6 @@ from worker.recovery import (
 )
 from worker.shard import prepare, train
 from worker.shard_context import ControlPlaneLostError, JobCancelledError, ShardContext
-from worker.storage import artifact_store
-from worker.storage.checkpoints import keep_checkpoints
 from worker.threads import thread_budget
 
 log = logging.getLogger(__name__)
@@ -83,14 +83,15 @@ def _run(store, data, settings, job_id, shard, attempt, requeue, enqueue_start, 
     if record is None or record["status"] in TERMINAL or record["attempt"] != attempt:
         return "stale"
     num_shards = int(record["spec"].get("shards", 1))
+    fence = AttemptFence(store, job_id, attempt)  # what this shard writes, it writes through it
     where = f"{socket.gethostname()} pid {os.getpid()}"
-    job_log(store.redis, job_id, f"shard {shard}/{num_shards} attempt {attempt} on {where}", shard)
+    fence.log(f"shard {shard}/{num_shards} attempt {attempt} on {where}", shard)
     if _redelivered(store.redis, job_id, attempt, shard):
         # Celery redelivered the task of a pool process that died mid-attempt. Restart now, before
         # any heartbeat: renewing the dead incarnation's lease would hide its death from the
         # peers, which would then time out instead of naming the dead shard.
-        return _restart_for_dead_shard(store, job_id, shard, attempt, enqueue_start)
-    with Heartbeat(store.redis, job_id, attempt, shard, settings):
+        return _restart_for_dead_shard(fence, shard, enqueue_start)
+    with Heartbeat(fence, shard, settings):
         try:
             with thread_budget(settings, record["spec"].get("model")):
                 replica = prepare(store, job_id, settings)
@@ -98,11 +99,11 @@ def _run(store, data, settings, job_id, shard, attempt, requeue, enqueue_start, 
             raise
         except Exception as error:  # a bad data set or model spec: no point in retrying
             log.exception("job %s shard %d could not prepare", job_id, shard)
-            return _fail(store, job_id, shard, attempt, error, settings)
-        _log_prepared(store, job_id, shard, replica)
+            return _fail(fence, shard, error, settings)
+        _log_prepared(fence, shard, replica)
         outcome = join_gang(store, job_id, shard, attempt, num_shards, settings, requeue)
         if outcome == "redelivered":  # the gang started while this task prepared
-            return _restart_for_dead_shard(store, job_id, shard, attempt, enqueue_start)
+            return _restart_for_dead_shard(fence, shard, enqueue_start)
         if outcome != "start":
             return outcome
         ctx = ShardContext(store, data, job_id, shard, attempt, num_shards, settings, step_hook)
@@ -113,27 +114,26 @@ def _run(store, data, settings, job_id, shard, attempt, requeue, enqueue_start, 
             return "finished"
         except JobCancelledError:
             reason = store.cancel_reason(job_id) or "cancelled; the last checkpoint is kept"
-            job_log(store.redis, job_id, f"stopping: {reason}", shard)
+            fence.log(f"stopping: {reason}", shard)
             abort_attempt(store.redis, job_id, attempt, reason)
-            if store.transition(job_id, "cancelled", reason, expect_attempt=attempt):
-                _keep_last_checkpoint(store, settings, job_id)
+            store.transition(job_id, "cancelled", reason, expect_attempt=attempt)
             return "cancelled"
         except AttemptAbortedError:
             return "aborted"
         except ControlPlaneLostError as error:
             log.warning("job %s shard %d: %s; attempt abandoned", job_id, shard, error)
             return "control plane lost"  # nothing to write: Redis is where it would go
-        except (PeerLostError, PeerTimeoutError, PeerLinkError) as error:
+        except (PeerLostError, PeerTimeoutError, PeerLinkError, ResumeMismatchError) as error:
             if isinstance(error, PeerTimeoutError):
                 error = _dead_peer(store, job_id, attempt, error, settings)
-            job_log(store.redis, job_id, f"attempt {attempt} lost: {error}", shard, "warning")
+            fence.log(f"attempt {attempt} lost: {error}", shard, "warning")
             restart_job(store, job_id, attempt, str(error), enqueue_start)
             return "restarted"
         except REDIS_OUTAGE:
             raise
         except Exception as error:  # training errors fail the job, not the worker
             log.exception("job %s shard %d failed", job_id, shard)
-            return _fail(store, job_id, shard, attempt, error, settings)
+            return _fail(fence, shard, error, settings)
 
 
 def _redelivered(redis, job_id: str, attempt: int, shard: int) -> bool:
@@ -143,11 +143,12 @@ def _redelivered(redis, job_id: str, attempt: int, shard: int) -> bool:
     )
 
 
-def _restart_for_dead_shard(store: JobStore, job_id, shard, attempt, enqueue_start) -> str:
+def _restart_for_dead_shard(fence: AttemptFence, shard: int, enqueue_start) -> str:
     """Restart the job naming this shard's dead incarnation (no wait for its lease to expire)."""
+    store, job_id, attempt = fence.store, fence.job_id, fence.attempt
     seen = store.redis.hget(attempt_key(job_id, attempt, "seen"), str(shard))
     error = PeerLostError(shard, float(seen) if seen else None)
-    job_log(store.redis, job_id, f"redelivered after its process died: {error}", shard)
+    fence.log(f"redelivered after its process died: {error}", shard)
     restart_job(store, job_id, attempt, str(error), enqueue_start)
     return "restarted"
 
@@ -161,36 +162,24 @@ def _dead_peer(store, job_id, attempt, error: PeerTimeoutError, settings) -> Exc
     return dead or error
 
 
-def _fail(
-    store: JobStore, job_id: str, shard: int, attempt: int, error: Exception, settings: Settings
-) -> str:
+def _fail(fence: AttemptFence, shard: int, error: Exception, settings: Settings) -> str:
+    store, job_id, attempt = fence.store, fence.job_id, fence.attempt
     reason = f"training failed on shard {shard}: {type(error).__name__}: {error}"
-    job_log(store.redis, job_id, reason, shard, "error")
+    fence.log(reason, shard, "error")
     abort_attempt(store.redis, job_id, attempt, reason)
-    if store.transition(job_id, "failed", reason, expect_attempt=attempt):
-        _keep_last_checkpoint(store, settings, job_id)
+    store.transition(job_id, "failed", reason, expect_attempt=attempt)  # keeps one checkpoint
     return "failed"
 
 
-def _keep_last_checkpoint(store: JobStore, settings: Settings, job_id: str) -> None:
-    """A cancelled or failed job keeps its newest checkpoint (to resume from), no older ones."""
-    try:
-        keep_checkpoints(artifact_store(store.redis, settings), job_id, 1)
-    except Exception:  # the job's status is what matters; the collector and retention catch up
-        log.exception("job %s: could not trim its checkpoints", job_id)
-
-
-def _log_prepared(store: JobStore, job_id: str, shard: int, replica) -> None:
+def _log_prepared(fence: AttemptFence, shard: int, replica) -> None:
     data = replica.data
     sizes = [len(a) if a is not None else 0 for a in (data.x_train, data.x_val, data.x_test)]
-    job_log(
-        store.redis,
-        job_id,
+    fence.log(
         f"data set {data.name or replica.spec['dataset']}: {sizes[0]} training, {sizes[1]}"
         f" validation, {sizes[2]} test samples of shape {list(data.input_shape)}",
         shard,
     )
-    job_log(store.redis, job_id, f"weights from {replica.origin}", shard)
+    fence.log(f"weights from {replica.origin}", shard)
 
 
 def _remove_segments_if_finished(store: JobStore, job_id: str) -> None:

@@ -11,6 +11,7 @@ averaged across shards at each epoch end (in training mode each shard normalises
 
 from __future__ import annotations
 
+import logging
 import sys
 import time
 from dataclasses import dataclass
@@ -22,7 +23,7 @@ from nnlib.batching import global_batches, min_batch_for, shard_slice, steps_per
 from nnlib.training import early_stopping_from_spec
 from worker.collective.local_sgd import LocalSGD
 from worker.config import Settings
-from worker.job_logs import job_log
+from worker.job_logs import queue_log_line
 from worker.jobs import JobStore
 from worker.loss_curve import LossRecorder
 from worker.models_store import ModelStore
@@ -42,6 +43,7 @@ from worker.storage.checkpoint_writer import CheckpointWriter
 from worker.storage.checkpoints import checkpoint_keys, load_checkpoint, remove_objects
 
 PROGRESS_EVERY_SECONDS = 0.5
+log = logging.getLogger("gradq.job")
 
 
 @dataclass
@@ -121,7 +123,9 @@ def _init_from(store: JobStore, model: nnlib.Model, init_from: dict, artifacts) 
 
 def train(ctx: ShardContext, replica: Replica) -> dict:
     """Train the job to the end (or raise); returns the final record when shard 0 stored it."""
-    writer = CheckpointWriter(replica.artifacts, ctx.job_id, ctx.settings.checkpoints_kept)
+    writer = CheckpointWriter(
+        replica.artifacts, ctx.job_id, ctx.settings.checkpoints_kept, ctx.fence
+    )
     try:
         return _train(ctx, replica, writer)
     finally:
@@ -131,7 +135,7 @@ def train(ctx: ShardContext, replica: Replica) -> dict:
 
 
 def _train(ctx: ShardContext, replica: Replica, writer: CheckpointWriter) -> dict:
-    store, spec, data, model = ctx.store, replica.spec, replica.data, replica.model
+    spec, data, model = replica.spec, replica.data, replica.model
     loss, optimizer, meta = replica.loss, replica.optimizer, replica.meta
     seed, steps_total = int(spec.get("seed", 0)), replica.steps_total
     n, batch_size, epochs = len(data.x_train), int(spec["batch_size"]), int(spec["epochs"])
@@ -155,12 +159,9 @@ def _train(ctx: ShardContext, replica: Replica, writer: CheckpointWriter) -> dic
         step = meta["global_step"]
         position = {"epoch": epoch + 1, "step": step, "steps_total": steps_total}
         changes = position | {"progress": step / steps_total} | changes
-        updated = ctx.control(
-            lambda: store.update(ctx.job_id, changes, event=event, expect_attempt=ctx.attempt)
-        )
-        # None: fenced out by the attempt; UNREACHABLE: this report is dropped, the next carries on
-        if updated is None:
-            raise AttemptAbortedError("the job finished or restarted elsewhere")
+        # a stale attempt raises StaleAttemptError here; UNREACHABLE: this report is dropped,
+        # the next carries on
+        ctx.control(lambda: ctx.fence.update(changes, event=event))
 
     stopper = None
     if spec.get("early_stopping"):
@@ -173,10 +174,11 @@ def _train(ctx: ShardContext, replica: Replica, writer: CheckpointWriter) -> dic
     local = LocalSGD(every, ctx.num_shards, ctx.shard) if every > 1 else None
     curve = _NoCurve()
     if ctx.shard == 0:
-        curve = LossRecorder(store.redis, ctx.job_id, steps_total, meta["global_step"])
+        curve = LossRecorder(ctx.fence, ctx.job_id, steps_total, meta["global_step"])
         curve.resume(meta.get("loss_curve"))
     last_report = 0.0
     stop_early = False
+    ctx.agree_on_start(meta["global_step"])
     for epoch in range(meta["epoch"], epochs):
         epoch_started, comm_at_start = time.perf_counter(), ctx.comm_seconds
         batches = global_batches(
@@ -259,7 +261,8 @@ def _train(ctx: ShardContext, replica: Replica, writer: CheckpointWriter) -> dic
 
 
 def _finish(ctx: ShardContext, replica: Replica, loss, data, stopped_early: bool):
-    """Shard 0: test metrics, store the model, mark the job succeeded, drop its checkpoints."""
+    """Shard 0: test metrics, then publish the model and mark the job succeeded in one fenced
+    transaction (a stale attempt publishes no model), then drop the job's checkpoints."""
     model = replica.model
     metrics = {}
     if data.x_test is not None and len(data.x_test):
@@ -268,34 +271,43 @@ def _finish(ctx: ShardContext, replica: Replica, loss, data, stopped_early: bool
         metrics["test_accuracy"] = _accuracy(sums)
     record = ctx.store.get(ctx.job_id)
     models = ModelStore(ctx.store.redis, replica.artifacts)
-    saved = models.save(
+    tenant = record["tenant"]
+    name = record["spec"].get("model_name") or record.get("name") or "model"
+    # the number is taken while the attempt is current (a later refusal leaves a gap, as a
+    # deleted version does), so the uploaded file already carries it
+    (version,) = ctx.fence.commit(
+        lambda pipe: models.registry.queue_next_version(pipe, tenant, name)
+    )
+    pending = models.upload(
         model,
-        tenant=record["tenant"],
+        tenant=tenant,
         job_id=ctx.job_id,
-        name=record["spec"].get("model_name") or record.get("name"),
+        name=name,
+        version=int(version),
         dataset=record["spec"].get("dataset"),
         preprocessing=data.preprocessing,
         classes=data.classes,
         num_classes=data.num_classes,
         metrics=metrics,
     )
+    saved = pending.metadata
     reason = "stopped early: no improvement" if stopped_early else None
     changes = {"metrics": metrics, "model_id": saved["id"], "progress": 1.0}
+    line = f"training finished; model {saved['id']} is {name} version {saved['version']}"
+
+    def publish(pipe) -> None:  # the model and the job's last log line land with the success
+        models.publish(pending, pipe)
+        queue_log_line(pipe, ctx.job_id, line, ctx.shard, "info")
+
     checkpoints = checkpoint_keys(replica.artifacts, ctx.job_id)  # the transition drops the list
-    final = ctx.store.transition(
-        ctx.job_id, "succeeded", reason, changes=changes, expect_attempt=ctx.attempt
+    final = ctx.fence.update(
+        changes, event="status", status="succeeded", reason=reason, also=publish
     )
-    if final is None:  # cancelled or restarted at the last moment: the model is not the job's
-        models.delete(saved["id"])
+    if final is None:  # e.g. cancelling -> succeeded refused: the model was not published
         raise AttemptAbortedError("the job finished elsewhere before it could succeed")
+    log.info("job %s shard %s: %s", ctx.job_id, ctx.shard, line)
     # a succeeded job has its model: its checkpoints only cost space now
     remove_objects(replica.artifacts, checkpoints)
-    job_log(
-        ctx.store.redis,
-        ctx.job_id,
-        f"training finished; model {saved['id']} is {saved['name']} version {saved['version']}",
-        ctx.shard,
-    )
     return final
 
 

@@ -10,8 +10,9 @@ import redis as redis_lib
 
 from worker.collective.allreduce import allreduce_mean
 from worker.config import Settings
+from worker.fence import AttemptFence
 from worker.jobs import JobStore, cancel_key
-from worker.recovery import AttemptAbortedError, attempt_key, check_attempt
+from worker.recovery import AttemptAbortedError, ResumeMismatchError, attempt_key, check_attempt
 
 # The cancel/abort flags are read at most this often between steps (and on every wait for a
 # peer): one Redis round trip per step cost ~0.1-0.2 ms of a 7 ms 2-shard step, and cancel has 2 s.
@@ -46,10 +47,15 @@ class ShardContext:
     step_hook: object = None  # tests: called as hook(global_step) after each update
     comm_seconds: float = field(default=0.0)
     flags_checked_at: float = field(default=-1e9)
-    transport: str = "redis"  # set per attempt by collective.transport: shm, tcp, redis or none
+    transport: str = "redis"  # per attempt: shm, hierarchical, tcp, redis or none
     shm: object = None  # the connected SharedSegments when transport is "shm"
-    mesh: object = None  # the connected TcpMesh when transport is "tcp"
+    mesh: object = None  # the connected TcpMesh ("tcp") or HierarchicalExchange ("hierarchical")
     control_down_since: float | None = None  # when Redis calls started failing
+    # every write to the job's shared state goes through it (worker.fence)
+    fence: AttemptFence = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.fence = AttemptFence(self.store, self.job_id, self.attempt)
 
     def key(self, name: str) -> str:
         return f"gradq:ar:{self.job_id}:a{self.attempt}:{name}"
@@ -100,6 +106,21 @@ class ShardContext:
         )
         if checked is not UNREACHABLE:
             self.check_flags()
+
+    def agree_on_start(self, step: int) -> None:
+        """Check that every shard of the attempt starts at global step ``step``, in one tiny
+        allreduce (each shard fills its own slot); ResumeMismatchError if not. Only the current
+        attempt publishes checkpoints (worker.fence), so they should always agree; if they did
+        not, each step would exchange gradients of different batches and the weights would be
+        silently wrong, where a restart reloads one checkpoint for all."""
+        if self.num_shards == 1:
+            return
+        slots = np.zeros(self.num_shards)
+        slots[self.shard] = step
+        summed = self.allreduce("start", slots, [1.0] * self.num_shards) * self.num_shards
+        steps = [round(value) for value in summed]  # steps are integers far below 2**53
+        if len(set(steps)) > 1:
+            raise ResumeMismatchError(steps)
 
     def allreduce(self, name: str, vector: np.ndarray, weights, idle=None) -> np.ndarray:
         """``allreduce_mean`` with this shard's deadline and checks; the time ``idle()`` takes

@@ -17,7 +17,7 @@ from celery.signals import celeryd_init, worker_ready, worker_shutdown
 
 from worker.config import get_settings
 from worker.recovery import Sweeper
-from worker.redis_client import connect
+from worker.redis_client import WORKER_TIMEOUTS, connect
 from worker.storage import artifact_store
 from worker.storage.collector import Collector
 from worker.worker_registry import WorkerBeat
@@ -43,14 +43,18 @@ def _start_sweeper(sender=None, **_) -> None:
     from worker.tasks import start_job
 
     settings = get_settings()
-    _sweeper = Sweeper(connect(settings.redis_url), settings, start_job.delay)
+    url = settings.redis_url
+    _sweeper = Sweeper(connect(url, **WORKER_TIMEOUTS), settings, start_job.delay)
     _sweeper.start()
     queues = [queue.name for queue in sender.task_consumer.queues]
     slots = int(os.environ.get("GRADQ_POOL_PROCESSES", "1"))
-    _beat = WorkerBeat(connect(settings.redis_url), settings, sender.hostname, slots, queues)
+    # no retries: a beat that fails is skipped and the next one, a period later, tries afresh,
+    # so the worker shows as live again within a period or two of Redis coming back
+    beats = connect(url, outage_seconds=0, **WORKER_TIMEOUTS)
+    _beat = WorkerBeat(beats, settings, sender.hostname, slots, queues)
     _beat.start()
     _collector = Collector(
-        artifact_store(connect(settings.redis_url), settings),
+        artifact_store(connect(url, **WORKER_TIMEOUTS), settings),
         settings.artifact_grace_seconds,
         settings.artifact_collect_seconds,
     )
@@ -62,7 +66,7 @@ def _start_study_driver(settings) -> None:
     global _studies
     from worker.studies.driver import StudyDriver  # Optuna is imported by workers only
 
-    _studies = StudyDriver(connect(settings.redis_url), settings)
+    _studies = StudyDriver(connect(settings.redis_url, **WORKER_TIMEOUTS), settings)
     _studies.start()
 
 

@@ -18,6 +18,20 @@ class TrainingError(RuntimeError):
     """The training itself went wrong (NaN loss, ...): the job fails with this message."""
 
 
+def overlap_applies(requested: bool | None, transport: str, small: bool) -> bool:
+    """Whether a step sends buckets during backward: the spec's ``overlap`` on ``transport``.
+
+    ``small``: the vector is below the ring's size, so Redis carries it in one message.
+    """
+    # Overlap hides network transfers behind backward; through shared memory the whole exchange
+    # takes ~0.1-0.3 ms, less than bucketing costs, so on that transport the option is moot.
+    # Unset means "where it pays": over tcp it took the MLP step at 1 Gbit/s from 0.80-0.85x to
+    # 0.73x of DDP (docs/distributed.md) and gives the plain path's bits, so it is the default.
+    if requested is None:
+        return transport == "tcp"
+    return requested and (transport == "tcp" or (transport == "redis" and small))
+
+
 def exact_step(
     ctx, flat: FlatGradients, replica, rows, batch_len: int, step: int, epoch: int, prefetch=None
 ) -> float:
@@ -29,12 +43,8 @@ def exact_step(
     """
     x, y = rows
     weights = slice_sizes(batch_len, ctx.num_shards)
-    # Overlap hides network transfers behind backward; through shared memory the whole exchange
-    # takes ~0.1-0.3 ms, less than bucketing costs, so on that transport the option is moot.
     small = flat.buffer.size < RING_MIN_ELEMENTS
-    overlap = bool(replica.spec.get("overlap")) and (
-        ctx.transport == "tcp" or (ctx.transport == "redis" and small)
-    )
+    overlap = overlap_applies(replica.spec.get("overlap"), ctx.transport, small)
     if ctx.num_shards > 1 and overlap:
         overlapped_gradients(ctx, flat, replica, x, y, weights, step)
         if prefetch is not None:

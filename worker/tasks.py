@@ -14,13 +14,10 @@ from worker.config import get_settings
 from worker.gang import mark_pending
 from worker.jobs import TERMINAL, JobStore
 from worker.recovery import ATTEMPT_TTL_SECONDS, attempt_key
-from worker.redis_client import connect
+from worker.redis_client import WORKER_TIMEOUTS, connect
 from worker.runner import run_shard_task
 
-# Socket timeouts: with Redis unreachable (its host's link down) a call must fail in seconds, not
-# after TCP's minutes of retransmission, so heartbeats retry and shards tolerate the outage
-# (ShardContext.control). 5 s per read is far above a BLPOP slice (0.25 s) or a vector's read.
-REDIS_TIMEOUTS = {"socket_timeout": 5.0, "socket_connect_timeout": 2.0}
+REDIS_TIMEOUTS = WORKER_TIMEOUTS  # so shards tolerate a control-plane outage (ShardContext.control)
 
 
 @lru_cache(maxsize=1)

@@ -1,4 +1,4 @@
-"""``gradq models [versions|alias|tag|export|upload|delete]``: the model registry from the shell.
+"""``gradq models [names|versions|alias|tag|export|upload|delete]``: the registry from the shell.
 
 MODEL is anything the API accepts: ``mdl_…``, ``NAME@ALIAS`` or ``NAME/versions/N``.
 """
@@ -18,7 +18,7 @@ from api.client import ApiError
 
 models_app = typer.Typer(
     rich_markup_mode=None,
-    help="Your models: list (default), versions, alias, tag, export, upload, delete.",
+    help="Your models: list (default), names, versions, alias, tag, export, upload, delete.",
     invoke_without_command=True,
 )
 
@@ -43,6 +43,20 @@ def models(ctx: typer.Context, limit: int = 100, as_json: JsonFlag = False):
             str(model["input_shape"]),
             "" if accuracy is None else f"{accuracy:.4f}",
         )
+    console.print(table)
+
+
+@models_app.command("names")
+def names(limit: int = 100, as_json: JsonFlag = False):
+    """Your model names, most recently registered first, with their aliases."""
+    listing = call(lambda api: api.registry_names(limit=limit))
+    if as_json:
+        print_json(listing)
+        return
+    table = Table(Column("name", no_wrap=True, min_width=12), "latest", "versions", "aliases")
+    for entry in listing["names"]:
+        aliases = ", ".join(f"{a} -> {v}" for a, v in entry["aliases"].items())
+        table.add_row(entry["name"], str(entry["latest_version"]), str(entry["versions"]), aliases)
     console.print(table)
 
 

@@ -25,8 +25,10 @@ def make_console() -> Console:
 
 
 def print_error(console: Console, message: object) -> None:
-    """``error <message>`` in red on one line (the message is not read as rich markup)."""
-    console.print(Text.assemble(("error ", "red"), str(message)), soft_wrap=True)
+    """``error <line>`` for each line of the message (an API's 422 has one per field), never
+    wrapped; the message is not read as rich markup."""
+    for line in str(message).splitlines() or [""]:
+        console.print(Text.assemble(("error ", "red"), line), soft_wrap=True)
 
 
 def print_json(data: object) -> None:

@@ -43,7 +43,7 @@ def up(
         str | None, typer.Option(help="use this Redis instead of starting one")
     ] = None,
     redis_port: Annotated[int, typer.Option(help="port of the Redis gradq starts")] = 6390,
-    state_dir: Annotated[Path, typer.Option(help="logs and Redis data")] = Path(".state"),
+    state_dir: Annotated[Path, typer.Option(help="logs, Redis data, artifacts")] = Path(".state"),
     no_demo: Annotated[bool, typer.Option("--no-demo", help="skip the demo job")] = False,
     insecure: Annotated[
         bool, typer.Option("--insecure", help="allow no API keys on a non-loopback --host")

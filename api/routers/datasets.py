@@ -6,13 +6,13 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, File, Form, HTTPException, Query, Response, UploadFile, status
 
-from api.deps import DatasetStoreDep, JobStoreDep, SettingsDep, TenantDep
+from api.deps import DatasetStoreDep, SettingsDep, TenantDep
 from api.ids import DatasetId
 from api.json_body import StrictJSONRoute
 from api.paging import fetch_page
-from api.routers.jobs import active_jobs
 from api.schemas.common import COMMON_ERRORS, errors
 from api.schemas.datasets import DatasetList, DatasetOut
+from worker.datasets.in_use import DatasetInUseError, delete_unless_in_use
 from worker.datasets.npz_upload import DatasetTooLarge
 from worker.datasets.quota import StorageQuotaExceeded
 from worker.datasets.uploads import validate_upload
@@ -105,17 +105,12 @@ def get_dataset(tenant: TenantDep, dataset_id: DatasetId, datasets: DatasetStore
     responses=errors(*COMMON_ERRORS, 404, 409),
     summary="Delete a data set",
 )
-def delete_dataset(
-    tenant: TenantDep, dataset_id: DatasetId, datasets: DatasetStoreDep, jobs: JobStoreDep
-):
-    """409 while a queued or running job of the tenant trains on it."""
+def delete_dataset(tenant: TenantDep, dataset_id: DatasetId, datasets: DatasetStoreDep):
+    """409 naming the jobs while queued, running or cancelling jobs train on it (checked
+    atomically with job admission: a job submitted meanwhile is either refused or named)."""
     owned_dataset(datasets, dataset_id, tenant)
-    for record in active_jobs(jobs, tenant):
-        if ((record.get("spec") or {}).get("dataset") or {}).get("id") == dataset_id:
-            raise HTTPException(
-                status.HTTP_409_CONFLICT,
-                detail=f"dataset_id: data set {dataset_id} is used by {record['status']} job"
-                f" {record['id']}",
-            )
-    datasets.delete(dataset_id)
+    try:
+        delete_unless_in_use(datasets, dataset_id)
+    except DatasetInUseError as error:
+        raise HTTPException(status.HTTP_409_CONFLICT, detail=str(error)) from None
     return Response(status_code=status.HTTP_204_NO_CONTENT)

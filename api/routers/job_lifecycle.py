@@ -17,6 +17,7 @@ from api.routers.jobs import job_view, owned_job
 from api.schemas.base import RequestModel
 from api.schemas.common import COMMON_ERRORS, errors
 from api.schemas.jobs import JobOut
+from worker.admission import DatasetGoneError
 from worker.job_lifecycle import JobActiveError, NoCheckpointError, delete_job, reopen_job
 from worker.job_logs import read_logs
 from worker.jobs import JobNotFoundError
@@ -98,6 +99,9 @@ def resume(
         raise HTTPException(404, detail=f"job_id: job {job_id} not found") from None
     except (JobActiveError, NoCheckpointError) as error:
         raise HTTPException(409, detail=f"job_id: {error}") from None
+    except DatasetGoneError as error:
+        detail = f"job_id: job {job_id} trained on data set {error.dataset_id}, deleted since"
+        raise HTTPException(409, detail=detail) from None
     except ValueError as error:
         raise HTTPException(422, detail=str(error)) from None
     start(job_id)

@@ -21,11 +21,17 @@ from api.job_metrics import job_metrics, metrics_csv_rows, to_csv
 from api.json_body import StrictJSONRoute
 from api.paging import fetch_page
 from api.schemas.common import COMMON_ERRORS, errors
-from api.schemas.jobs import ACTIVE_STATUSES, JobList, JobMetrics, JobOut, JobStatus
+from api.schemas.jobs import JobList, JobMetrics, JobOut, JobStatus
 from api.schemas.spec import JobSpec
-from api.spec_check import check_init_from, check_model, check_shards, dataset_facts
+from api.spec_check import (
+    check_init_from,
+    check_model,
+    check_shards,
+    dataset_facts,
+    unprocessable,
+)
 from api.sse import job_event_stream
-from worker.admission import ActiveJobLimitError
+from worker.admission import ActiveJobLimitError, DatasetGoneError
 from worker.jobs import JobFinishedError, JobNotFoundError
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"], route_class=StrictJSONRoute)
@@ -61,17 +67,6 @@ def owned_job(store, job_id: str, tenant: str) -> dict:
     return record
 
 
-def active_jobs(store, tenant: str) -> list[dict]:
-    """The tenant's queued, running and cancelling jobs (from the store's set of unfinished
-    jobs, so the cost does not grow with a tenant's history)."""
-    records = (store.get(job_id) for job_id in store.active_ids())
-    return [
-        r
-        for r in records
-        if r is not None and r.get("tenant") == tenant and r.get("status") in ACTIVE_STATUSES
-    ]
-
-
 @router.post(
     "",
     status_code=status.HTTP_202_ACCEPTED,
@@ -98,6 +93,9 @@ def submit(
         stored["init_from"]["model_id"] = check_init_from(spec, facts.input_shape, tenant, models)
     try:
         record = submit_job(stored, tenant, settings.max_active_jobs_per_tenant)
+    except DatasetGoneError as error:  # deleted since dataset_facts found it
+        message = f"data set {error.dataset_id} not found"
+        raise unprocessable(["body", "dataset", "id"], message) from None
     except ActiveJobLimitError as error:
         raise HTTPException(
             status.HTTP_429_TOO_MANY_REQUESTS,

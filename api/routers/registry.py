@@ -1,4 +1,5 @@
-"""``/v1/registry/{name}``: a model name's versions and its aliases (set, moved, removed)."""
+"""``/v1/registry``: the tenant's model names; ``/{name}``: a name's versions and its aliases
+(set, moved, removed)."""
 
 from __future__ import annotations
 
@@ -8,15 +9,36 @@ from fastapi import APIRouter, HTTPException, Path, Query, Response, status
 
 from api.deps import ModelStoreDep, TenantDep
 from api.json_body import StrictJSONRoute
+from api.paging import fetch_page
 from api.routers.models import model_view
 from api.schemas.common import COMMON_ERRORS, errors
-from api.schemas.models import AliasIn, RegisteredName
+from api.schemas.models import AliasIn, NameList, RegisteredName
 from worker.models.refs import ALIAS_PATTERN, NAME_PATTERN
 from worker.models.registry import VersionNotFoundError
 
 router = APIRouter(prefix="/v1/registry", tags=["registry"], route_class=StrictJSONRoute)
 Name = Annotated[str, Path(pattern=f"^{NAME_PATTERN}$", examples=["digits-mlp"])]
 Alias = Annotated[str, Path(pattern=f"^{ALIAS_PATTERN}$", examples=["production"])]
+
+
+@router.get(
+    "",
+    response_model=NameList,
+    responses=errors(*COMMON_ERRORS, 422),
+    summary="Your model names, most recently registered first",
+)
+def list_names(
+    tenant: TenantDep,
+    models: ModelStoreDep,
+    limit: Annotated[int, Query(ge=1, le=200)] = 100,
+    cursor: Annotated[str | None, Query(max_length=140, description="next_cursor")] = None,
+):
+    """Each name with its latest version, how many versions it has and its aliases; the
+    versions themselves are at ``/v1/registry/{name}``."""
+    found, next_cursor = fetch_page(
+        lambda: models.registry.page_names(tenant, limit, cursor), cursor
+    )
+    return {"names": found, "next_cursor": next_cursor}
 
 
 @router.get(

@@ -93,6 +93,21 @@ class RegisteredName(BaseModel):
     next_cursor: str | None = Field(None, description="Pass as ?cursor= for older versions")
 
 
+class NameSummary(BaseModel):
+    """One model name of the registry, without its versions' details."""
+
+    name: str = Field(examples=["digits-mlp"])
+    latest_version: int = Field(description="The highest version that exists")
+    versions: int = Field(description="How many versions exist")
+    aliases: dict[str, int] = Field(description="alias -> version")
+    updated_at: str = Field(description="When a version was last registered (ISO 8601 UTC)")
+
+
+class NameList(BaseModel):
+    names: list[NameSummary]
+    next_cursor: str | None = Field(None, description="Pass as ?cursor= for the next page")
+
+
 class PredictRequest(BaseModel):
     """One sample or a batch, in the model's input shape or flattened."""
 

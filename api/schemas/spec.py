@@ -203,8 +203,12 @@ class JobSpec(_Strict):
     sync_every: int = Field(
         1, ge=1, le=10_000, description="local SGD: average weights every k steps (1: gradients)"
     )
-    overlap: bool = Field(
-        False, description="send each layer's gradient while earlier layers are still computed"
+    overlap: bool | None = Field(
+        None,
+        description=(
+            "send each layer's gradient while earlier layers are still computed;"
+            " null (default): on over tcp, where it hides the wire behind backward"
+        ),
     )
     compression: Literal["fp16", "bf16"] | None = Field(
         None,

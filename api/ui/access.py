@@ -12,6 +12,7 @@ from urllib.parse import quote
 
 from fastapi import Depends, HTTPException, Request, status
 
+from api.auth import BearerCredentials
 from api.deps import get_tenant
 
 
@@ -22,9 +23,9 @@ class LoginRequired(Exception):
         self.next_path = next_path
 
 
-async def page_tenant(request: Request) -> str:
+async def page_tenant(request: Request, credentials: BearerCredentials) -> str:
     try:
-        return await get_tenant(request)
+        return await get_tenant(request, credentials)
     except HTTPException as error:
         if error.status_code == status.HTTP_401_UNAUTHORIZED:
             target = request.url.path + (f"?{request.url.query}" if request.url.query else "")

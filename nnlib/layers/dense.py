@@ -74,6 +74,24 @@ class Dense(Layer):
         dx = gemm.dot(dout, self.params["W"].T)
         return dx.reshape((dout.shape[0], *self.input_shape))
 
+    def backward_row_blocks(self, dout: np.ndarray, row_ranges: list[tuple[int, int]]):
+        """``backward(dout, input_grad=False)`` with dW computed one block of rows at a time, in
+        the order of ``row_ranges`` ((start, stop) rows of W covering them all); yields each
+        range once its rows of ``grads["W"]`` are final (``grads["b"]`` is, before the first).
+
+        A row block of x^T dout is a product of its own (no sum is split), so the gradient has
+        the bits of ``backward``'s (tested), and a caller can ship the first rows while the
+        last are computed (``worker.collective.overlap``).
+        """
+        x = self._x
+        if self.use_bias:
+            self.grads["b"] = dout.sum(axis=0)
+        grad = np.empty_like(self.params["W"])
+        self.grads["W"] = grad
+        for start, stop in row_ranges:
+            grad[start:stop] = gemm.dot(x[:, start:stop].T, dout)
+            yield start, stop
+
     def config(self):
         return {
             "type": "dense",

@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 from api.cli.main import app as cli
 from tests.api.live import cli_pointed_at_live_api
 from tests.api.specs import digits_spec
+from worker.fence import Unfenced
 from worker.jobs import JobStore
 from worker.loss_curve import LossRecorder
 
@@ -22,7 +23,7 @@ def job_with_curve(redis_url, tmp_path, monkeypatch):
     with cli_pointed_at_live_api(redis_url, tmp_path / "api.log", "t", KEY, monkeypatch):
         client = redis.Redis.from_url(redis_url)
         job_id = JobStore(client).create(digits_spec(), "t")["id"]
-        recorder = LossRecorder(client, job_id, steps_total=4)
+        recorder = LossRecorder(Unfenced(client), job_id, steps_total=4)
         for step in range(1, 5):
             recorder.add(step, float(step))
         recorder.flush()

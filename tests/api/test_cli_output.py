@@ -160,3 +160,48 @@ def test_watch_off_a_terminal_prints_a_line_per_epoch_and_the_real_last_step(
     assert "epoch 1/3: train loss 0.5000, val loss 0.6000, val acc 0.810, 1.0 s" in lines
     assert "epoch 2/3: train loss 0.2500, val loss 0.3000, val acc 0.820, 1.0 s" in lines
     assert lines[-1] == f"{job_id}: succeeded (stopped early: no improvement) at step 63/90"
+
+
+def test_models_names_lists_each_name_with_its_latest_version_and_aliases(run, alice, redis_client):
+    for _ in range(2):
+        store_digits_model(redis_client, "alice")
+    alice.put("/v1/registry/digits-mlp/aliases/production", json={"version": 1})
+
+    table = run("models", "names")
+    as_json = run("models", "names", "--json")
+
+    assert table.exit_code == 0, table.output
+    row = next(line for line in table.stdout.splitlines() if "digits-mlp" in line)
+    assert [cell.strip() for cell in row.split("│")[1:-1]] == [
+        "digits-mlp",
+        "2",
+        "2",
+        "production -> 1",
+    ]
+    assert as_json.exit_code == 0, as_json.output
+    assert [e["name"] for e in json.loads(as_json.stdout)["names"]] == ["digits-mlp"]
+
+
+def test_a_refused_spec_prints_one_readable_line_per_error(run, tmp_path):
+    from tests.api.specs import with_layers
+
+    spec = with_layers({"type": "dense", "units": 0}, dataset={"name": "digitz"})
+    (tmp_path / "spec.json").write_text(json.dumps(spec))
+
+    result = run("submit", str(tmp_path / "spec.json"))
+
+    assert result.exit_code == 1
+    assert result.stdout.splitlines() == [
+        "error HTTP 422: dataset.name: "
+        "Input should be 'digits', 'mnist', 'fashion-mnist', 'blobs' or 'spirals'",
+        "error HTTP 422: model.layers[0].units: Input should be greater than or equal to 1",
+    ]
+
+
+def test_an_error_with_a_plain_detail_stays_one_line(run):
+    result = run("status", "job_0123456789abcdef")
+
+    assert result.exit_code == 1
+    assert result.stdout.splitlines() == [
+        "error HTTP 404: job_id: job job_0123456789abcdef not found"
+    ]

@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from api.deps import get_submitter
 from tests.api.specs import digits_spec
 from tests.harness import npz_bytes as to_npz
+from worker.datasets import DatasetStore
+from worker.datasets.in_use import delete_unless_in_use
+from worker.jobs import JobStore
+from worker.storage.checkpoints import save_checkpoint
 
 
 def npz_bytes(n: int = 40, features: int = 6, classes: int = 3, **overrides) -> bytes:
@@ -108,3 +113,54 @@ def test_the_list_pages_with_a_cursor(alice):
     assert second["next_cursor"] is None
     for bad in ("abc", "nan", "inf"):
         assert alice.get(f"/v1/datasets?cursor={bad}").status_code == 422
+
+
+def test_a_set_deleted_while_a_job_on_it_was_being_submitted_refuses_the_job(alice, app):
+    """The delete lands after the API checked the set and before the job is created: the job
+    is refused with 422 naming the field, and nothing of it is stored."""
+    dataset_id = upload(alice, npz_bytes()).json()["id"]
+    store = JobStore(app.state.redis)
+
+    def delete_then_create(spec, tenant, max_active):
+        assert delete_unless_in_use(DatasetStore(app.state.redis), dataset_id) is True
+        return store.create(spec, tenant, max_active)
+
+    app.dependency_overrides[get_submitter] = lambda: delete_then_create
+    layers = [{"type": "dense", "units": 3}]
+    spec = digits_spec(dataset={"id": dataset_id}, model={"layers": layers}, batch_size=8)
+
+    response = alice.post("/v1/jobs", json=spec)
+
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"][0]["loc"] == ["body", "dataset", "id"]
+    assert dataset_id in response.json()["detail"][0]["msg"]
+    assert alice.get("/v1/jobs").json()["jobs"] == [] and store.active_ids() == []
+
+
+def test_delete_names_every_unfinished_job_on_the_set(alice):
+    dataset_id = upload(alice, npz_bytes()).json()["id"]
+    layers = [{"type": "dense", "units": 3}]
+    spec = digits_spec(dataset={"id": dataset_id}, model={"layers": layers}, batch_size=8)
+    job_ids = [alice.post("/v1/jobs", json=spec).json()["id"] for _ in range(2)]
+
+    response = alice.delete(f"/v1/datasets/{dataset_id}")
+
+    assert response.status_code == 409
+    assert all(f"{job_id} (queued)" in response.json()["detail"] for job_id in job_ids)
+    assert response.json()["detail"].startswith("dataset_id: ")
+
+
+def test_a_job_whose_set_was_deleted_does_not_resume(alice, app):
+    dataset_id = upload(alice, npz_bytes()).json()["id"]
+    layers = [{"type": "dense", "units": 3}]
+    spec = digits_spec(dataset={"id": dataset_id}, model={"layers": layers}, batch_size=8)
+    job_id = alice.post("/v1/jobs", json=spec).json()["id"]
+    alice.post(f"/v1/jobs/{job_id}/cancel")
+    save_checkpoint(app.state.artifacts, job_id, {}, {}, {"global_step": 1})
+    assert alice.delete(f"/v1/datasets/{dataset_id}").status_code == 204  # nothing runs on it
+
+    response = alice.post(f"/v1/jobs/{job_id}/resume")
+
+    assert response.status_code == 409 and dataset_id in response.json()["detail"]
+    assert alice.get(f"/v1/jobs/{job_id}").json()["status"] == "cancelled"
+    assert app.state.started == []

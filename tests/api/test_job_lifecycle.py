@@ -7,6 +7,7 @@ import json
 import pytest
 
 from tests.api.models_fixture import store_digits_model
+from worker.fence import Unfenced
 from worker.job_logs import job_log, logs_key
 from worker.jobs import JobStore, cancel_key, events_key
 from worker.storage.checkpoints import checkpoint_keys, checkpoints_key, save_checkpoint
@@ -37,7 +38,9 @@ def test_a_finished_job_is_deleted_with_its_traces_and_its_model_stays(alice, ap
     assert alice.delete(f"/v1/jobs/{job['id']}").status_code == 409  # still queued
     model = store_digits_model(redis_client, "alice")
     finish(redis_client, job["id"], model["id"])
-    saved = save_checkpoint(app.state.artifacts, job["id"], {}, {}, {"global_step": 1})
+    leftover = Unfenced(redis_client)  # written as a finished job's last attempt left it
+    meta = {"global_step": 1}
+    saved = save_checkpoint(app.state.artifacts, job["id"], {}, {}, meta, fence=leftover)
     job_log(redis_client, job["id"], "hello", shard=0)
 
     assert alice.delete(f"/v1/jobs/{job['id']}").status_code == 204
@@ -69,7 +72,8 @@ def test_resume_requeues_a_cancelled_job_with_more_epochs(alice, app, redis_clie
     no_checkpoint = alice.post(url)
     assert no_checkpoint.status_code == 409 and "no checkpoint" in no_checkpoint.json()["detail"]
     meta = {"global_step": 12, "epoch": 1}
-    save_checkpoint(app.state.artifacts, job["id"], {}, {}, meta)
+    fence = Unfenced(redis_client)
+    save_checkpoint(app.state.artifacts, job["id"], {}, {}, meta, fence=fence)
     assert alice.post(url, json={"epochs": 1}).status_code == 422  # fewer than the spec's 2
 
     resumed = alice.post(url, json={"epochs": 5})

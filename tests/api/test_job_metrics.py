@@ -6,6 +6,7 @@ import csv
 import io
 
 from tests.api.specs import digits_spec
+from worker.fence import Unfenced
 from worker.jobs import JobStore
 from worker.loss_curve import LossRecorder
 
@@ -13,7 +14,7 @@ from worker.loss_curve import LossRecorder
 def _job_with_curve(app, tenant: str, steps: int) -> str:
     store = JobStore(app.state.redis)
     record = store.create(digits_spec(), tenant)
-    recorder = LossRecorder(app.state.redis, record["id"], steps_total=steps)
+    recorder = LossRecorder(Unfenced(app.state.redis), record["id"], steps_total=steps)
     for step in range(1, steps + 1):
         recorder.add(step, 1.0 / step)
     recorder.flush()

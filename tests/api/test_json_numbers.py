@@ -28,9 +28,8 @@ def spec_with(path: tuple, extra: dict | None = None) -> dict:
 
 
 def names(loc: list, path: tuple) -> bool:
-    """``loc`` names the field at ``path`` (union tags such as "builtin" may sit between)."""
-    remaining = iter(loc)
-    return loc[0] == "body" and all(any(part == key for part in remaining) for key in path)
+    """``loc`` is the path of the field in the body (no union tag such as "builtin" between)."""
+    return loc == ["body", *path]
 
 
 FIELDS = [

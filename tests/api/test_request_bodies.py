@@ -16,7 +16,7 @@ from tests.api.specs import digits_spec, with_layers
 from tests.api.strict import parse_strictly
 
 JSON = {"Content-Type": "application/json"}
-AS_IMAGE = ["body", "dataset", "builtin", "as_image"]
+AS_IMAGE = ["body", "dataset", "as_image"]
 
 
 def locs(response) -> list[list]:

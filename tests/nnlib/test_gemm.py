@@ -82,3 +82,25 @@ def test_without_blas_serial_or_with_one_thread_dot_stays_whole(
 
     np.testing.assert_array_equal(gemm.dot(a, b), np.dot(a, b))
     assert seen == []
+
+
+def test_dense_backward_in_row_blocks_yields_each_block_and_matches_backward():
+    from nnlib.layers.dense import Dense
+
+    rng = np.random.default_rng(3)
+    layer, twin = Dense(32), Dense(32)
+    for dense in (layer, twin):
+        dense.build((100,), np.random.default_rng(0), np.float32)
+    x = rng.standard_normal((64, 100)).astype(np.float32)
+    dout = rng.standard_normal((64, 32)).astype(np.float32)
+    layer.forward(x, training=True)
+    twin.forward(x, training=True)
+    twin.backward(dout, input_grad=False)
+
+    seen = []
+    for start, stop in layer.backward_row_blocks(dout, [(60, 100), (0, 60)]):
+        seen.append((start, stop))
+        np.testing.assert_allclose(layer.grads["W"][start:stop], twin.grads["W"][start:stop],
+                                   rtol=1e-6, atol=1e-6)  # fmt: skip
+    assert seen == [(60, 100), (0, 60)]
+    np.testing.assert_array_equal(layer.grads["b"], twin.grads["b"])

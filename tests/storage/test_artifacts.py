@@ -130,3 +130,30 @@ def test_the_collector_thread_removes_an_unreferenced_object_once_it_is_old_enou
         wait_until(lambda: list(backend.list()) == [], 20, "the collector to remove models/h.npz")
     finally:
         collector.stop()
+
+
+def test_a_file_object_is_on_disk_before_its_name_appears(tmp_path, monkeypatch):
+    # a record is published right after write returns and retention then deletes the previous
+    # checkpoint: the bytes and the rename must survive a power loss, so both are fsynced first
+    import os
+
+    from worker.storage.filesystem import FileBackend
+
+    backend, events, real_fsync, real_replace = FileBackend(tmp_path), [], os.fsync, os.replace
+
+    def fsync(fd):
+        events.append(("fsync", os.readlink(f"/proc/self/fd/{fd}")))
+        real_fsync(fd)
+
+    def replace(source, target):
+        events.append(("rename", str(target)))
+        real_replace(source, target)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+
+    backend.write("checkpoints/j/1.ckpt", [b"abc"])
+
+    folder = str(tmp_path / "checkpoints" / "j")
+    kinds = [(kind, path.startswith(folder + "/1.ckpt.part-") or path) for kind, path in events]
+    assert kinds == [("fsync", True), ("rename", folder + "/1.ckpt"), ("fsync", folder)]

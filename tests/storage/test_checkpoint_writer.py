@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from worker.fence import Unfenced
 from worker.storage.checkpoint_writer import CheckpointWriter
 from worker.storage.checkpoints import checkpoint_keys, load_checkpoint
 
@@ -12,7 +13,7 @@ JOB = "job_00000000000000bb"
 
 
 def test_a_submitted_checkpoint_holds_the_state_at_submit_time_not_later_updates(artifacts):
-    writer = CheckpointWriter(artifacts, JOB, keep=2)
+    writer = CheckpointWriter(artifacts, JOB, keep=2, fence=Unfenced(artifacts.redis))
     weights = np.zeros(1000, np.float32)
 
     writer.submit({"0.W": weights}, {"t": np.array(1)}, {"global_step": 1})
@@ -24,7 +25,7 @@ def test_a_submitted_checkpoint_holds_the_state_at_submit_time_not_later_updates
 
 
 def test_saves_are_published_in_order_and_retention_applies(artifacts):
-    writer = CheckpointWriter(artifacts, JOB, keep=2)
+    writer = CheckpointWriter(artifacts, JOB, keep=2, fence=Unfenced(artifacts.redis))
 
     for step in range(1, 5):
         writer.submit({"0.W": np.full(10, step, np.float32)}, {}, {"global_step": step})
@@ -37,7 +38,7 @@ def test_saves_are_published_in_order_and_retention_applies(artifacts):
 
 
 def test_a_failed_save_is_raised_by_the_next_submit(artifacts, monkeypatch):
-    writer = CheckpointWriter(artifacts, JOB, keep=2)
+    writer = CheckpointWriter(artifacts, JOB, keep=2, fence=Unfenced(artifacts.redis))
 
     def fail(*args, **kwargs):
         raise OSError("store unreachable")

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from tests.storage.conftest import overwrite
+from worker.fence import Unfenced
 from worker.storage.base import ArtifactCorruptError
 from worker.storage.checkpoints import (
     checkpoint_keys,
@@ -28,7 +29,7 @@ def state(step: int):
 
 def test_a_checkpoint_loads_back_bit_identical(artifacts):
     model, optim, meta = state(3)
-    save_checkpoint(artifacts, JOB, model, optim, meta)
+    save_checkpoint(artifacts, JOB, model, optim, meta, fence=Unfenced(artifacts.redis))
 
     loaded_model, loaded_optim, loaded_meta = load_checkpoint(artifacts, JOB)
 
@@ -47,7 +48,7 @@ def test_a_job_without_checkpoints_loads_none(artifacts):
 
 def test_retention_keeps_the_newest_k_checkpoints_and_removes_older_objects(artifacts, backend):
     for step in range(1, 6):
-        save_checkpoint(artifacts, JOB, *state(step), keep=2)
+        save_checkpoint(artifacts, JOB, *state(step), fence=Unfenced(artifacts.redis), keep=2)
 
     keys = checkpoint_keys(artifacts, JOB)
     assert [k.split("/")[-1][:10] for k in keys] == ["0000000004", "0000000005"]
@@ -57,7 +58,7 @@ def test_retention_keeps_the_newest_k_checkpoints_and_removes_older_objects(arti
 
 def test_keeping_zero_checkpoints_removes_all_of_a_job(artifacts, backend):
     for step in (1, 2):
-        save_checkpoint(artifacts, JOB, *state(step))
+        save_checkpoint(artifacts, JOB, *state(step), fence=Unfenced(artifacts.redis))
 
     removed = keep_checkpoints(artifacts, JOB, 0)
 
@@ -66,7 +67,7 @@ def test_keeping_zero_checkpoints_removes_all_of_a_job(artifacts, backend):
 
 
 def test_a_truncated_checkpoint_is_an_error_naming_it_never_wrong_weights(artifacts, backend):
-    record = save_checkpoint(artifacts, JOB, *state(1))
+    record = save_checkpoint(artifacts, JOB, *state(1), fence=Unfenced(artifacts.redis))
     whole = bytes(artifacts.read(record["key"]))
     overwrite(backend, record["key"], whole[:-64])
 
@@ -76,7 +77,42 @@ def test_a_truncated_checkpoint_is_an_error_naming_it_never_wrong_weights(artifa
 
 def test_the_newest_checkpoints_meta_reads_without_its_arrays(artifacts):
     for step in (1, 2):
-        save_checkpoint(artifacts, JOB, *state(step))
+        save_checkpoint(artifacts, JOB, *state(step), fence=Unfenced(artifacts.redis))
 
     assert load_checkpoint_meta(artifacts, JOB) == state(2)[2]
     assert load_checkpoint_meta(artifacts, "job_without_checkpoints") is None
+
+
+def test_a_save_published_while_retention_trims_keeps_list_and_records_in_step(
+    artifacts, redis_client, monkeypatch
+):
+    # the job ends (trim to one) on one shard while shard 0's writer publishes another save:
+    # the trim must not drop a list entry whose record it leaves behind (no list would own it)
+    fence = Unfenced(artifacts.redis)
+    for step in (1, 2, 3):
+        save_checkpoint(artifacts, JOB, *state(step), fence=fence, keep=5)
+    real_pipeline, late = redis_client.pipeline, []
+
+    def reading_then_saving(real_lrange):
+        def lrange(*range_args):
+            seen = real_lrange(*range_args)
+            if not late:  # the save lands between the trim's read and its write
+                late.append(None)
+                late.append(save_checkpoint(artifacts, JOB, *state(4), fence=fence, keep=5))
+            return seen
+
+        return lrange
+
+    def pipeline(*args, **kwargs):
+        pipe = real_pipeline(*args, **kwargs)
+        pipe.lrange = reading_then_saving(pipe.lrange)
+        return pipe
+
+    monkeypatch.setattr(redis_client, "pipeline", pipeline)
+    monkeypatch.setattr(redis_client, "lrange", reading_then_saving(redis_client.lrange))
+
+    keep_checkpoints(artifacts, JOB, 1)
+
+    listed = checkpoint_keys(artifacts, JOB)
+    recorded = [r["key"] for r in artifacts.records() if r["key"].startswith(f"checkpoints/{JOB}/")]
+    assert listed == [late[1]["key"]] and recorded == listed

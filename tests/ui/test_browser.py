@@ -241,6 +241,12 @@ def test_data_set_upload_shows_progress_then_the_details(page, tmp_path):
     table = tmp_path / "table.csv"
     table.write_text("a,b,label\n" + "".join(f"{i},{i % 3},{i % 2}\n" for i in range(200)))
     page.goto("/ui/datasets")
+    page.set_input_files("#upload-file", str(table))
+    page.fill('input[name="label_column"]', "x" * 201)  # over the form field's 200 characters
+    page.click('#upload-form button[type="submit"]')
+    status = page.locator("#upload-status.error")
+    status.wait_for()
+    refused = status.text_content()
 
     page.set_input_files("#upload-file", str(table))
     page.fill('input[name="label_column"]', "label")
@@ -250,6 +256,8 @@ def test_data_set_upload_shows_progress_then_the_details(page, tmp_path):
     page.goto("/ui/datasets")
     screenshot(page, "datasets")
 
+    # the field as the user knows it, the way the spec editor and the CLI print it
+    assert refused.startswith("HTTP 422: label_column: "), refused
     assert page.get_by_test_id("dataset-row").count() == 1
 
 
@@ -270,3 +278,21 @@ def test_the_other_pages_render_and_load_nothing_from_other_hosts(page, stack, l
     assert [url for url in requested if not url.startswith(stack.url)] == []
     assert stack.url + "/ui/static/vendor/swagger-ui/swagger-ui-bundle.js" in requested
     assert rows >= 1 and record["model_id"]
+
+
+def test_swagger_ui_authorises_with_an_api_key_and_its_calls_carry_it(page):
+    page.goto("/docs")  # a fresh context: no dashboard session, only what Authorize sets
+    page.locator(".swagger-ui .auth-wrapper button.authorize").click()
+    page.locator(".dialog-ux input[type=text]").fill(KEY_A)
+    page.locator(".dialog-ux button.authorize").click()
+    page.locator(".dialog-ux button.btn-done").click()
+    listing = page.locator(".opblock-get", has=page.locator('[data-path="/v1/jobs"]')).first
+    listing.locator(".opblock-summary").first.click()
+    listing.locator("button.try-out__btn").click()
+    listing.locator("button.execute").click()
+    status = listing.locator(".live-responses-table tr.response .response-col_status").first
+    status.wait_for()
+    screenshot(page, "docs-authorized")
+
+    assert status.text_content().strip() == "200"
+    assert f"Authorization: Bearer {KEY_A}" in listing.locator(".curl-command").text_content()

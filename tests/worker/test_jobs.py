@@ -116,24 +116,55 @@ def test_a_cancelled_job_leaves_the_gang_pending_set(store, redis_client):
     assert redis_client.zscore(GANG_PENDING_KEY, job) is None
 
 
-@pytest.mark.parametrize("ending", ["succeeded", "failed", "cancelled"])
-def test_only_a_succeeded_job_loses_its_checkpoint(store, redis_client, ending):
+def _three_checkpoints(store, redis_client):
+    from worker.fence import AttemptFence
     from worker.storage import artifact_store
-    from worker.storage.checkpoints import checkpoints_key, load_checkpoint, save_checkpoint
-    from worker.storage.collector import collect
+    from worker.storage.checkpoints import save_checkpoint
 
     job = store.create(SPEC, "acme")["id"]
     store.transition(job, "running")
     artifacts = artifact_store(redis_client)
-    saved = save_checkpoint(artifacts, job, {}, {}, {"global_step": 1})
+    fence = AttemptFence(store, job, 0)
+    saved = [
+        save_checkpoint(artifacts, job, {}, {}, {"global_step": s}, fence=fence, keep=5)
+        for s in (1, 2, 3)
+    ]
+    return job, artifacts, saved
 
-    store.transition(job, ending)
 
-    assert redis_client.exists(checkpoints_key(job)) == (ending != "succeeded")
-    assert (load_checkpoint(artifacts, job) is not None) == (ending != "succeeded")
-    # a succeeded job's checkpoint records are orphans now: the collector takes them
-    orphaned = collect(artifacts, grace_seconds=60, now=saved["created"] + 61).orphaned
-    assert orphaned == ([saved["key"]] if ending == "succeeded" else [])
+def _end(store, job: str, ending: str) -> None:
+    if ending == "cancelled while queued":  # e.g. waiting for workers after a restart
+        store.transition(job, "queued")
+        store.request_cancel(job)
+    else:
+        store.transition(job, ending)
+
+
+@pytest.mark.parametrize(
+    "ending, kept",
+    [("succeeded", 0), ("failed", 1), ("cancelled", 1), ("cancelled while queued", 1)],
+)
+def test_an_ended_job_keeps_its_newest_checkpoint_only_if_it_can_be_resumed(
+    store, redis_client, ending, kept
+):
+    from worker.storage.checkpoints import checkpoint_keys, load_checkpoint
+    from worker.storage.collector import collect
+
+    job, artifacts, saved = _three_checkpoints(store, redis_client)
+
+    _end(store, job, ending)
+
+    newest = [saved[-1]["key"]] if kept else []
+    assert checkpoint_keys(artifacts, job) == newest
+    keys = sorted(s["key"] for s in saved)
+    records = sorted(r["key"] for r in artifacts.records() if r["key"] in keys)
+    assert records == (newest if kept else keys)  # a succeeded job's records are orphans now
+    if kept:
+        assert load_checkpoint(artifacts, job)[2]["global_step"] == 3
+        assert {s.key for s in artifacts.backend.list(f"checkpoints/{job}/")} == set(newest)
+    else:  # shard 0 removes them at once; failing that, the collector takes the orphans
+        orphaned = collect(artifacts, grace_seconds=60, now=saved[-1]["created"] + 61).orphaned
+        assert sorted(orphaned) == keys
 
 
 def test_deleting_a_model_clears_its_id_from_the_finished_job(store, redis_client):

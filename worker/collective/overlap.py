@@ -1,60 +1,155 @@
 """Overlap of communication with the backward pass (job spec ``"overlap": true``).
 
-Backward runs layer group by layer group from the output down; as soon as a group's gradients are
-final, a sender thread pushes them (pre-scaled by this shard's weight) to the leader while the main
-thread computes the earlier layers. The leader sums the buckets in shard order and sends the mean
-back in one message, so the result is bit-identical to ``allreduce_mean(..., "leader")``. With two
-shards both push to each other and each sums locally in shard order (the ``exchange`` of
-``allreduce_mean``): one transfer after backward instead of two, same bits. It is a
-job option (not a worker setting) because every shard of a job must speak the same protocol; it
-applies below ``RING_MIN_ELEMENTS`` parameters (larger models use the ring without overlap).
-On the ``tcp`` transport each bucket is one whole ``TcpMesh.allreduce`` run by the sender thread
-while backward goes on (elementwise the same shard-order sums, so the same bits), at any size.
-It does not apply on shared memory (``shm``): there the whole-vector exchange
-after backward takes ~0.1-0.3 ms, less than the bucketing itself, so an overlap job whose shards
-share a host trains exactly like a plain one (measured, bench/scaling.py N=2: overlapped buckets
-through Redis 1.8-2.4 ms/step, the shm exchange 0.3-0.5).
+Backward runs layer group by layer group from the output down; as soon as a bucket of gradients
+is final (``bucket_plan``: a group, or a row block of the first dense layer, which an MLP
+computes last and which holds most of its parameters) it is pre-scaled by this shard's weight
+and sent while the main thread computes the earlier layers.
+- ``tcp``: the main thread itself hands each bucket to the kernel (``TcpMesh.posted``; no
+  sender thread to schedule on a busy CPU) and waits once after backward: the same
+  shard-order sums as ``TcpMesh.allreduce``, so the same bits, at any size.
+- ``redis`` (below ``RING_MIN_ELEMENTS`` parameters): a sender thread pushes the buckets to the
+  leader, which sums them in shard order and sends the mean back in one message (bit-identical
+  to ``allreduce_mean(..., "leader")``); with two shards both push to each other and each sums
+  locally (the ``exchange``): one transfer after backward instead of two.
+- ``shm``: not applied; the whole-vector exchange after backward takes ~0.1-0.3 ms, less than
+  the bucketing itself (bench/scaling.py N=2: overlapped buckets through Redis 1.8-2.4 ms/step,
+  the shm exchange 0.3-0.5).
+It is a job option (not a worker setting) because every shard of a job must speak the same
+protocol. Row blocks are used only where this BLAS gives them the whole product's bits
+(``blocks_keep_bits``), so an overlapped job trains bit for bit like a plain one.
 """
 
 from __future__ import annotations
 
+import functools
 import queue
 import threading
 import time
+from dataclasses import dataclass
 
 import numpy as np
 
+from nnlib import gemm
+from nnlib.layers.dense import Dense
+from nnlib.parallel import blas_serial, get_num_threads
 from worker.collective.allreduce import Channel, sum_in_shard_order
 from worker.replica import FlatGradients
 
+BLOCK_BYTES = 256 * 1024  # a first dense layer's weight gradient above this ships in row blocks
 
-def bucket_bounds(model, flat: FlatGradients) -> list[tuple[int, int, int]]:
-    """(spec group index, start, stop) of each group's gradients in ``flat``, output group first.
 
-    The output-most bucket extends to the end of the buffer, so it carries the loss slot too.
+@dataclass(frozen=True)
+class Bucket:
+    """A range [start, stop) of the flat gradient that backward finishes at once: a spec group's
+    gradients, or ``rows`` (start, stop) of the first dense layer's weight gradient."""
+
+    start: int
+    stop: int
+    group: int
+    rows: tuple[int, int] | None = None
+
+
+def bucket_plan(model, flat: FlatGradients, block_bytes: int = BLOCK_BYTES) -> list[Bucket]:
+    """The buckets in the order backward finishes them (the same on every shard: it depends on
+    the model only), output group first; that one extends to the buffer's end (the loss slot).
+
+    Backward ends with the first trainable layer, the input layer of an MLP and most of its
+    parameters: if it is a dense layer whose weight gradient exceeds ``block_bytes``, its rows
+    go in blocks of about ``block_bytes`` (last rows first, the bias with them), so the first
+    blocks travel while the last are computed instead of the whole layer after backward.
     """
-    bounds = []
+    spans = []
     for index, _layers in model.groups:
-        spans = [flat.offsets[k] for k in flat.offsets if k.split(".", 1)[0] == str(index)]
-        if spans:
-            bounds.append((index, min(a for a, _ in spans), max(b for _, b in spans)))
-    bounds.sort(key=lambda item: item[1], reverse=True)
-    index, start, _ = bounds[0]
-    bounds[0] = (index, start, flat.buffer.size)
-    return bounds
+        names = [k for k in flat.offsets if k.split(".", 1)[0] == str(index)]
+        if names:
+            ranges = [flat.offsets[k] for k in names]
+            spans.append((index, min(a for a, _ in ranges), max(b for _, b in ranges)))
+    spans.sort(key=lambda span: span[1], reverse=True)
+    plan = [Bucket(start, stop, index) for index, start, stop in spans]
+    plan[0] = Bucket(plan[0].start, flat.buffer.size, plan[0].group)
+    first = _first_trainable(model)
+    weight = flat.views.get(f"{plan[-1].group}.W")
+    if isinstance(first, Dense) and weight is not None:
+        group_layers = dict(model.groups)[plan[-1].group]
+        if [layer for layer in group_layers if layer.params] == [first]:
+            blocks = min(weight.shape[0], -(-weight.nbytes // block_bytes))
+            if blocks > 1:
+                plan[-1:] = _row_buckets(plan[-1], flat, weight.shape, blocks)
+    return plan
 
 
-def backward_by_group(model, dout: np.ndarray):
-    """Like ``Model.backward(dout, input_grad=False)``, yielding each spec group index once its
-    gradients are final (groups come output first)."""
+def _row_buckets(group: Bucket, flat: FlatGradients, shape, blocks: int) -> list[Bucket]:
+    rows, units = shape
+    start = flat.offsets[f"{group.group}.W"][0]
+    bounds = [rows * k // blocks for k in range(blocks + 1)]
+    out = []
+    for k in range(blocks - 1, -1, -1):  # last rows first: the bias (after W) rides with them
+        a, b = bounds[k], bounds[k + 1]
+        stop = group.stop if k == blocks - 1 else start + b * units
+        out.append(Bucket(start + a * units, stop, group.group, (a, b)))
+    return out
+
+
+def blocks_keep_bits(samples: int, weight_shape, ranges, dtype) -> bool:
+    """Whether row blocks of x^T dout (x: (samples, rows), dout: (samples, units), W: (rows,
+    units)) give the bits of the whole product with this BLAS, CPU and thread setting.
+
+    Every row is its own dot product over the samples, so a GEMM's kernels give the same bits
+    (seen on every shape tried), but a BLAS may pick another kernel for a thin block (a one-row
+    block becomes a GEMV): then the overlap path would drift from the plain one. Checked once
+    per shape and setting (a few ms).
+    """
+    threads = (get_num_threads(), blas_serial())
+    return _blocks_keep_bits(samples, tuple(weight_shape), tuple(ranges), np.dtype(dtype), threads)
+
+
+@functools.cache
+def _blocks_keep_bits(samples, weight_shape, ranges, dtype, _threads) -> bool:
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((samples, weight_shape[0])).astype(dtype)
+    dout = rng.standard_normal((samples, weight_shape[1])).astype(dtype)
+    whole = gemm.dot(x.T, dout)
+    return all(np.array_equal(gemm.dot(x[:, a:b].T, dout), whole[a:b]) for a, b in ranges)
+
+
+def _first_trainable(model):
+    return next((layer for layer in model.layers if layer.params), None)
+
+
+def backward_buckets(model, dout: np.ndarray, flat: FlatGradients, plan: list[Bucket]):
+    """Like ``Model.backward(dout, input_grad=False)``, copying the gradients into ``flat`` and
+    yielding each bucket's index in ``plan`` once its range of ``flat`` is final."""
     layers = model.layers
     owner = [index for index, group in model.groups for _ in group]
     first = next((i for i, layer in enumerate(layers) if layer.params), len(layers))
+    group_layers = dict(model.groups)
+    by_group: dict[int, list[int]] = {}
+    for k, bucket in enumerate(plan):
+        by_group.setdefault(bucket.group, []).append(k)
     dout = np.asarray(dout, dtype=model.dtype)
     for i in range(len(layers) - 1, first - 1, -1):
+        group = owner[i]
+        buckets = by_group.get(group, [])
+        if i == first and plan[buckets[0]].rows is not None:
+            layer, prefix = layers[i], f"{group}."
+            ranges = [plan[k].rows for k in buckets]
+            if blocks_keep_bits(len(dout), layer.params["W"].shape, ranges, model.dtype):
+                blocks = layer.backward_row_blocks(dout, ranges)
+            else:  # the same buckets (the peers expect them), computed in one product
+                layer.backward(dout, input_grad=False)
+                blocks = iter(ranges)
+            for n, (k, (a, b)) in enumerate(zip(buckets, blocks, strict=True)):
+                if n == 0 and "b" in layer.grads:
+                    np.copyto(flat.views[prefix + "b"], layer.grads["b"])
+                np.copyto(flat.views[prefix + "W"][a:b], layer.grads["W"][a:b])
+                yield k
+            return
         dout = layers[i].backward(dout, input_grad=i > first)
-        if i == first or owner[i - 1] != owner[i]:
-            yield owner[i]
+        if (i == first or owner[i - 1] != group) and buckets:
+            for layer in group_layers[group]:  # only this group's gradients, not the model's
+                for name, grad in layer.grads.items():
+                    np.copyto(flat.views[f"{group}.{name}"], grad)
+            yield buckets[0]
 
 
 class _Sender(threading.Thread):
@@ -82,8 +177,11 @@ class _Sender(threading.Thread):
             raise self.error
 
 
-def overlapped_gradients(ctx, flat: FlatGradients, replica, x, y, weights, step: int) -> None:
-    """Fill ``flat`` with the slice-weighted mean gradient (and loss, last slot) over all shards."""
+def overlapped_gradients(
+    ctx, flat: FlatGradients, replica, x, y, weights, step: int, block_bytes: int = BLOCK_BYTES
+) -> None:
+    """Fill ``flat`` with the slice-weighted mean gradient (and loss, last slot) over all shards
+    (``block_bytes``: see ``bucket_plan``)."""
     model, loss, me, num_shards = replica.model, replica.loss, ctx.shard, len(weights)
     scale = flat.buffer.dtype.type(weights[me] / float(sum(weights)))
     channel = Channel(
@@ -94,49 +192,62 @@ def overlapped_gradients(ctx, flat: FlatGradients, replica, x, y, weights, step:
         ctx.check_while_waiting,
         120,
     )
-    bounds = bucket_bounds(model, flat)
+    plan = bucket_plan(model, flat, block_bytes)
+    exchange = num_shards == 2
+    to = 1 - me if exchange else 0
+    if ctx.mesh is not None:
+        _over_tcp(ctx, flat, model, loss, x, y, plan, scale, channel.check)
+        return
     exchange = num_shards == 2
     to = 1 - me if exchange else 0
     sender = None
-    if ctx.mesh is not None:  # each bucket is a whole allreduce: elementwise the same sums
-        timeout = ctx.settings.peer_timeout_seconds
-        sender = _Sender(lambda _, array: ctx.mesh.allreduce(array, timeout, channel.check))
-    elif exchange or me != 0:
+    if exchange or me != 0:
         sender = _Sender(lambda bucket, array: channel.send({f"in:{bucket}>{to}:{me}": array}))
-    if sender is not None:
         sender.start()
     try:
-        if len(x):
-            flat.extra[0] = loss.forward(model.forward(x, training=True), y)
-            span = {index: (start, stop) for index, start, stop in bounds}
-            group_layers = dict(model.groups)
-            for index in backward_by_group(model, loss.backward()):
-                if index not in span:
-                    continue  # a group without parameters (activation, flatten)
-                for layer in group_layers[index]:  # only this group's gradients, not the model's
-                    for name, grad in layer.grads.items():
-                        np.copyto(flat.views[f"{index}.{name}"], grad)
-                segment = flat.buffer[slice(*span[index])]
-                segment *= scale
-                if sender is not None:
-                    sender.queue.put((index, segment))
-        else:
-            flat.buffer[:] = 0.0
+        for k in _final_buckets(model, loss, x, y, flat, plan):
+            segment = flat.buffer[plan[k].start : plan[k].stop]
+            segment *= scale
             if sender is not None:
-                for index, start, stop in bounds:
-                    sender.queue.put((index, flat.buffer[start:stop]))
+                sender.queue.put((k, segment))
     finally:
         waited = time.perf_counter()
         if sender is not None:
             sender.finish()
     try:
-        if ctx.mesh is None:
-            _gather(channel, flat, bounds, me, num_shards)
+        _gather(channel, flat, plan, me, num_shards)
     finally:
         ctx.comm_seconds += time.perf_counter() - waited
 
 
-def _gather(channel: Channel, flat: FlatGradients, bounds, me: int, num_shards: int) -> None:
+def _final_buckets(model, loss, x, y, flat: FlatGradients, plan: list[Bucket]):
+    """Forward, loss and backward of my slice, yielding each bucket once final in ``flat``
+    (an empty slice: zeros, every bucket in plan order, so the peers get what they expect)."""
+    if len(x):
+        flat.extra[0] = loss.forward(model.forward(x, training=True), y)
+        yield from backward_buckets(model, loss.backward(), flat, plan)
+    else:
+        flat.buffer[:] = 0.0
+        yield from range(len(plan))
+
+
+def _over_tcp(ctx, flat, model, loss, x, y, plan, scale, check) -> None:
+    """Each bucket's bytes go to the kernel as soon as backward finishes it, from this thread
+    (``TcpMesh.posted``): no sender thread to schedule on a busy CPU, and the socket buffers
+    keep the link busy while backward goes on."""
+    exchange = ctx.mesh.posted(flat.buffer, [(bucket.start, bucket.stop) for bucket in plan])
+    for k in _final_buckets(model, loss, x, y, flat, plan):
+        flat.buffer[plan[k].start : plan[k].stop] *= scale
+        exchange.post(k, check)
+    waited = time.perf_counter()
+    try:
+        exchange.finish(ctx.settings.peer_timeout_seconds, check)
+    finally:
+        ctx.comm_seconds += time.perf_counter() - waited
+
+
+def _gather(channel: Channel, flat: FlatGradients, plan, me: int, num_shards: int) -> None:
+    bounds = [(k, bucket.start, bucket.stop) for k, bucket in enumerate(plan)]
     if num_shards == 2:
         other = 1 - me
         received = channel.receive([f"in:{index}>{me}:{other}" for index, _, _ in bounds])

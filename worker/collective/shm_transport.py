@@ -25,7 +25,7 @@ import os
 import platform
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -72,10 +72,24 @@ class SharedSegments:
     ``capacity`` (bytes per slot) must be the same on every shard: vectors up to it travel through
     shared memory, larger ones through Redis (``allreduce_mean`` decides with ``fits``).
     Call ``connect`` once before the first ``exchange`` and ``close`` when the attempt ends.
+    ``peer_shards`` (default: all others) are the shards whose segments ``connect`` maps;
+    ``exchange`` needs them all, ``worker.collective.hierarchical`` maps only some of its host's
+    and calls ``publish``, ``wait_for_peers``, ``peer_slot`` and ``end_call`` itself.
     """
 
-    def __init__(self, job_id: str, attempt: int, shard: int, num_shards: int, capacity: int):
+    def __init__(
+        self,
+        job_id: str,
+        attempt: int,
+        shard: int,
+        num_shards: int,
+        capacity: int,
+        peer_shards: Sequence[int] | None = None,
+    ):
         self.job_id, self.attempt, self.shard, self.num_shards = job_id, attempt, shard, num_shards
+        # whose segments ``connect`` maps: every other shard, or (hierarchical) a host's members
+        others = range(num_shards) if peer_shards is None else peer_shards
+        self.peer_shards = [j for j in others if j != shard]
         self.capacity = max(8, -(-int(capacity) // 8) * 8)  # 8-byte aligned slots for any dtype
         self.path = segment_path(job_id, attempt, shard)
         self.calls = 0  # shared-memory exchanges so far: call k uses slot k % 2
@@ -105,7 +119,10 @@ class SharedSegments:
         Mapping every peer here, not at its first message, means an owner may unlink its file at
         any time afterwards (its attempt ended) without a peer ever failing to open it.
         """
-        me, others = self.shard, [j for j in range(self.num_shards) if j != self.shard]
+        me, others = self.shard, self.peer_shards
+        self._own_header = _header(self.own)
+        if not others:  # a host's only shard (hierarchical): nobody to map
+            return
         channel = Channel(redis, key, np.int64, timeout, check, 120)
         sizes = channel.send_and_receive(
             {f"open:{j}:{me}": np.array([self.capacity], np.int64) for j in others},
@@ -119,7 +136,6 @@ class SharedSegments:
                 )
             self.peers[j] = self._map_peer(j, check)
         self._headers = {j: _header(segment) for j, segment in self.peers.items()}
-        self._own_header = _header(self.own)
 
     def _map_peer(self, j: int, check) -> mmap.mmap:
         path = segment_path(self.job_id, self.attempt, j)
@@ -155,25 +171,48 @@ class SharedSegments:
         # ended, i.e. after it finished reading A's slot (k-2) % 2 == k % 2. So no peer can still
         # be reading the slot A overwrites, however slow it is (and one slot would not do: a fast
         # shard would overwrite call k's data while a peer still sums it).
-        slot = call % SLOTS
-        offset = HEADER_BYTES + slot * self.capacity
-        np.copyto(np.frombuffer(self.own, vector.dtype, vector.size, offset), vector)
         if SIGNAL_IN_MEMORY:
-            self._own_header[slot, 1] = vector.nbytes
-            self._own_header[slot, 0] = call + 1  # the last store: peers read the slot after it
+            self.publish(vector)
             if idle is not None:
                 idle()
-            self._wait_in_memory(call, vector.nbytes, key, timeout, check)
+            self.wait_for_peers(vector.nbytes, timeout, check, key)
         else:
+            self._copy_in(vector)
             self._wait_through_redis(redis, key, call, vector.nbytes, timeout, check, ttl_seconds)
             if idle is not None:
                 idle()
         parts = [
-            vector if j == me else np.frombuffer(self.peers[j], vector.dtype, vector.size, offset)
-            for j in range(n)
+            vector if j == me else self.peer_slot(j, vector.dtype, vector.size) for j in range(n)
         ]
         sum_in_shard_order(parts, out=vector)
+        self.end_call()
+
+    def _copy_in(self, vector: np.ndarray) -> int:
+        slot = self.calls % SLOTS
+        offset = HEADER_BYTES + slot * self.capacity
+        np.copyto(np.frombuffer(self.own, vector.dtype, vector.size, offset), vector)
+        return slot
+
+    def publish(self, vector: np.ndarray) -> None:
+        """Copy ``vector`` (1-D, at most ``capacity`` bytes) into this call's slot and signal it
+        in the header (x86-64 only: ``SIGNAL_IN_MEMORY``)."""
+        slot = self._copy_in(vector)
+        self._own_header[slot, 1] = vector.nbytes
+        self._own_header[slot, 0] = self.calls + 1  # the last store: peers read the slot after it
+
+    def peer_slot(self, j: int, dtype, size: int) -> np.ndarray:
+        """Shard j's vector of this call (read-only view of its slot; valid until it is
+        signalled again two calls later)."""
+        offset = HEADER_BYTES + (self.calls % SLOTS) * self.capacity
+        return np.frombuffer(self.peers[j], dtype, size, offset)
+
+    def end_call(self) -> None:
         self.calls += 1
+
+    def wait_for_peers(self, nbytes: int, timeout: float, check, key: str = "") -> None:
+        """Until every mapped peer signalled this call (``nbytes`` each); deadline and
+        ``check()`` as ``Channel.receive``."""
+        self._wait_in_memory(self.calls, nbytes, key, timeout, check)
 
     def _wait_in_memory(self, call: int, nbytes: int, key: str, timeout: float, check) -> None:
         """Poll the peers' headers until each shows ``call`` in its slot; deadline and check()

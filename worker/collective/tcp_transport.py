@@ -14,6 +14,7 @@ Per allreduce (``TcpMesh.allreduce``), bytes sent per shard for a vector of S by
   sums locally in shard order. (N-1) * S per shard in one round: for N = 2 the same bytes as
   scatter with one round fewer; for small vectors the round trip costs more than the bytes.
 Either way every replica gets exactly the bits of ``sum_in_shard_order`` (the Redis and shm paths).
+``posted`` runs the same algorithms on a vector that becomes final range by range (overlap).
 Waits have the attempt's deadline and run ``check()`` every WAIT_SLICE_SECONDS; a socket error
 becomes ``PeerLinkError`` (after ``check()``, which names a dead or aborted peer more precisely).
 """
@@ -32,6 +33,7 @@ from worker.collective.allreduce import (
     WAIT_SLICE_SECONDS,
     PeerLinkError,
     PeerTimeoutError,
+    as_bytes,
     sum_in_shard_order,
 )
 from worker.collective.compression import Codec
@@ -39,6 +41,9 @@ from worker.collective.tcp_rendezvous import connect_peers
 
 HEADER = struct.Struct("<qq")  # call number, payload bytes: catches shards out of step
 SCATTER_MIN_BYTES = 64 * 1024  # below: one round of whole vectors beats two rounds of chunks
+# Room in the kernel for a whole step's gradient each way, so a posted (overlapped) exchange
+# leaves and lands while the shard computes (capped by net.core.wmem_max / rmem_max).
+SOCKET_BUFFER_BYTES = 4 << 20
 
 
 class TcpMesh:
@@ -66,6 +71,9 @@ class TcpMesh:
         for sock in self.peers.values():
             sock.setblocking(False)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            for option in (socket.SO_SNDBUF, socket.SO_RCVBUF):
+                if sock.getsockopt(socket.SOL_SOCKET, option) < SOCKET_BUFFER_BYTES:
+                    sock.setsockopt(socket.SOL_SOCKET, option, SOCKET_BUFFER_BYTES)
         self.listener.close()
 
     def allreduce(self, vector: np.ndarray, timeout: float, check, idle=None) -> None:
@@ -88,7 +96,11 @@ class TcpMesh:
         codec.round(mine)  # the owner's part rounded as its peers' parts are
         sends = {c: codec.encode(chunk[c]) for c in self.peers}
         self._sum_with_peers(mine, sends, codec, timeout, check, idle)
-        reduced = codec.round(mine)  # every replica holds the chunk its peers receive
+        self._all_gather(chunk, codec, timeout, check)
+
+    def _all_gather(self, chunk: list[np.ndarray], codec: Codec, timeout, check) -> None:
+        """Send my reduced ``chunk[me]`` to every peer and fill every ``chunk[c]`` with theirs."""
+        reduced = codec.round(chunk[self.shard])  # every replica holds what its peers receive
         gathered = self._transfer(
             {j: reduced for j in self.peers},
             {c: np.empty(chunk[c].size, codec.wire) for c in self.peers},
@@ -110,24 +122,40 @@ class TcpMesh:
 
     def _transfer(self, sends: dict, recvs: dict, timeout: float, check, idle=None) -> dict:
         """Send ``sends[peer]`` and fill ``recvs[peer]`` with every peer at once; -> ``recvs``."""
-        call = self.calls
-        out = {}
-        for j, array in sends.items():
-            payload = np.ascontiguousarray(array)
-            out[j] = [memoryview(HEADER.pack(call, payload.nbytes)), memoryview(payload).cast("B")]
+        out = {j: [*self._header(array.nbytes), as_bytes(array)] for j, array in sends.items()}
         headers = {j: bytearray(HEADER.size) for j in recvs}
-        inbox = {j: [memoryview(headers[j]), memoryview(recvs[j]).cast("B")] for j in recvs}
-        started = time.monotonic()
-        next_check = started + WAIT_SLICE_SECONDS
+        inbox = {j: [memoryview(headers[j]), as_bytes(recvs[j])] for j in recvs}
         for j in list(out):
-            self._pump_send(j, out)  # most messages leave at once: nothing to select
+            if self._pump_send(j, out):  # most messages leave at once: nothing to select
+                del out[j]
         if idle is not None:
             idle()
+        self._wait(out, inbox, timeout, check)
+        self._check_headers(headers, {j: recvs[j].nbytes for j in recvs})
+        return recvs
+
+    def _header(self, nbytes: int) -> list[memoryview]:
+        return [memoryview(HEADER.pack(self.calls, nbytes))]
+
+    def _wait(self, out: dict, inbox: dict, timeout: float, check, progress=None) -> None:
+        """Pump until every view in ``out`` is sent and every view in ``inbox`` filled, with
+        the deadline and ``check()`` every WAIT_SLICE_SECONDS. ``progress()`` (if given) runs
+        before every round and returns new {peer: [views]} to send, appended to ``out``."""
+        started = time.monotonic()
+        next_check = started + WAIT_SLICE_SECONDS
         for j in self.peers:
             events = (selectors.EVENT_WRITE if j in out else 0) | selectors.EVENT_READ
             self.selector.register(self.peers[j], events, j)
         try:
-            while out or any(inbox.values()):
+            while True:
+                for j, views in (progress() if progress is not None else {}).items():
+                    if j not in out:
+                        out[j] = []
+                        both = selectors.EVENT_READ | selectors.EVENT_WRITE
+                        self.selector.modify(self.peers[j], both, j)
+                    out[j].extend(views)
+                if not (out or any(inbox.values())):
+                    break
                 now = time.monotonic()
                 if now >= next_check:
                     if check is not None:
@@ -141,23 +169,24 @@ class TcpMesh:
                     j = key.data
                     if mask & selectors.EVENT_READ and inbox[j]:
                         self._pump_recv(j, inbox, check)
-                    if mask & selectors.EVENT_WRITE and j in out:
-                        self._pump_send(j, out, check)
-                        if j not in out:
-                            self.selector.modify(self.peers[j], selectors.EVENT_READ, j)
+                    if mask & selectors.EVENT_WRITE and j in out and self._pump_send(j, out, check):
+                        del out[j]
+                        self.selector.modify(self.peers[j], selectors.EVENT_READ, j)
         finally:
             for sock in self.peers.values():
                 self.selector.unregister(sock)
+
+    def _check_headers(self, headers: dict, expected: dict) -> None:
         for j, header in headers.items():
             got = HEADER.unpack(header)
-            if got != (call, recvs[j].nbytes):
+            if got != (self.calls, expected[j]):
                 raise RuntimeError(
                     f"shard {j} sent [call, bytes] = {list(got)}, shard {self.shard} expected "
-                    f"{[call, recvs[j].nbytes]}: the shards are out of step"
+                    f"{[self.calls, expected[j]]}: the shards are out of step"
                 )
-        return recvs
 
-    def _pump_send(self, j: int, out: dict, check=None) -> None:
+    def _pump_send(self, j: int, out: dict, check=None) -> bool:
+        """Send what the socket takes now of ``out[j]``; -> True when all of it left."""
         views = out[j]
         try:
             while views:
@@ -166,10 +195,10 @@ class TcpMesh:
                 if not len(views[0]):
                     views.pop(0)
         except BlockingIOError:
-            return
+            return False
         except OSError as error:
             self._link_failed(j, error, check)
-        del out[j]
+        return True
 
     def _pump_recv(self, j: int, inbox: dict, check) -> None:
         views = inbox[j]
@@ -186,10 +215,18 @@ class TcpMesh:
         except OSError as error:
             self._link_failed(j, error, check)
 
-    def _link_failed(self, j: int, error: OSError, check) -> None:
+    def _link_failed(self, j: int, error: OSError, check):
         if check is not None:
             check()  # a dead or aborted peer explains the broken socket better
         raise PeerLinkError(f"connection to shard {j} failed: {error}")
+
+    def posted(self, vector: np.ndarray, ranges: list[tuple[int, int]]):
+        """An allreduce of ``vector`` (1-D, pre-scaled) whose ``ranges`` (the same list on every
+        shard) become final one at a time: ``post(k)`` each, then ``finish``
+        (``worker.collective.tcp_posted``)."""
+        from worker.collective.tcp_posted import PostedAllreduce
+
+        return PostedAllreduce(self, vector, ranges)
 
     def close(self) -> None:
         self.listener.close()

@@ -1,12 +1,14 @@
-"""Which path an attempt's vectors take between shards: shared memory (one host), direct TCP
+"""Which path an attempt's vectors take between shards: shared memory (one host), hierarchical
+(shared memory inside each host, TCP between one leader per host), direct TCP between all shards
 (across hosts) or Redis.
 
 Every shard of an attempt must use the same transport, so the choice is made from data all of them
 read after the gang started: at claim each shard stores a host record (``host_record``: host
-identity, whether /dev/shm is writable, the address it can listen on for TCP, its
-``GRADQ_ALLREDUCE_TRANSPORT``) in the attempt's ``hosts`` hash, and ``choose_transport`` is a pure
-function of the N records. ``auto`` picks shm when all records share one identity and shm works
-there, else tcp when every shard has an address, else redis; ``shm`` on different hosts, or
+identity, whether /dev/shm is writable and signals in memory, the address it can listen on for
+TCP, its ``GRADQ_ALLREDUCE_TRANSPORT``) in the attempt's ``hosts`` hash, and ``choose_transport``
+is a pure function of the N records. ``auto`` picks shm when all records share one identity and
+shm works there, else hierarchical when some host runs several shards and every shard has shm and
+an address, else tcp when every shard has an address, else redis; ``shm`` on different hosts, or
 workers that disagree (``shm`` vs ``tcp``), fail the job with the reason instead of hanging.
 """
 
@@ -20,8 +22,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlparse
 
+from worker.collective.hierarchical import HierarchicalExchange, hosts_of
 from worker.collective.local_sgd import sync_arrays
-from worker.collective.shm_transport import SHM_DIR, SharedSegments
+from worker.collective.shm_transport import SHM_DIR, SIGNAL_IN_MEMORY, SharedSegments
 from worker.collective.tcp_transport import TcpMesh
 from worker.config import Settings
 from worker.recovery import attempt_hosts
@@ -77,6 +80,7 @@ def host_record(settings: Settings) -> str:
         {
             "host": host_identity(),
             "shm": shm_usable(),
+            "shm_signal": SIGNAL_IN_MEMORY,  # the hierarchical transport needs x86-64 order
             "tcp": listen_address(settings),
             "setting": settings.allreduce_transport,
         }
@@ -84,8 +88,9 @@ def host_record(settings: Settings) -> str:
 
 
 def choose_transport(records: list[dict | None]) -> str:
-    """``"shm"``, ``"tcp"`` or ``"redis"`` for shards with these host records (None: a shard that
-    stored none, e.g. an older worker: taken as an unknown host with setting ``auto``)."""
+    """``"shm"``, ``"hierarchical"``, ``"tcp"`` or ``"redis"`` for shards with these host records
+    (None: a shard that stored none, e.g. an older worker: an unknown host with setting ``auto``).
+    """
     records = [r or {"host": None, "shm": False, "setting": "auto"} for r in records]
     wanted = {r["setting"] for r in records} - {"auto"}
     if len(wanted) > 1:
@@ -115,12 +120,29 @@ def choose_transport(records: list[dict | None]) -> str:
             f"GRADQ_ALLREDUCE_TRANSPORT=tcp needs an address to listen on for every shard, but "
             f"shard(s) {missing} found none (set GRADQ_ALLREDUCE_ADDRESS)"
         )
+    known = all(r["host"] is not None for r in records)
+    hierarchical_ok = known and tcp_ok and all(r["shm"] and r.get("shm_signal") for r in records)
+    if wanted == {"hierarchical"} and not hierarchical_ok:
+        unusable = [
+            i
+            for i, r in enumerate(records)
+            if r["host"] is None or not (r["shm"] and r.get("shm_signal") and r.get("tcp"))
+        ]
+        raise TransportError(
+            "GRADQ_ALLREDUCE_TRANSPORT=hierarchical needs a writable /dev/shm on an x86-64 host "
+            f"and an address to listen on for every shard, but shard(s) {unusable} lack one"
+        )
     if wanted == {"redis"}:
         return "redis"
     if wanted == {"tcp"}:
         return "tcp"
+    if wanted == {"hierarchical"}:
+        return "hierarchical"
     if shm_ok:
         return "shm"
+    shared_host = hierarchical_ok and len(hosts_of(records)) < len(records)
+    if shared_host:
+        return "hierarchical"  # with one shard per host it would be the tcp scatter, plus copies
     return "tcp" if tcp_ok else "redis"
 
 
@@ -157,6 +179,10 @@ def attempt_transport(ctx, replica):
         with _tcp_mesh(ctx, records, replica.spec.get("compression")):
             yield
         return
+    if ctx.transport == "hierarchical":
+        with _hierarchical(ctx, records, replica):
+            yield
+        return
     if ctx.transport != "shm":
         yield
         return
@@ -180,6 +206,29 @@ def _tcp_mesh(ctx, records: list[dict | None], compression: str | None):
         timeout = ctx.settings.peer_timeout_seconds
         mesh.connect(ctx.store.redis, ctx.key("tcp"), timeout, ctx.check_while_waiting)
         ctx.mesh = mesh
+        try:
+            yield
+        finally:
+            ctx.mesh = None
+
+
+@contextmanager
+def _hierarchical(ctx, records: list[dict], replica):
+    """This shard's connected ``HierarchicalExchange`` in ``ctx.mesh`` (it has the mesh's
+    ``allreduce``) for the attempt; its segment unlinked and sockets closed on exit."""
+    exchange = HierarchicalExchange(
+        hosts_of(records),
+        ctx.shard,
+        ctx.job_id,
+        ctx.attempt,
+        segment_bytes(replica),
+        records[ctx.shard]["tcp"],
+        replica.spec.get("compression"),
+    )
+    with exchange:
+        timeout = ctx.settings.peer_timeout_seconds
+        exchange.connect(ctx.store.redis, ctx.key("hier"), timeout, ctx.check_while_waiting)
+        ctx.mesh = exchange
         try:
             yield
         finally:

@@ -101,6 +101,16 @@ class RedisChunkedBlobs:
         self.redis.delete(PREFIX + key, self._partial(key))
 
 
+def dataset_key(dataset_id: str) -> str:
+    """The Redis hash of an uploaded set's metadata: the set exists exactly while this does."""
+    return PREFIX + dataset_id
+
+
+def decode_info(fields: dict) -> dict:
+    """Metadata as ``DatasetStore.info`` returns it, from the raw hash ``fields``."""
+    return {as_text(k): json.loads(v) for k, v in fields.items()}
+
+
 def score_cursor(cursor: str) -> float:
     """A list cursor (the last row's sorted-set score) as a float; ValueError if it is not one."""
     value = float(cursor)
@@ -174,7 +184,7 @@ class DatasetStore:
         pipe = self.redis.pipeline(transaction=True)
         for array_name in arrays:
             self.blobs.publish(f"{dataset_id}:{array_name}", pipe)
-        pipe.hset(PREFIX + dataset_id, mapping={k: json.dumps(v) for k, v in info.items()})
+        pipe.hset(dataset_key(dataset_id), mapping={k: json.dumps(v) for k, v in info.items()})
         pipe.zadd(TENANT_INDEX + tenant, {dataset_id: created})
         self.quota.commit(pipe, tenant, dataset_id, info["nbytes"])
         pipe.execute()
@@ -184,8 +194,8 @@ class DatasetStore:
         """Metadata: id, tenant, name, filename, sha256, task, num_classes, classes, input_shape,
         dtype, shapes, nbytes, target_range (regression: [min, max]), created (ISO 8601 UTC),
         arrays; ``None`` if there is no such set."""
-        fields = self.redis.hgetall(PREFIX + str(dataset_id))
-        return _decode(fields) if fields else None
+        fields = self.redis.hgetall(dataset_key(str(dataset_id)))
+        return decode_info(fields) if fields else None
 
     def arrays(self, dataset_id: str) -> dict[str, np.ndarray]:
         """The stored arrays by name (``x_train``, ``y_train``, maybe ``x_test``, ``y_test``)."""
@@ -222,23 +232,36 @@ class DatasetStore:
         more, rows = len(rows) > limit, rows[:limit]
         pipe = self.redis.pipeline(transaction=False)
         for dataset_id, _ in rows:
-            pipe.hgetall(PREFIX + _text(dataset_id))
-        found = [_decode(fields) for fields in pipe.execute() if fields]
+            pipe.hgetall(dataset_key(as_text(dataset_id)))
+        found = [decode_info(fields) for fields in pipe.execute() if fields]
         return found, (repr(rows[-1][1]) if more else None)
 
     def delete(self, dataset_id: str) -> bool:
-        """Remove a set (metadata first, so it disappears at once); False if it did not exist."""
+        """Remove a set (metadata first, so it disappears at once); False if it did not exist.
+
+        Jobs are not consulted: ``worker.datasets.in_use.delete_unless_in_use`` refuses while
+        an unfinished job trains on the set, atomically with job admission.
+        """
         info = self.info(dataset_id)
         if info is None:
             return False
         pipe = self.redis.pipeline(transaction=True)
-        pipe.delete(PREFIX + dataset_id)
-        pipe.zrem(TENANT_INDEX + info["tenant"], dataset_id)
-        self.quota.release(info["tenant"], dataset_id, pipe)
+        self.forget(pipe, info)
         pipe.execute()
-        for array_name in info["arrays"]:
-            self.blobs.delete(f"{dataset_id}:{array_name}")
+        self.delete_arrays(info)
         return True
+
+    def forget(self, pipe, info: dict) -> None:
+        """Queue on ``pipe`` (a transaction) what makes the set ``info`` disappear: metadata,
+        tenant index, quota; its arrays stay until ``delete_arrays``."""
+        pipe.delete(dataset_key(info["id"]))
+        pipe.zrem(TENANT_INDEX + info["tenant"], info["id"])
+        self.quota.release(info["tenant"], info["id"], pipe)
+
+    def delete_arrays(self, info: dict) -> None:
+        """Delete the arrays of a set already forgotten (nothing lists or admits it then)."""
+        for array_name in info["arrays"]:
+            self.blobs.delete(f"{info['id']}:{array_name}")
 
     def _backfill_usage(self, tenant: str) -> None:
         """Count sets stored before quotas existed (HSETNX: concurrent backfills agree)."""
@@ -262,9 +285,6 @@ def _target_range(uploaded: UploadedArrays) -> list[float] | None:
     return [min(float(y.min()) for y in ys), max(float(y.max()) for y in ys)]
 
 
-def _decode(fields: dict) -> dict:
-    return {_text(k): json.loads(v) for k, v in fields.items()}
-
-
-def _text(value) -> str:
+def as_text(value) -> str:
+    """A Redis reply as str, whether the client decodes responses or not."""
     return value.decode() if isinstance(value, bytes) else value

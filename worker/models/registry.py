@@ -11,11 +11,20 @@ API caches models by resolved id, never by alias).
 
 from __future__ import annotations
 
+import math
 import time
 
 import redis as redis_lib
 
+from worker.jobs import utc_now
 from worker.models.refs import ModelRef, parse_model_ref
+
+# Run inside the delete's transaction: a name whose last version is gone leaves the names list
+# (its counter stays, so numbers are still never reused). Atomic against a concurrent register.
+_FORGET_EMPTY_NAME = """
+if redis.call('HLEN', KEYS[1]) == 0 then return redis.call('ZREM', KEYS[2], ARGV[1]) end
+return 0
+"""
 
 
 def _key(tenant: str, name: str, part: str) -> str:
@@ -38,7 +47,13 @@ class ModelRegistry:
 
     def next_version(self, tenant: str, name: str) -> int:
         """A fresh version number for ``name`` (1, 2, ...; never reused, even after deletes)."""
-        return int(self.redis.incr(_key(tenant, name, "counter")))
+        return int(self.queue_next_version(self.redis, tenant, name))
+
+    @staticmethod
+    def queue_next_version(target, tenant: str, name: str):
+        """INCR the name's counter on ``target`` (a client, or a pipeline: its reply is the
+        version)."""
+        return target.incr(_key(tenant, name, "counter"))
 
     def register(self, pipe, tenant: str, name: str, version: int, model_id: str) -> None:
         """Queue the version's registration on ``pipe`` (the model's own save pipeline)."""
@@ -53,6 +68,7 @@ class ModelRegistry:
         for alias, target in aliases.items():
             if target == version:
                 pipe.hdel(_key(tenant, name, "aliases"), alias)
+        pipe.eval(_FORGET_EMPTY_NAME, 2, _key(tenant, name, "versions"), names_key(tenant), name)
         pipe.execute()
 
     def versions(self, tenant: str, name: str) -> dict[int, str]:
@@ -74,8 +90,41 @@ class ModelRegistry:
     def delete_alias(self, tenant: str, name: str, alias: str) -> bool:
         return bool(self.redis.hdel(_key(tenant, name, "aliases"), alias))
 
-    def names(self, tenant: str) -> list[str]:
-        return [n.decode() for n in self.redis.zrevrange(names_key(tenant), 0, -1)]
+    def page_names(
+        self, tenant: str, limit: int = 100, cursor: str | None = None
+    ) -> tuple[list[dict], str | None]:
+        """The tenant's names, most recently registered first: ``name``, ``latest_version``,
+        ``versions`` (how many exist), ``aliases`` (alias -> version), ``updated_at`` (the last
+        registration). ``cursor`` is the previous page's next cursor (ValueError if not one)."""
+        key = names_key(tenant)
+        if cursor is None:
+            rows = self.redis.zrevrangebyscore(key, "+inf", "-inf", 0, limit + 1, withscores=True)
+        else:
+            score, after = _name_cursor(cursor)
+            ties = self.redis.zcount(key, score, score)  # names sharing the cursor's score
+            rows = self.redis.zrevrangebyscore(key, score, "-inf", 0, limit + 1 + ties, True)
+            # equal scores come in descending byte order: keep those after the cursor's name
+            rows = [(n, s) for n, s in rows if s < score or n < after.encode()]
+        more, rows = len(rows) > limit, rows[:limit]
+        pipe = self.redis.pipeline(transaction=False)
+        for name, _ in rows:
+            pipe.hkeys(_key(tenant, name.decode(), "versions"))
+            pipe.hgetall(_key(tenant, name.decode(), "aliases"))
+        replies = pipe.execute()
+        names = []
+        for (name, score), versions, aliases in zip(rows, replies[::2], replies[1::2], strict=True):
+            if versions:  # a name emptied before deletes removed it from the list
+                names.append(
+                    {
+                        "name": name.decode(),
+                        "latest_version": max(int(v) for v in versions),
+                        "versions": len(versions),
+                        "aliases": {a.decode(): int(v) for a, v in sorted(aliases.items())},
+                        "updated_at": utc_now(score),
+                    }
+                )
+        next_cursor = f"{rows[-1][1]!r}:{rows[-1][0].decode()}" if more else None
+        return names, next_cursor
 
     def resolve(
         self, tenant: str, ref: str | ModelRef, allow_bare_name: bool = False
@@ -99,3 +148,12 @@ class ModelRegistry:
             return next(iter(versions.values()), None)
         raw = self.redis.hget(_key(tenant, ref.name, "versions"), str(version))
         return raw.decode() if raw is not None else None
+
+
+def _name_cursor(cursor: str) -> tuple[float, str]:
+    """``"<score>:<name>"`` (the last row of a page) -> (score, name); ValueError otherwise."""
+    score, sep, name = cursor.partition(":")
+    value = float(score)
+    if not sep or not name or not math.isfinite(value):
+        raise ValueError(f"cursor {cursor!r} is not a names cursor")
+    return value, name

@@ -2,8 +2,9 @@
 
 A backend stores opaque objects under keys like ``models/mdl_0123.npz``: ``write`` makes a whole
 object appear at once (never half of one), ``read`` streams it back in chunks, ``list`` walks the
-objects under a prefix with their size and age (the collector's view). Integrity (size, SHA-256)
-is checked one level up, in ``ArtifactStore``, so both backends get the same checks.
+objects under a prefix with their size and age (the collector's view), ``read_into`` fills a
+preallocated buffer straight from the file or socket (no intermediate chunk copies). Integrity
+(size, SHA-256) is checked one level up, in ``ArtifactStore``, so both backends get the same checks.
 """
 
 from __future__ import annotations
@@ -51,6 +52,14 @@ class Backend(Protocol):
         """The object's bytes in chunks; ``ArtifactMissingError`` if there is no such key."""
         ...
 
+    def read_into(self, key: str, out: memoryview, chunk_bytes: int = CHUNK_BYTES) -> Iterator[int]:
+        """Fill ``out`` from the start, yielding the bytes filled so far after each chunk.
+
+        Ends early if the object is shorter; ``ArtifactMissingError`` if there is no such key,
+        ``ArtifactCorruptError`` if the object is longer than ``out``. Both name the object.
+        """
+        ...
+
     def delete(self, key: str) -> None:
         """Remove ``key``; no error if it is already gone."""
         ...
@@ -58,6 +67,14 @@ class Backend(Protocol):
     def list(self, prefix: str = "") -> Iterator[ObjectStat]:
         """Every object whose key starts with ``prefix`` (including stale partial uploads)."""
         ...
+
+
+def too_long(key: str, where: str, size: int) -> ArtifactCorruptError:
+    """The error for an object with more bytes than its record gives."""
+    return ArtifactCorruptError(
+        f"artifact {key!r} in {where} is corrupt: it has more than the {size} bytes "
+        "its record gives"
+    )
 
 
 def check_key(key: str) -> str:

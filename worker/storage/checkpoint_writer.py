@@ -20,10 +20,11 @@ from worker.storage.checkpoints import save_checkpoint
 
 
 class CheckpointWriter:
-    """Background ``save_checkpoint`` for one job."""
+    """Background ``save_checkpoint`` for one job, published through ``fence`` (a shard's
+    ``AttemptFence``: a stale attempt's save is refused, and raised as StaleAttemptError)."""
 
-    def __init__(self, store: ArtifactStore, job_id: str, keep: int):
-        self.store, self.job_id, self.keep = store, job_id, keep
+    def __init__(self, store: ArtifactStore, job_id: str, keep: int, fence):
+        self.store, self.job_id, self.keep, self.fence = store, job_id, keep, fence
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
 
@@ -60,7 +61,13 @@ class CheckpointWriter:
     def _save(self, model_state: dict, optimizer_state: dict, meta: dict) -> None:
         try:
             save_checkpoint(
-                self.store, self.job_id, model_state, optimizer_state, meta, keep=self.keep
+                self.store,
+                self.job_id,
+                model_state,
+                optimizer_state,
+                meta,
+                fence=self.fence,
+                keep=self.keep,
             )
         except BaseException as error:  # handed to the training thread
             self._error = error

@@ -7,6 +7,7 @@ history, early-stopping and RNG state), then the raw arrays at 64-byte aligned o
 byte, so saving costs one pass over the arrays and loading is one checked read plus views.
 The job's list ``gradq:job:{id}:checkpoints`` holds object keys, oldest first, and owns their
 records: deleting it (the job succeeded, or was deleted) leaves orphans the collector removes.
+When a job ends, ``KEPT_WHEN_ENDED`` says how many of its checkpoints stay.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import secrets
 import struct
 
 import numpy as np
+import redis as redis_lib
 
 from worker.storage.artifacts import ArtifactStore
 from worker.storage.base import ArtifactCorruptError
@@ -24,6 +26,10 @@ from worker.storage.base import ArtifactCorruptError
 MAGIC = b"GRADQCK1"
 ALIGN = 64
 LIST_TTL_SECONDS = 30 * 24 * 3600
+# checkpoints a job keeps once it ends, by final status: ``jobs resume`` restarts a failed or
+# cancelled job from its newest checkpoint (older ones would never be read); nothing resumes a
+# succeeded job, whose model is stored
+KEPT_WHEN_ENDED = {"succeeded": 0, "failed": 1, "cancelled": 1}
 
 
 def checkpoints_key(job_id: str) -> str:
@@ -72,19 +78,40 @@ def save_checkpoint(
     model_state: dict,
     optimizer_state: dict,
     meta: dict,
+    *,
+    fence,
     keep: int = 2,
 ) -> dict:
-    """Upload a checkpoint, publish it as the job's newest, drop all but the newest ``keep``."""
+    """Upload a checkpoint, then publish it as the job's newest and unlist all but the newest
+    ``keep`` (>= 1) in one transaction through ``fence`` (``worker.fence.AttemptFence`` for a
+    shard: refused with StaleAttemptError once its attempt is stale, leaving only an unreferenced
+    object for the collector). The unlisted checkpoints' objects are deleted afterwards."""
     step = int(meta.get("global_step", 0))
     key = f"checkpoints/{job_id}/{step:010d}-{secrets.token_hex(4)}.ckpt"
     parts = encode_parts(model_state, optimizer_state, meta)
     record = store.upload(key, parts, owner=_owner(job_id))
-    pipe = store.redis.pipeline(transaction=True)
-    store.publish(record, pipe)
-    pipe.rpush(checkpoints_key(job_id), key)
-    pipe.expire(checkpoints_key(job_id), LIST_TTL_SECONDS)
-    pipe.execute()
-    keep_checkpoints(store, job_id, keep)
+    listing, unlisted = checkpoints_key(job_id), []
+
+    def plan(pipe):
+        listed = [_text(k) for k in pipe.lrange(listing, 0, -1)]
+        if key in listed:  # a replay after EXEC's reply was lost: it is published already
+            unlisted[:] = []
+            return None
+        unlisted[:] = (listed + [key])[:-keep]
+
+        def queue(pipe) -> None:
+            store.publish(record, pipe)
+            pipe.rpush(listing, key)
+            pipe.ltrim(listing, -keep, -1)
+            pipe.expire(listing, LIST_TTL_SECONDS)
+            for old in unlisted:
+                store.unpublish(old, pipe)
+
+        return queue
+
+    fence.commit_after([listing], plan)
+    for old in unlisted:
+        store.delete_object(old)
     return record
 
 
@@ -121,23 +148,42 @@ def load_checkpoint_meta(store: ArtifactStore, job_id: str) -> dict | None:
 def keep_checkpoints(store: ArtifactStore, job_id: str, keep: int) -> list[str]:
     """Remove all but the job's newest ``keep`` checkpoints (0: all); returns removed keys.
 
-    Safe to run twice at once (two shards ending a job): the trim counts from the newest end.
+    Safe to run while a save publishes, or twice at once (a job ending while shard 0 saves):
+    the list is WATCHed, so a key pushed between reading and trimming makes it count again
+    instead of trimming an entry whose record it did not drop (a record no list would own).
     """
     name = checkpoints_key(job_id)
-    old = [_text(k) for k in store.redis.lrange(name, 0, -keep - 1 if keep else -1)]
-    if not old:
-        return []
-    pipe = store.redis.pipeline(transaction=True)
-    if keep:
-        pipe.ltrim(name, -keep, -1)
-    else:
-        pipe.delete(name)
-    for key in old:
-        store.unpublish(key, pipe)
-    pipe.execute()
+    with store.redis.pipeline(transaction=True) as pipe:
+        while True:
+            try:
+                pipe.watch(name)
+                old = [_text(k) for k in pipe.lrange(name, 0, -keep - 1 if keep else -1)]
+                if not old:
+                    return []
+                pipe.multi()
+                if keep:
+                    pipe.ltrim(name, -keep, -1)
+                else:
+                    pipe.delete(name)
+                for key in old:
+                    store.unpublish(key, pipe)
+                pipe.execute()
+                break
+            except redis_lib.WatchError:
+                continue
     for key in old:
         store.delete_object(key)
     return old
+
+
+def settle_checkpoints(store: ArtifactStore, job_id: str, status: str) -> list[str]:
+    """Apply ``KEPT_WHEN_ENDED`` for a job that ended with ``status``; returns removed keys.
+
+    ``JobStore.update`` runs it when a job fails or is cancelled; a save cannot land after that
+    (the attempt fence refuses it), and one landing just before is counted (the trim WATCHes the
+    list). KeyError for a status that is not terminal.
+    """
+    return keep_checkpoints(store, job_id, KEPT_WHEN_ENDED[status])
 
 
 def checkpoint_keys(store: ArtifactStore, job_id: str) -> list[str]:

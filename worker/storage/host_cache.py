@@ -10,14 +10,14 @@ when the total passes ``max_bytes``.
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import os
 import secrets
 from collections.abc import Callable
 from pathlib import Path
 
-from worker.storage.artifacts import verify
+from worker.storage.artifacts import fill_checked
 from worker.storage.base import ArtifactCorruptError
+from worker.storage.filesystem import fill_from_file
 
 READ_CHUNK = 8 * 1024 * 1024
 
@@ -45,17 +45,20 @@ class HostCache:
             return out
 
     def _read_intact(self, path: Path, record: dict) -> bytearray | None:
+        where = f"host cache {self.root}"
         try:
             if path.stat().st_size != record["size"]:
                 path.unlink()
                 return None
-            out = bytearray(record["size"])
-            with open(path, "rb") as handle:
-                handle.readinto(out)
+            handle = open(path, "rb", buffering=0)  # noqa: SIM115 - fill_from_file closes it
         except FileNotFoundError:
             return None
-        try:
-            verify(record, len(out), hashlib.sha256(out).hexdigest(), f"host cache {self.root}")
+        out = bytearray(record["size"])
+        view = memoryview(out)
+        try:  # read and hash overlap, as for a download
+            fill_checked(
+                record, view, fill_from_file(handle, view, READ_CHUNK, record["key"], where), where
+            )
         except ArtifactCorruptError:
             path.unlink(missing_ok=True)
             return None

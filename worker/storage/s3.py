@@ -12,7 +12,13 @@ from __future__ import annotations
 import io
 from collections.abc import Iterable, Iterator
 
-from worker.storage.base import CHUNK_BYTES, ArtifactMissingError, ObjectStat, check_key
+from worker.storage.base import (
+    CHUNK_BYTES,
+    ArtifactMissingError,
+    ObjectStat,
+    check_key,
+    too_long,
+)
 
 
 class PartsReader(io.RawIOBase):
@@ -58,15 +64,21 @@ class S3Backend:
         self.client.upload_fileobj(reader, self.bucket, self._name(key), Config=self.transfer)
 
     def read(self, key: str, chunk_bytes: int = CHUNK_BYTES) -> Iterator[bytes]:
+        return _chunks(self._get(key)["Body"], chunk_bytes)
+
+    def read_into(self, key: str, out: memoryview, chunk_bytes: int = CHUNK_BYTES) -> Iterator[int]:
+        response = self._get(key)  # now: a missing object fails before the first chunk
+        return _fill(response, out, chunk_bytes, key, self.url)
+
+    def _get(self, key: str) -> dict:
         from botocore.exceptions import ClientError
 
         try:
-            body = self.client.get_object(Bucket=self.bucket, Key=self._name(key))["Body"]
+            return self.client.get_object(Bucket=self.bucket, Key=self._name(key))
         except ClientError as error:
             if error.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
                 raise ArtifactMissingError(f"artifact {key!r} is missing from {self.url}") from None
             raise
-        return _chunks(body, chunk_bytes)
 
     def delete(self, key: str) -> None:
         self.client.delete_object(Bucket=self.bucket, Key=self._name(key))
@@ -85,3 +97,19 @@ class S3Backend:
 def _chunks(body, chunk_bytes: int) -> Iterator[bytes]:
     with body:
         yield from body.iter_chunks(chunk_bytes)
+
+
+def _fill(response: dict, out: memoryview, chunk_bytes: int, key: str, where: str) -> Iterator[int]:
+    body = response["Body"]
+    with body:
+        if int(response.get("ContentLength", 0)) > len(out):  # never read past ``out``
+            raise too_long(key, where, len(out))
+        filled = 0
+        while filled < len(out):
+            count = body.readinto(out[filled : filled + chunk_bytes])
+            if not count:
+                return
+            filled += count
+            yield filled
+        if body.read(1):  # more bytes than the header announced
+            raise too_long(key, where, len(out))

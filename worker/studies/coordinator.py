@@ -16,7 +16,7 @@ import math
 import optuna
 from optuna.trial import TrialState
 
-from worker.admission import ActiveJobLimitError
+from worker.admission import ActiveJobLimitError, DatasetGoneError
 from worker.jobs import TERMINAL, JobFinishedError, JobStore, job_key
 from worker.studies.optuna_study import open_study, suggest_point
 from worker.studies.space import apply_point, grid_size
@@ -186,6 +186,9 @@ class Coordinator:
                 self.submit(self.redis, spec, record["tenant"], limit, job_id=job_id, fields=fields)
             except ActiveJobLimitError:
                 return None  # the tenant's other jobs took the room: the trial waits for it
+            except DatasetGoneError as error:  # deleted while the study ran: no job can start
+                self._tell_failed(number, "failed", str(error))
+                return None
         return job_id
 
     def _handle(self, trial) -> optuna.Trial:

@@ -21,6 +21,7 @@ import time
 import redis as redis_lib
 
 from worker.jobs import utc_now
+from worker.json_update import update_json
 
 FINAL = frozenset({"succeeded", "failed", "cancelled"})
 RUNNING_KEY = "gradq:studies:running"
@@ -86,37 +87,26 @@ class StudyStore:
     def update(self, study_id: str, changes: dict, event: str | None = "status") -> dict | None:
         """Apply ``changes`` atomically unless the study is final (then None); publish the
         changed fields as one ``event`` (None: no event). A final status ends the study."""
-        key = study_key(study_id)
-        with self.redis.pipeline() as pipe:
-            while True:
-                try:
-                    pipe.watch(key)
-                    raw = pipe.get(key)
-                    if raw is None:
-                        return None
-                    record = json.loads(raw)
-                    if record["status"] in FINAL:
-                        return None
-                    record.update(changes)
-                    final = record["status"] in FINAL
-                    if final:
-                        record["finished_at"] = changes["finished_at"] = utc_now()
-                    pipe.multi()
-                    pipe.set(key, json.dumps(record))
-                    if event is not None:
-                        published = {"status": record["status"], **changes}
-                        pipe.xadd(
-                            study_key(study_id, "events"),
-                            _event(event, published),
-                            maxlen=EVENTS_MAXLEN,
-                        )
-                    if final:
-                        pipe.srem(RUNNING_KEY, study_id)
-                        pipe.expire(study_key(study_id, "events"), FINISHED_TTL_SECONDS)
-                    pipe.execute()
-                    return record
-                except redis_lib.WatchError:
-                    continue
+
+        def change(record: dict) -> dict | None:
+            if record["status"] in FINAL:
+                return None
+            record.update(changes)
+            if record["status"] in FINAL:
+                record["finished_at"] = changes["finished_at"] = utc_now()
+            return record
+
+        def also(pipe, record: dict) -> None:
+            if event is not None:
+                published = {"status": record["status"], **changes}
+                pipe.xadd(
+                    study_key(study_id, "events"), _event(event, published), maxlen=EVENTS_MAXLEN
+                )
+            if record["status"] in FINAL:
+                pipe.srem(RUNNING_KEY, study_id)
+                pipe.expire(study_key(study_id, "events"), FINISHED_TTL_SECONDS)
+
+        return update_json(self.redis, study_key(study_id), change, also)
 
     def publish(self, study_id: str, kind: str, data: dict) -> str:
         """Append one event (e.g. a ``trial`` change); returns its stream id."""

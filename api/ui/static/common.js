@@ -19,9 +19,16 @@ window.gradq = (() => {
     return { ok: response.ok, status: response.status, data };
   }
 
+  // FastAPI's [{loc: ["body", "model", "layers", 2, "units"], msg}] -> "model.layers[2].units":
+  // the path as the user wrote it in their JSON, the way the CLI prints it
+  function where(loc) {
+    const parts = (loc || []).filter((p, i) => !(i === 0 && p === "body"));
+    return parts.reduce((s, p) => (typeof p === "number" ? `${s}[${p}]` : s ? `${s}.${p}` : String(p)), "") || "spec";
+  }
+
   function detailText(detail) {
     if (Array.isArray(detail)) {
-      return detail.map((d) => `${(d.loc || []).join(".")}: ${d.msg}`).join("; ");
+      return detail.map((d) => `${where(d.loc)}: ${d.msg}`).join("; ");
     }
     return typeof detail === "string" ? detail : JSON.stringify(detail);
   }
@@ -35,5 +42,5 @@ window.gradq = (() => {
     el.className = "status s-" + status;
   }
 
-  return { api, csrf, detailText, fmt, pct, setStatus, FINAL };
+  return { api, csrf, detailText, where, fmt, pct, setStatus, FINAL };
 })();

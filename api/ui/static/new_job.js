@@ -23,12 +23,6 @@
     editor.classList.toggle("invalid", items.length > 0);
   }
 
-  // FastAPI's [{loc: ["body", "model", "layers", 2, "units"], msg}] -> "model.layers[2].units"
-  function where(loc) {
-    const parts = (loc || []).filter((p, i) => !(i === 0 && p === "body"));
-    return parts.reduce((s, p) => (typeof p === "number" ? `${s}[${p}]` : s ? `${s}.${p}` : String(p)), "") || "spec";
-  }
-
   document.getElementById("spec-form").addEventListener("submit", async (event) => {
     event.preventDefault();
     let spec;
@@ -47,7 +41,7 @@
         return;
       }
       const detail = answer.data && answer.data.detail;
-      if (Array.isArray(detail)) showErrors(detail.map((d) => [where(d.loc), d.msg]));
+      if (Array.isArray(detail)) showErrors(detail.map((d) => [gradq.where(d.loc), d.msg]));
       else showErrors([[`HTTP ${answer.status}`, gradq.detailText(detail ?? answer.data)]]);
     } finally {
       submit.disabled = false;

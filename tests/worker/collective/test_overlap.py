@@ -9,7 +9,12 @@ import nnlib
 from tests.harness import run_in_threads
 from tests.worker.jobs_helpers import FAST, digits_spec, model_weights, wait_finished
 from worker.collective.allreduce import data_client
-from worker.collective.overlap import backward_by_group, bucket_bounds, overlapped_gradients
+from worker.collective.overlap import (
+    BLOCK_BYTES,
+    backward_buckets,
+    bucket_plan,
+    overlapped_gradients,
+)
 from worker.collective.tcp_transport import TcpMesh
 from worker.config import Settings
 from worker.jobs import JobStore
@@ -29,32 +34,58 @@ SPEC = {
 }
 
 
-def test_backward_by_group_yields_output_groups_first_and_matches_model_backward():
+def test_backward_buckets_yield_output_groups_first_and_match_model_backward():
     model = nnlib.build_model(SPEC, (4,), seed=0)
     twin = nnlib.build_model(SPEC, (4,), seed=0)
     x = np.random.default_rng(0).standard_normal((7, 4)).astype(np.float32)
     dout = np.random.default_rng(1).standard_normal((7, 3)).astype(np.float32)
     model.forward(x, training=True)
     twin.forward(x, training=True)
+    flat = FlatGradients(model.parameters())
+    plan = bucket_plan(model, flat)
 
-    order = list(backward_by_group(model, dout))
+    order = list(backward_buckets(model, dout, flat, plan))
     twin.backward(dout, input_grad=False)
 
-    assert order == [2, 1, 0]
-    for name, grad in twin.gradients().items():
-        np.testing.assert_array_equal(model.gradients()[name], grad)
+    assert [plan[k].group for k in order] == [2, 1, 0]
+    assert plan[0].stop == flat.buffer.size  # carries the loss slot
+    reference = FlatGradients(twin.parameters())
+    reference.pack(twin.gradients())
+    np.testing.assert_array_equal(flat.buffer[:-1], reference.buffer[:-1])
+
+
+def test_a_large_first_dense_layer_is_bucketed_in_row_blocks_with_the_same_bits():
+    wide = {"layers": [{"type": "dense", "units": 64, "activation": "relu"}, *SPEC["layers"]]}
+    model = nnlib.build_model(wide, (300,), seed=0)  # first weight gradient 300 x 64 x 4 bytes
+    twin = nnlib.build_model(wide, (300,), seed=0)
+    x = np.random.default_rng(0).standard_normal((33, 300)).astype(np.float32)
+    dout = np.random.default_rng(1).standard_normal((33, 3)).astype(np.float32)
+    model.forward(x, training=True)
+    twin.forward(x, training=True)
     flat = FlatGradients(model.parameters())
-    assert [b[0] for b in bucket_bounds(model, flat)] == [2, 1, 0]
-    assert bucket_bounds(model, flat)[0][2] == flat.buffer.size  # carries the loss slot
+    plan = bucket_plan(model, flat, block_bytes=16 * 1024)
+
+    order = list(backward_buckets(model, dout, flat, plan))
+    twin.backward(dout, input_grad=False)
+
+    blocks = [plan[k] for k in order if plan[k].group == 0]
+    assert [b.rows for b in blocks] == [(240, 300), (180, 240), (120, 180), (60, 120), (0, 60)]
+    assert blocks[0].stop == flat.offsets["0.b"][1]  # the bias travels with the last rows
+    covered = sorted((b.start, b.stop) for b in plan)
+    assert [start for start, _ in covered] == [0, *(stop for _, stop in covered[:-1])]
+    reference = FlatGradients(twin.parameters())
+    reference.pack(twin.gradients())
+    np.testing.assert_array_equal(flat.buffer[:-1], reference.buffer[:-1])
 
 
+@pytest.mark.parametrize("block_bytes", [BLOCK_BYTES, 320])  # 320: the first layer in 3 blocks
 @pytest.mark.parametrize("transport", ["redis", "tcp"])
 @pytest.mark.parametrize("num_shards", [2, 3])
 def test_overlapped_gradients_equal_the_allreduce_path_bit_for_bit(
-    redis_url, redis_client, num_shards, transport
+    redis_url, redis_client, num_shards, transport, block_bytes
 ):
     rng = np.random.default_rng(2)
-    x = rng.standard_normal((11, 4)).astype(np.float32)
+    x = rng.standard_normal((11, 40)).astype(np.float32)
     y = rng.integers(0, 3, 11)
     sizes = slice_sizes(11, num_shards)
     starts = np.cumsum([0, *sizes])
@@ -66,7 +97,7 @@ def test_overlapped_gradients_equal_the_allreduce_path_bit_for_bit(
         run_in_threads(lambda i: meshes[i].connect(redis_client, "t:mesh", 10, None), num_shards)
 
     def shard(i: int, overlap: bool) -> None:
-        model = nnlib.build_model(SPEC, (4,), seed=5)
+        model = nnlib.build_model(SPEC, (40,), seed=5)
         replica = Replica({}, None, model, nnlib.losses.get("cross_entropy"), None, None, 1, {})
         ctx = ShardContext(store, data_client(redis_url), "job_t", i, 0, num_shards, settings)
         if transport == "tcp":
@@ -74,7 +105,7 @@ def test_overlapped_gradients_equal_the_allreduce_path_bit_for_bit(
         flat = FlatGradients(model.parameters())
         part = slice(starts[i], starts[i + 1])
         if overlap:
-            overlapped_gradients(ctx, flat, replica, x[part], y[part], sizes, step=0)
+            overlapped_gradients(ctx, flat, replica, x[part], y[part], sizes, 0, block_bytes)
         else:
             value, grads = nnlib.loss_and_gradients(model, replica.loss, x[part], y[part])
             flat.pack(grads)
@@ -89,7 +120,7 @@ def test_overlapped_gradients_equal_the_allreduce_path_bit_for_bit(
         for mesh in meshes:
             mesh.close()
 
-    full = nnlib.build_model(SPEC, (4,), seed=5)
+    full = nnlib.build_model(SPEC, (40,), seed=5)
     value, grads = nnlib.loss_and_gradients(full, nnlib.losses.get("cross_entropy"), x, y)
     for i in range(num_shards):
         np.testing.assert_array_equal(out[(i, True)], out[(0, False)])

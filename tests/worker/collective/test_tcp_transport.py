@@ -71,6 +71,48 @@ def test_tcp_allreduce_gives_every_shard_the_bits_of_the_redis_path(redis_url, n
             mesh.close()
 
 
+@pytest.mark.parametrize("compression", [None, "bf16"])
+@pytest.mark.parametrize("n", [2, 3, 4])
+def test_a_posted_allreduce_gives_the_bits_of_the_whole_vector_allreduce(redis_url, n, compression):
+    size = 70_001  # scatter from 3 shards on (> SCATTER_MIN_BYTES), odd chunk bounds
+    ranges = [(60_000, size), (41_000, 60_000), (20_500, 41_000), (0, 20_500)]  # backward order
+    meshes = connected_meshes(redis_url, n, f"t{secrets.token_hex(4)}", compression)
+    try:
+        for step in range(2):
+            vectors = shard_vectors(n, size, seed=step)
+
+            def posted(i, v=vectors):
+                vector = v[i].copy()
+                exchange = meshes[i].posted(vector, ranges)
+                for k in range(len(ranges)):
+                    exchange.post(k)
+                exchange.finish(10, None)
+                return vector
+
+            whole = run_in_threads(lambda i, v=vectors: _allreduced(meshes[i], v[i].copy()), n)
+            in_ranges = run_in_threads(posted, n)
+            for i in range(n):
+                assert in_ranges[i].tobytes() == whole[0].tobytes()
+    finally:
+        for mesh in meshes:
+            mesh.close()
+
+
+def _allreduced(mesh: TcpMesh, vector: np.ndarray) -> np.ndarray:
+    mesh.allreduce(vector, 10, None)
+    return vector
+
+
+def test_a_posted_allreduce_refuses_ranges_that_do_not_tile_the_vector(redis_url):
+    meshes = connected_meshes(redis_url, 2, f"t{secrets.token_hex(4)}")
+    try:
+        with pytest.raises(ValueError, match="must tile"):
+            meshes[0].posted(np.zeros(10, np.float32), [(0, 4), (5, 10)])
+    finally:
+        for mesh in meshes:
+            mesh.close()
+
+
 @pytest.mark.parametrize("compression, error", [("fp16", 2e-3), ("bf16", 2e-2)])
 @pytest.mark.parametrize("size", [1000, 200_000])  # the exchange and the scatter path
 def test_compression_keeps_replicas_identical_and_close_to_the_exact_mean(
@@ -165,3 +207,18 @@ def test_a_job_with_fp16_compression_trains_over_tcp_close_to_the_exact_weights(
     b = model_weights(redis_client, exact["model_id"])
     assert_same_weights(a, b, rtol=1e-2)
     assert any((a[name] != b[name]).any() for name in a)  # float16 on the wire did round
+
+
+def test_a_job_with_overlap_over_tcp_ends_with_the_plain_jobs_weights(redis_client, start_worker):
+    start_worker(concurrency=2, GRADQ_ALLREDUCE_TRANSPORT="tcp", **FAST)
+
+    plain = submit_job(redis_client, digits_spec(shards=2, overlap=False), "acme")
+    overlapped = submit_job(redis_client, digits_spec(shards=2), "acme")  # unset: on over tcp
+    plain, overlapped = (wait_finished(redis_client, job["id"]) for job in (plain, overlapped))
+
+    assert plain["status"] == overlapped["status"] == "succeeded", overlapped["status_reason"]
+    assert overlapped["history"][0]["transport"] == "tcp"
+    a = model_weights(redis_client, overlapped["model_id"])
+    b = model_weights(redis_client, plain["model_id"])
+    for name in a:
+        np.testing.assert_array_equal(a[name], b[name])

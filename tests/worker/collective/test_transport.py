@@ -29,8 +29,8 @@ from worker.submit import submit_job
 pytestmark = pytest.mark.integration
 
 
-def record(host="h1", shm=True, setting="auto", tcp="198.18.0.1") -> dict:
-    return {"host": host, "shm": shm, "setting": setting, "tcp": tcp}
+def record(host="h1", shm=True, setting="auto", tcp="198.18.0.1", shm_signal=True) -> dict:
+    return {"host": host, "shm": shm, "setting": setting, "tcp": tcp, "shm_signal": shm_signal}
 
 
 def test_auto_picks_shared_memory_on_one_host_else_tcp_else_redis():
@@ -39,6 +39,23 @@ def test_auto_picks_shared_memory_on_one_host_else_tcp_else_redis():
     assert choose_transport([record(), record(shm=False)]) == "tcp"
     assert choose_transport([record(), record(host="h2", tcp=None)]) == "redis"
     assert choose_transport([record(), None]) == "redis"  # a shard that stored no record
+
+
+def test_auto_picks_hierarchical_when_a_host_of_a_multi_host_job_runs_several_shards():
+    two_by_two = [record(), record(host="h2"), record(), record(host="h2")]
+    assert choose_transport(two_by_two) == "hierarchical"
+    assert choose_transport([record(), record(host="h2"), record(host="h3")]) == "tcp"
+    assert choose_transport([*two_by_two[:3], record(host="h2", shm=False)]) == "tcp"
+    assert choose_transport([*two_by_two[:3], record(host="h2", shm_signal=False)]) == "tcp"
+    assert choose_transport([*two_by_two[:3], None]) == "redis"  # no address for shard 3
+
+
+def test_forcing_hierarchical_needs_shared_memory_and_an_address_on_every_shard():
+    forced = record(setting="hierarchical")
+    assert choose_transport([forced, record(host="h2")]) == "hierarchical"
+    assert choose_transport([forced, record()]) == "hierarchical"  # one host: its leader adds
+    with pytest.raises(TransportError, match=r"hierarchical needs .* shard\(s\) \[1\] lack"):
+        choose_transport([forced, record(host="h2", shm=False)])
 
 
 def test_a_forced_transport_wins_and_impossible_or_conflicting_ones_are_errors():

@@ -1,0 +1,139 @@
+"""The tcp transport's allreduce of a vector that becomes final range by range (overlap).
+
+Backward finishes the gradient bucket by bucket (``worker.collective.overlap``); each bucket's
+bytes should be on the wire while the earlier layers are computed. ``PostedAllreduce`` does it
+from the computing thread alone: ``post(k)`` hands range k to the kernel with non-blocking
+sends (``TcpMesh`` sockets have buffers for a whole gradient, so the kernel keeps the link busy
+while Python computes) and drains what arrived; ``finish`` waits once, with the deadline and
+``check()`` every slice, like every other wait. A sender thread would need the CPU at the
+moments a busy machine has none to give (measured: bench/step_profile.py).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from worker.collective.allreduce import as_bytes, sum_in_shard_order
+from worker.collective.compression import Codec
+from worker.collective.tcp_transport import HEADER, SCATTER_MIN_BYTES, TcpMesh
+
+
+class PostedAllreduce:
+    """``TcpMesh.allreduce`` of a vector whose ranges become final one by one (overlap with
+    backward), driven by the caller's thread alone: ``post(k)`` hands range k's bytes to the
+    kernel without waiting (the socket buffers hold a whole gradient, so the link stays busy
+    while the caller computes), ``finish`` waits with the deadline and ``check()``.
+
+    The peers post the same ranges in the same order, so each one knows the byte stream it
+    will receive and no per-range header is needed (one header per call, as for ``allreduce``).
+    Exchange (N = 2 or small vectors): every range goes whole to every peer, ``finish`` sums in
+    shard order. Scatter: the part of a range in chunk c goes to shard c; in ``finish`` each
+    range's part of my chunk is summed in shard order as soon as every peer's part of it has
+    arrived, and sent to every peer right away (the all-gather of the first ranges overlaps
+    the last ranges' reduce-scatter). The stream from a peer is its reduce-scatter parts, then
+    its all-gather parts, both in range order. Same sums, same rounding, same bits as
+    ``allreduce``.
+    """
+
+    def __init__(self, mesh: TcpMesh, vector: np.ndarray, ranges: list[tuple[int, int]]):
+        covered = sorted(ranges)
+        if [a for a, _ in covered] != [0, *(b for _, b in covered[:-1])] or (
+            covered[-1][1] != vector.size
+        ):
+            raise ValueError(f"ranges must tile [0, {vector.size}), got {ranges}")
+        self.mesh, self.vector, self.ranges = mesh, vector, ranges
+        self.unposted = set(range(len(ranges)))
+        self.codec = codec = Codec(mesh.compression, vector.dtype)
+        n, me, size = mesh.num_shards, mesh.shard, vector.size
+        self.scatter = n > 2 and vector.nbytes >= SCATTER_MIN_BYTES
+        bounds = np.linspace(0, size, n + 1).astype(np.int64)
+        self.chunks = [(int(bounds[c]), int(bounds[c + 1])) for c in range(n)]
+        if not self.scatter:
+            self.chunks = [(0, size)] * n
+        self.parts = [[self._part(k, c) for k in range(len(ranges))] for c in range(n)]
+        self.parts = [[(a, b) for a, b in parts if a < b] for parts in self.parts]
+        lo = self.chunks[me][0]
+        self.received = {j: np.empty(self.chunks[me][1] - lo, codec.wire) for j in mesh.peers}
+        self.gathered = {j: np.empty(0, codec.wire) for j in mesh.peers}
+        if self.scatter:
+            self.gathered = {j: np.empty(b - a, codec.wire) for j, (a, b) in self._peer_chunks()}
+        self.headers = {j: bytearray(HEADER.size) for j in mesh.peers}
+        self.inbox, self.out = {}, {}
+        for j in mesh.peers:
+            views = [as_bytes(self.received[j][a - lo : b - lo]) for a, b in self.parts[me]]
+            if self.scatter:
+                first = self.chunks[j][0]
+                views += [
+                    as_bytes(self.gathered[j][a - first : b - first]) for a, b in self.parts[j]
+                ]
+            self.inbox[j] = [memoryview(self.headers[j]), *views]
+            self.out[j] = mesh._header(self._payload_to(j))
+        self.reduced = 0  # how many parts of my chunk are summed (and sent, when scattering)
+
+    def _part(self, k: int, owner: int) -> tuple[int, int]:
+        """Range k's part that goes to ``owner`` (empty when a >= b)."""
+        lo, hi = self.chunks[owner]
+        return max(self.ranges[k][0], lo), min(self.ranges[k][1], hi)
+
+    def _peer_chunks(self):
+        return ((j, self.chunks[j]) for j in self.mesh.peers)
+
+    def _payload_to(self, j: int) -> int:
+        """Bytes this shard sends to peer j (what j expects from it) after the header."""
+        values = sum(b - a for a, b in self.parts[j])
+        if self.scatter:
+            values += sum(b - a for a, b in self.parts[self.mesh.shard])
+        return values * np.dtype(self.codec.wire).itemsize
+
+    def post(self, k: int, check=None) -> None:
+        """Range k of the vector is final: send its parts now (never waits)."""
+        mesh, codec, me = self.mesh, self.codec, self.mesh.shard
+        self.unposted.remove(k)
+        a, b = self._part(k, me)
+        rounded = codec.round(self.vector[a:b]) if a < b else None  # as the peers will see it
+        for j in mesh.peers:
+            a, b = self._part(k, j)
+            if a < b:
+                piece = rounded if not self.scatter else codec.encode(self.vector[a:b])
+                self.out[j].append(as_bytes(piece))
+                mesh._pump_send(j, self.out, check)
+        for j in mesh.peers:  # drain what arrived, so the peers' sends never stall on our window
+            if self.inbox[j]:
+                mesh._pump_recv(j, self.inbox, check)
+
+    def finish(self, timeout: float, check) -> None:
+        """Wait for every part, sum in shard order (and all-gather): ``vector`` is the sum."""
+        mesh, codec = self.mesh, self.codec
+        if self.unposted:
+            raise RuntimeError(f"ranges {sorted(self.unposted)} were never posted")
+        out = {j: views for j, views in self.out.items() if views}
+        mesh._wait(out, self.inbox, timeout, check, self._reduce_arrived)
+        mesh._check_headers(self.headers, {j: self._payload_to(j) for j in mesh.peers})
+        for j, (a, b) in self._peer_chunks() if self.scatter else ():
+            np.copyto(self.vector[a:b], codec.decode(self.gathered[j]))
+        mesh.calls += 1
+
+    def _reduce_arrived(self) -> dict[int, list[memoryview]]:
+        """Sum (in shard order) every part of my chunk that all peers' parts have reached;
+        -> the all-gather sends they make ({} when not scattering)."""
+        mesh, me, mine = self.mesh, self.mesh.shard, self.parts[self.mesh.shard]
+        arrived = len(mine)
+        for j in mesh.peers:  # inbox[j]: header, my chunk's parts, (all-gather parts); popped
+            done = 1 + len(mine) + self._gather_views(j) - len(self.inbox[j])
+            arrived = min(arrived, max(done - 1, 0))
+        sends: dict[int, list[memoryview]] = {}
+        lo = self.chunks[me][0]
+        while self.reduced < arrived:
+            a, b = mine[self.reduced]
+            theirs = {j: self.codec.decode(self.received[j][a - lo : b - lo]) for j in mesh.peers}
+            own = self.vector[a:b]  # the same object in parts and out (sum_in_shard_order)
+            sum_in_shard_order([own if j == me else theirs[j] for j in range(mesh.num_shards)], own)
+            if self.scatter:  # every replica holds the rounded sum its peers receive
+                reduced = as_bytes(self.codec.round(self.vector[a:b]))
+                for j in mesh.peers:
+                    sends.setdefault(j, []).append(reduced)
+            self.reduced += 1
+        return sends
+
+    def _gather_views(self, j: int) -> int:
+        return len(self.parts[j]) if self.scatter else 0
