@@ -202,3 +202,16 @@ def test_cached_fast_path_answers_like_the_route_and_defers_errors_to_it(alice, 
     assert "gradq_prediction_duration_seconds_count 2.0" in text
     route = 'route="/v1/models/{model_id}/predict",status="200"'
     assert any(route in line and line.endswith(" 2.0") for line in text.splitlines())
+
+
+@pytest.mark.parametrize("ref", ["digits", "digits@nope", "mdl_0000000000000000"])
+def test_a_model_reference_that_names_nothing_is_404_listing_the_forms_that_work(alice, ref):
+    for response in (
+        alice.get(f"/v1/models/{ref}"),
+        alice.post(f"/v1/models/{ref}/predict", json={"inputs": [[0.0] * 64]}),
+    ):
+        assert response.status_code == 404
+        assert response.json()["detail"] == (
+            f"model_id: model {ref} not found (a model is its id (mdl_ and 16 hex digits),"
+            " NAME@ALIAS or NAME/versions/N)"
+        )
