@@ -6,12 +6,13 @@ import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.table import Column, Table
 from rich.text import Text
 
+from api.cli.json_file import JsonFileError, read_json_file
 from api.cli.output import make_console, print_error, print_json
 from api.client import ApiError, GradqClient
 from worker.config import get_settings
@@ -50,14 +51,24 @@ def fail(error: ApiError) -> None:
     raise typer.Exit(1)
 
 
+def read_json_or_exit(path: Path) -> Any:
+    """The JSON document in ``path``; a file that is not JSON is one error line and exit 2."""
+    try:
+        return read_json_file(path)
+    except JsonFileError as error:
+        print_error(console, error)
+        raise typer.Exit(2) from None
+
+
 def submit(
     spec: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="Job spec JSON")],
     wait: Annotated[bool, typer.Option("--wait", help="Show live progress until it ends")] = False,
 ):
     """Submit a training job; with --wait exit non-zero unless it succeeds."""
+    document = read_json_or_exit(spec)
     with client() as api:
         try:
-            job = api.submit(json.loads(spec.read_text()))
+            job = api.submit(document)
         except ApiError as error:
             fail(error)
         console.print(f"submitted {job['id']} ({job['status']})")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -11,7 +10,7 @@ import typer
 from rich.live import Live
 from rich.table import Column, Table
 
-from api.cli.remote import ID_OF, call, client, console, fail
+from api.cli.remote import ID_OF, call, client, console, fail, read_json_or_exit
 from api.client import ApiError, GradqClient
 
 study_app = typer.Typer(
@@ -81,9 +80,10 @@ def create(
     ] = False,
 ):
     """Start a study; with --wait exit non-zero unless it succeeds."""
+    document = read_json_or_exit(file)
     with client() as api:
         try:
-            study = api.create_study(json.loads(file.read_text()))
+            study = api.create_study(document)
         except ApiError as error:
             fail(error)
         console.print(f"created {study['id']} ({study['status']})")

@@ -205,3 +205,35 @@ def test_an_error_with_a_plain_detail_stays_one_line(run):
     assert result.stdout.splitlines() == [
         "error HTTP 404: job_id: job job_0123456789abcdef not found"
     ]
+
+
+@pytest.mark.parametrize("command", [["submit"], ["study", "create"], ["train", "--local"]])
+def test_a_file_that_is_not_json_is_one_error_line_naming_file_and_place(command, run, tmp_path):
+    spec = tmp_path / "spec.json"
+    spec.write_text("{bad")
+
+    result = run(*command, str(spec))
+
+    assert result.exit_code == 2
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1, result.output
+    assert f"{spec}: not valid JSON: Expecting property name" in lines[0]
+    assert "line 1 column 2" in lines[0]
+
+
+@pytest.mark.parametrize("command", [["submit"], ["study", "create"], ["train", "--local"]])
+@pytest.mark.parametrize("word", ["NaN", "Infinity", "-Infinity"])
+def test_a_non_finite_number_is_refused_naming_its_path(command, word, run, tmp_path):
+    from tests.api.specs import digits_spec
+
+    text = json.dumps(digits_spec() | {"optimizer": {"type": "sgd", "lr": 0.5}})
+    spec = tmp_path / "spec.json"
+    spec.write_text(text.replace("0.5", word))
+
+    result = run(*command, str(spec))
+
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines() == [
+        f"error{':' if 'train' in command else ''} {spec}: optimizer.lr: "
+        f"{word} is not a number JSON allows"
+    ]
