@@ -181,7 +181,7 @@ def list_datasets(as_json: JsonFlag = False):
             dataset.get("name") or "",
             dataset.get("task") or "",
             str(shape) if shape else "",
-            str(dataset.get("nbytes") or ""),
+            str(dataset.get("size_bytes") or ""),
         )
     console.print(table)
 

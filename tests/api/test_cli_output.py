@@ -237,3 +237,20 @@ def test_a_non_finite_number_is_refused_naming_its_path(command, word, run, tmp_
         f"error{':' if 'train' in command else ''} {spec}: optimizer.lr: "
         f"{word} is not a number JSON allows"
     ]
+
+
+def test_datasets_list_shows_each_column_the_api_returns(run, alice, tmp_path):
+    from tests.api.test_datasets import npz_bytes
+
+    (tmp_path / "set.npz").write_bytes(npz_bytes())
+    assert run("datasets", "upload", str(tmp_path / "set.npz")).exit_code == 0
+    listed = alice.get("/v1/datasets").json()["datasets"][0]
+
+    result = run("datasets", "list")
+
+    assert result.exit_code == 0, result.output
+    row = next(line for line in result.stdout.splitlines() if listed["id"] in line)
+    cells = [cell.strip() for cell in row.strip("│ ").split("│")]
+    assert listed["size_bytes"] > 0 and listed["task"] == "classification"
+    shown = [listed["name"], listed["task"], str(listed["input_shape"]), str(listed["size_bytes"])]
+    assert cells == [listed["id"], *shown]
