@@ -13,7 +13,7 @@ from rich.table import Column, Table
 from rich.text import Text
 
 from api.cli.json_file import JsonFileError, read_json_file
-from api.cli.output import make_console, print_error, print_json
+from api.cli.output import make_console, print_error, print_json, print_table
 from api.client import ApiError, GradqClient
 from worker.config import get_settings
 
@@ -24,11 +24,11 @@ FINAL = ("succeeded", "failed", "cancelled")
 ID_WIDTH = 20  # "job_" / "mdl_" / "ds_" + 16 hex: ids are for copying, never truncated
 
 
-def ID_OF(header: str) -> Column:  # noqa: N802 - reads like a constant next to ID
+def id_column(header: str = "id") -> Column:
+    """A fresh column for ids (a rich Column keeps its table's cells, so none is shared)."""
     return Column(header, no_wrap=True, min_width=ID_WIDTH)
 
 
-ID = ID_OF("id")
 datasets_app = typer.Typer(help="Uploaded data sets.", no_args_is_help=True, rich_markup_mode=None)
 
 
@@ -173,7 +173,7 @@ def list_datasets(as_json: JsonFlag = False):
     if as_json:
         print_json(listing)
         return
-    table = Table(ID, "name", "task", "input shape", "bytes")
+    table = Table(id_column(), "name", "task", "input shape", "bytes")
     for dataset in listing["datasets"]:
         shape = dataset.get("input_shape")
         table.add_row(
@@ -183,7 +183,7 @@ def list_datasets(as_json: JsonFlag = False):
             str(shape) if shape else "",
             str(dataset.get("size_bytes") or ""),
         )
-    console.print(table)
+    print_table(console, table)
 
 
 @datasets_app.command("delete")

@@ -10,7 +10,8 @@ import typer
 from rich.live import Live
 from rich.table import Column, Table
 
-from api.cli.remote import ID_OF, call, client, console, fail, read_json_or_exit
+from api.cli.output import print_table
+from api.cli.remote import call, client, console, fail, id_column, read_json_or_exit
 from api.client import ApiError, GradqClient
 
 study_app = typer.Typer(
@@ -27,7 +28,8 @@ def trials_table(study: dict) -> Table:
     )
     fixed = [Column(name, no_wrap=True) for name in ("trial", "state", "value", "epochs")]
     params = [Column(path, overflow="fold") for path in paths]  # long paths wrap, rows do not
-    table = Table(*fixed, *params, ID_OF("job"), title=f"{study['id']} {study['name']}: {status}")
+    title = f"{study['id']} {study['name']}: {status}"
+    table = Table(*fixed, *params, id_column("job"), title=title)
     for row in study.get("trials") or []:
         value = "" if row["value"] is None else f"{row['value']:.4f}"
         params = [_short(row["params"].get(path)) for path in paths]
@@ -102,7 +104,7 @@ def show(study_id: str):
     """A study's trials table."""
     with client() as api:
         try:
-            console.print(trials_table(api.study(study_id)))
+            print_table(console, trials_table(api.study(study_id)))
         except ApiError as error:
             fail(error)
 

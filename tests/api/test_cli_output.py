@@ -254,3 +254,16 @@ def test_datasets_list_shows_each_column_the_api_returns(run, alice, tmp_path):
     assert listed["size_bytes"] > 0 and listed["task"] == "classification"
     shown = [listed["name"], listed["task"], str(listed["input_shape"]), str(listed["size_bytes"])]
     assert cells == [listed["id"], *shown]
+
+
+def test_jobs_table_off_a_terminal_shows_a_long_name_whole(run, alice):
+    from tests.api.specs import digits_spec
+
+    name = "fashion-mnist-mlp-with-a-long-name"
+    job_id = alice.post("/v1/jobs", json=digits_spec(name=name)).json()["id"]
+
+    result = run("jobs")
+
+    assert result.exit_code == 0, result.output
+    row = next(line for line in result.stdout.splitlines() if job_id in line)
+    assert name in row and "…" not in result.stdout
