@@ -70,8 +70,16 @@ def test_image_models_accept_shaped_and_flattened_samples(alice, redis_client):
     shaped = alice.post(url, json={"inputs": raw.tolist()}).json()
     flat = alice.post(url, json={"inputs": raw.reshape(3, 64).tolist()}).json()
     single = alice.post(url, json={"inputs": raw[0].tolist()}).json()
+    wrong = alice.post(url, json={"inputs": [[1.0] * 5]}).json()["detail"]
     assert shaped["predictions"] == flat["predictions"]
     assert single["predictions"] == shaped["predictions"][:1]
+    # every accepted form once, the model's own first
+    assert "shape [1, 8, 8] (or [8, 8] or [64]), or a batch" in wrong
+
+
+def test_a_flat_models_shape_error_names_its_shape_once(alice, model_id):
+    wrong = alice.post(f"/v1/models/{model_id}/predict", json={"inputs": [1.0] * 5}).json()
+    assert "expected one sample of shape [64], or a batch of them [n, ...]" in wrong["detail"]
 
 
 @pytest.mark.parametrize(
