@@ -22,6 +22,10 @@ def most_at_once(jobs: list[dict]) -> int:
     return peak
 
 
+def best_job_version(client, job: dict) -> int:
+    return client.model(job["model_id"])["version"]
+
+
 def test_a_study_runs_max_trials_two_at_a_time_and_names_the_best(alice, bob, workers):
     workers(concurrency=2)
 
@@ -48,6 +52,11 @@ def test_a_study_runs_max_trials_two_at_a_time_and_names_the_best(alice, bob, wo
     best = max(trials, key=lambda t: (t["value"], -t["trial"]))
     assert done["best_trial"] == {k: best[k] for k in ("trial", "job_id", "params", "value")}
     assert done["epochs_total"] == 15
+    # the trials' models are the versions of one registry name; "best" serves the best trial's
+    best_job = next(j for j in jobs if j["id"] == best["job_id"])
+    assert [n["name"] for n in alice.registry_names()["names"]] == ["digits-study"]
+    assert alice.registry("digits-study")["aliases"] == {"best": best_job_version(alice, best_job)}
+    assert alice.model("digits-study@best")["id"] == best_job["model_id"]
     # another tenant sees neither the study nor its trials
     assert bob.studies()["studies"] == [] and bob.jobs()["jobs"] == []
     with pytest.raises(ApiError) as hidden:

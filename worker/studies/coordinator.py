@@ -10,6 +10,7 @@ job hash, the job records), so a coordinator that dies anywhere can be replaced 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 
@@ -18,6 +19,8 @@ from optuna.trial import TrialState
 
 from worker.admission import ActiveJobLimitError, DatasetGoneError
 from worker.jobs import TERMINAL, JobFinishedError, JobStore, job_key
+from worker.models.registry import ModelRegistry, VersionNotFoundError
+from worker.models_store import model_key
 from worker.studies.optuna_study import open_study, suggest_point
 from worker.studies.space import apply_point, grid_size
 from worker.studies.store import FINAL, StudyStore
@@ -180,6 +183,8 @@ class Coordinator:
         if self.jobs.get(job_id) is None:
             spec = apply_point(record["base_spec"], point)
             spec["name"] = f"{record['name']}-trial{number}"[:100]
+            # trials' models are versions of the study's name; the best gets the alias "best"
+            spec["model_name"] = spec.get("model_name") or record["name"]
             fields = {"study_id": self.study_id, "trial": number}
             limit = self.settings.max_active_jobs_per_tenant
             try:
@@ -246,6 +251,8 @@ class Coordinator:
         changes = summary | {"status": status, "status_reason": reason}
         running_on = status == "running"
         if changes != self.written:
+            if status == "succeeded":
+                self._alias_best(record["tenant"], summary["best_trial"])
             previous = {row["trial"]: row for row in (self.written or {}).get("trials", [])}
             for row in summary["trials"]:
                 if previous.get(row["trial"]) != row:
@@ -254,6 +261,17 @@ class Coordinator:
             self.studies.update(self.study_id, changes, event=None if running_on else "status")
             self.written = changes
         return running_on
+
+    def _alias_best(self, tenant: str, best: dict) -> None:
+        """Point the registry alias ``best`` of the best trial's model name at its version, so
+        ``NAME@best`` serves it (idempotent: a restarted coordinator sets it again)."""
+        job = self.jobs.get(best["job_id"]) or {}
+        raw = self.redis.get(model_key(job["model_id"])) if job.get("model_id") else None
+        if raw is None:
+            return  # the user deleted the model already: nothing to point at
+        model = json.loads(raw)
+        with contextlib.suppress(VersionNotFoundError):  # deleted between the read and here
+            ModelRegistry(self.redis).set_alias(tenant, model["name"], "best", model["version"])
 
 
 def trial_budget(record: dict) -> int:
