@@ -56,6 +56,8 @@ def test_a_resumed_job_with_more_epochs_ends_with_the_uninterrupted_weights(
     interrupted = store.create(spec, "acme")["id"]
     run_attempt(redis_url, interrupted, 0, 2, stop_at=7, how=how)
     assert store.get(interrupted)["status"] == ("cancelled" if how == "cancel" else "failed")
+    if how == "cancel":
+        assert store.get(interrupted)["status_reason"] == "cancelled; the last checkpoint is kept"
     reopened = reopen_job(store, interrupted, epochs=2)
     assert reopened["status"] == "queued" and reopened["attempt"] == 1
     run_attempt(redis_url, interrupted, 1, 2)
@@ -76,6 +78,17 @@ def test_a_job_without_a_checkpoint_cannot_resume(redis_client):
     store = JobStore(redis_client)
     job_id = store.create(digits_spec(), "acme")["id"]
     store.request_cancel(job_id)  # cancelled before it started: nothing was saved
+    with pytest.raises(NoCheckpointError):
+        reopen_job(store, job_id)
+
+
+def test_a_job_cancelled_before_its_first_checkpoint_says_it_cannot_resume(redis_url, redis_client):
+    store = JobStore(redis_client)
+    job_id = store.create(digits_spec(shards=2, batch_size=32, checkpoint_every=5), "acme")["id"]
+    run_attempt(redis_url, job_id, 0, 2, stop_at=2, how="cancel")  # before the step-5 save
+    record = store.get(job_id)
+    assert record["status"] == "cancelled"
+    assert record["status_reason"] == "cancelled; no checkpoint to resume from"
     with pytest.raises(NoCheckpointError):
         reopen_job(store, job_id)
 
