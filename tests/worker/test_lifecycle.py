@@ -19,6 +19,8 @@ from worker.jobs import JobStore
 from worker.models_store import ModelStore
 from worker.runner import run_shard_task
 from worker.shard_context import JobCancelledError
+from worker.storage.filesystem import FileBackend
+from worker.storage.url import artifact_store
 
 pytestmark = pytest.mark.integration
 
@@ -91,6 +93,19 @@ def test_a_job_cancelled_before_its_first_checkpoint_says_it_cannot_resume(redis
     assert record["status_reason"] == "cancelled; no checkpoint to resume from"
     with pytest.raises(NoCheckpointError):
         reopen_job(store, job_id)
+
+
+def test_a_succeeded_job_leaves_no_checkpoint_folder_in_the_file_store(redis_url, redis_client):
+    store = JobStore(redis_client)
+    job_id = store.create(digits_spec(shards=2, batch_size=32, checkpoint_every=5), "acme")["id"]
+    backend = artifact_store(redis_client).backend
+    assert isinstance(backend, FileBackend)  # tests/conftest.py sets a file:// store
+    folder = backend.path(f"checkpoints/{job_id}")
+
+    run_attempt(redis_url, job_id, 0, 2)
+
+    assert store.get(job_id)["status"] == "succeeded"
+    assert not folder.exists()
 
 
 def test_fine_tuning_starts_from_the_stored_models_weights(redis_url, redis_client):
