@@ -19,6 +19,7 @@ from worker.jobs import JobStore
 from worker.models_store import ModelStore
 from worker.runner import run_shard_task
 from worker.shard_context import JobCancelledError
+from worker.storage.checkpoints import load_checkpoint_meta
 from worker.storage.filesystem import FileBackend
 from worker.storage.url import artifact_store
 
@@ -106,6 +107,24 @@ def test_a_succeeded_job_leaves_no_checkpoint_folder_in_the_file_store(redis_url
 
     assert store.get(job_id)["status"] == "succeeded"
     assert not folder.exists()
+
+
+def test_checkpoints_land_on_multiples_of_checkpoint_every_of_the_global_step(
+    redis_url, redis_client
+):
+    # digits on 2 shards with batches of 32: 41 steps an epoch, so in the second epoch (steps
+    # 42-82) an epoch's own count (the old rule: saves at 61 and 81) and the global step's
+    # multiples of 20 (60 and 80) differ
+    store = JobStore(redis_client)
+    job_id = store.create(digits_spec(shards=2, epochs=3, batch_size=32, checkpoint_every=20), "a")
+    job_id = job_id["id"]
+    run_attempt(redis_url, job_id, 0, 2, stop_at=78, how="fail")
+    record = store.get(job_id)
+    assert record["status"] == "failed" and record["steps_total"] == 3 * 41
+
+    newest = load_checkpoint_meta(artifact_store(redis_client), job_id)
+
+    assert newest["global_step"] == 60
 
 
 def test_fine_tuning_starts_from_the_stored_models_weights(redis_url, redis_client):
