@@ -29,6 +29,18 @@ def not_found(field: str, kind: str, value: str) -> HTTPException:
     )
 
 
+# a user who typed a bare name ("digits") learns the forms that work, whatever went wrong
+MODEL_REF_FORMS = "a model is its id (mdl_ and 16 hex digits), NAME@ALIAS or NAME/versions/N"
+
+
+def model_not_found(value: str) -> HTTPException:
+    """404 for a model reference that names nothing this tenant owns, with the accepted forms."""
+    return HTTPException(
+        status.HTTP_404_NOT_FOUND,
+        detail=f"model_id: model {echo(value)} not found ({MODEL_REF_FORMS})",
+    )
+
+
 def _check(value: str, pattern: re.Pattern, field: str, kind: str) -> str:
     if not pattern.fullmatch(value):
         raise not_found(field, kind, value)
@@ -55,9 +67,9 @@ async def _model_id(
     try:
         ref = parse_model_ref(model_id)
     except ModelRefError:
-        raise not_found("model_id", "model", model_id) from None
+        raise model_not_found(model_id) from None
     if ref.version is not None:  # a slash never reaches this path segment; keep it that way
-        raise not_found("model_id", "model", model_id)
+        raise model_not_found(model_id)
     return model_id
 
 

@@ -11,10 +11,9 @@ import inspect
 from collections.abc import Callable
 from typing import Annotated, get_type_hints
 
-from fastapi import APIRouter, Depends, HTTPException, status
+from fastapi import APIRouter, Depends, HTTPException
 
-from api.ids import ModelId
-from api.json_response import echo
+from api.ids import ModelId, model_not_found
 from worker.models.refs import ModelRefError, parse_model_ref
 from worker.models_store import ModelStore
 
@@ -34,7 +33,7 @@ ModelRefDep = ModelId
 
 
 def not_found(ref: str) -> HTTPException:
-    return HTTPException(status.HTTP_404_NOT_FOUND, detail=f"model_id: model {echo(ref)} not found")
+    return model_not_found(ref)
 
 
 def resolve_id(store: ModelStore, ref: str, tenant: str, allow_bare_name: bool = False) -> str:

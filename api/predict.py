@@ -56,10 +56,12 @@ def as_batch(raw: object, input_shape: tuple[int, ...], max_batch: int) -> np.nd
     elif array.ndim >= 1 and array.shape[1:] in shapes:
         batch = array.reshape(array.shape[0], *input_shape)
     else:
-        accepted = " or ".join(str(list(s)) for s in shapes)
+        # the model's own shape first, then the other accepted forms (flattened, channel-less)
+        others = [list(s) for s in shapes if s != tuple(input_shape)]
+        also = f" (or {' or '.join(map(str, others))})" if others else ""
         raise InputError(
             f"inputs: got shape {list(array.shape)}; expected one sample of shape"
-            f" {list(input_shape)} (or {accepted}), or a batch of them [n, ...]"
+            f" {list(input_shape)}{also}, or a batch of them [n, ...]"
         )
     if batch.shape[0] == 0:
         raise InputError("inputs: expected at least one sample")

@@ -78,6 +78,8 @@ def test_up_serves_then_stops_every_process_it_started(tmp_path, stop_signal):
         )
         assert up.poll() is None, log.read_text()
         assert httpx.get(f"http://127.0.0.1:{api_port}/healthz").status_code == 200
+        store = worker_env("redis://unused")["GRADQ_ARTIFACT_URL"]  # the test's own store
+        ready_line = next(line for line in log.read_text().splitlines() if "API ready" in line)
         started = _descendants(up.pid)
         assert len(started) >= 4  # redis, 2 celery masters (+ pool children), uvicorn
 
@@ -86,6 +88,7 @@ def test_up_serves_then_stops_every_process_it_started(tmp_path, stop_signal):
 
         assert up.returncode == 0, log.read_text()
         wait_until(lambda: not any(_alive(pid) for pid in started), 15, "children to exit")
+        assert f"artifacts in {store})" in ready_line  # where the user's models will be
     finally:
         if up.poll() is None:
             up.kill()

@@ -103,6 +103,22 @@ def index_active_jobs(redis: redis_lib.Redis) -> int:
     return added
 
 
+def ensure_indexed(redis: redis_lib.Redis) -> None:
+    """Index the jobs queued before the tenant indexes existed, once (see the module doc)."""
+    if not redis.exists(INDEXED_KEY):
+        index_active_jobs(redis)
+
+
+def active_jobs(redis: redis_lib.Redis, tenant: str) -> int:
+    """The tenant's unfinished jobs, counted as ``CREATE_WITHIN_LIMIT`` counts them: ids in its
+    index that are still in ``gradq:jobs:active`` (finished ids are left for the script to prune).
+
+    For a check made under WATCH of ``tenant_active_key(tenant)``, which every admission and
+    resume of the tenant's jobs writes (``worker.job_lifecycle.reopen_job``)."""
+    ids = list(redis.smembers(tenant_active_key(tenant)))
+    return sum(redis.smismember(ACTIVE_KEY, ids)) if ids else 0
+
+
 def create_within_limit(
     redis: redis_lib.Redis,
     keys: tuple[str, str, str, str],
@@ -118,8 +134,8 @@ def create_within_limit(
     tenant = record["tenant"]
     dataset_id = ((record["spec"] or {}).get("dataset") or {}).get("id")
     uses = [dataset_key(dataset_id)] if dataset_id else []
-    if limit is not None and not redis.exists(INDEXED_KEY):
-        index_active_jobs(redis)
+    if limit is not None:
+        ensure_indexed(redis)
     script = redis.register_script(CREATE_WITHIN_LIMIT)
     refused = script(
         keys=[*keys, tenant_active_key(tenant), *uses],

@@ -4,13 +4,23 @@
 (the model stays unless asked). ``reopen_job`` turns a cancelled or failed job back into a queued
 one with a fresh attempt, so ``start_job`` launches shards that load the last checkpoint; with the
 same total epochs, the weights end equal to those of an uninterrupted run.
+
+A resumed job is active again, so it is admitted against the tenant's active-job limit like a
+submission (``worker.admission``): the count and the re-queue commit together, under WATCH of the
+tenant's active index, which every admission and resume of that tenant writes.
 """
 
 from __future__ import annotations
 
 import time
 
-from worker.admission import DatasetGoneError, tenant_active_key
+from worker.admission import (
+    ActiveJobLimitError,
+    DatasetGoneError,
+    active_jobs,
+    ensure_indexed,
+    tenant_active_key,
+)
 from worker.datasets.store import dataset_key
 from worker.job_logs import delete_logs, job_log
 from worker.jobs import (
@@ -79,18 +89,28 @@ def reopen_job(
     job_id: str,
     epochs: int | None = None,
     artifacts: ArtifactStore | None = None,
+    max_active: int | None = None,
 ) -> dict:
     """A cancelled or failed job -> ``queued`` with the next attempt (the caller enqueues
-    ``start_job``). ``epochs``: a new total, at least the spec's.
+    ``start_job``). ``epochs``: a new total, at least the spec's. ``max_active``: the tenant's
+    active-job limit (None: no limit).
 
     Raises JobNotFoundError, JobActiveError (not cancelled/failed), NoCheckpointError,
-    DatasetGoneError (its uploaded data set was deleted), ValueError (fewer epochs than the spec).
+    DatasetGoneError (its uploaded data set was deleted), ValueError (fewer epochs than the spec),
+    ActiveJobLimitError (the tenant already has ``max_active`` unfinished jobs; nothing changes).
     """
     artifacts = artifacts if artifacts is not None else artifact_store(store.redis)
     meta = load_checkpoint_meta(artifacts, job_id)
-    # a job's data set never changes: learn it first, then watch it (worker.datasets.in_use)
-    dataset_id = (((store.get(job_id) or {}).get("spec") or {}).get("dataset") or {}).get("id")
+    # a job's tenant and data set never change: learn them first, then watch the keys that
+    # decide (the set: worker.datasets.in_use; the tenant's active index: the limit)
+    first = store.get(job_id) or {}
+    tenant = first.get("tenant")
+    dataset_id = ((first.get("spec") or {}).get("dataset") or {}).get("id")
     uses = (dataset_key(dataset_id),) if dataset_id else ()
+    limited = max_active is not None and tenant is not None
+    if limited:
+        ensure_indexed(store.redis)
+    watched = (*uses, tenant_active_key(tenant)) if limited else uses
 
     def change(record: dict) -> dict:
         if record["status"] not in RESUMABLE:
@@ -106,6 +126,10 @@ def reopen_job(
             if epochs < int(spec["epochs"]):
                 raise ValueError(f"epochs: {epochs} is fewer than the job's {spec['epochs']}")
             spec["epochs"] = epochs
+        if limited:
+            active = active_jobs(store.redis, tenant)
+            if active >= max_active:
+                raise ActiveJobLimitError(tenant, active, max_active)
         record.update(
             spec=spec,
             status="queued",
@@ -128,7 +152,7 @@ def reopen_job(
         pipe.sadd(tenant_active_key(record["tenant"]), job_id)  # counts against the limit again
 
     missing = JobNotFoundError(job_id)
-    record = update_json(store.redis, job_key(job_id), change, also, missing, watch=uses)
+    record = update_json(store.redis, job_key(job_id), change, also, missing, watch=watched)
     reason, spec = record["status_reason"], record["spec"]
     job_log(store.redis, job_id, f"{reason}; {spec['epochs']} epochs in all")
     return record

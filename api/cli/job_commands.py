@@ -8,8 +8,8 @@ import typer
 from rich.markup import escape
 from rich.table import Column, Table
 
-from api.cli.output import print_json
-from api.cli.remote import ID, ID_OF, JsonFlag, call, client, console, fail
+from api.cli.output import print_json, print_table
+from api.cli.remote import JsonFlag, call, client, console, fail, id_column
 from api.client import ApiError
 
 jobs_app = typer.Typer(
@@ -35,7 +35,7 @@ def jobs(
         print_json(page)
         return
     status = Column("status", no_wrap=True, min_width=10)
-    table = Table(ID, Column("name", max_width=16), status, "progress", ID_OF("model"))
+    table = Table(id_column(), Column("name", max_width=16), status, "progress", id_column("model"))
     for job in page["jobs"]:
         table.add_row(
             job["id"],
@@ -44,7 +44,7 @@ def jobs(
             f"{job.get('progress', 0):.0%}",
             job.get("model_id") or "",
         )
-    console.print(table)
+    print_table(console, table)
 
 
 @jobs_app.command("delete")

@@ -12,8 +12,8 @@ from typing import Annotated
 import typer
 from rich.table import Column, Table
 
-from api.cli.output import print_json
-from api.cli.remote import ID, JsonFlag, call, client, console, fail
+from api.cli.output import print_json, print_table
+from api.cli.remote import JsonFlag, call, client, console, fail, id_column
 from api.client import ApiError
 
 models_app = typer.Typer(
@@ -33,7 +33,7 @@ def models(ctx: typer.Context, limit: int = 100, as_json: JsonFlag = False):
         print_json(listing)
         return
     name = Column("name", no_wrap=True, min_width=12)
-    table = Table(ID, name, "version", "input shape", "test accuracy")
+    table = Table(id_column(), name, "version", "input shape", "test accuracy")
     for model in listing["models"]:
         accuracy = (model.get("metrics") or {}).get("test_accuracy")
         table.add_row(
@@ -43,7 +43,7 @@ def models(ctx: typer.Context, limit: int = 100, as_json: JsonFlag = False):
             str(model["input_shape"]),
             "" if accuracy is None else f"{accuracy:.4f}",
         )
-    console.print(table)
+    print_table(console, table)
 
 
 @models_app.command("names")
@@ -57,14 +57,14 @@ def names(limit: int = 100, as_json: JsonFlag = False):
     for entry in listing["names"]:
         aliases = ", ".join(f"{a} -> {v}" for a, v in entry["aliases"].items())
         table.add_row(entry["name"], str(entry["latest_version"]), str(entry["versions"]), aliases)
-    console.print(table)
+    print_table(console, table)
 
 
 @models_app.command("versions")
 def versions(name: str):
     """A name's versions (newest first) and aliases."""
     entry = call(lambda api: api.registry(name))
-    table = Table("version", ID, "aliases", "created", "tags")
+    table = Table("version", id_column(), "aliases", "created", "tags")
     for model in entry["versions"]:
         table.add_row(
             str(model["version"]),
@@ -73,7 +73,7 @@ def versions(name: str):
             str(model.get("created_at") or ""),
             json.dumps(model.get("tags") or {}),
         )
-    console.print(table)
+    print_table(console, table)
 
 
 @models_app.command("alias")

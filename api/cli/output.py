@@ -11,6 +11,7 @@ import json
 
 import typer
 from rich.console import Console
+from rich.table import Table
 from rich.text import Text
 
 OFF_TERMINAL_WIDTH = 1000  # wide enough for any table row; rows are as wide as their content
@@ -22,6 +23,16 @@ def make_console() -> Console:
     if console.is_terminal:
         return console
     return Console(width=OFF_TERMINAL_WIDTH, soft_wrap=True)
+
+
+def print_table(console: Console, table: Table) -> None:
+    """Print ``table``; off a terminal every cell is printed whole, whatever limits its columns
+    set for a terminal window (a ``max_width`` there would cut ``fashion-mnist-mlp`` to
+    ``fashion-mnist-m…`` in a pipe, where nobody is short of columns)."""
+    if not console.is_terminal:
+        for column in table.columns:
+            column.max_width, column.no_wrap, column.overflow = None, True, "ignore"
+    console.print(table)
 
 
 def print_error(console: Console, message: object) -> None:

@@ -6,13 +6,14 @@ import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.table import Column, Table
 from rich.text import Text
 
-from api.cli.output import make_console, print_error, print_json
+from api.cli.json_file import JsonFileError, read_json_file
+from api.cli.output import make_console, print_error, print_json, print_table
 from api.client import ApiError, GradqClient
 from worker.config import get_settings
 
@@ -23,11 +24,11 @@ FINAL = ("succeeded", "failed", "cancelled")
 ID_WIDTH = 20  # "job_" / "mdl_" / "ds_" + 16 hex: ids are for copying, never truncated
 
 
-def ID_OF(header: str) -> Column:  # noqa: N802 - reads like a constant next to ID
+def id_column(header: str = "id") -> Column:
+    """A fresh column for ids (a rich Column keeps its table's cells, so none is shared)."""
     return Column(header, no_wrap=True, min_width=ID_WIDTH)
 
 
-ID = ID_OF("id")
 datasets_app = typer.Typer(help="Uploaded data sets.", no_args_is_help=True, rich_markup_mode=None)
 
 
@@ -50,14 +51,24 @@ def fail(error: ApiError) -> None:
     raise typer.Exit(1)
 
 
+def read_json_or_exit(path: Path) -> Any:
+    """The JSON document in ``path``; a file that is not JSON is one error line and exit 2."""
+    try:
+        return read_json_file(path)
+    except JsonFileError as error:
+        print_error(console, error)
+        raise typer.Exit(2) from None
+
+
 def submit(
     spec: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="Job spec JSON")],
     wait: Annotated[bool, typer.Option("--wait", help="Show live progress until it ends")] = False,
 ):
     """Submit a training job; with --wait exit non-zero unless it succeeds."""
+    document = read_json_or_exit(spec)
     with client() as api:
         try:
-            job = api.submit(json.loads(spec.read_text()))
+            job = api.submit(document)
         except ApiError as error:
             fail(error)
         console.print(f"submitted {job['id']} ({job['status']})")
@@ -162,7 +173,7 @@ def list_datasets(as_json: JsonFlag = False):
     if as_json:
         print_json(listing)
         return
-    table = Table(ID, "name", "task", "input shape", "bytes")
+    table = Table(id_column(), "name", "task", "input shape", "bytes")
     for dataset in listing["datasets"]:
         shape = dataset.get("input_shape")
         table.add_row(
@@ -170,9 +181,9 @@ def list_datasets(as_json: JsonFlag = False):
             dataset.get("name") or "",
             dataset.get("task") or "",
             str(shape) if shape else "",
-            str(dataset.get("nbytes") or ""),
+            str(dataset.get("size_bytes") or ""),
         )
-    console.print(table)
+    print_table(console, table)
 
 
 @datasets_app.command("delete")

@@ -81,15 +81,20 @@ class LocalStack:
         host = "127.0.0.1" if self.config.host in ("0.0.0.0", "::") else self.config.host
         return f"http://{host}:{self.config.port}"
 
+    @property
+    def artifact_url(self) -> str:
+        """Where models, checkpoints and data sets go: the user's GRADQ_ARTIFACT_URL (an S3
+        bucket, a mount), else ``artifacts/`` beside Redis's data in the state directory."""
+        default = (self.config.state_dir / "artifacts").resolve().as_uri()
+        return os.environ.get("GRADQ_ARTIFACT_URL") or default
+
     def child_env(self) -> dict[str, str]:
         env = dict(os.environ)
         env["GRADQ_REDIS_URL"] = self.redis_url
         env["GRADQ_API_URL"] = self.api_url
         # one BLAS thread per worker process: processes x threads must not exceed the cores
         env.setdefault("GRADQ_BLAS_THREADS", "1")
-        # artifacts beside Redis's data, unless the user chose a store (an S3 bucket, a mount)
-        artifacts = (self.config.state_dir / "artifacts").resolve()
-        env.setdefault("GRADQ_ARTIFACT_URL", artifacts.as_uri())
+        env["GRADQ_ARTIFACT_URL"] = self.artifact_url
         return env
 
     def check_ports(self) -> None:

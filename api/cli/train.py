@@ -16,6 +16,8 @@ from typing import Annotated
 
 import typer
 
+from api.cli.json_file import JsonFileError, read_json_file
+
 # Defaults shared with the API's JobSpec, so a spec trains the same locally and remotely.
 DEFAULTS = {
     "loss": "cross_entropy",
@@ -151,9 +153,9 @@ def register(app: typer.Typer) -> None:
             )
             raise typer.Exit(2)
         try:
-            spec = json.loads(spec_file.read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            typer.echo(f"error: cannot read spec {str(spec_file)!r}: {exc}", err=True)
+            spec = read_json_file(spec_file)
+        except JsonFileError as exc:
+            typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(2) from None
 
         # With --json, stdout holds only the final object; progress goes to stderr.

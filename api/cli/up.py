@@ -80,7 +80,9 @@ def up(
         stack.start_api()
         console.print(
             f"gradq API ready at {stack.api_url} (Redis {stack.redis_url}, "
-            f"{workers} training workers, logs in {state_dir / 'logs'})"
+            f"{workers} training workers, logs in {state_dir / 'logs'}, "
+            f"artifacts in {stack.artifact_url})",
+            soft_wrap=True,  # one line, never folded inside a URL someone copies
         )
         if not no_demo:
             from api.cli.demo import run_demo

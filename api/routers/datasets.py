@@ -106,8 +106,9 @@ def get_dataset(tenant: TenantDep, dataset_id: DatasetId, datasets: DatasetStore
     summary="Delete a data set",
 )
 def delete_dataset(tenant: TenantDep, dataset_id: DatasetId, datasets: DatasetStoreDep):
-    """409 naming the jobs while queued, running or cancelling jobs train on it (checked
-    atomically with job admission: a job submitted meanwhile is either refused or named)."""
+    """409 naming the jobs while queued, running or cancelling jobs train on it, and the studies
+    while running studies use it (checked atomically with job admission and study creation: a
+    job or study submitted meanwhile is either refused or named)."""
     owned_dataset(datasets, dataset_id, tenant)
     try:
         delete_unless_in_use(datasets, dataset_id)

@@ -12,6 +12,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, HTTPException, Query, Response
 
 from api.deps import ModelStoreDep, TenantDep
+from api.ids import model_not_found
 from api.json_body import StrictJSONRoute
 from api.model_access import ModelRefDep, add_ref_routes, owned_model
 from api.schemas.common import COMMON_ERRORS, errors
@@ -32,7 +33,7 @@ def export(
     try:
         model, metadata = models.load_model(metadata["id"])
     except KeyError:
-        raise HTTPException(404, detail=f"model_id: model {ref} not found") from None
+        raise model_not_found(ref) from None
     if format == "npz":
         content = models.weights(metadata["id"]) or b""
     else:

@@ -8,16 +8,24 @@ from fastapi import APIRouter, Body, HTTPException, Query, Response, status
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.deps import ArtifactsDep, JobStoreDep, ModelCacheDep, RedisDep, StartDep, TenantDep
+from api.deps import (
+    ArtifactsDep,
+    JobStoreDep,
+    ModelCacheDep,
+    RedisDep,
+    SettingsDep,
+    StartDep,
+    TenantDep,
+)
 from api.ids import JobId
 from api.invalidation import publish_deleted
 from api.json_body import StrictJSONRoute
 from api.log_stream import job_log_stream
-from api.routers.jobs import job_view, owned_job
+from api.routers.jobs import job_view, over_the_limit, owned_job
 from api.schemas.base import RequestModel
 from api.schemas.common import COMMON_ERRORS, errors
 from api.schemas.jobs import JobOut
-from worker.admission import DatasetGoneError
+from worker.admission import ActiveJobLimitError, DatasetGoneError
 from worker.job_lifecycle import JobActiveError, NoCheckpointError, delete_job, reopen_job
 from worker.job_logs import read_logs
 from worker.jobs import JobNotFoundError
@@ -80,7 +88,7 @@ def delete(
     "/{job_id}/resume",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=JobOut,
-    responses=errors(*COMMON_ERRORS, 404, 409, 422),
+    responses=errors(*COMMON_ERRORS, 404, 409, 422, 429),
     summary="Resume a cancelled or failed job from its last checkpoint",
 )
 def resume(
@@ -89,12 +97,16 @@ def resume(
     jobs: JobStoreDep,
     start: StartDep,
     artifacts: ArtifactsDep,
+    settings: SettingsDep,
     body: Annotated[ResumeRequest | None, Body()] = None,
 ):
-    """Same total epochs: the final weights equal an uninterrupted run's."""
+    """Same total epochs: the final weights equal an uninterrupted run's. Admitted against the
+    tenant's active-job limit like a submission (429 with the same body)."""
     owned_job(jobs, job_id, tenant)
+    epochs = body.epochs if body else None
+    limit = settings.max_active_jobs_per_tenant
     try:
-        record = reopen_job(jobs, job_id, body.epochs if body else None, artifacts)
+        record = reopen_job(jobs, job_id, epochs, artifacts, max_active=limit)
     except JobNotFoundError:
         raise HTTPException(404, detail=f"job_id: job {job_id} not found") from None
     except (JobActiveError, NoCheckpointError) as error:
@@ -104,6 +116,8 @@ def resume(
         raise HTTPException(409, detail=detail) from None
     except ValueError as error:
         raise HTTPException(422, detail=str(error)) from None
+    except ActiveJobLimitError as error:
+        raise over_the_limit(error) from None
     start(job_id)
     return job_view(record)
 

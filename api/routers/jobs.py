@@ -97,13 +97,18 @@ def submit(
         message = f"data set {error.dataset_id} not found"
         raise unprocessable(["body", "dataset", "id"], message) from None
     except ActiveJobLimitError as error:
-        raise HTTPException(
-            status.HTTP_429_TOO_MANY_REQUESTS,
-            detail=f"tenant {tenant}: {error.active} queued or running jobs already"
-            f" (the limit is {error.limit})",
-            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
-        ) from None
+        raise over_the_limit(error) from None
     return job_view(record)
+
+
+def over_the_limit(error: ActiveJobLimitError) -> HTTPException:
+    """The 429 of a submission or resume refused by the tenant's active-job limit."""
+    return HTTPException(
+        status.HTTP_429_TOO_MANY_REQUESTS,
+        detail=f"tenant {error.tenant}: {error.active} queued or running jobs already"
+        f" (the limit is {error.limit})",
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+    )
 
 
 @router.get(

@@ -12,6 +12,7 @@ from typing import Annotated
 from fastapi import APIRouter, File, Form, HTTPException, Query, Response, UploadFile, status
 
 from api.deps import ModelCacheDep, ModelStoreDep, RedisDep, SettingsDep, TenantDep
+from api.ids import model_not_found
 from api.invalidation import publish_deleted
 from api.json_body import StrictJSONRoute
 from api.model_access import ModelRefDep, add_ref_routes, owned_model
@@ -106,7 +107,7 @@ def patch_model(tenant: TenantDep, ref: ModelRefDep, changes: ModelPatch, models
     metadata = owned_model(models, ref, tenant)
     updated = models.update(metadata["id"], changes.model_dump(exclude_none=True))
     if updated is None:
-        raise HTTPException(404, detail=f"model_id: model {ref} not found")
+        raise model_not_found(ref)
     return model_view(updated, models)
 
 
@@ -114,7 +115,7 @@ def weights(tenant: TenantDep, ref: ModelRefDep, models: ModelStoreDep):
     metadata = owned_model(models, ref, tenant)
     content = models.weights(metadata["id"])
     if content is None:
-        raise HTTPException(404, detail=f"model_id: model {ref} not found")
+        raise model_not_found(ref)
     return Response(
         content,
         media_type="application/octet-stream",

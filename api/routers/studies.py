@@ -21,6 +21,7 @@ from api.schemas.studies import StudyIn, StudyList, StudyOut, StudyPatch
 from api.spec_check import unprocessable
 from api.sse import job_event_stream
 from api.study_check import checked_study
+from worker.admission import DatasetGoneError
 from worker.studies.store import StudyStore
 
 router = APIRouter(prefix="/v1/studies", tags=["studies"], route_class=StrictJSONRoute)
@@ -59,9 +60,16 @@ def create(
     redis: RedisDep,
     datasets: DatasetStoreDep,
 ):
-    """Validate the space against the base spec (paths, corners, a sample), then store it."""
+    """Validate the space against the base spec (paths, corners, a sample), then store it; the
+    data sets it uses are checked again atomically with storing it (a delete in between: 422)."""
     request = checked_study(study, tenant, datasets, settings)
-    return public_view(StudyStore(redis).create(tenant, request))
+    try:
+        return public_view(StudyStore(redis).create(tenant, request))
+    except DatasetGoneError as error:  # deleted since checked_study found it
+        base = request["base_spec"]["dataset"].get("id")
+        loc = ["body", "base_spec", "dataset", "id"] if error.dataset_id == base else None
+        message = f"data set {error.dataset_id} not found"
+        raise unprocessable(loc or ["body", "space", "dataset.id"], message) from None
 
 
 @router.get(

@@ -15,6 +15,7 @@ import pytest
 from tests.api.live import LiveApi
 from tests.api.specs import digits_spec
 from worker.admission import ActiveJobLimitError, index_active_jobs, tenant_active_key
+from worker.fence import Unfenced
 from worker.job_lifecycle import reopen_job
 from worker.jobs import ACTIVE_KEY, JobStore, events_key, job_key, utc_now
 from worker.storage import artifact_store
@@ -132,7 +133,10 @@ def test_a_resumed_job_counts_against_the_limit_again(redis_client):
     first = store.create(digits_spec(), "alice", max_active=2)
     store.request_cancel(first["id"])
     store.create(digits_spec(), "alice", max_active=2)  # counting prunes the cancelled job
-    save_checkpoint(artifact_store(redis_client), first["id"], {}, {}, {"global_step": 1})
+    fence = Unfenced(redis_client)  # written as an attempt of the job left it
+    save_checkpoint(
+        artifact_store(redis_client), first["id"], {}, {}, {"global_step": 1}, fence=fence
+    )
 
     reopen_job(store, first["id"])
 

@@ -205,3 +205,65 @@ def test_an_error_with_a_plain_detail_stays_one_line(run):
     assert result.stdout.splitlines() == [
         "error HTTP 404: job_id: job job_0123456789abcdef not found"
     ]
+
+
+@pytest.mark.parametrize("command", [["submit"], ["study", "create"], ["train", "--local"]])
+def test_a_file_that_is_not_json_is_one_error_line_naming_file_and_place(command, run, tmp_path):
+    spec = tmp_path / "spec.json"
+    spec.write_text("{bad")
+
+    result = run(*command, str(spec))
+
+    assert result.exit_code == 2
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1, result.output
+    assert f"{spec}: not valid JSON: Expecting property name" in lines[0]
+    assert "line 1 column 2" in lines[0]
+
+
+@pytest.mark.parametrize("command", [["submit"], ["study", "create"], ["train", "--local"]])
+@pytest.mark.parametrize("word", ["NaN", "Infinity", "-Infinity"])
+def test_a_non_finite_number_is_refused_naming_its_path(command, word, run, tmp_path):
+    from tests.api.specs import digits_spec
+
+    text = json.dumps(digits_spec() | {"optimizer": {"type": "sgd", "lr": 0.5}})
+    spec = tmp_path / "spec.json"
+    spec.write_text(text.replace("0.5", word))
+
+    result = run(*command, str(spec))
+
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines() == [
+        f"error{':' if 'train' in command else ''} {spec}: optimizer.lr: "
+        f"{word} is not a number JSON allows"
+    ]
+
+
+def test_datasets_list_shows_each_column_the_api_returns(run, alice, tmp_path):
+    from tests.api.test_datasets import npz_bytes
+
+    (tmp_path / "set.npz").write_bytes(npz_bytes())
+    assert run("datasets", "upload", str(tmp_path / "set.npz")).exit_code == 0
+    listed = alice.get("/v1/datasets").json()["datasets"][0]
+
+    result = run("datasets", "list")
+
+    assert result.exit_code == 0, result.output
+    row = next(line for line in result.stdout.splitlines() if listed["id"] in line)
+    cells = [cell.strip() for cell in row.strip("│ ").split("│")]
+    assert listed["size_bytes"] > 0 and listed["task"] == "classification"
+    shown = [listed["name"], listed["task"], str(listed["input_shape"]), str(listed["size_bytes"])]
+    assert cells == [listed["id"], *shown]
+
+
+def test_jobs_table_off_a_terminal_shows_a_long_name_whole(run, alice):
+    from tests.api.specs import digits_spec
+
+    name = "fashion-mnist-mlp-with-a-long-name"
+    job_id = alice.post("/v1/jobs", json=digits_spec(name=name)).json()["id"]
+
+    result = run("jobs")
+
+    assert result.exit_code == 0, result.output
+    row = next(line for line in result.stdout.splitlines() if job_id in line)
+    assert name in row and "…" not in result.stdout

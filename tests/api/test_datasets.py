@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import numpy as np
 
+import api.routers.studies
 from api.deps import get_submitter
 from tests.api.specs import digits_spec
 from tests.harness import npz_bytes as to_npz
+from tests.studies.conftest import digits_study
 from worker.datasets import DatasetStore
 from worker.datasets.in_use import delete_unless_in_use
+from worker.fence import Unfenced
 from worker.jobs import JobStore
 from worker.storage.checkpoints import save_checkpoint
+from worker.studies.store import StudyStore
 
 
 def npz_bytes(n: int = 40, features: int = 6, classes: int = 3, **overrides) -> bytes:
@@ -156,7 +160,8 @@ def test_a_job_whose_set_was_deleted_does_not_resume(alice, app):
     spec = digits_spec(dataset={"id": dataset_id}, model={"layers": layers}, batch_size=8)
     job_id = alice.post("/v1/jobs", json=spec).json()["id"]
     alice.post(f"/v1/jobs/{job_id}/cancel")
-    save_checkpoint(app.state.artifacts, job_id, {}, {}, {"global_step": 1})
+    fence = Unfenced(app.state.redis)  # written as the cancelled attempt left it
+    save_checkpoint(app.state.artifacts, job_id, {}, {}, {"global_step": 1}, fence=fence)
     assert alice.delete(f"/v1/datasets/{dataset_id}").status_code == 204  # nothing runs on it
 
     response = alice.post(f"/v1/jobs/{job_id}/resume")
@@ -164,3 +169,50 @@ def test_a_job_whose_set_was_deleted_does_not_resume(alice, app):
     assert response.status_code == 409 and dataset_id in response.json()["detail"]
     assert alice.get(f"/v1/jobs/{job_id}").json()["status"] == "cancelled"
     assert app.state.started == []
+
+
+def test_delete_is_409_naming_a_running_study_on_the_set(alice, redis_client):
+    dataset_id = upload(alice, npz_bytes()).json()["id"]
+    base = digits_study()["base_spec"] | {"dataset": {"id": dataset_id, "validation_split": 0.25}}
+    base["model"] = {"layers": [{"type": "dense", "units": 8}, {"type": "dense", "units": 3}]}
+    space = {"optimizer.lr": {"type": "float", "low": 1e-3, "high": 3e-2, "log": True}}
+    created = alice.post("/v1/studies", json=digits_study(base_spec=base, space=space))
+    assert created.status_code == 202, created.text
+    study_id = created.json()["id"]
+
+    response = alice.delete(f"/v1/datasets/{dataset_id}")
+
+    assert response.status_code == 409
+    assert response.json()["detail"] == (
+        f"dataset_id: data set {dataset_id} is used by running studies: {study_id}"
+    )
+    assert alice.get(f"/v1/datasets/{dataset_id}").status_code == 200
+    StudyStore(redis_client).update(study_id, {"status": "cancelled"})  # as its coordinator ends it
+    assert alice.delete(f"/v1/datasets/{dataset_id}").status_code == 204
+    refused = alice.post("/v1/studies", json=digits_study(base_spec=base, space=space))
+    assert refused.status_code == 422
+    assert refused.json()["detail"][0]["loc"] == ["body", "base_spec", "dataset", "id"]
+
+
+def test_a_study_whose_set_is_deleted_after_its_checks_is_a_422_and_not_stored(
+    alice, app, monkeypatch
+):
+    dataset_id = upload(alice, npz_bytes()).json()["id"]
+    base = digits_study()["base_spec"] | {"dataset": {"id": dataset_id, "validation_split": 0.25}}
+    base["model"] = {"layers": [{"type": "dense", "units": 3}]}
+    space = {"optimizer.lr": {"type": "float", "low": 1e-3, "high": 3e-2, "log": True}}
+    real_check = api.routers.studies.checked_study
+
+    def check_then_delete(*args):
+        request = real_check(*args)
+        assert delete_unless_in_use(DatasetStore(app.state.redis), dataset_id) is True
+        return request
+
+    monkeypatch.setattr(api.routers.studies, "checked_study", check_then_delete)
+
+    response = alice.post("/v1/studies", json=digits_study(base_spec=base, space=space))
+
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"][0]["loc"] == ["body", "base_spec", "dataset", "id"]
+    assert dataset_id in response.json()["detail"][0]["msg"]
+    assert alice.get("/v1/studies").json()["studies"] == []

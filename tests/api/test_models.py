@@ -70,8 +70,16 @@ def test_image_models_accept_shaped_and_flattened_samples(alice, redis_client):
     shaped = alice.post(url, json={"inputs": raw.tolist()}).json()
     flat = alice.post(url, json={"inputs": raw.reshape(3, 64).tolist()}).json()
     single = alice.post(url, json={"inputs": raw[0].tolist()}).json()
+    wrong = alice.post(url, json={"inputs": [[1.0] * 5]}).json()["detail"]
     assert shaped["predictions"] == flat["predictions"]
     assert single["predictions"] == shaped["predictions"][:1]
+    # every accepted form once, the model's own first
+    assert "shape [1, 8, 8] (or [8, 8] or [64]), or a batch" in wrong
+
+
+def test_a_flat_models_shape_error_names_its_shape_once(alice, model_id):
+    wrong = alice.post(f"/v1/models/{model_id}/predict", json={"inputs": [1.0] * 5}).json()
+    assert "expected one sample of shape [64], or a batch of them [n, ...]" in wrong["detail"]
 
 
 @pytest.mark.parametrize(
@@ -194,3 +202,16 @@ def test_cached_fast_path_answers_like_the_route_and_defers_errors_to_it(alice, 
     assert "gradq_prediction_duration_seconds_count 2.0" in text
     route = 'route="/v1/models/{model_id}/predict",status="200"'
     assert any(route in line and line.endswith(" 2.0") for line in text.splitlines())
+
+
+@pytest.mark.parametrize("ref", ["digits", "digits@nope", "mdl_0000000000000000"])
+def test_a_model_reference_that_names_nothing_is_404_listing_the_forms_that_work(alice, ref):
+    for response in (
+        alice.get(f"/v1/models/{ref}"),
+        alice.post(f"/v1/models/{ref}/predict", json={"inputs": [[0.0] * 64]}),
+    ):
+        assert response.status_code == 404
+        assert response.json()["detail"] == (
+            f"model_id: model {ref} not found (a model is its id (mdl_ and 16 hex digits),"
+            " NAME@ALIAS or NAME/versions/N)"
+        )

@@ -25,16 +25,31 @@ def cli_env(live_api, monkeypatch):
     get_settings.cache_clear()
 
 
-def test_study_create_waits_with_a_table_of_trials_and_show_prints_it(cli_env, workers, tmp_path):
+def test_study_create_waits_off_a_terminal_with_trial_lines_the_table_then_the_best(
+    cli_env, workers, alice, tmp_path
+):
     workers(concurrency=2)
     (tmp_path / "study.json").write_text(json.dumps(digits_study(max_trials=3)))
-    runner = CliRunner()
+    runner = CliRunner()  # not a terminal, as in a pipe or a CI log
 
     created = runner.invoke(cli, ["study", "create", str(tmp_path / "study.json"), "--wait"])
 
     assert created.exit_code == 0, created.output
-    study_id = re.search(r"created (study_[0-9a-f]+)", created.output).group(1)
-    assert "succeeded" in created.output and "best: trial" in created.output
+    lines = created.output.splitlines()
+    study_id = re.fullmatch(r"created (study_[0-9a-f]+) \(\w+\)", lines[0]).group(1)
+    top = next(n for n, line in enumerate(lines) if line.startswith("┏"))
+    events = lines[1:top]
+    for trial in range(3):  # each trial's events came as lines, before the table
+        assert any(re.match(rf"trial {trial} running epochs \d", line) for line in events)
+        assert any(line.startswith(f"trial {trial} complete epochs 3 value ") for line in events)
+    assert "succeeded" in "".join(lines[top - 2 : top])  # the table's title
+    best = alice.study(study_id)["best_trial"]
+    params = ", ".join(
+        f"{path}={value:.4g}" if isinstance(value, float) else f"{path}={value}"
+        for path, value in best["params"].items()
+    )
+    assert lines[-2].startswith("└") and lines[-2].endswith("┘")
+    assert lines[-1] == f"best: trial {best['trial']} value {best['value']:.4f} params {params}"
     shown = runner.invoke(cli, ["study", "show", study_id])
     assert shown.exit_code == 0
     assert shown.output.count("complete") == 3 and shown.output.count("job_") == 3

@@ -125,3 +125,34 @@ def test_a_trial_whose_job_succeeded_before_reading_its_prune_counts_as_complete
     record = store.get(study["id"])
     assert [(t["state"], t["value"]) for t in record["trials"]] == [("complete", 0.75)]
     assert record["best_trial"]["value"] == 0.75 and store.pruned(study["id"]) == {}
+
+
+def test_epochs_that_arrive_together_are_judged_one_by_one_as_optuna_expects(
+    redis_client, celery_app
+):
+    base = digits_study()["base_spec"] | {"epochs": 5}
+    study = stored_study(
+        redis_client, base_spec=base, max_parallel=1, max_trials=3, pruner="median"
+    )
+    settings = Settings(redis_url="redis://unused")
+    store, jobs = StudyStore(redis_client), JobStore(redis_client)
+    coordinator = Coordinator(redis_client, study["id"], settings, submit=Submitter())
+    good = [{"epoch": e, "val_accuracy": 0.5 + 0.1 * e} for e in range(1, 6)]
+    for trial in (0, 1):  # two complete trials: the median pruner's startup
+        coordinator.tick()
+        finished = store.trial_jobs(study["id"])[trial]
+        jobs.transition(finished, "running")
+        jobs.update(finished, {"history": good}, status="succeeded")
+    coordinator.tick()
+    job_id = store.trial_jobs(study["id"])[2]
+    jobs.transition(job_id, "running")
+    # three epochs at chance reach the coordinator in one pass (a slow pass, a takeover)
+    chance = [{"epoch": e, "val_accuracy": 0.1} for e in range(1, 4)]
+    jobs.update(job_id, {"history": chance})
+
+    coordinator.tick()
+
+    # epoch 2 is the first the pruner may judge (2 warm-up epochs): the cut is there, not at 3
+    job = jobs.get(job_id)
+    assert job["status_reason"] == "pruned at epoch 2"
+    assert store.pruned(study["id"]) == {2: 2}

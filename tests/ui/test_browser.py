@@ -178,6 +178,26 @@ def test_a_running_row_updates_live_then_cancel_from_the_job_page(page, stack, l
     assert page.get_by_test_id("cancel-job").is_disabled()
 
 
+def test_a_queued_job_page_shows_its_start_time_when_it_starts(page, stack, live_job):
+    stack.wait_for_status(KEY_A, live_job, ("succeeded",))
+    with stack.api(KEY_A) as api:  # a 2-shard job holds both worker slots: the next one queues
+        blocker = api.post("/v1/jobs", json=digits_spec("blocker", 500) | {"shards": 2}).json()
+        stack.wait_for_status(KEY_A, blocker["id"], ("running",))
+        job_id = api.post("/v1/jobs", json=digits_spec("digits-queued", 500)).json()["id"]
+        log_in(page, KEY_A)
+        page.goto(f"/ui/jobs/{job_id}")
+        started = page.get_by_test_id("job-started")
+        while_queued = started.text_content()
+        api.post(f"/v1/jobs/{blocker['id']}/cancel")
+        wait_until(lambda: started.text_content() != while_queued, 60, "the start time")
+        api.post(f"/v1/jobs/{job_id}/cancel")
+        record = stack.wait_for_status(KEY_A, job_id, ("cancelled",))
+
+    assert page.get_by_test_id("job-status").text_content() != "queued"
+    assert while_queued == "—"
+    assert started.text_content() == record["started_at"].replace("T", " ")[:19]
+
+
 def draw(page, strokes: list[list[tuple[float, float]]]) -> None:
     """Mouse strokes on the canvas; points are fractions of its width and height."""
     box = page.get_by_test_id("digit-canvas").bounding_box()

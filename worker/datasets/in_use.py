@@ -1,4 +1,4 @@
-"""A data set is not deleted while an unfinished job trains on it, whatever the timing.
+"""A data set is not deleted while an unfinished job or study uses it, whatever the timing.
 
 Checking the jobs and then deleting is a race: a job admitted in between would start on a set
 that is gone. Both sides are made atomic instead:
@@ -6,6 +6,10 @@ that is gone. Both sides are made atomic instead:
   creates the job, so a job is never created after the delete committed;
 - ``delete_unless_in_use`` WATCHes the metadata and ``gradq:jobs:active``, which every job
   creation and resume changes, so a job admitted after its check makes it check again.
+
+Running studies are held to the same rule (their remaining trials would fail at once): the
+delete also WATCHes ``gradq:studies:running``, which every study creation writes, and
+``StudyStore.create`` checks the set exists in the transaction that stores the study.
 """
 
 from __future__ import annotations
@@ -16,15 +20,24 @@ import redis as redis_lib
 
 from worker.datasets.store import DatasetStore, as_text, dataset_key, decode_info
 from worker.jobs import ACTIVE_KEY, TERMINAL, job_key
+from worker.studies.store import FINAL, RUNNING_KEY, datasets_of, study_key
 
 
 class DatasetInUseError(Exception):
-    """Unfinished jobs train on the set (HTTP 409); ``jobs`` are (job id, status) pairs."""
+    """Unfinished jobs or studies use the set (HTTP 409); ``jobs`` are (job id, status) pairs,
+    ``studies`` the ids of the running studies."""
 
-    def __init__(self, dataset_id: str, jobs: list[tuple[str, str]]):
-        named = ", ".join(f"{job_id} ({status})" for job_id, status in jobs)
-        super().__init__(f"dataset_id: data set {dataset_id} is used by unfinished jobs: {named}")
-        self.dataset_id, self.jobs = dataset_id, jobs
+    def __init__(
+        self, dataset_id: str, jobs: list[tuple[str, str]], studies: list[str] | None = None
+    ):
+        users = []
+        if jobs:
+            named = ", ".join(f"{job_id} ({status})" for job_id, status in jobs)
+            users.append(f"unfinished jobs: {named}")
+        if studies:
+            users.append(f"running studies: {', '.join(studies)}")
+        super().__init__(f"dataset_id: data set {dataset_id} is used by {'; '.join(users)}")
+        self.dataset_id, self.jobs, self.studies = dataset_id, jobs, studies or []
 
 
 def jobs_using(redis: redis_lib.Redis, dataset_id: str) -> list[tuple[str, str]]:
@@ -43,22 +56,38 @@ def jobs_using(redis: redis_lib.Redis, dataset_id: str) -> list[tuple[str, str]]
     return users
 
 
-def delete_unless_in_use(store: DatasetStore, dataset_id: str) -> bool:
-    """Delete the set unless an unfinished job uses it; False if there is no such set.
+def studies_using(redis: redis_lib.Redis, dataset_id: str) -> list[str]:
+    """Sorted ids of the unfinished studies whose trials may train on ``dataset_id``
+    (``datasets_of``: the base spec's set, or a choice of a ``dataset.id`` dimension)."""
+    ids = sorted(as_text(member) for member in redis.smembers(RUNNING_KEY))
+    raws = redis.mget([study_key(study_id) for study_id in ids]) if ids else []
+    users = []
+    for study_id, raw in zip(ids, raws, strict=True):
+        if raw is None or dataset_id not in as_text(raw):
+            continue
+        record = json.loads(raw)
+        if record["status"] not in FINAL and dataset_id in datasets_of(record):
+            users.append(study_id)
+    return users
 
-    Raises DatasetInUseError naming the jobs. Retries when a job is created, resumed or
-    finishes between its check and its commit (the WATCH on ``gradq:jobs:active`` fires).
+
+def delete_unless_in_use(store: DatasetStore, dataset_id: str) -> bool:
+    """Delete the set unless an unfinished job or study uses it; False if there is no such set.
+
+    Raises DatasetInUseError naming the jobs and studies. Retries when a job is created, resumed
+    or finishes, or a study is created or finishes, between its check and its commit (the WATCH
+    on ``gradq:jobs:active`` or ``gradq:studies:running`` fires).
     """
     with store.redis.pipeline() as pipe:
         while True:
             try:
-                pipe.watch(dataset_key(dataset_id), ACTIVE_KEY)
+                pipe.watch(dataset_key(dataset_id), ACTIVE_KEY, RUNNING_KEY)
                 fields = pipe.hgetall(dataset_key(dataset_id))
                 if not fields:
                     return False
-                users = jobs_using(pipe, dataset_id)
-                if users:
-                    raise DatasetInUseError(dataset_id, users)
+                users, studies = jobs_using(pipe, dataset_id), studies_using(pipe, dataset_id)
+                if users or studies:
+                    raise DatasetInUseError(dataset_id, users, studies)
                 info = decode_info(fields)
                 pipe.multi()
                 store.forget(pipe, info)

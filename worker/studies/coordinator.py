@@ -87,25 +87,38 @@ class Coordinator:
             return
         handle = self._handle(trial)
         reported = set(trial.intermediate_values)
+        if reported and trial.number not in self.judged:
+            # a new coordinator judges the latest reported epoch again (same answer)
+            if self._judge(record, handle, job, max(reported), pruned):
+                return
+        # report and judge epoch by epoch, as Optuna's report/should_prune loop does: judging
+        # only the latest of several new epochs would enter its value at an earlier rung
+        # (successive halving) or compare it with other trials' earlier epochs (median)
         for entry in job.get("history") or []:
             value = entry.get(metric)
             if value is not None and entry["epoch"] not in reported:
                 handle.report(float(value), entry["epoch"])
                 reported.add(entry["epoch"])
-        last = max(reported, default=None)
-        # judge each epoch once (a new coordinator judges the latest one again: same answer)
-        if last is None or self.judged.get(trial.number) == last:
-            return
-        self.judged[trial.number] = last
-        if last >= int(job["spec"]["epochs"]) or job["status"] not in ("queued", "running"):
-            return
-        if record["pruner"] != "none" and handle.should_prune():
-            reason = f"pruned at epoch {last}"
-            self.studies.mark_pruned(self.study_id, trial.number, last)
-            if not self._cancel(job["id"], reason):
-                self.studies.unmark_pruned(self.study_id, trial.number)  # it finished first
-            else:
-                pruned[trial.number] = last
+                if self._judge(record, handle, job, entry["epoch"], pruned):
+                    return
+
+    def _judge(self, record: dict, handle: optuna.Trial, job: dict, epoch: int, pruned) -> bool:
+        """Ask the pruner about the trial at its latest reported ``epoch``; True if pruned."""
+        self.judged[handle.number] = epoch
+        if epoch >= int(job["spec"]["epochs"]) or job["status"] not in ("queued", "running"):
+            return False
+        if record["pruner"] == "none" or not handle.should_prune():
+            return False
+        self._prune(handle.number, job["id"], epoch, pruned)
+        return True
+
+    def _prune(self, number: int, job_id: str, epoch: int, pruned: dict) -> None:
+        """Write the prune down, then cancel the job (unless it finished first)."""
+        self.studies.mark_pruned(self.study_id, number, epoch)
+        if not self._cancel(job_id, f"pruned at epoch {epoch}"):
+            self.studies.unmark_pruned(self.study_id, number)  # it finished first
+        else:
+            pruned[number] = epoch
 
     def _tell(self, record: dict, number: int, job: dict, pruned: dict) -> None:
         """Tell Optuna how a finished trial job ended."""

@@ -10,6 +10,11 @@ Keys (``{id}`` is ``study_<hex>``):
 - ``gradq:study:{id}:journal``   Optuna's journal (``worker.studies.journal``)
 - ``gradq:tenant:{t}:studies``   sorted set like the jobs one (newest first by member)
 - ``gradq:studies:running``      ids of running studies: what the coordinators look for
+  (and what deleting a data set watches: ``worker.datasets.in_use``)
+
+A study is created only if the uploaded data sets its trials would train on still exist, checked
+in the transaction that stores it (the sets' metadata WATCHed): with ``delete_unless_in_use``
+watching ``gradq:studies:running``, a delete and a creation never both succeed on one set.
 """
 
 from __future__ import annotations
@@ -20,8 +25,10 @@ import time
 
 import redis as redis_lib
 
+from worker.admission import DatasetGoneError
+from worker.datasets.store import dataset_key
 from worker.jobs import utc_now
-from worker.json_update import update_json
+from worker.json_update import update_json, watched_transaction
 
 FINAL = frozenset({"succeeded", "failed", "cancelled"})
 RUNNING_KEY = "gradq:studies:running"
@@ -33,6 +40,15 @@ def study_key(study_id: str, part: str | None = None) -> str:
     return f"gradq:study:{study_id}" + (f":{part}" if part else "")
 
 
+def datasets_of(study: dict) -> list[str]:
+    """Ids of the uploaded data sets a study's trials may train on, sorted: its base spec's
+    ``dataset.id`` and the string choices of a ``dataset.id`` dimension of its space."""
+    base = ((study.get("base_spec") or {}).get("dataset") or {}).get("id")
+    dimension = (study.get("space") or {}).get("dataset.id") or {}
+    choices = [c for c in dimension.get("choices") or [] if isinstance(c, str)]
+    return sorted({*choices, *([base] if base else [])})
+
+
 class StudyStore:
     """Create, read, list and update study records; trial bookkeeping for the coordinator."""
 
@@ -40,7 +56,9 @@ class StudyStore:
         self.redis = redis
 
     def create(self, tenant: str, request: dict) -> dict:
-        """A new ``running`` study from a validated request (name, base_spec, space, ...)."""
+        """A new ``running`` study from a validated request (name, base_spec, space, ...).
+
+        Raises DatasetGoneError if an uploaded data set it uses (``datasets_of``) is gone."""
         study_id = "study_" + secrets.token_hex(8)
         record = {
             "id": study_id,
@@ -57,12 +75,22 @@ class StudyStore:
             "finished_at": None,
         }
         member = f"{time.time_ns() // 1000:017d}|{study_id}"
-        pipe = self.redis.pipeline()
-        pipe.set(study_key(study_id), json.dumps(record))
-        pipe.zadd(f"gradq:tenant:{tenant}:studies", {member: 0})
-        pipe.sadd(RUNNING_KEY, study_id)
-        pipe.xadd(study_key(study_id, "events"), _event("created", record), maxlen=EVENTS_MAXLEN)
-        pipe.execute()
+        uses = [dataset_key(dataset_id) for dataset_id in datasets_of(record)]
+
+        def plan(pipe):
+            for dataset_id, key in zip(datasets_of(record), uses, strict=True):
+                if not pipe.exists(key):
+                    raise DatasetGoneError(dataset_id)
+            return queue
+
+        def queue(pipe) -> None:
+            pipe.set(study_key(study_id), json.dumps(record))
+            pipe.zadd(f"gradq:tenant:{tenant}:studies", {member: 0})
+            pipe.sadd(RUNNING_KEY, study_id)  # a delete checking the set's users retries
+            events = study_key(study_id, "events")
+            pipe.xadd(events, _event("created", record), maxlen=EVENTS_MAXLEN)
+
+        watched_transaction(self.redis, uses, plan)
         return record
 
     def get(self, study_id: str) -> dict | None:

@@ -94,6 +94,9 @@
     if (data.step != null) $("step").textContent = `${data.step}/${data.steps_total ?? $("step").textContent.split("/")[1]}`;
     if (typeof data.train_loss === "number") $("train-loss").textContent = gradq.fmt(data.train_loss);
     if (data.restarts != null) $("restarts").textContent = data.restarts;
+    // the server renders "YYYY-MM-DD HH:MM:SS" in UTC; a job that starts while the page is open
+    // announces started_at in its "running" status event
+    if (data.started_at) $("started").textContent = new Date(data.started_at).toISOString().replace("T", " ").slice(0, 19);
     if (data.history) drawEpochs(historyColumns(data.history));
     if (data.metrics && typeof data.metrics.test_accuracy === "number") $("test-acc").textContent = gradq.pct(data.metrics.test_accuracy);
     if (data.model_id) {

@@ -144,4 +144,6 @@ def test_shm_tcp_and_redis_transports_train_bit_identical_weights(redis_client, 
         val_losses = [h["val_loss"] for h in trained[other]["history"]]
         assert [h["val_loss"] for h in shm["history"]] == val_losses
     assert_same_weights(a, model_weights(redis_client, single["model_id"]), rtol=1e-4)
+    # one shard exchanges nothing, so the dashboard's communication chart stays at zero
+    assert [(h["transport"], h["comm_seconds"]) for h in single["history"]] == [("none", 0.0)] * 2
     wait_until(lambda: not job_segments(shm["id"]), 10, "the shm job's segments to be unlinked")
