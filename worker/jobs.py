@@ -182,6 +182,7 @@ class JobStore:
         expect_attempt: int | None = None,
         expect_status: str | None = None,
         also=None,
+        watch: tuple[str, ...] = (),
     ) -> dict | None:
         """Apply ``changes`` (and a guarded ``status`` change) atomically; publish one event.
 
@@ -189,6 +190,8 @@ class JobStore:
         ``expect_attempt`` is given and no longer the job's current attempt (a stale shard), or
         ``expect_status`` is given and differs from the current status. ``also(pipe)`` queues
         more writes that commit in the same MULTI/EXEC, or not at all (e.g. the job's model).
+        ``reason`` may be a function of the record, read inside the transaction: it sees the
+        ``watch`` keys as they are when the change commits (a change to them reruns it).
         """
         more = also
         published: dict = {}  # the event's fields, filled by the attempt that commits
@@ -216,7 +219,8 @@ class JobStore:
                 if status in TERMINAL:
                     record["finished_at"] = published["finished_at"] = now
             if reason is not None or status is not None:
-                record["status_reason"] = published["status_reason"] = reason
+                text = reason(record) if callable(reason) else reason
+                record["status_reason"] = published["status_reason"] = text
             published.setdefault("status", record["status"])
             return record
 
@@ -237,9 +241,8 @@ class JobStore:
             if more is not None:
                 more(pipe)
 
-        record = update_json(
-            self.redis, job_key(job_id), change, also, missing=JobNotFoundError(job_id)
-        )
+        missing = JobNotFoundError(job_id)
+        record = update_json(self.redis, job_key(job_id), change, also, missing, watch=watch)
         if record is not None and status in ("failed", "cancelled"):
             self._settle_checkpoints(job_id, status)
         return record
@@ -261,6 +264,7 @@ class JobStore:
         changes: dict | None = None,
         expect_attempt: int | None = None,
         also=None,
+        watch: tuple[str, ...] = (),
     ) -> dict | None:
         """A guarded status change published as a ``status`` event (None if refused)."""
         return self.update(
@@ -271,6 +275,7 @@ class JobStore:
             reason=reason,
             expect_attempt=expect_attempt,
             also=also,
+            watch=watch,
         )
 
     def request_cancel(self, job_id: str, reason: str | None = None) -> dict:

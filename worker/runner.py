@@ -1,8 +1,8 @@
 """The life of one shard task: lease, gang start, training, and what each way of ending means.
 
 - finished: shard 0 already marked the job ``succeeded``;
-- cancel flag seen: the job becomes ``cancelled`` (its last checkpoint is kept for a resume, the
-  older ones are removed; a failed job likewise);
+- cancel flag seen: the job becomes ``cancelled`` (its last checkpoint, if it has one, is kept for a
+  resume, the older ones are removed; a failed job likewise); the reason says which;
 - a peer died, timed out or its connection broke, or the shards resumed from different
   checkpoints: the attempt is abandoned and the job restarts from its checkpoint
   (``restart_job``), or fails once ``max_restarts`` is used up;
@@ -42,6 +42,7 @@ from worker.recovery import (
 )
 from worker.shard import prepare, train
 from worker.shard_context import ControlPlaneLostError, JobCancelledError, ShardContext
+from worker.storage.checkpoints import checkpoints_key, has_checkpoint
 from worker.threads import thread_budget
 
 log = logging.getLogger(__name__)
@@ -113,10 +114,16 @@ def _run(store, data, settings, job_id, shard, attempt, requeue, enqueue_start, 
                     train(ctx, replica)
             return "finished"
         except JobCancelledError:
-            reason = store.cancel_reason(job_id) or "cancelled; the last checkpoint is kept"
-            fence.log(f"stopping: {reason}", shard)
-            abort_attempt(store.redis, job_id, attempt, reason)
-            store.transition(job_id, "cancelled", reason, expect_attempt=attempt)
+            requested = store.cancel_reason(job_id)
+            fence.log(f"stopping: {requested or 'cancelled'}", shard)
+            abort_attempt(store.redis, job_id, attempt, requested or "cancelled")
+            store.transition(
+                job_id,
+                "cancelled",
+                requested or (lambda _: _cancelled_reason(store.redis, job_id)),
+                expect_attempt=attempt,
+                watch=(checkpoints_key(job_id),),  # a save landing meanwhile changes the answer
+            )
             return "cancelled"
         except AttemptAbortedError:
             return "aborted"
@@ -134,6 +141,13 @@ def _run(store, data, settings, job_id, shard, attempt, requeue, enqueue_start, 
         except Exception as error:  # training errors fail the job, not the worker
             log.exception("job %s shard %d failed", job_id, shard)
             return _fail(fence, shard, error, settings)
+
+
+def _cancelled_reason(redis, job_id: str) -> str:
+    """What ``jobs resume`` can do with the cancelled job: says so only if it is true."""
+    if has_checkpoint(redis, job_id):
+        return "cancelled; the last checkpoint is kept"
+    return "cancelled; no checkpoint to resume from"
 
 
 def _redelivered(redis, job_id: str, attempt: int, shard: int) -> bool:

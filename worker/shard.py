@@ -215,8 +215,7 @@ def _train(ctx: ShardContext, replica: Replica, writer: CheckpointWriter) -> dic
             curve.add(meta["global_step"], batch_loss)
             if ctx.step_hook is not None:
                 ctx.step_hook(meta["global_step"])
-            due = meta["global_step"] - meta.get("last_checkpoint", 0) >= (checkpoint_every or 0)
-            if synced and checkpoint_every and due:
+            if synced and checkpoint_every and _crossed_multiple(meta, checkpoint_every):
                 checkpoint()
             now = time.monotonic()
             if now - last_report >= PROGRESS_EVERY_SECONDS:
@@ -334,6 +333,13 @@ def _average_buffers(ctx: ShardContext, model, epoch: int) -> None:
     ctx.allreduce(f"buf{epoch}", flat.buffer, [1.0] * ctx.num_shards)
     for name, array in buffers.items():
         np.copyto(array, flat.views[name])
+
+
+def _crossed_multiple(meta: dict, every: int) -> bool:
+    """Has the global step reached a multiple of ``every`` since the last checkpoint? Counting
+    from each epoch's end instead put "every 200" at 1666 and 1688; a multiple passed between
+    local SGD syncs (no consistent state to save) is caught at the next synced step."""
+    return meta["global_step"] // every > meta.get("last_checkpoint", 0) // every
 
 
 def _my_rows(index: np.ndarray, ctx: ShardContext) -> np.ndarray:

@@ -9,7 +9,7 @@ from fastapi import APIRouter, File, Form, HTTPException, Query, Response, Uploa
 from api.deps import DatasetStoreDep, SettingsDep, TenantDep
 from api.ids import DatasetId
 from api.json_body import StrictJSONRoute
-from api.paging import fetch_page
+from api.paging import CursorQuery, fetch_page
 from api.schemas.common import COMMON_ERRORS, errors
 from api.schemas.datasets import DatasetList, DatasetOut
 from worker.datasets.in_use import DatasetInUseError, delete_unless_in_use
@@ -82,10 +82,10 @@ def list_datasets(
     tenant: TenantDep,
     datasets: DatasetStoreDep,
     limit: Annotated[int, Query(ge=1, le=200)] = 100,
-    cursor: Annotated[str | None, Query(max_length=40)] = None,
+    cursor: CursorQuery = None,
 ):
     """Newest first, ``limit`` per page (``next_cursor`` for the next)."""
-    found, next_cursor = fetch_page(lambda: datasets.page(tenant, limit, cursor), cursor)
+    found, next_cursor = fetch_page(lambda at: datasets.page(tenant, limit, at), cursor, "datasets")
     return {"datasets": [dataset_view(d) for d in found], "next_cursor": next_cursor}
 
 

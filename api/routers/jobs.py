@@ -19,7 +19,7 @@ from api.deps import (
 from api.ids import JobId
 from api.job_metrics import job_metrics, metrics_csv_rows, to_csv
 from api.json_body import StrictJSONRoute
-from api.paging import fetch_page
+from api.paging import CursorQuery, fetch_page
 from api.schemas.common import COMMON_ERRORS, errors
 from api.schemas.jobs import JobList, JobMetrics, JobOut, JobStatus
 from api.schemas.spec import JobSpec
@@ -122,12 +122,13 @@ def list_jobs(
     jobs: JobStoreDep,
     status_filter: Annotated[JobStatus | None, Query(alias="status")] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    cursor: CursorQuery = None,
     name: Annotated[str | None, Query(max_length=200, description="Part of the name")] = None,
 ):
     records, next_cursor = fetch_page(
-        lambda: jobs.list(tenant, status=status_filter, limit=limit, cursor=cursor, name=name),
+        lambda at: jobs.list(tenant, status=status_filter, limit=limit, cursor=at, name=name),
         cursor,
+        "jobs",
     )
     return {"jobs": [job_view(r) for r in records], "next_cursor": next_cursor}
 

@@ -16,7 +16,7 @@ from api.ids import model_not_found
 from api.invalidation import publish_deleted
 from api.json_body import StrictJSONRoute
 from api.model_access import ModelRefDep, add_ref_routes, owned_model
-from api.paging import fetch_page
+from api.paging import CursorQuery, fetch_page
 from api.schemas.common import COMMON_ERRORS, errors
 from api.schemas.models import ModelList, ModelOut, ModelPatch
 from api.schemas.spec import ModelSpec
@@ -42,10 +42,10 @@ def list_models(
     tenant: TenantDep,
     models: ModelStoreDep,
     limit: Annotated[int, Query(ge=1, le=200)] = 100,
-    cursor: Annotated[str | None, Query(max_length=40)] = None,
+    cursor: CursorQuery = None,
 ):
     """Your models, newest first, ``limit`` per page (``next_cursor`` for the next)."""
-    found, next_cursor = fetch_page(lambda: models.page(tenant, limit, cursor), cursor)
+    found, next_cursor = fetch_page(lambda at: models.page(tenant, limit, at), cursor, "models")
     return {"models": [model_view(m) for m in found], "next_cursor": next_cursor}
 
 

@@ -9,7 +9,7 @@ from fastapi import APIRouter, HTTPException, Path, Query, Response, status
 
 from api.deps import ModelStoreDep, TenantDep
 from api.json_body import StrictJSONRoute
-from api.paging import fetch_page
+from api.paging import CursorQuery, fetch_page
 from api.routers.models import model_view
 from api.schemas.common import COMMON_ERRORS, errors
 from api.schemas.models import AliasIn, NameList, RegisteredName
@@ -31,12 +31,12 @@ def list_names(
     tenant: TenantDep,
     models: ModelStoreDep,
     limit: Annotated[int, Query(ge=1, le=200)] = 100,
-    cursor: Annotated[str | None, Query(max_length=140, description="next_cursor")] = None,
+    cursor: CursorQuery = None,
 ):
     """Each name with its latest version, how many versions it has and its aliases; the
     versions themselves are at ``/v1/registry/{name}``."""
     found, next_cursor = fetch_page(
-        lambda: models.registry.page_names(tenant, limit, cursor), cursor
+        lambda at: models.registry.page_names(tenant, limit, at), cursor, "registry"
     )
     return {"names": found, "next_cursor": next_cursor}
 
@@ -52,14 +52,19 @@ def get_name(
     tenant: TenantDep,
     models: ModelStoreDep,
     limit: Annotated[int, Query(ge=1, le=200)] = 100,
-    cursor: Annotated[int | None, Query(ge=1, le=10**9, description="next_cursor")] = None,
+    cursor: CursorQuery = None,
 ):
     versions = models.registry.versions(tenant, name)
     aliases = models.registry.aliases(tenant, name)
     if not versions:
         raise HTTPException(404, detail=f"name: no model named {name!r}")
-    numbers = [v for v in versions if cursor is None or v < cursor]
-    page, more = numbers[:limit], len(numbers) > limit
+
+    def newest_first(below: str | None) -> tuple[list[int], int | None]:
+        numbers = [v for v in versions if below is None or v < int(below)]
+        page = numbers[:limit]
+        return page, (page[-1] if len(numbers) > limit else None)
+
+    page, next_cursor = fetch_page(newest_first, cursor, f"registry/{name}")
     found = [models.get(versions[v]) for v in page]
     views = []
     for metadata in found:
@@ -67,7 +72,6 @@ def get_name(
             view = model_view(metadata)
             view["aliases"] = [a for a, v in aliases.items() if v == metadata["version"]]
             views.append(view)
-    next_cursor = str(page[-1]) if more else None
     return {"name": name, "aliases": aliases, "versions": views, "next_cursor": next_cursor}
 
 

@@ -15,6 +15,7 @@ from fastapi.responses import StreamingResponse
 from api.deps import DatasetStoreDep, RedisDep, SettingsDep, TenantDep
 from api.ids import StudyId
 from api.json_body import StrictJSONRoute
+from api.paging import CursorQuery, fetch_page
 from api.schemas.common import COMMON_ERRORS, errors
 from api.schemas.studies import StudyIn, StudyList, StudyOut, StudyPatch
 from api.spec_check import unprocessable
@@ -78,13 +79,12 @@ def list_studies(
     tenant: TenantDep,
     redis: RedisDep,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    cursor: CursorQuery = None,
 ):
-    try:
-        records, next_cursor = StudyStore(redis).list(tenant, limit=limit, cursor=cursor)
-    except ValueError:
-        detail = f"cursor: {cursor!r} is not a cursor of this list"
-        raise HTTPException(422, detail=detail) from None
+    studies = StudyStore(redis)
+    records, next_cursor = fetch_page(
+        lambda at: studies.list(tenant, limit=limit, cursor=at), cursor, "studies"
+    )
     return {"studies": [public_view(r) for r in records], "next_cursor": next_cursor}
 
 

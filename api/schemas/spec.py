@@ -198,7 +198,14 @@ class JobSpec(_Strict):
     shards: int = Field(1, ge=1, le=64)
     seed: int = Field(0, ge=0, le=2**32 - 1)
     early_stopping: EarlyStoppingSpec | None = None
-    checkpoint_every: int | None = Field(None, ge=1, le=10_000_000, description="steps")
+    checkpoint_every: int | None = Field(
+        None,
+        ge=1,
+        le=10_000_000,
+        description="steps: also checkpoint at every global step that is a multiple of it (with"
+        " sync_every > 1, at the first synced step from there); every epoch end checkpoints"
+        " anyway",
+    )
     max_restarts: int = Field(3, ge=0, le=100)
     sync_every: int = Field(
         1, ge=1, le=10_000, description="local SGD: average weights every k steps (1: gradients)"

@@ -7,6 +7,7 @@ import pytest
 
 from tests.storage.conftest import overwrite
 from worker.fence import Unfenced
+from worker.storage.artifacts import ArtifactStore
 from worker.storage.base import ArtifactCorruptError
 from worker.storage.checkpoints import (
     checkpoint_keys,
@@ -15,6 +16,7 @@ from worker.storage.checkpoints import (
     load_checkpoint_meta,
     save_checkpoint,
 )
+from worker.storage.filesystem import FileBackend
 
 JOB = "job_00000000000000aa"
 
@@ -64,6 +66,36 @@ def test_keeping_zero_checkpoints_removes_all_of_a_job(artifacts, backend):
 
     assert len(removed) == 2 and checkpoint_keys(artifacts, JOB) == []
     assert list(backend.list()) == [] and load_checkpoint(artifacts, JOB) is None
+
+
+def test_removing_a_jobs_last_checkpoint_removes_its_folder_on_disk(redis_client, tmp_path):
+    backend = FileBackend(tmp_path / "artifacts")
+    artifacts = ArtifactStore(redis_client, backend)
+    for step in (1, 2):
+        save_checkpoint(artifacts, JOB, *state(step), fence=Unfenced(redis_client))
+    folder = tmp_path / "artifacts" / "checkpoints" / JOB
+    assert folder.is_dir()
+
+    keep_checkpoints(artifacts, JOB, 1)
+    assert folder.is_dir()  # one checkpoint is still in it
+    keep_checkpoints(artifacts, JOB, 0)
+
+    assert not folder.exists()
+    assert (tmp_path / "artifacts" / "checkpoints").is_dir()  # only the job's own folder goes
+
+
+def test_a_file_written_into_a_folder_keeps_it_when_its_neighbour_is_deleted(tmp_path):
+    backend = FileBackend(tmp_path)
+    backend.write(f"checkpoints/{JOB}/a.ckpt", [b"a"])
+    backend.write(f"checkpoints/{JOB}/b.ckpt", [b"b"])
+
+    backend.delete(f"checkpoints/{JOB}/a.ckpt")  # the rmdir fails: b is still there
+    backend.delete(f"checkpoints/{JOB}/a.ckpt")  # twice: nothing left to remove, no error
+
+    assert b"".join(backend.read(f"checkpoints/{JOB}/b.ckpt")) == b"b"
+    backend.delete(f"checkpoints/{JOB}/b.ckpt")
+    backend.write(f"checkpoints/{JOB}/c.ckpt", [b"c"])  # the folder is made again
+    assert b"".join(backend.read(f"checkpoints/{JOB}/c.ckpt")) == b"c"
 
 
 def test_a_truncated_checkpoint_is_an_error_naming_it_never_wrong_weights(artifacts, backend):

@@ -19,6 +19,9 @@ from worker.jobs import JobStore
 from worker.models_store import ModelStore
 from worker.runner import run_shard_task
 from worker.shard_context import JobCancelledError
+from worker.storage.checkpoints import load_checkpoint_meta
+from worker.storage.filesystem import FileBackend
+from worker.storage.url import artifact_store
 
 pytestmark = pytest.mark.integration
 
@@ -56,6 +59,8 @@ def test_a_resumed_job_with_more_epochs_ends_with_the_uninterrupted_weights(
     interrupted = store.create(spec, "acme")["id"]
     run_attempt(redis_url, interrupted, 0, 2, stop_at=7, how=how)
     assert store.get(interrupted)["status"] == ("cancelled" if how == "cancel" else "failed")
+    if how == "cancel":
+        assert store.get(interrupted)["status_reason"] == "cancelled; the last checkpoint is kept"
     reopened = reopen_job(store, interrupted, epochs=2)
     assert reopened["status"] == "queued" and reopened["attempt"] == 1
     run_attempt(redis_url, interrupted, 1, 2)
@@ -78,6 +83,48 @@ def test_a_job_without_a_checkpoint_cannot_resume(redis_client):
     store.request_cancel(job_id)  # cancelled before it started: nothing was saved
     with pytest.raises(NoCheckpointError):
         reopen_job(store, job_id)
+
+
+def test_a_job_cancelled_before_its_first_checkpoint_says_it_cannot_resume(redis_url, redis_client):
+    store = JobStore(redis_client)
+    job_id = store.create(digits_spec(shards=2, batch_size=32, checkpoint_every=5), "acme")["id"]
+    run_attempt(redis_url, job_id, 0, 2, stop_at=2, how="cancel")  # before the step-5 save
+    record = store.get(job_id)
+    assert record["status"] == "cancelled"
+    assert record["status_reason"] == "cancelled; no checkpoint to resume from"
+    with pytest.raises(NoCheckpointError):
+        reopen_job(store, job_id)
+
+
+def test_a_succeeded_job_leaves_no_checkpoint_folder_in_the_file_store(redis_url, redis_client):
+    store = JobStore(redis_client)
+    job_id = store.create(digits_spec(shards=2, batch_size=32, checkpoint_every=5), "acme")["id"]
+    backend = artifact_store(redis_client).backend
+    assert isinstance(backend, FileBackend)  # tests/conftest.py sets a file:// store
+    folder = backend.path(f"checkpoints/{job_id}")
+
+    run_attempt(redis_url, job_id, 0, 2)
+
+    assert store.get(job_id)["status"] == "succeeded"
+    assert not folder.exists()
+
+
+def test_checkpoints_land_on_multiples_of_checkpoint_every_of_the_global_step(
+    redis_url, redis_client
+):
+    # digits on 2 shards with batches of 32: 41 steps an epoch, so in the second epoch (steps
+    # 42-82) an epoch's own count (the old rule: saves at 61 and 81) and the global step's
+    # multiples of 20 (60 and 80) differ
+    store = JobStore(redis_client)
+    job_id = store.create(digits_spec(shards=2, epochs=3, batch_size=32, checkpoint_every=20), "a")
+    job_id = job_id["id"]
+    run_attempt(redis_url, job_id, 0, 2, stop_at=78, how="fail")
+    record = store.get(job_id)
+    assert record["status"] == "failed" and record["steps_total"] == 3 * 41
+
+    newest = load_checkpoint_meta(artifact_store(redis_client), job_id)
+
+    assert newest["global_step"] == 60
 
 
 def test_fine_tuning_starts_from_the_stored_models_weights(redis_url, redis_client):

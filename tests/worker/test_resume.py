@@ -66,8 +66,9 @@ def run_attempt(
     return {"outcomes": outcomes, "restarts": restarts}
 
 
-# 41 steps per epoch; checkpoints every 5 steps and at the epoch end (step 41, then 46, ...)
-@pytest.mark.parametrize(("crash_at", "resume_step"), [(7, 5), (45, 41)])
+# 41 steps per epoch; checkpoints at multiples of 5 of the global step and at the epoch end
+# (40, 41, then 45, ...): a crash at 44 resumes from the epoch end, one at 7 from a multiple
+@pytest.mark.parametrize(("crash_at", "resume_step"), [(7, 5), (44, 41)])
 def test_a_resumed_job_ends_with_the_uninterrupted_weights(
     redis_url, redis_client, crash_at, resume_step
 ):

@@ -191,6 +191,13 @@ def checkpoint_keys(store: ArtifactStore, job_id: str) -> list[str]:
     return [_text(k) for k in store.redis.lrange(checkpoints_key(job_id), 0, -1)]
 
 
+def has_checkpoint(redis, job_id: str) -> bool:
+    """Does the job have a checkpoint a resume could start from (listed, or a legacy one)?"""
+    return bool(redis.llen(checkpoints_key(job_id))) or bool(
+        redis.exists(f"gradq:job:{job_id}:checkpoint")
+    )
+
+
 def _legacy_checkpoint(redis, job_id: str) -> tuple[dict, dict, dict] | None:
     """A checkpoint the previous version kept in Redis as one npz (a job running at upgrade)."""
     data = redis.get(f"gradq:job:{job_id}:checkpoint")

@@ -6,6 +6,9 @@ record never outlives its bytes: the record goes to Redis right after ``write`` 
 retention deletes the previous checkpoint right after that, so an object still only in the page
 cache at a power loss would leave a job with no checkpoint at all. A crash leaves a ``.part-*``
 file that ``list`` reports like any object, so the collector removes it after the grace period.
+Deleting an object removes its directory too once that is empty (a job's checkpoint folder after
+its last checkpoint goes): only ``rmdir``, which refuses a directory a concurrent write put a file
+in, and a write that finds its directory gone between ``mkdir`` and ``open`` makes it again.
 """
 
 from __future__ import annotations
@@ -38,10 +41,9 @@ class FileBackend:
 
     def write(self, key: str, parts: Iterable[memoryview | bytes]) -> None:
         target = self.path(key)
-        target.parent.mkdir(parents=True, exist_ok=True)
         partial = target.with_name(f"{target.name}{PARTIAL_MARK}{secrets.token_hex(4)}")
         try:
-            with open(partial, "wb") as out:
+            with _create(partial) as out:
                 for part in parts:
                     out.write(part)  # a memoryview goes to the kernel as is: no join, no copy
                 out.flush()
@@ -66,7 +68,13 @@ class FileBackend:
             raise ArtifactMissingError(f"artifact {key!r} is missing from {self.url}") from None
 
     def delete(self, key: str) -> None:
-        self.path(key).unlink(missing_ok=True)
+        path = self.path(key)
+        path.unlink(missing_ok=True)
+        if path.parent != self.root:
+            try:
+                path.parent.rmdir()
+            except OSError:  # not empty (other objects, or a write in progress), or gone already
+                pass
 
     def list(self, prefix: str = "") -> Iterator[ObjectStat]:
         for directory, _, files in os.walk(self.root):
@@ -80,6 +88,19 @@ class FileBackend:
                 except FileNotFoundError:  # deleted while we walked
                     continue
                 yield ObjectStat(key, stat.st_size, stat.st_mtime)
+
+
+def _create(path: Path, tries: int = 5):
+    """Open ``path`` for writing, making its directory; again if a delete removed that directory
+    (found empty) between our ``mkdir`` and ``open``. Once our file is in it, no ``rmdir`` can."""
+    for _ in range(tries - 1):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            return open(path, "wb")
+        except FileNotFoundError:
+            continue
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return open(path, "wb")
 
 
 def _chunks(handle, chunk_bytes: int) -> Iterator[bytes]:
