@@ -77,6 +77,26 @@ def too_long(key: str, where: str, size: int) -> ArtifactCorruptError:
     )
 
 
+def fill_from_stream(
+    stream, announced: int, out: memoryview, chunk_bytes: int, key: str, where: str
+) -> Iterator[int]:
+    """``Backend.read_into`` for a binary ``stream`` (``readinto``/``read``; closed at the end)
+    that says it holds ``announced`` bytes: fills ``out`` in chunks of at most ``chunk_bytes``,
+    yielding the bytes filled so far, and never reads past ``out`` (``too_long`` instead)."""
+    with stream:
+        if announced > len(out):
+            raise too_long(key, where, len(out))
+        filled = 0
+        while filled < len(out):
+            count = stream.readinto(out[filled : filled + chunk_bytes])
+            if not count:
+                return  # shorter than the record: the caller's size check names it
+            filled += count
+            yield filled
+        if stream.read(1):  # grew while we read, or more than announced
+            raise too_long(key, where, len(out))
+
+
 def check_key(key: str) -> str:
     """Keys are relative, ``/``-separated names without ``..``: ValueError otherwise."""
     parts = key.split("/")

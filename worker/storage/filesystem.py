@@ -23,7 +23,7 @@ from worker.storage.base import (
     ArtifactMissingError,
     ObjectStat,
     check_key,
-    too_long,
+    fill_from_stream,
 )
 
 PARTIAL_MARK = ".part-"
@@ -113,18 +113,8 @@ def fill_from_file(
     handle, out: memoryview, chunk_bytes: int, key: str, where: str
 ) -> Iterator[int]:
     """``read_into`` for an open file (closed at the end): see ``Backend.read_into``."""
-    with handle:
-        if os.fstat(handle.fileno()).st_size > len(out):
-            raise too_long(key, where, len(out))
-        filled = 0
-        while filled < len(out):
-            count = handle.readinto(out[filled : filled + chunk_bytes])
-            if not count:
-                return
-            filled += count
-            yield filled
-        if handle.read(1):  # grew while we read
-            raise too_long(key, where, len(out))
+    size = os.fstat(handle.fileno()).st_size
+    return fill_from_stream(handle, size, out, chunk_bytes, key, where)
 
 
 def _fsync_directory(directory: Path) -> None:

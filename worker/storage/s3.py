@@ -17,7 +17,7 @@ from worker.storage.base import (
     ArtifactMissingError,
     ObjectStat,
     check_key,
-    too_long,
+    fill_from_stream,
 )
 
 
@@ -100,16 +100,5 @@ def _chunks(body, chunk_bytes: int) -> Iterator[bytes]:
 
 
 def _fill(response: dict, out: memoryview, chunk_bytes: int, key: str, where: str) -> Iterator[int]:
-    body = response["Body"]
-    with body:
-        if int(response.get("ContentLength", 0)) > len(out):  # never read past ``out``
-            raise too_long(key, where, len(out))
-        filled = 0
-        while filled < len(out):
-            count = body.readinto(out[filled : filled + chunk_bytes])
-            if not count:
-                return
-            filled += count
-            yield filled
-        if body.read(1):  # more bytes than the header announced
-            raise too_long(key, where, len(out))
+    announced = int(response.get("ContentLength", 0))
+    return fill_from_stream(response["Body"], announced, out, chunk_bytes, key, where)
