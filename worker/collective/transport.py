@@ -199,17 +199,25 @@ def attempt_transport(ctx, replica):
 
 
 @contextmanager
-def _tcp_mesh(ctx, records: list[dict | None], compression: str | None):
-    """This shard's connected ``TcpMesh`` in ``ctx.mesh`` for the attempt; closed on exit."""
-    address = records[ctx.shard]["tcp"]
-    with TcpMesh(ctx.shard, ctx.num_shards, address, compression) as mesh:
+def _connected(ctx, exchange, rendezvous: str):
+    """Enter ``exchange``, connect it to its peers through ``ctx.key(rendezvous)`` and make it
+    ``ctx.mesh`` for the attempt; closed (sockets, segments) on exit."""
+    with exchange:
         timeout = ctx.settings.peer_timeout_seconds
-        mesh.connect(ctx.store.redis, ctx.key("tcp"), timeout, ctx.check_while_waiting)
-        ctx.mesh = mesh
+        exchange.connect(ctx.store.redis, ctx.key(rendezvous), timeout, ctx.check_while_waiting)
+        ctx.mesh = exchange
         try:
             yield
         finally:
             ctx.mesh = None
+
+
+@contextmanager
+def _tcp_mesh(ctx, records: list[dict | None], compression: str | None):
+    """This shard's connected ``TcpMesh`` in ``ctx.mesh`` for the attempt; closed on exit."""
+    address = records[ctx.shard]["tcp"]
+    with _connected(ctx, TcpMesh(ctx.shard, ctx.num_shards, address, compression), "tcp"):
+        yield
 
 
 @contextmanager
@@ -225,11 +233,5 @@ def _hierarchical(ctx, records: list[dict], replica):
         records[ctx.shard]["tcp"],
         replica.spec.get("compression"),
     )
-    with exchange:
-        timeout = ctx.settings.peer_timeout_seconds
-        exchange.connect(ctx.store.redis, ctx.key("hier"), timeout, ctx.check_while_waiting)
-        ctx.mesh = exchange
-        try:
-            yield
-        finally:
-            ctx.mesh = None
+    with _connected(ctx, exchange, "hier"):
+        yield
