@@ -34,7 +34,6 @@ TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
 log = logging.getLogger(__name__)
 GANG_PENDING_KEY = "gradq:gang:pending"  # job id -> pending_since
 EVENTS_MAXLEN = 2000
-FILTER_SCAN = 4000  # records one filtered list call looks at, at most
 FINISHED_TTL_SECONDS = 7 * 24 * 3600  # events and cancel flag of a finished job
 # A restart sends a running job back to queued while its new gang forms.
 TRANSITIONS = {
@@ -137,40 +136,10 @@ class JobStore:
         cursor: str | None = None,
         name: str | None = None,
     ) -> tuple[list[dict], str | None]:
-        """Newest first; ``cursor`` is the previous page's ``next_cursor`` (None: no more);
-        ``name`` keeps jobs whose name contains it (case-insensitive). A filtered page looks at
-        most ``FILTER_SCAN`` records, so it may hold fewer than ``limit`` jobs and still have a
-        ``next_cursor``: its cost stays bounded however long the tenant's history is."""
-        wanted = name.lower() if name else None
-        # A filter may skip many records: read bigger batches, and rule records out on their raw
-        # bytes before parsing them (JSON escapes non-ASCII, so only an ASCII name can be).
-        filtered = bool(status or name)
-        batch = max(limit, min(500, FILTER_SCAN) if filtered else 50)
-        needles = [f'"status": "{status}"'.encode()] if status else []
-        if wanted is not None and wanted.isascii():
-            needles.append(json.dumps(wanted)[1:-1].encode())
-        key = f"gradq:tenant:{tenant}:jobs"
-        found: list[dict] = []
-        upper = "(" + cursor if cursor else "+"
-        scanned = 0
-        while len(found) < limit and not (filtered and scanned >= FILTER_SCAN):
-            members = self.redis.zrevrangebylex(key, upper, "-", start=0, num=batch)
-            scanned += len(members)
-            if not members:
-                return found, None
-            # one round trip for the page, not one per job
-            raws = self.redis.mget([job_key(m.decode().split("|", 1)[1]) for m in members])
-            for member, raw in zip(members, raws, strict=True):
-                upper = "(" + member.decode()
-                if raw is None or not all(n in raw.lower() for n in needles):
-                    continue
-                record = json.loads(raw)
-                if _matches(record, status, wanted):
-                    found.append(record)
-                    if len(found) == limit:
-                        break
-        more = self.redis.zrevrangebylex(key, upper, "-", start=0, num=1)
-        return found, (upper[1:] if more else None)
+        """A page of the tenant's jobs, newest first (``worker.job_listing.page_jobs``)."""
+        from worker.job_listing import page_jobs  # it reads job_key from here: import when used
+
+        return page_jobs(self.redis, tenant, status, limit, cursor, name)
 
     def update(
         self,
@@ -348,12 +317,6 @@ class JobStore:
 def is_current(record: dict | None, attempt: int) -> bool:
     """May attempt ``attempt`` still write? Only while it is the job's attempt and the job runs."""
     return record is not None and record["attempt"] == attempt and record["status"] not in TERMINAL
-
-
-def _matches(record: dict, status: str | None, name: str | None) -> bool:
-    if status is not None and record["status"] != status:
-        return False
-    return name is None or name in (record.get("name") or "").lower()
 
 
 def _event(kind: str, data: dict) -> dict:

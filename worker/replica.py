@@ -85,6 +85,11 @@ def evaluate_sums(model, loss, x: np.ndarray, y: np.ndarray, batch_size: int = 1
     return totals
 
 
+def accuracy_from_sums(sums: np.ndarray) -> float | None:
+    """The accuracy of ``evaluate_sums``'s totals; None where the loss has none (regression)."""
+    return None if np.isnan(sums[1]) else round(sums[1]) / sums[2]
+
+
 def build_loss(spec):
     """``"cross_entropy"`` or ``{"type": "cross_entropy", "label_smoothing": 0.1}`` -> loss."""
     from nnlib import losses

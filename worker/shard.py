@@ -23,14 +23,14 @@ from nnlib.batching import global_batches, min_batch_for, shard_slice, steps_per
 from nnlib.training import early_stopping_from_spec
 from worker.collective.local_sgd import LocalSGD
 from worker.config import Settings
-from worker.job_logs import queue_log_line
+from worker.job_finish import finish_job
 from worker.jobs import JobStore
 from worker.loss_curve import LossRecorder
 from worker.models_store import ModelStore
-from worker.recovery import AttemptAbortedError
 from worker.replica import (
     FlatGradients,
     SliceRows,
+    accuracy_from_sums,
     build_loss,
     evaluate_sums,
     rng_states,
@@ -40,7 +40,7 @@ from worker.shard_context import ShardContext
 from worker.steps import exact_step, local_step
 from worker.storage import ArtifactStore, artifact_store
 from worker.storage.checkpoint_writer import CheckpointWriter
-from worker.storage.checkpoints import checkpoint_keys, load_checkpoint, remove_objects
+from worker.storage.checkpoints import load_checkpoint
 
 PROGRESS_EVERY_SECONDS = 0.5
 log = logging.getLogger("gradq.job")
@@ -239,7 +239,7 @@ def _train(ctx: ShardContext, replica: Replica, writer: CheckpointWriter) -> dic
             sums = evaluate_sums(model, loss, data.x_val[part], data.y_val[part])
             sums = ctx.allreduce(f"val{epoch}", sums, [1.0] * ctx.num_shards) * ctx.num_shards
             entry["val_loss"] = sums[0] / sums[2]
-            entry["val_accuracy"] = _accuracy(sums)
+            entry["val_accuracy"] = accuracy_from_sums(sums)
         meta["history"].append(entry)
         if stopper is not None:
             stop_early = stopper.update(epoch, entry, model)
@@ -256,58 +256,7 @@ def _train(ctx: ShardContext, replica: Replica, writer: CheckpointWriter) -> dic
         return {}
     curve.flush(final_step=meta["global_step"])
     writer.wait()  # the last checkpoint is published (or its error raised) before the model
-    return _finish(ctx, replica, loss, data, stop_early)
-
-
-def _finish(ctx: ShardContext, replica: Replica, loss, data, stopped_early: bool):
-    """Shard 0: test metrics, then publish the model and mark the job succeeded in one fenced
-    transaction (a stale attempt publishes no model), then drop the job's checkpoints."""
-    model = replica.model
-    metrics = {}
-    if data.x_test is not None and len(data.x_test):
-        sums = evaluate_sums(model, loss, data.x_test, data.y_test)
-        metrics["test_loss"] = sums[0] / sums[2]
-        metrics["test_accuracy"] = _accuracy(sums)
-    record = ctx.store.get(ctx.job_id)
-    models = ModelStore(ctx.store.redis, replica.artifacts)
-    tenant = record["tenant"]
-    name = record["spec"].get("model_name") or record.get("name") or "model"
-    # the number is taken while the attempt is current (a later refusal leaves a gap, as a
-    # deleted version does), so the uploaded file already carries it
-    (version,) = ctx.fence.commit(
-        lambda pipe: models.registry.queue_next_version(pipe, tenant, name)
-    )
-    pending = models.upload(
-        model,
-        tenant=tenant,
-        job_id=ctx.job_id,
-        name=name,
-        version=int(version),
-        dataset=record["spec"].get("dataset"),
-        preprocessing=data.preprocessing,
-        classes=data.classes,
-        num_classes=data.num_classes,
-        metrics=metrics,
-    )
-    saved = pending.metadata
-    reason = "stopped early: no improvement" if stopped_early else None
-    changes = {"metrics": metrics, "model_id": saved["id"], "progress": 1.0}
-    line = f"training finished; model {saved['id']} is {name} version {saved['version']}"
-
-    def publish(pipe) -> None:  # the model and the job's last log line land with the success
-        models.publish(pending, pipe)
-        queue_log_line(pipe, ctx.job_id, line, ctx.shard, "info")
-
-    checkpoints = checkpoint_keys(replica.artifacts, ctx.job_id)  # the transition drops the list
-    final = ctx.fence.update(
-        changes, event="status", status="succeeded", reason=reason, also=publish
-    )
-    if final is None:  # e.g. cancelling -> succeeded refused: the model was not published
-        raise AttemptAbortedError("the job finished elsewhere before it could succeed")
-    log.info("job %s shard %s: %s", ctx.job_id, ctx.shard, line)
-    # a succeeded job has its model: its checkpoints only cost space now
-    remove_objects(replica.artifacts, checkpoints)
-    return final
+    return finish_job(ctx, replica, loss, data, stop_early)
 
 
 class _NoCurve:
@@ -345,7 +294,3 @@ def _crossed_multiple(meta: dict, every: int) -> bool:
 def _my_rows(index: np.ndarray, ctx: ShardContext) -> np.ndarray:
     """This shard's sample indices of a global batch."""
     return index[shard_slice(len(index), ctx.num_shards, ctx.shard)]
-
-
-def _accuracy(sums: np.ndarray) -> float | None:
-    return None if np.isnan(sums[1]) else round(sums[1]) / sums[2]

@@ -12,13 +12,14 @@ import nnlib
 from tests.worker.jobs_helpers import digits_spec
 from worker.config import Settings
 from worker.fence import AttemptFence, StaleAttemptError
+from worker.job_finish import finish_job
 from worker.job_logs import read_logs
 from worker.jobs import JobStore
 from worker.loss_curve import LossRecorder, read_points
 from worker.models_store import ModelStore
 from worker.recovery import Heartbeat, alive_key, restart_job
 from worker.runner import _fail
-from worker.shard import Replica, _finish
+from worker.shard import Replica
 from worker.shard_context import ShardContext
 from worker.storage.artifacts import ArtifactStore
 from worker.storage.checkpoint_writer import CheckpointWriter
@@ -114,7 +115,7 @@ def test_a_stale_attempt_publishes_no_model_and_does_not_finish_the_job(running_
                       {}, artifacts=job.artifacts)  # fmt: skip
 
     with pytest.raises(StaleAttemptError):
-        _finish(ctx, replica, None, data, stopped_early=False)
+        finish_job(ctx, replica, None, data, stopped_early=False)
 
     assert everything(redis_client) == before  # no model, version, record, event or status
 

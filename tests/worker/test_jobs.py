@@ -195,9 +195,9 @@ def test_list_by_name_is_case_insensitive_and_pages_on(store):
 
 
 def test_a_filtered_page_stops_after_its_scan_budget_and_hands_back_a_cursor(store, monkeypatch):
-    import worker.jobs
+    import worker.job_listing
 
-    monkeypatch.setattr(worker.jobs, "FILTER_SCAN", 10)
+    monkeypatch.setattr(worker.job_listing, "FILTER_SCAN", 10)
     store.create(SPEC | {"name": "needle"}, "acme")  # the oldest job
     for i in range(25):
         store.create(SPEC | {"name": f"hay-{i}"}, "acme")
