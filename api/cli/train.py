@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
+import numpy as np
 import typer
 
 from api.cli.json_file import JsonFileError, read_json_file
@@ -163,7 +164,10 @@ def register(app: typer.Typer) -> None:
             typer.echo(_epoch_line(row), err=json_output)
 
         try:
-            result = train_local(spec, on_epoch=on_epoch)
+            # numpy's overflow/invalid warnings would come out above the one line that says the
+            # run diverged; the non-finite loss check (nnlib.fit) is what reports it
+            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                result = train_local(spec, on_epoch=on_epoch)
         except ValueError as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(2) from None
