@@ -1,22 +1,34 @@
 """``GET /v1/jobs/{id}/logs?follow=true``: the job's log lines as Server-Sent Events.
 
 Every line already written, then new ones as shards write them (``log`` events whose ``id:`` is
-the cursor), then ``end`` once the job has finished and no line is left.
+the cursor), then ``end`` once the job has finished and no line is left. Like the job's event
+stream (``api.sse``) it ends early with ``shutdown`` when the server stops and ``error`` when
+Redis fails; the client follows on with the last ``id:`` it got as its cursor.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from api.schemas.jobs import FINAL_STATUSES
-from api.sse import BLOCK_MS, KEEPALIVE_SECONDS, _call, sse
+from api.sse import BLOCK_MS, KEEPALIVE_SECONDS, _call, ending_cleanly, shutdown_event, sse
 from worker.job_logs import read_logs
 
 
-async def job_log_stream(store, job_id: str, cursor: str) -> AsyncIterator[str]:
+def job_log_stream(
+    store, job_id: str, cursor: str, stop: Callable[[], bool] = lambda: False
+) -> AsyncIterator[str]:
+    """The SSE text of one ``follow`` connection from ``cursor`` on."""
+    return ending_cleanly(_log_events(store, job_id, cursor, stop))
+
+
+async def _log_events(store, job_id: str, cursor: str, stop) -> AsyncIterator[str]:
     last_write = time.monotonic()
     while True:
+        if stop():
+            yield shutdown_event()
+            return
         lines = await _call(read_logs, store.redis, job_id, cursor, 100, BLOCK_MS)
         for line in lines:
             cursor = line["id"]

@@ -67,12 +67,24 @@ async def job_event_stream(
 ) -> AsyncIterator[str]:
     """The SSE text of one connection; ends early with ``shutdown`` once ``stop()`` is true,
     or with ``error`` when Redis fails."""
+    async for chunk in ending_cleanly(_events(store, job_id, last_event_id, view, stop)):
+        yield chunk
+
+
+async def ending_cleanly(chunks: AsyncIterator[str]) -> AsyncIterator[str]:
+    """``chunks``, then an ``error`` event (no ``id:``) if Redis fails, instead of a response cut
+    mid-chunk: every event stream of the API ends this way."""
     try:
-        async for chunk in _events(store, job_id, last_event_id, view, stop):
+        async for chunk in chunks:
             yield chunk
     except redis.RedisError as error:
         detail = f"redis: unavailable ({type(error).__name__}); reconnect with Last-Event-ID"
         yield sse("error", {"detail": detail})
+
+
+def shutdown_event() -> str:
+    """The last event of a stream the stopping server closes (no ``id:``: the cursor stays)."""
+    return sse("shutdown", {"detail": "server shutting down; reconnect with Last-Event-ID"})
 
 
 async def _events(store, job_id, last_event_id, view, stop) -> AsyncIterator[str]:
@@ -88,7 +100,7 @@ async def _events(store, job_id, last_event_id, view, stop) -> AsyncIterator[str
     last_write = time.monotonic()
     while True:
         if stop():
-            yield sse("shutdown", {"detail": "server shutting down; reconnect with Last-Event-ID"})
+            yield shutdown_event()
             return
         batch = await _call(store.events, job_id, last_id=cursor, block_ms=BLOCK_MS)
         for event_id, event in batch:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Body, HTTPException, Query, Response, status
+from fastapi import APIRouter, Body, HTTPException, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -139,6 +139,7 @@ def logs(
     tenant: TenantDep,
     job_id: JobId,
     jobs: JobStoreDep,
+    request: Request,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: Annotated[str | None, Query(pattern=STREAM_ID)] = None,
     follow: Annotated[bool, Query(description="Stream new lines until the job ends")] = False,
@@ -148,7 +149,7 @@ def logs(
         raise HTTPException(422, detail="cursor: not a log cursor of this job")
     if follow:
         return StreamingResponse(
-            job_log_stream(jobs, job_id, cursor or "0"),
+            job_log_stream(jobs, job_id, cursor or "0", request.app.state.shutdown.is_set),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Header, HTTPException, Query, status
+from fastapi import APIRouter, Header, HTTPException, Query, Request, status
 from fastapi.responses import StreamingResponse
 
 from api.deps import DatasetStoreDep, RedisDep, SettingsDep, TenantDep
@@ -156,6 +156,7 @@ def events(
     tenant: TenantDep,  # first: without a key, any id is a 401 (as for jobs)
     study_id: StudyId,
     redis: RedisDep,
+    request: Request,
     last_event_id: Annotated[str | None, Header(max_length=64, pattern=r"^\d+(-\d+)?$")] = None,
 ):
     store = StudyStore(redis)
@@ -163,7 +164,9 @@ def events(
     if last_event_id and any(int(part) >= 2**64 for part in last_event_id.split("-")):
         raise HTTPException(422, detail="Last-Event-ID: not a stream id of this study")
     return StreamingResponse(
-        job_event_stream(store, study_id, last_event_id, public_view),
+        job_event_stream(
+            store, study_id, last_event_id, public_view, stop=request.app.state.shutdown.is_set
+        ),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )

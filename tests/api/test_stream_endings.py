@@ -1,4 +1,5 @@
-"""An event stream ends cleanly when the API stops or Redis goes away (real uvicorn, real Redis).
+"""Every event stream (a job's events, a job's followed logs, a study's events) ends cleanly when
+the API stops or Redis goes away (real uvicorn, real Redis).
 
 Both endings are an SSE event without ``id:``, so the client's cursor stays on the last job event
 and it reconnects with ``Last-Event-ID``.
@@ -15,6 +16,8 @@ import pytest
 from tests.api.live import LiveApi
 from tests.api.test_events import parse_sse
 from tests.harness import RedisServer, wait_until
+from tests.studies.test_coordinator import stored_study
+from worker.job_logs import job_log
 from worker.jobs import JobStore
 
 pytestmark = pytest.mark.integration
@@ -40,19 +43,40 @@ class StreamReader:
         return parse_sse(self.text) if self.text.strip() else []
 
 
-def open_stream(api: LiveApi, redis_client) -> tuple[str, StreamReader]:
+def job_events(redis_client) -> str:
     job_id = JobStore(redis_client).create({"name": "never-runs", "shards": 1}, "default")["id"]
-    reader = StreamReader(f"{api.url}/v1/jobs/{job_id}/events")
-    wait_until(lambda: "event: state" in reader.text, 20, "the state event")
-    return job_id, reader
+    return f"/v1/jobs/{job_id}/events"
 
 
+def job_log_lines(redis_client) -> str:
+    job_id = JobStore(redis_client).create({"name": "never-runs", "shards": 1}, "default")["id"]
+    job_log(redis_client, job_id, "a first line", 0)
+    return f"/v1/jobs/{job_id}/logs?follow=true"
+
+
+def study_events(redis_client) -> str:
+    return f"/v1/studies/{stored_study(redis_client, tenant='default')['id']}/events"
+
+
+# every event stream of the API, with the event each sends first
+STREAMS = {"job events": (job_events, "state"), "job logs": (job_log_lines, "log"),
+           "study events": (study_events, "state")}  # fmt: skip
+
+
+def open_stream(api: LiveApi, redis_client, stream: str) -> StreamReader:
+    path, first = STREAMS[stream]
+    reader = StreamReader(api.url + path(redis_client))
+    wait_until(lambda: f"event: {first}" in reader.text, 20, f"the {first} event")
+    return reader
+
+
+@pytest.mark.parametrize("stream", STREAMS)
 def test_sigterm_closes_an_open_stream_with_a_shutdown_event_and_the_api_exits(
-    redis_url, redis_client, tmp_path
+    redis_url, redis_client, tmp_path, stream
 ):
     api = LiveApi(redis_url, tmp_path / "api.log")
     try:
-        _, reader = open_stream(api, redis_client)
+        reader = open_stream(api, redis_client, stream)
 
         api.process.send_signal(signal.SIGTERM)
         reader.thread.join(30)
@@ -60,7 +84,7 @@ def test_sigterm_closes_an_open_stream_with_a_shutdown_event_and_the_api_exits(
 
         assert reader.error is None
         names = [name for name, _ in reader.events()]
-        assert names == ["state", "shutdown"]
+        assert names == [STREAMS[stream][1], "shutdown"]
         assert "id:" not in reader.text.split("event: shutdown")[1]
         # uvicorn re-raises the signal it handled once it has shut down
         assert api.process.returncode == -signal.SIGTERM
@@ -69,11 +93,12 @@ def test_sigterm_closes_an_open_stream_with_a_shutdown_event_and_the_api_exits(
         api.stop()
 
 
-def test_a_redis_outage_ends_an_open_stream_with_an_error_event(tmp_path):
+@pytest.mark.parametrize("stream", STREAMS)
+def test_a_redis_outage_ends_an_open_stream_with_an_error_event(tmp_path, stream):
     server = RedisServer(tmp_path / "redis")
     api = LiveApi(server.url, tmp_path / "api.log")
     try:
-        _, reader = open_stream(api, server.client)
+        reader = open_stream(api, server.client, stream)
 
         server.kill()
         reader.thread.join(60)

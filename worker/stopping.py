@@ -1,0 +1,68 @@
+"""A worker being stopped hands its running shards back without counting a restart.
+
+``gradq up`` stops its Celery workers with SIGTERM to each process group, and a container
+runtime sends SIGTERM to the worker's main process. Celery resets SIGTERM to its default in pool
+processes, so a training shard died of it like a crash: its task was redelivered, the job restarted
+from its checkpoint and the restart was counted against ``max_restarts``, although nothing failed.
+
+Now a pool process that receives SIGTERM while one of its shards trains sets ``STOP``; the
+shard sees it at its next flag check (``ShardContext.check_flags``, at most 0.1 s apart) and
+requeues its job's attempt from the last checkpoint with ``restarts`` unchanged
+(``worker.runner``). A pool process with no training shard dies of the signal as before (a shard
+still preparing or waiting for its gang is redelivered by Celery and starts over, uncounted). The
+main process forwards its SIGTERM to its pool (``forward_to_pool``), so a warm shutdown ends in
+about a step instead of waiting for the job to finish.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+
+log = logging.getLogger(__name__)
+
+STOP = threading.Event()  # this process was asked to stop: training shards requeue and return
+
+
+class WorkerStoppingError(RuntimeError):
+    """This worker is stopping (SIGTERM): the shard hands its attempt back, uncounted."""
+
+
+def _on_sigterm(signum, frame) -> None:  # noqa: ARG001 - signal handler signature
+    # the shard requeues at its next flag check; a repeat (the main process forwards the SIGTERM
+    # that ``gradq up`` also sent the whole group) changes nothing, and a shard that never gets
+    # there is SIGKILLed by whoever stops it, after their timeout
+    STOP.set()
+
+
+class training:
+    """Context of a shard's training loop: SIGTERM means 'requeue' only inside it. Outside, the
+    pool process's own handler (billiard's, installed after ``worker_process_init``) applies."""
+
+    def __enter__(self) -> training:
+        STOP.clear()
+        self.previous = None
+        if threading.current_thread() is threading.main_thread():  # where signals are handled
+            self.previous = signal.signal(signal.SIGTERM, _on_sigterm)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.previous is not None:
+            signal.signal(signal.SIGTERM, self.previous)
+
+
+def forward_to_pool(pool) -> None:
+    """Send SIGTERM to each process of Celery's prefork ``pool`` (the main process's warm
+    shutdown otherwise waits for running shards, which train until their job ends)."""
+    try:
+        pids = [process.pid for process in pool._pool._pool]
+    except AttributeError:  # not a prefork pool (solo, threads): nothing to forward to
+        return
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    log.info("forwarded SIGTERM to pool processes %s", pids)
