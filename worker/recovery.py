@@ -202,11 +202,15 @@ def gang_started(redis: redis_lib.Redis, job_id: str, attempt: int) -> bool:
     return bool(redis.exists(attempt_key(job_id, attempt, "started")))
 
 
-def restart_job(store: JobStore, job_id: str, attempt: int, reason: str, enqueue) -> dict | None:
+def restart_job(
+    store: JobStore, job_id: str, attempt: int, reason: str, enqueue, counted: bool = True
+) -> dict | None:
     """Abandon ``attempt`` and start the next one from the last checkpoint, or fail the job.
 
     Only the first caller for an attempt acts (guarded by the record's attempt). ``enqueue(job_id)``
-    sends ``start_job``. Returns the new record, or None if someone else already acted.
+    sends ``start_job``. ``counted=False`` (a worker stopped on purpose, nothing failed) neither
+    uses up nor is refused by ``max_restarts``. Returns the new record, or None if someone else
+    already acted.
     """
     abort_attempt(store.redis, job_id, attempt, reason)
     record = store.get(job_id)
@@ -217,7 +221,7 @@ def restart_job(store: JobStore, job_id: str, attempt: int, reason: str, enqueue
     max_restarts = record["spec"].get("max_restarts", 3)
     if record["status"] == "cancelling":
         return store.transition(job_id, "cancelled", f"cancelled; {reason}", expect_attempt=attempt)
-    if record["restarts"] >= max_restarts:
+    if counted and record["restarts"] >= max_restarts:
         job_log(store.redis, job_id, f"{reason}; no restarts left ({max_restarts})", None, "error")
         return store.transition(
             job_id,
@@ -227,7 +231,7 @@ def restart_job(store: JobStore, job_id: str, attempt: int, reason: str, enqueue
         )
     changes = {
         "attempt": attempt + 1,
-        "restarts": record["restarts"] + 1,
+        "restarts": record["restarts"] + int(counted),
         "pending_since": time.time(),
     }
     updated = store.transition(
@@ -239,6 +243,8 @@ def restart_job(store: JobStore, job_id: str, attempt: int, reason: str, enqueue
     )
     if updated is not None:
         restarts = f"restart {changes['restarts']} of at most {max_restarts}"
+        if not counted:
+            restarts = f"not counted as a restart; {changes['restarts']} so far"
         job_log(store.redis, job_id, f"restarting from the last checkpoint ({restarts}): {reason}")
         enqueue(job_id)
     return updated

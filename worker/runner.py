@@ -8,6 +8,8 @@
   (``restart_job``), or fails once ``max_restarts`` is used up;
 - Redis unreachable (a restart): the attempt is abandoned and the job restarts from its checkpoint
   once Redis answers again (the job-state client retries with backoff meanwhile);
+- its worker is being stopped (SIGTERM, ``worker.stopping``): the attempt is handed back and the
+  job requeued from its checkpoint without counting a restart (nothing failed);
 - any other error (NaN loss, a bad shape, no common transport): the job fails with the message; the
   worker stays healthy.
 Whatever the ending, this shard's shared-memory segment is unlinked, and once the job is finished
@@ -42,6 +44,7 @@ from worker.recovery import (
 )
 from worker.shard import prepare, train
 from worker.shard_context import ControlPlaneLostError, JobCancelledError, ShardContext
+from worker.stopping import WorkerStoppingError, training
 from worker.storage.checkpoints import checkpoints_key, has_checkpoint
 from worker.threads import thread_budget
 
@@ -109,10 +112,13 @@ def _run(store, data, settings, job_id, shard, attempt, requeue, enqueue_start, 
             return outcome
         ctx = ShardContext(store, data, job_id, shard, attempt, num_shards, settings, step_hook)
         try:
-            with attempt_transport(ctx, replica):
+            ctx.on_stopping = lambda: _hand_back(ctx, enqueue_start)
+            with training(), attempt_transport(ctx, replica):
                 with thread_budget(settings, record["spec"].get("model")):
                     train(ctx, replica)
             return "finished"
+        except WorkerStoppingError:
+            return "requeued"
         except JobCancelledError:
             requested = store.cancel_reason(job_id)
             fence.log(f"stopping: {requested or 'cancelled'}", shard)
@@ -141,6 +147,16 @@ def _run(store, data, settings, job_id, shard, attempt, requeue, enqueue_start, 
         except Exception as error:  # training errors fail the job, not the worker
             log.exception("job %s shard %d failed", job_id, shard)
             return _fail(fence, shard, error, settings)
+
+
+def _hand_back(ctx: ShardContext, enqueue_start) -> None:
+    """Requeue the job from its checkpoint, uncounted: this shard's worker is stopping. Called
+    where the stop is seen, before the transport closes (a peer that lost its link first would
+    restart the job as for a crash, and count it)."""
+    note = f"handing attempt {ctx.attempt} back: its worker is stopping"
+    ctx.fence.log(note, ctx.shard, "warning")
+    reason = f"shard {ctx.shard}'s worker was stopped (SIGTERM)"
+    restart_job(ctx.store, ctx.job_id, ctx.attempt, reason, enqueue_start, counted=False)
 
 
 def _cancelled_reason(redis, job_id: str) -> str:

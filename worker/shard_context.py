@@ -13,6 +13,7 @@ from worker.config import Settings
 from worker.fence import AttemptFence
 from worker.jobs import JobStore, cancel_key
 from worker.recovery import AttemptAbortedError, ResumeMismatchError, attempt_key, check_attempt
+from worker.stopping import STOP, WorkerStoppingError
 
 # The cancel/abort flags are read at most this often between steps (and on every wait for a
 # peer): one Redis round trip per step cost ~0.1-0.2 ms of a 7 ms 2-shard step, and cancel has 2 s.
@@ -51,6 +52,7 @@ class ShardContext:
     shm: object = None  # the connected SharedSegments when transport is "shm"
     mesh: object = None  # the connected TcpMesh ("tcp") or HierarchicalExchange ("hierarchical")
     control_down_since: float | None = None  # when Redis calls started failing
+    on_stopping: object = None  # called once this process got SIGTERM, before WorkerStoppingError
     # every write to the job's shared state goes through it (worker.fence)
     fence: AttemptFence = field(init=False)
 
@@ -85,6 +87,10 @@ class ShardContext:
         return result
 
     def check_flags(self) -> None:
+        if STOP.is_set():  # a local flag (worker.stopping): no round trip
+            if self.on_stopping is not None:
+                self.on_stopping()
+            raise WorkerStoppingError("its worker is stopping (SIGTERM)")
         self.flags_checked_at = time.monotonic()
         flags = self.control(
             lambda: self.store.redis.mget(

@@ -1,5 +1,5 @@
-"""Worker process signals: BLAS budget, the recovery sweep, the worker heartbeat, study drivers
-and the artifact collector.
+"""Worker process signals: BLAS budget, the recovery sweep, the worker heartbeat, study drivers,
+the artifact collector, and SIGTERM handing training shards back (``worker.stopping``).
 
 ``celeryd_init`` runs in the main worker process before the pool forks: it records the pool size
 so each child can pick ``cores // processes`` BLAS threads. ``worker_ready`` starts the sweeper
@@ -13,11 +13,17 @@ from __future__ import annotations
 
 import os
 
-from celery.signals import celeryd_init, worker_ready, worker_shutdown
+from celery.signals import (
+    celeryd_init,
+    worker_ready,
+    worker_shutdown,
+    worker_shutting_down,
+)
 
 from worker.config import get_settings
 from worker.recovery import Sweeper
 from worker.redis_client import WORKER_TIMEOUTS, connect
+from worker.stopping import forward_to_pool
 from worker.storage import artifact_store
 from worker.storage.collector import Collector
 from worker.worker_registry import WorkerBeat
@@ -26,6 +32,7 @@ _sweeper: Sweeper | None = None
 _beat: WorkerBeat | None = None
 _collector: Collector | None = None
 _studies = None  # the StudyDriver of this worker's main process
+_pool = None  # the main process's prefork pool, to forward a SIGTERM to (worker.stopping)
 
 
 @celeryd_init.connect
@@ -37,9 +44,16 @@ def _record_pool_size(sender=None, conf=None, options=None, **_) -> None:
     os.environ["GRADQ_POOL_PROCESSES"] = str(concurrency)
 
 
+@worker_shutting_down.connect
+def _stop_training_shards(sig=None, **_) -> None:
+    if sig in ("SIGTERM", "SIGINT") and _pool is not None:  # a warm shutdown (Ctrl-C: SIGINT)
+        forward_to_pool(_pool)
+
+
 @worker_ready.connect
 def _start_sweeper(sender=None, **_) -> None:
-    global _sweeper, _beat, _collector
+    global _sweeper, _beat, _collector, _pool
+    _pool = getattr(sender, "pool", None)
     from worker.tasks import start_job
 
     settings = get_settings()
