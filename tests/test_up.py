@@ -89,6 +89,13 @@ def test_up_serves_then_stops_every_process_it_started(tmp_path, stop_signal):
         assert up.returncode == 0, log.read_text()
         wait_until(lambda: not any(_alive(pid) for pid in started), 15, "children to exit")
         assert f"artifacts in {store})" in ready_line  # where the user's models will be
+        # the seconds before "ready" say what is happening, one line per step
+        steps = [line.split("] ", 1)[-1] for line in log.read_text().splitlines()]
+        assert steps[steps.index(ready_line) - 3 : steps.index(ready_line)] == [
+            f"starting redis-server on 127.0.0.1:{redis_port} (data in {tmp_path}/state/redis)",
+            "starting Celery workers: 1 training process(es) and 1 control process",
+            f"starting the API on 127.0.0.1:{api_port} and waiting for it to answer",
+        ]
     finally:
         if up.poll() is None:
             up.kill()
@@ -196,8 +203,10 @@ def test_up_names_a_port_in_use_and_starts_nothing(tmp_path):
         up, log = _start_up(tmp_path, "--port", str(port), "--redis-port", str(free_port()))
         up.wait(60)
 
-    text = " ".join(log.read_text().split())
+    lines = log.read_text().splitlines()
     assert up.returncode == 1
-    assert f"port {port} on 127.0.0.1 (for the API) is already in use" in text
-    assert "--port" in text
+    assert (
+        f"port {port} on 127.0.0.1 (for the API) is already in use: stop what holds it"
+        " (an earlier gradq up?) or pick another with --port"
+    ) in lines  # one line: off a terminal, not folded at 80 columns
     assert not (tmp_path / "state" / "logs").exists()  # nothing was started

@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from api.cli.output import make_console
 from api.cli.stack import LocalStack, PortInUseError, StackConfig
 from api.serve import InsecureBindError, check_bind
 from worker.config import get_settings
@@ -50,7 +51,7 @@ def up(
     ] = False,
 ) -> None:
     """Start Redis, Celery workers and the API; run the demo job; keep running until Ctrl-C."""
-    console = Console()
+    console = make_console()  # off a terminal (a log, systemd) no message is folded at 80 columns
     if workers < 1:
         raise typer.BadParameter(f"--workers must be >= 1, got {workers}")
     stack = LocalStack(StackConfig(host, port, workers, redis_url, redis_port, state_dir, insecure))
