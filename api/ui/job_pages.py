@@ -17,6 +17,7 @@ from api.schemas.jobs import JobStatus
 from api.ui.access import PageTenant
 from api.ui.job_views import row_view, timeline
 from api.ui.render import page, templates
+from worker.job_lifecycle import RESUMABLE
 
 router = APIRouter(include_in_schema=False, route_class=StrictJSONRoute)
 # the source tree's examples/, or the working directory's (an installed package, e.g. the image)
@@ -110,6 +111,7 @@ def job_page(request: Request, job_id: str, tenant: PageTenant, jobs: JobStoreDe
         tenant=tenant,
         job=row_view(record),
         timeline=timeline(jobs.redis, job_id),
+        resumable=RESUMABLE,
         # in the page itself: the chart draws without waiting for a first /metrics round trip
         metrics=job_metrics(jobs.redis, record),
     )

@@ -74,6 +74,32 @@ def test_the_job_page_embeds_its_first_curve_and_the_contract_test_ids(browser, 
     assert 'id="initial-metrics"' in html and '"points_recorded": 0' in html
 
 
+def test_only_a_cancelled_or_failed_job_page_offers_resume(browser, app):
+    store = JobStore(app.state.redis)
+    queued, cancelled = store.create(SPEC, "alice"), store.create(SPEC, "alice")
+    store.request_cancel(cancelled["id"])
+    log_in(browser, KEY_A)
+
+    def resume_button(job_id: str) -> str:
+        html = browser.get(f"/ui/jobs/{job_id}").text
+        return re.search(r'<button[^>]*data-testid="resume-job"[^>]*>', html).group(0)
+
+    assert "hidden" in resume_button(queued["id"])
+    assert "hidden" not in resume_button(cancelled["id"])
+
+
+def test_a_one_shard_job_page_says_why_it_has_no_communication_chart(browser, app):
+    store = JobStore(app.state.redis)
+    one, two = store.create(SPEC, "alice"), store.create(SPEC | {"shards": 2}, "alice")
+    log_in(browser, KEY_A)
+
+    single = browser.get(f"/ui/jobs/{one['id']}").text
+    sharded = browser.get(f"/ui/jobs/{two['id']}").text
+
+    assert 'id="comm-none"' in single and 'id="comm-chart"' not in single
+    assert 'id="comm-chart"' in sharded and 'id="comm-none"' not in sharded
+
+
 def test_the_new_job_editor_is_prefilled_and_clones_a_job(browser, app):
     job = JobStore(app.state.redis).create(SPEC | {"name": "to-clone"}, "alice")
     log_in(browser, KEY_A)

@@ -6,14 +6,15 @@ window.gradq = (() => {
 
   // fetch() on the same origin: the HttpOnly session cookie goes along by itself; state-changing
   // calls add the CSRF token the server expects next to the cookie.
-  async function api(path, { method = "GET", json, body, headers = {} } = {}) {
+  // keepalive: the request outlives the page (sent while leaving it)
+  async function api(path, { method = "GET", json, body, headers = {}, keepalive = false } = {}) {
     const sent = Object.assign({}, headers);
     if (csrf && method !== "GET") sent["X-CSRF-Token"] = csrf;
     if (json !== undefined) {
       sent["Content-Type"] = "application/json";
       body = JSON.stringify(json);
     }
-    const response = await fetch(path, { method, body, headers: sent, credentials: "same-origin" });
+    const response = await fetch(path, { method, body, headers: sent, credentials: "same-origin", keepalive });
     const type = response.headers.get("content-type") || "";
     const data = type.includes("json") ? await response.json() : await response.text();
     return { ok: response.ok, status: response.status, data };

@@ -10,8 +10,14 @@
     epochLoss: gradq.charts.make($("epoch-loss-chart"), ["train loss", "val loss"], { x: "epoch", points: true }),
     valAcc: gradq.charts.make($("val-acc-chart"), ["val accuracy"], { x: "epoch", points: true }),
     throughput: gradq.charts.make($("throughput-chart"), ["samples/s"], { x: "epoch", points: true }),
-    comm: gradq.charts.make($("comm-chart"), ["comm seconds"], { x: "epoch", points: true }),
+    // a 1-shard job has no communication chart (the page says why instead)
+    comm: $("comm-chart") && gradq.charts.make($("comm-chart"), ["comm seconds"], { x: "epoch", points: true }),
   };
+  const RESUMABLE = ["cancelled", "failed"];
+  // A cancel waits this long with an Undo button (a confirmation that still takes one click);
+  // leaving the page meanwhile sends it at once.
+  const CANCEL_DELAY_MS = 3000;
+  let pendingCancel = null;
   // Server-side downsampling keeps the initial draw small; live points are appended after it,
   // and past REFETCH_ABOVE points the curve is fetched downsampled again.
   const MAX_POINTS = 1000;
@@ -34,7 +40,7 @@
     charts.epochLoss.setData([x, epochs.train_loss, epochs.val_loss]);
     charts.valAcc.setData([x, epochs.val_accuracy]);
     charts.throughput.setData([x, epochs.samples_per_second]);
-    charts.comm.setData([x, epochs.comm_seconds]);
+    if (charts.comm) charts.comm.setData([x, epochs.comm_seconds]);
     const acc = epochs.val_accuracy.filter((v) => typeof v === "number");
     if (acc.length) $("best-val").textContent = gradq.pct(Math.max(...acc));
   }
@@ -82,8 +88,10 @@
   function showRecord(data) {
     if (data.status) {
       status = data.status;
+      if (pendingCancel && gradq.FINAL.includes(status)) endCancelWait();  // nothing left to cancel
       gradq.setStatus($("status"), status);
-      $("cancel").disabled = gradq.FINAL.includes(status) || status === "cancelling";
+      $("cancel").disabled = gradq.FINAL.includes(status) || status === "cancelling" || pendingCancel !== null;
+      $("resume").classList.toggle("hidden", !RESUMABLE.includes(status));
     }
     if ("status_reason" in data) $("reason").textContent = data.status_reason || "";
     if (typeof data.progress === "number") $("progress-bar").style.width = (100 * data.progress).toFixed(1) + "%";
@@ -140,16 +148,51 @@
     });
   }
 
-  $("cancel").addEventListener("click", async () => {
-    const answer = await gradq.api(`/v1/jobs/${jobId}/cancel`, { method: "POST" });
+  function showAnswer(answer) {
     const error = $("action-error");
-    if (answer.ok) {
-      showRecord(answer.data);
-      error.classList.add("hidden");
-    } else {
-      error.textContent = gradq.detailText(answer.data.detail);
-      error.classList.remove("hidden");
-    }
+    error.classList.toggle("hidden", answer.ok);
+    if (!answer.ok) error.textContent = gradq.detailText(answer.data.detail ?? answer.data);
+    return answer.ok;
+  }
+
+  function endCancelWait() {
+    clearTimeout(pendingCancel.timer);
+    clearInterval(pendingCancel.ticker);
+    pendingCancel = null;
+    $("cancel-pending").classList.add("hidden");
+  }
+
+  async function sendCancel(keepalive = false) {
+    endCancelWait();
+    const answer = await gradq.api(`/v1/jobs/${jobId}/cancel`, { method: "POST", keepalive });
+    if (showAnswer(answer)) showRecord(answer.data);
+    else showRecord({ status });  // the button comes back
+  }
+
+  $("cancel").addEventListener("click", () => {
+    if (pendingCancel) return;
+    $("cancel").disabled = true;
+    let left = CANCEL_DELAY_MS / 1000;
+    $("cancel-countdown").textContent = left;
+    $("cancel-pending").classList.remove("hidden");
+    pendingCancel = {
+      timer: setTimeout(sendCancel, CANCEL_DELAY_MS),
+      ticker: setInterval(() => { $("cancel-countdown").textContent = Math.max(--left, 0); }, 1000),
+    };
+  });
+  $("undo-cancel").addEventListener("click", () => {
+    if (!pendingCancel) return;
+    endCancelWait();
+    showRecord({ status });
+  });
+  addEventListener("pagehide", () => { if (pendingCancel) sendCancel(true); });
+
+  // a resumed job starts a new attempt: the page is rendered anew (timeline, curve, live feed)
+  $("resume").addEventListener("click", async () => {
+    $("resume").disabled = true;
+    const answer = await gradq.api(`/v1/jobs/${jobId}/resume`, { method: "POST", json: {} });
+    if (showAnswer(answer)) location.reload();
+    else $("resume").disabled = false;
   });
 
   $("copy-spec").addEventListener("click", async () => {
