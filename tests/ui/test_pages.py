@@ -147,6 +147,22 @@ def test_compare_shows_the_differing_spec_fields_and_exports_every_job(browser, 
     assert f"{b['id']},val_accuracy,,1,0.9" in csv
 
 
+def test_compare_of_another_tenants_jobs_is_a_404_and_their_csv_too(browser, app):
+    store = JobStore(app.state.redis)
+    mine, theirs = store.create(SPEC, "alice"), store.create(SPEC, "bob")
+    log_in(browser, KEY_A)
+
+    only_theirs = browser.get(f"/ui/compare?jobs={theirs['id']}")
+    both = browser.get(f"/ui/compare?jobs={mine['id']},{theirs['id']}")
+    csv = browser.get(f"/ui/compare.csv?jobs={mine['id']},{theirs['id']}")
+
+    assert only_theirs.status_code == 404 and f"Not found: {theirs['id']}" in only_theirs.text
+    assert both.status_code == 200 and re.findall(r'href="/ui/jobs/(job_[^"]+)"', both.text) == [
+        mine["id"]
+    ]
+    assert csv.status_code == 404 and theirs["id"] in csv.json()["detail"]
+
+
 def test_docs_are_served_from_local_assets(browser):
     html = browser.get("/docs").text
     script = browser.get("/ui/static/vendor/swagger-ui/swagger-ui-bundle.js")
