@@ -268,6 +268,38 @@ def test_drawing_a_digit_on_the_canvas_predicts_it(page, stack, live_job):
     assert (one, zero) == ("1", "0")
 
 
+def test_on_a_phone_the_pages_fit_and_a_finger_draws_a_digit(chromium, stack, live_job):
+    record = stack.wait_for_status(KEY_A, live_job, ("succeeded",))
+    phone = chromium.new_context(
+        base_url=stack.url, viewport={"width": 400, "height": 800}, has_touch=True, is_mobile=True
+    )
+    page = phone.new_page()
+    log_in(page, KEY_A)
+    widths = {}
+    for path in ("/ui/jobs", f"/ui/jobs/{live_job}", f"/ui/models/{record['model_id']}"):
+        page.goto(path)
+        widths[path] = page.evaluate("document.documentElement.scrollWidth")
+    canvas = page.get_by_test_id("digit-canvas")
+    canvas.scroll_into_view_if_needed()
+    box = canvas.bounding_box()
+    touch = phone.new_cdp_session(page)  # real touch input, as a finger sends it
+
+    def finger(kind: str, y: float | None = None) -> None:
+        points = [] if y is None else [{"x": box["x"] + box["width"] / 2, "y": box["y"] + y}]
+        touch.send("Input.dispatchTouchEvent", {"type": kind, "touchPoints": points})
+
+    finger("touchStart", 0.1 * box["height"])
+    for i in range(1, 21):  # a one: straight down the middle
+        finger("touchMove", (0.1 + 0.8 * i / 20) * box["height"])
+    finger("touchEnd")
+    predicted = wait_until(page.get_by_test_id("prediction").text_content, 20, "a prediction")
+    screenshot(page, "phone-model-canvas")
+    phone.close()
+
+    assert predicted == "1"
+    assert widths == dict.fromkeys(widths, 400), widths  # nothing wider than the phone
+
+
 def test_compare_two_jobs_ticked_on_the_jobs_page(page, stack, live_job, short_job):
     stack.wait_for_status(KEY_A, live_job, ("succeeded",))
     log_in(page, KEY_A)
