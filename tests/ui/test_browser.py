@@ -268,6 +268,25 @@ def test_drawing_a_digit_on_the_canvas_predicts_it(page, stack, live_job):
     assert (one, zero) == ("1", "0")
 
 
+def test_an_image_uploaded_on_the_model_page_is_predicted(page, stack, live_job, tmp_path):
+    from PIL import Image
+    from sklearn.datasets import load_digits
+
+    record = stack.wait_for_status(KEY_A, live_job, ("succeeded",))
+    digits = load_digits()
+    picture = tmp_path / "eight.png"  # white ink on black, like the canvas, 8x larger
+    pixels = (digits.images[-3] * 255 / 16).astype("uint8")
+    Image.fromarray(pixels).resize((64, 64), Image.NEAREST).save(picture)
+    log_in(page, KEY_A)
+    page.goto(f"/ui/models/{record['model_id']}")
+
+    page.set_input_files("#image-file", str(picture))
+    predicted = wait_until(page.get_by_test_id("prediction").text_content, 20, "a prediction")
+
+    assert predicted == str(digits.target[-3]) == "8"
+    assert page.locator("#class-bars .class-bar.best .label").text_content() == "8"
+
+
 def test_on_a_phone_the_pages_fit_and_a_finger_draws_a_digit(chromium, stack, live_job):
     record = stack.wait_for_status(KEY_A, live_job, ("succeeded",))
     phone = chromium.new_context(

@@ -52,6 +52,23 @@ def test_the_jobs_table_is_newest_first_and_filters_by_status_and_name(browser, 
     assert cancelled == [old["id"]] and named == [new["id"]]
 
 
+def test_the_jobs_page_pages_through_older_jobs_with_its_cursor_keeping_the_filter(browser, app):
+    store = JobStore(app.state.redis)
+    created = [store.create(SPEC | {"name": f"run-{i}"}, "alice")["id"] for i in range(53)]
+    store.create(SPEC | {"name": "other"}, "alice")
+    log_in(browser, KEY_A)
+
+    first = browser.get("/ui/jobs?name=run").text
+    older = (
+        re.search(r'href="([^"]+)" data-testid="next-page"', first).group(1).replace("&amp;", "&")
+    )
+    second = browser.get(older).text
+
+    listed = re.findall(r'data-job-id="([^"]+)"', first + second)
+    assert listed == created[::-1]  # newest first, each once, no "other"
+    assert "name=run" in older and 'data-testid="next-page"' not in second
+
+
 def test_live_rows_render_only_the_callers_jobs(browser, app):
     store = JobStore(app.state.redis)
     mine = store.create(SPEC, "alice")
