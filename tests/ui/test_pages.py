@@ -91,6 +91,20 @@ def test_the_job_page_embeds_its_first_curve_and_the_contract_test_ids(browser, 
     assert 'id="initial-metrics"' in html and '"points_recorded": 0' in html
 
 
+def test_the_job_page_starts_its_live_feed_after_the_last_event_it_rendered(browser, app):
+    store = JobStore(app.state.redis)
+    job = store.create(SPEC, "alice")
+    store.transition(job["id"], "running")
+    store.update(job["id"], {"step": 1})
+    last = store.events(job["id"])[-1][0]
+    log_in(browser, KEY_A)
+
+    html = browser.get(f"/ui/jobs/{job['id']}").text
+
+    assert f'data-events-after="{last}"' in html
+    assert "running" in re.search(r'<ol class="timeline".*?</ol>', html, re.S).group(0)
+
+
 def test_only_a_cancelled_or_failed_job_page_offers_resume(browser, app):
     store = JobStore(app.state.redis)
     queued, cancelled = store.create(SPEC, "alice"), store.create(SPEC, "alice")

@@ -130,7 +130,9 @@
   }
 
   function follow() {
-    const source = new EventSource(`/v1/jobs/${jobId}/events`);
+    // from the last event the server rendered: a change in between still reaches the timeline
+    const after = root.dataset.eventsAfter;
+    const source = new EventSource(`/v1/jobs/${jobId}/events` + (after ? `?after=${after}` : ""));
     source.addEventListener("state", (e) => showRecord(JSON.parse(e.data)));
     source.addEventListener("progress", (e) => { showRecord(JSON.parse(e.data)); refreshCurve(); });
     source.addEventListener("epoch", (e) => { showRecord(JSON.parse(e.data)); refreshCurve(); });
