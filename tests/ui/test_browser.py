@@ -178,29 +178,19 @@ def test_a_running_row_updates_live_then_cancel_from_the_job_page(page, stack, l
     assert page.get_by_test_id("cancel-job").is_disabled()
 
 
-def test_a_cancel_can_be_undone_and_a_cancelled_job_resumes_from_its_page(page, stack, live_job):
+def test_a_cancelled_job_resumes_from_its_page(page, stack, live_job):
     stack.wait_for_status(KEY_A, live_job, ("succeeded",))
     with stack.api(KEY_A) as api:
         job_id = api.post("/v1/jobs", json=digits_spec("digits-resume", 500)).json()["id"]
         # a checkpoint exists once an epoch ended: only then is there something to resume
         wait_until(lambda: api.get(f"/v1/jobs/{job_id}").json()["epoch"] >= 1, 60, "epoch 1")
-    cancels = []
-    page.on("request", lambda r: cancels.append(r.url) if r.url.endswith("/cancel") else None)
-    page.clock.install()  # the cancel's undo window is timed on the page's own clock
     log_in(page, KEY_A)
     page.goto(f"/ui/jobs/{job_id}")
     status = page.get_by_test_id("job-status")
     resume = page.get_by_test_id("resume-job")
     resume_hidden_while_running = resume.is_hidden()
 
-    page.get_by_test_id("cancel-job").click()
-    page.get_by_test_id("cancel-pending").wait_for()
-    screenshot(page, "job-cancel-pending")
-    page.get_by_test_id("undo-cancel").click()
-    page.clock.run_for(10_000)
-    sent_after_undo = list(cancels)
-    page.get_by_test_id("cancel-job").click()
-    page.clock.run_for(3_000)
+    page.get_by_test_id("cancel-job").click()  # one click cancels: Resume is the way back
     wait_until(lambda: status.text_content() == "cancelled", 60, "cancelled on the page")
     resume.wait_for()
     screenshot(page, "job-resumable")
@@ -212,7 +202,7 @@ def test_a_cancel_can_be_undone_and_a_cancelled_job_resumes_from_its_page(page, 
         api.post(f"/v1/jobs/{job_id}/cancel")  # 500 epochs: free the worker for the next tests
     stack.wait_for_status(KEY_A, job_id, ("cancelled",))
 
-    assert resume_hidden_while_running and sent_after_undo == [] and len(cancels) == 1
+    assert resume_hidden_while_running
     # resumed from its checkpoint, not from epoch 0
     assert resumed["status"] in ("queued", "running") and resumed["epoch"] >= 1
     assert timeline.index("cancelled") < timeline.rindex("queued")

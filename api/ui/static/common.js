@@ -6,15 +6,14 @@ window.gradq = (() => {
 
   // fetch() on the same origin: the HttpOnly session cookie goes along by itself; state-changing
   // calls add the CSRF token the server expects next to the cookie.
-  // keepalive: the request outlives the page (sent while leaving it)
-  async function api(path, { method = "GET", json, body, headers = {}, keepalive = false } = {}) {
+  async function api(path, { method = "GET", json, body, headers = {} } = {}) {
     const sent = Object.assign({}, headers);
     if (csrf && method !== "GET") sent["X-CSRF-Token"] = csrf;
     if (json !== undefined) {
       sent["Content-Type"] = "application/json";
       body = JSON.stringify(json);
     }
-    const response = await fetch(path, { method, body, headers: sent, credentials: "same-origin", keepalive });
+    const response = await fetch(path, { method, body, headers: sent, credentials: "same-origin" });
     const type = response.headers.get("content-type") || "";
     const data = type.includes("json") ? await response.json() : await response.text();
     return { ok: response.ok, status: response.status, data };

@@ -14,10 +14,6 @@
     comm: $("comm-chart") && gradq.charts.make($("comm-chart"), ["comm seconds"], { x: "epoch", points: true }),
   };
   const RESUMABLE = ["cancelled", "failed"];
-  // A cancel waits this long with an Undo button (a confirmation that still takes one click);
-  // leaving the page meanwhile sends it at once.
-  const CANCEL_DELAY_MS = 3000;
-  let pendingCancel = null;
   // Server-side downsampling keeps the initial draw small; live points are appended after it,
   // and past REFETCH_ABOVE points the curve is fetched downsampled again.
   const MAX_POINTS = 1000;
@@ -88,9 +84,8 @@
   function showRecord(data) {
     if (data.status) {
       status = data.status;
-      if (pendingCancel && gradq.FINAL.includes(status)) endCancelWait();  // nothing left to cancel
       gradq.setStatus($("status"), status);
-      $("cancel").disabled = gradq.FINAL.includes(status) || status === "cancelling" || pendingCancel !== null;
+      $("cancel").disabled = gradq.FINAL.includes(status) || status === "cancelling";
       $("resume").classList.toggle("hidden", !RESUMABLE.includes(status));
     }
     if ("status_reason" in data) $("reason").textContent = data.status_reason || "";
@@ -157,37 +152,14 @@
     return answer.ok;
   }
 
-  function endCancelWait() {
-    clearTimeout(pendingCancel.timer);
-    clearInterval(pendingCancel.ticker);
-    pendingCancel = null;
-    $("cancel-pending").classList.add("hidden");
-  }
-
-  async function sendCancel(keepalive = false) {
-    endCancelWait();
-    const answer = await gradq.api(`/v1/jobs/${jobId}/cancel`, { method: "POST", keepalive });
+  // One click cancels at once (scripts and the issue's checks click once and wait for
+  // "cancelled"); a cancel is undone by Resume, which continues from the job's checkpoint.
+  $("cancel").addEventListener("click", async () => {
+    $("cancel").disabled = true;
+    const answer = await gradq.api(`/v1/jobs/${jobId}/cancel`, { method: "POST" });
     if (showAnswer(answer)) showRecord(answer.data);
     else showRecord({ status });  // the button comes back
-  }
-
-  $("cancel").addEventListener("click", () => {
-    if (pendingCancel) return;
-    $("cancel").disabled = true;
-    let left = CANCEL_DELAY_MS / 1000;
-    $("cancel-countdown").textContent = left;
-    $("cancel-pending").classList.remove("hidden");
-    pendingCancel = {
-      timer: setTimeout(sendCancel, CANCEL_DELAY_MS),
-      ticker: setInterval(() => { $("cancel-countdown").textContent = Math.max(--left, 0); }, 1000),
-    };
   });
-  $("undo-cancel").addEventListener("click", () => {
-    if (!pendingCancel) return;
-    endCancelWait();
-    showRecord({ status });
-  });
-  addEventListener("pagehide", () => { if (pendingCancel) sendCancel(true); });
 
   // a resumed job starts a new attempt: the page is rendered anew (timeline, curve, live feed)
   $("resume").addEventListener("click", async () => {
