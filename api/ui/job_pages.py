@@ -6,13 +6,14 @@ import json
 from pathlib import Path
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from api.deps import JobStoreDep
 from api.ids import is_job_id
 from api.job_metrics import job_metrics
 from api.json_body import StrictJSONRoute
+from api.paging import fetch_page
 from api.schemas.jobs import JobStatus
 from api.ui.access import PageTenant
 from api.ui.job_views import row_view, timeline
@@ -47,12 +48,17 @@ def jobs_page(
 ):
     """The tenant's jobs, newest first, ``PAGE_SIZE`` a page; filters by status and name."""
     name = (name or "").strip() or None
-    try:
-        records, next_cursor = jobs.list(
-            tenant, status=status, limit=PAGE_SIZE, cursor=cursor, name=name
+    cursor_error = None
+    try:  # the API's cursors: one handed out by /v1/jobs works here too, any other is named
+        records, next_cursor = fetch_page(
+            lambda after: jobs.list(
+                tenant, status=status, limit=PAGE_SIZE, cursor=after, name=name
+            ),
+            cursor,
+            "jobs",
         )
-    except ValueError:
-        records, next_cursor = [], None
+    except HTTPException as error:
+        records, next_cursor, cursor_error = [], None, error.detail
     return page(
         request,
         "jobs.html",
@@ -62,6 +68,7 @@ def jobs_page(
         name=name or "",
         cursor=cursor,
         next_cursor=next_cursor,
+        cursor_error=cursor_error,
         statuses=JobStatus.__args__,
     )
 

@@ -217,3 +217,14 @@ def test_pages_answer_404_for_ids_of_the_wrong_format_before_touching_redis(brow
     compared = browser.get(f"/ui/compare?jobs={job['id']}:alive,{job['id']}")
     assert compared.status_code == 200
     assert re.findall(r'data-job-id="([^"]+)"', compared.text) in ([job["id"]], [])
+
+
+def test_a_cursor_the_jobs_page_did_not_hand_out_is_named_not_shown_as_no_jobs(browser, app):
+    JobStore(app.state.redis).create(SPEC, "alice")
+    log_in(browser, KEY_A)
+
+    page = browser.get("/ui/jobs?cursor=not-a-cursor")
+
+    assert page.status_code == 200
+    assert 'data-testid="cursor-error"' in page.text and "cursor:" in page.text
+    assert "No jobs" not in page.text
