@@ -156,3 +156,13 @@ def test_a_succeeded_job_leaves_no_checkpoints(redis_client, start_worker):
     artifacts = artifact_store(redis_client)
     assert checkpoint_keys(artifacts, record["id"]) == []
     assert list(artifacts.backend.list(f"checkpoints/{record['id']}/")) == []
+
+
+def test_finished_jobs_leave_no_celery_result_keys(redis_client, start_worker):
+    # Celery kept a result key per task for a day: 1,531 of them after a fault campaign (issue 11)
+    start_worker(concurrency=2, **FAST)
+
+    record = wait_finished(redis_client, submit_job(redis_client, digits_spec(), "acme")["id"])
+
+    assert record["status"] == "succeeded", record["status_reason"]
+    assert redis_client.keys("celery-task-meta-*") == []
