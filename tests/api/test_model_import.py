@@ -41,10 +41,11 @@ def upload(client, content: bytes, name: str | None = "imported"):
 
 
 def test_an_nnlib_file_is_imported_as_the_next_version_and_predicts_like_the_original(alice):
-    created = upload(alice, saved_file())
+    created = upload(alice, saved_file(dataset={"name": "digits"}, metrics={"accuracy": 0.97}))
     assert created.status_code == 201, created.text
     model = created.json()
     assert model["name"] == "imported" and model["version"] == 1 and model["source"] == "upload"
+    assert model["dataset"] == {"name": "digits"} and model["metrics"] == {"accuracy": 0.97}
     assert upload(alice, saved_file()).json()["version"] == 2
     raw, _ = raw_digits(5)
     answer = alice.post("/v1/models/imported@latest/predict", json={"inputs": raw.tolist()})
@@ -124,6 +125,8 @@ HUGE = {"layers": [{"type": "dense", "units": 8192}, {"type": "dense", "units": 
         (lambda: saved_file(classes=None, num_classes=3), "num_classes must be 10"),
         (lambda: saved_file(classes=None, num_classes=True), "num_classes must be 10"),
         (lambda: saved_file(metrics={"accuracy": True}), "finite numbers"),
+        (lambda: saved_file(dataset="digits"), "metadata.dataset must be an object"),
+        (lambda: saved_file(dataset={"name": "x" * 5000}), "at most 4096 characters"),
         (lambda: raw_header(saved_file(), header_text("x", "NaN")), "is not UTF-8 JSON"),
         (lambda: raw_header(saved_file(), header_text("x", "1e400")), "to finite numbers"),
         (lambda: raw_header(saved_file(), "[" * 100_000 + "]" * 100_000), "not UTF-8 JSON"),

@@ -23,6 +23,7 @@ from worker.datasets.preprocessing import NORMALIZE_METHODS
 HEADER = "__gradq__"
 MAX_HEADER_BYTES = 1 << 20
 MAX_INPUT_VALUES = 10_000_000
+MAX_DATASET_CHARS = 4096
 
 
 class ModelFileError(ValueError):
@@ -159,7 +160,7 @@ def declared_parameters(spec: dict, input_shape: tuple[int, ...]) -> int:
 
 
 def _check_metadata(metadata: dict, model) -> dict:
-    """The header metadata gradq keeps (classes, preprocessing, metrics), each checked."""
+    """The header metadata gradq keeps (data set, classes, preprocessing, metrics), checked."""
     outputs = math.prod(model.output_shape)
     count = 2 if outputs == 1 else outputs  # a single output is a binary classifier's logit
     classes = metadata.get("classes")
@@ -181,11 +182,25 @@ def _check_metadata(metadata: dict, model) -> dict:
     if not isinstance(metrics, dict) or not all(_metric_value(v) for v in metrics.values()):
         raise ModelFileError("header: metadata.metrics must map names to finite numbers")
     return {
+        "dataset": _check_dataset(metadata.get("dataset")),
         "classes": classes,
         "num_classes": num_classes,
         "preprocessing": check_preprocessing(metadata.get("preprocessing"), model.input_shape),
         "metrics": metrics,
     }
+
+
+def _check_dataset(dataset) -> dict | None:
+    """The data set the file says it was trained on (``gradq train --save`` writes the spec's):
+    shown with the model, never loaded, so any small JSON object will do."""
+    if dataset is None:
+        return None
+    if not isinstance(dataset, dict) or len(json.dumps(dataset)) > MAX_DATASET_CHARS:
+        raise ModelFileError(
+            f"header: metadata.dataset must be an object of at most {MAX_DATASET_CHARS}"
+            f" characters of JSON, got {str(dataset)[:100]}"
+        )
+    return dataset
 
 
 def _metric_value(value) -> bool:
