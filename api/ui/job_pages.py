@@ -17,6 +17,7 @@ from api.schemas.jobs import JobStatus
 from api.ui.access import PageTenant
 from api.ui.job_views import row_view, timeline
 from api.ui.render import page, templates
+from worker.job_lifecycle import RESUMABLE
 
 router = APIRouter(include_in_schema=False, route_class=StrictJSONRoute)
 # the source tree's examples/, or the working directory's (an installed package, e.g. the image)
@@ -104,12 +105,18 @@ def job_page(request: Request, job_id: str, tenant: PageTenant, jobs: JobStoreDe
     record = jobs.get(job_id) if is_job_id(job_id) else None
     if record is None or record.get("tenant") != tenant:
         return not_found(request, tenant, f"job {job_id} not found")
+    changes, events_after = timeline(jobs.redis, job_id)
+    # read again: the record is then at least as new as the feed's starting point, so nothing
+    # that happened in between is missing from the page (at worst it is replayed)
+    record = jobs.get(job_id) or record
     return page(
         request,
         "job.html",
         tenant=tenant,
         job=row_view(record),
-        timeline=timeline(jobs.redis, job_id),
+        timeline=changes,
+        events_after=events_after or "",
+        resumable=RESUMABLE,
         # in the page itself: the chart draws without waiting for a first /metrics round trip
         metrics=job_metrics(jobs.redis, record),
     )
