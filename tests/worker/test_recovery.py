@@ -61,6 +61,13 @@ def test_a_sigkilled_shard_costs_one_restart_changes_no_weight_and_leaks_no_segm
     wait_until(lambda: not segments(job["id"]), 10, "no segment of the job left in /dev/shm")
     reasons = [e.get("status_reason") or "" for _, e in JobStore(redis_client).events(job["id"])]
     assert any("restarting from the last checkpoint: shard" in r and "died" in r for r in reasons)
+    # the job's own log says so too, as a whole-job line (no shard) with its time
+    restarts = [
+        line
+        for line in read_logs(redis_client, job["id"], count=1000)
+        if line["message"].startswith("restarting from the last checkpoint (restart 1 of at most")
+    ]
+    assert len(restarts) == 1 and restarts[0]["shard"] is None and "died" in restarts[0]["message"]
     # resuming from the checkpoint gives exactly the uninterrupted run's weights
     clean = wait_finished(redis_client, submit_job(redis_client, long_spec(), "acme")["id"])
     assert clean["restarts"] == 0
