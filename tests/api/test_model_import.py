@@ -89,6 +89,13 @@ def non_finite() -> bytes:
     return npz_bytes(**arrays)
 
 
+def deeply_nested_header() -> bytes:
+    arrays = arrays_of(saved_file())
+    text = arrays["__gradq__"].tobytes()[:-1] + b', "x": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    arrays["__gradq__"] = np.frombuffer(text, dtype=np.uint8)
+    return npz_bytes(**arrays)
+
+
 HUGE = {"layers": [{"type": "dense", "units": 8192}, {"type": "dense", "units": 8192}]}
 
 
@@ -107,6 +114,12 @@ HUGE = {"layers": [{"type": "dense", "units": 8192}, {"type": "dense", "units": 
         (lambda: with_header(saved_file(), input_shape=[0]), "input_shape"),
         (lambda: with_header(saved_file(), dtype="object"), "dtype"),
         (lambda: saved_file(classes=["a", "b"]), "metadata.classes"),
+        # stored, then every GET /v1/models answered 500 (the surrogate cannot be encoded)
+        (
+            lambda: saved_file(classes=[str(i) for i in range(9)] + ["\ud800"]),
+            "metadata.classes[9]: a lone UTF-16 surrogate",
+        ),
+        (deeply_nested_header, "is not UTF-8 JSON"),  # was a RecursionError: 500
         (lambda: saved_file(preprocessing={"normalize": "scale", "divisor": -1}), "input_shape"),
         (
             lambda: saved_file(preprocessing={"normalize": "scale", "input_shape": [64]}),
