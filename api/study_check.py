@@ -21,8 +21,8 @@ from worker.studies.space import (
     MAX_GRID_POINTS,
     apply_point,
     corners,
+    grid_count,
     grid_size,
-    grid_values,
     missing_part,
     parse_path,
     random_points,
@@ -111,7 +111,7 @@ def _check_path(base: dict, path: str) -> None:
 
 def _check_grid(space: dict) -> None:
     for path, dimension in space.items():
-        if grid_values(dimension) is None:
+        if grid_count(dimension) is None:
             raise unprocessable(
                 ["body", "space", path],
                 "the grid sampler needs a finite dimension: give a float a step",
