@@ -78,6 +78,8 @@ def test_up_serves_then_stops_every_process_it_started(tmp_path, stop_signal):
         )
         assert up.poll() is None, log.read_text()
         assert httpx.get(f"http://127.0.0.1:{api_port}/healthz").status_code == 200
+        wait_until(lambda: "interactive API docs" in log.read_text(), 30, "the closing line")
+        assert f"dashboard: http://127.0.0.1:{api_port}/ui " in log.read_text()
         store = worker_env("redis://unused")["GRADQ_ARTIFACT_URL"]  # the test's own store
         ready_line = next(line for line in log.read_text().splitlines() if "API ready" in line)
         started = _descendants(up.pid)
@@ -121,6 +123,15 @@ def test_up_refuses_an_open_address_without_keys_before_starting_anything(tmp_pa
     assert result.returncode == 2
     assert "refusing to serve without API keys on 0.0.0.0" in " ".join(result.stdout.split())
     assert not (tmp_path / "state" / "logs").exists()  # nothing was started
+
+
+def test_the_demo_uses_the_client_key_else_the_first_served_key():
+    from api.cli.up import demo_key
+    from worker.config import Settings
+
+    assert demo_key(Settings(api_key="mine", api_keys="a:served-a")) == "mine"
+    assert demo_key(Settings(api_key=None, api_keys="a:served-a, b:served-b")) == "served-a"
+    assert demo_key(Settings(api_key=None, api_keys=None)) is None
 
 
 def test_up_runs_the_demo_job_to_a_prediction(tmp_path):

@@ -87,9 +87,12 @@ def up(
         if not no_demo:
             from api.cli.demo import run_demo
 
-            key = get_settings().api_key
-            run_demo(stack.api_url, console, key)
-        console.print(f"interactive API docs: {stack.api_url}/docs — Ctrl-C stops the stack")
+            run_demo(stack.api_url, console, demo_key(get_settings()))
+        console.print(
+            f"dashboard: {stack.api_url}/ui · interactive API docs: {stack.api_url}/docs"
+            " — Ctrl-C stops the stack",
+            soft_wrap=True,
+        )
         while True:  # restart what exits, with backoff, until Ctrl-C / SIGTERM
             stack.supervise(say)
             time.sleep(0.2)
@@ -105,6 +108,21 @@ def up(
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         stack.stop()
         console.print("stopped")
+
+
+def demo_key(settings) -> str | None:
+    """The key the demo job is sent with: ``GRADQ_API_KEY``, else the first ``GRADQ_API_KEYS``
+    pair's key (its tenant then finds the demo on the dashboard); None without keys.
+
+    With keys served but no client key set, the demo failed with a 401 right after the stack
+    said it was ready."""
+    if settings.api_key:
+        return settings.api_key
+    for item in (settings.api_keys or "").split(","):
+        _tenant, sep, key = item.strip().partition(":")
+        if sep and key:
+            return key
+    return None
 
 
 def register(app: typer.Typer) -> None:

@@ -215,14 +215,23 @@ def events(
     job_id: JobId,
     jobs: JobStoreDep,
     last_event_id: Annotated[str | None, Header(max_length=64, pattern=r"^\d+(-\d+)?$")] = None,
+    after: Annotated[
+        str | None,
+        Query(
+            max_length=64,
+            pattern=r"^\d+(-\d+)?$",
+            description="Start after this stream id, like Last-Event-ID (which wins when both are"
+            " sent): for a browser's EventSource, which cannot send that header on its first"
+            " connection. No `state` event is sent first.",
+        ),
+    ] = None,
 ):
     owned_job(jobs, job_id, tenant)
-    if last_event_id and any(int(part) >= 2**64 for part in last_event_id.split("-")):
-        raise HTTPException(422, detail="Last-Event-ID: not a stream id of this job")
+    cursor, field = (last_event_id, "Last-Event-ID") if last_event_id else (after, "after")
+    if cursor and any(int(part) >= 2**64 for part in cursor.split("-")):
+        raise HTTPException(422, detail=f"{field}: not a stream id of this job")
     return StreamingResponse(
-        job_event_stream(
-            jobs, job_id, last_event_id, public_view, stop=request.app.state.shutdown.is_set
-        ),
+        job_event_stream(jobs, job_id, cursor, public_view, stop=request.app.state.shutdown.is_set),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import PlainTextResponse
 
 from api.deps import JobStoreDep
@@ -39,11 +39,14 @@ def compare_page(
     jobs: JobStoreDep,
     ids: Annotated[str, Query(alias="jobs", max_length=2000)] = "",
 ):
+    """404 when ids were given and none is the tenant's (another tenant's id alone is a 404, as
+    in the API); otherwise the found jobs, and the others named as not found."""
     records, missing = compared_jobs(jobs, tenant, ids)
     too_many = len([i for i in ids.split(",") if i.strip()]) > MAX_COMPARED
     return page(
         request,
         "compare.html",
+        status_code=404 if missing and not records else 200,
         tenant=tenant,
         jobs=[row_view(r) for r in records],
         finals=[final_metrics(r) for r in records],
@@ -61,8 +64,12 @@ def compare_csv(
     jobs: JobStoreDep,
     ids: Annotated[str, Query(alias="jobs", max_length=2000)] = "",
 ):
-    """Every series of every compared job, long format (``job_id,series,step,epoch,value``)."""
-    records, _ = compared_jobs(jobs, tenant, ids)
+    """Every series of every compared job, long format (``job_id,series,step,epoch,value``);
+    404 naming the first id that is not the tenant's: a script gets all it asked for, or
+    nothing."""
+    records, missing = compared_jobs(jobs, tenant, ids)
+    if missing:
+        raise HTTPException(404, detail=f"jobs: job {missing[0]} not found")
     rows = []
     for record in records:
         rows.extend(metrics_csv_rows(job_metrics(jobs.redis, record, max_points=100_000)))

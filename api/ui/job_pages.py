@@ -6,17 +6,19 @@ import json
 from pathlib import Path
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from api.deps import JobStoreDep
 from api.ids import is_job_id
 from api.job_metrics import job_metrics
 from api.json_body import StrictJSONRoute
+from api.paging import fetch_page
 from api.schemas.jobs import JobStatus
 from api.ui.access import PageTenant
 from api.ui.job_views import row_view, timeline
 from api.ui.render import page, templates
+from worker.job_lifecycle import RESUMABLE
 
 router = APIRouter(include_in_schema=False, route_class=StrictJSONRoute)
 # the source tree's examples/, or the working directory's (an installed package, e.g. the image)
@@ -46,12 +48,17 @@ def jobs_page(
 ):
     """The tenant's jobs, newest first, ``PAGE_SIZE`` a page; filters by status and name."""
     name = (name or "").strip() or None
-    try:
-        records, next_cursor = jobs.list(
-            tenant, status=status, limit=PAGE_SIZE, cursor=cursor, name=name
+    cursor_error = None
+    try:  # the API's cursors: one handed out by /v1/jobs works here too, any other is named
+        records, next_cursor = fetch_page(
+            lambda after: jobs.list(
+                tenant, status=status, limit=PAGE_SIZE, cursor=after, name=name
+            ),
+            cursor,
+            "jobs",
         )
-    except ValueError:
-        records, next_cursor = [], None
+    except HTTPException as error:
+        records, next_cursor, cursor_error = [], None, error.detail
     return page(
         request,
         "jobs.html",
@@ -61,6 +68,7 @@ def jobs_page(
         name=name or "",
         cursor=cursor,
         next_cursor=next_cursor,
+        cursor_error=cursor_error,
         statuses=JobStatus.__args__,
     )
 
@@ -104,12 +112,18 @@ def job_page(request: Request, job_id: str, tenant: PageTenant, jobs: JobStoreDe
     record = jobs.get(job_id) if is_job_id(job_id) else None
     if record is None or record.get("tenant") != tenant:
         return not_found(request, tenant, f"job {job_id} not found")
+    changes, events_after = timeline(jobs.redis, job_id)
+    # read again: the record is then at least as new as the feed's starting point, so nothing
+    # that happened in between is missing from the page (at worst it is replayed)
+    record = jobs.get(job_id) or record
     return page(
         request,
         "job.html",
         tenant=tenant,
         job=row_view(record),
-        timeline=timeline(jobs.redis, job_id),
+        timeline=changes,
+        events_after=events_after or "",
+        resumable=RESUMABLE,
         # in the page itself: the chart draws without waiting for a first /metrics round trip
         metrics=job_metrics(jobs.redis, record),
     )

@@ -24,14 +24,17 @@ def row_view(record: dict) -> dict:
     return view
 
 
-def timeline(redis, job_id: str) -> list[dict]:
-    """The job's state changes in order (created, running, restarts with reasons, the end).
+def timeline(redis, job_id: str) -> tuple[list[dict], str | None]:
+    """The job's state changes in order (created, running, restarts with reasons, the end), and
+    the id of the stream's last event read (the page's live feed starts after it, so a change
+    between rendering and connecting is not lost; None for an empty stream).
 
     Read from its events stream; progress and epoch entries are skipped by their prefix before
     any JSON is parsed, so a long job's thousands of progress events cost little.
     """
-    entries = []
+    entries, last_id = [], None
     for _event_id, fields in redis.xrange(events_key(job_id)):
+        last_id = _event_id.decode()
         raw = fields.get(b"data", b"")
         if not raw.startswith(TIMELINE_TYPES):
             continue
@@ -43,7 +46,7 @@ def timeline(redis, job_id: str) -> list[dict]:
                 "at": _event_time(_event_id),
             }
         )
-    return entries
+    return entries, last_id
 
 
 def _event_time(event_id: bytes) -> str:

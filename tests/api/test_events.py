@@ -87,6 +87,32 @@ def test_reconnecting_client_resumes_after_last_event_id(alice, redis_client):
     assert events[0][1]["step"] == 2 and events[1][1]["status_reason"] == "NaN loss"
 
 
+def test_after_in_the_query_resumes_like_last_event_id_and_the_header_wins(alice, redis_client):
+    job_id = alice.post("/v1/jobs", json=digits_spec()).json()["id"]
+    store = JobStore(redis_client)
+    store.transition(job_id, "running")
+    first = store.events(job_id)[-1][0]  # the running status event
+    store.update(job_id, {"step": 1})
+    second = store.events(job_id)[-1][0]
+    store.transition(job_id, "failed", "NaN loss")
+    url = f"/v1/jobs/{job_id}/events?after={first}"
+
+    by_query = parse_sse(alice.get(url).text)
+    by_header = parse_sse(alice.get(url, headers={"Last-Event-ID": second}).text)
+
+    assert [name for name, _ in by_query] == ["progress", "status", "end"]
+    assert [name for name, _ in by_header] == ["status", "end"]
+
+
+def test_a_malformed_after_is_422_naming_it(alice):
+    job_id = alice.post("/v1/jobs", json=digits_spec()).json()["id"]
+    response = alice.get(f"/v1/jobs/{job_id}/events?after=yesterday")
+    too_big = alice.get(f"/v1/jobs/{job_id}/events?after={'1' * 21}")
+
+    assert response.status_code == 422 and response.json()["detail"][0]["loc"] == ["query", "after"]
+    assert too_big.status_code == 422 and too_big.json()["detail"].startswith("after:")
+
+
 def test_a_malformed_last_event_id_is_422(alice):
     job_id = alice.post("/v1/jobs", json=digits_spec()).json()["id"]
     response = alice.get(f"/v1/jobs/{job_id}/events", headers={"Last-Event-ID": "yesterday"})

@@ -178,6 +178,36 @@ def test_a_running_row_updates_live_then_cancel_from_the_job_page(page, stack, l
     assert page.get_by_test_id("cancel-job").is_disabled()
 
 
+def test_a_cancelled_job_resumes_from_its_page(page, stack, live_job):
+    stack.wait_for_status(KEY_A, live_job, ("succeeded",))
+    with stack.api(KEY_A) as api:
+        job_id = api.post("/v1/jobs", json=digits_spec("digits-resume", 500)).json()["id"]
+        # a checkpoint exists once an epoch ended: only then is there something to resume
+        wait_until(lambda: api.get(f"/v1/jobs/{job_id}").json()["epoch"] >= 1, 60, "epoch 1")
+    log_in(page, KEY_A)
+    page.goto(f"/ui/jobs/{job_id}")
+    status = page.get_by_test_id("job-status")
+    resume = page.get_by_test_id("resume-job")
+    resume_hidden_while_running = resume.is_hidden()
+
+    page.get_by_test_id("cancel-job").click()  # one click cancels: Resume is the way back
+    wait_until(lambda: status.text_content() == "cancelled", 60, "cancelled on the page")
+    resume.wait_for()
+    screenshot(page, "job-resumable")
+    resume.click()
+    wait_until(lambda: status.text_content() in ("queued", "running"), 30, "resumed on the page")
+    timeline = page.locator("#timeline").text_content()
+    with stack.api(KEY_A) as api:
+        resumed = api.get(f"/v1/jobs/{job_id}").json()
+        api.post(f"/v1/jobs/{job_id}/cancel")  # 500 epochs: free the worker for the next tests
+    stack.wait_for_status(KEY_A, job_id, ("cancelled",))
+
+    assert resume_hidden_while_running
+    # resumed from its checkpoint, not from epoch 0
+    assert resumed["status"] in ("queued", "running") and resumed["epoch"] >= 1
+    assert timeline.index("cancelled") < timeline.rindex("queued")
+
+
 def test_a_queued_job_page_shows_its_start_time_when_it_starts(page, stack, live_job):
     stack.wait_for_status(KEY_A, live_job, ("succeeded",))
     with stack.api(KEY_A) as api:  # a 2-shard job holds both worker slots: the next one queues
@@ -226,6 +256,57 @@ def test_drawing_a_digit_on_the_canvas_predicts_it(page, stack, live_job):
     screenshot(page, "model-canvas")
 
     assert (one, zero) == ("1", "0")
+
+
+def test_an_image_uploaded_on_the_model_page_is_predicted(page, stack, live_job, tmp_path):
+    from PIL import Image
+    from sklearn.datasets import load_digits
+
+    record = stack.wait_for_status(KEY_A, live_job, ("succeeded",))
+    digits = load_digits()
+    picture = tmp_path / "eight.png"  # white ink on black, like the canvas, 8x larger
+    pixels = (digits.images[-3] * 255 / 16).astype("uint8")
+    Image.fromarray(pixels).resize((64, 64), Image.NEAREST).save(picture)
+    log_in(page, KEY_A)
+    page.goto(f"/ui/models/{record['model_id']}")
+
+    page.set_input_files("#image-file", str(picture))
+    predicted = wait_until(page.get_by_test_id("prediction").text_content, 20, "a prediction")
+
+    assert predicted == str(digits.target[-3]) == "8"
+    assert page.locator("#class-bars .class-bar.best .label").text_content() == "8"
+
+
+def test_on_a_phone_the_pages_fit_and_a_finger_draws_a_digit(chromium, stack, live_job):
+    record = stack.wait_for_status(KEY_A, live_job, ("succeeded",))
+    phone = chromium.new_context(
+        base_url=stack.url, viewport={"width": 400, "height": 800}, has_touch=True, is_mobile=True
+    )
+    page = phone.new_page()
+    log_in(page, KEY_A)
+    widths = {}
+    for path in ("/ui/jobs", f"/ui/jobs/{live_job}", f"/ui/models/{record['model_id']}"):
+        page.goto(path)
+        widths[path] = page.evaluate("document.documentElement.scrollWidth")
+    canvas = page.get_by_test_id("digit-canvas")
+    canvas.scroll_into_view_if_needed()
+    box = canvas.bounding_box()
+    touch = phone.new_cdp_session(page)  # real touch input, as a finger sends it
+
+    def finger(kind: str, y: float | None = None) -> None:
+        points = [] if y is None else [{"x": box["x"] + box["width"] / 2, "y": box["y"] + y}]
+        touch.send("Input.dispatchTouchEvent", {"type": kind, "touchPoints": points})
+
+    finger("touchStart", 0.1 * box["height"])
+    for i in range(1, 21):  # a one: straight down the middle
+        finger("touchMove", (0.1 + 0.8 * i / 20) * box["height"])
+    finger("touchEnd")
+    predicted = wait_until(page.get_by_test_id("prediction").text_content, 20, "a prediction")
+    screenshot(page, "phone-model-canvas")
+    phone.close()
+
+    assert predicted == "1"
+    assert widths == dict.fromkeys(widths, 400), widths  # nothing wider than the phone
 
 
 def test_compare_two_jobs_ticked_on_the_jobs_page(page, stack, live_job, short_job):

@@ -52,6 +52,23 @@ def test_the_jobs_table_is_newest_first_and_filters_by_status_and_name(browser, 
     assert cancelled == [old["id"]] and named == [new["id"]]
 
 
+def test_the_jobs_page_pages_through_older_jobs_with_its_cursor_keeping_the_filter(browser, app):
+    store = JobStore(app.state.redis)
+    created = [store.create(SPEC | {"name": f"run-{i}"}, "alice")["id"] for i in range(53)]
+    store.create(SPEC | {"name": "other"}, "alice")
+    log_in(browser, KEY_A)
+
+    first = browser.get("/ui/jobs?name=run").text
+    older = (
+        re.search(r'href="([^"]+)" data-testid="next-page"', first).group(1).replace("&amp;", "&")
+    )
+    second = browser.get(older).text
+
+    listed = re.findall(r'data-job-id="([^"]+)"', first + second)
+    assert listed == created[::-1]  # newest first, each once, no "other"
+    assert "name=run" in older and 'data-testid="next-page"' not in second
+
+
 def test_live_rows_render_only_the_callers_jobs(browser, app):
     store = JobStore(app.state.redis)
     mine = store.create(SPEC, "alice")
@@ -72,6 +89,46 @@ def test_the_job_page_embeds_its_first_curve_and_the_contract_test_ids(browser, 
     for testid in ("job-status", "loss-chart", "cancel-job"):
         assert f'data-testid="{testid}"' in html
     assert 'id="initial-metrics"' in html and '"points_recorded": 0' in html
+
+
+def test_the_job_page_starts_its_live_feed_after_the_last_event_it_rendered(browser, app):
+    store = JobStore(app.state.redis)
+    job = store.create(SPEC, "alice")
+    store.transition(job["id"], "running")
+    store.update(job["id"], {"step": 1})
+    last = store.events(job["id"])[-1][0]
+    log_in(browser, KEY_A)
+
+    html = browser.get(f"/ui/jobs/{job['id']}").text
+
+    assert f'data-events-after="{last}"' in html
+    assert "running" in re.search(r'<ol class="timeline".*?</ol>', html, re.S).group(0)
+
+
+def test_only_a_cancelled_or_failed_job_page_offers_resume(browser, app):
+    store = JobStore(app.state.redis)
+    queued, cancelled = store.create(SPEC, "alice"), store.create(SPEC, "alice")
+    store.request_cancel(cancelled["id"])
+    log_in(browser, KEY_A)
+
+    def resume_button(job_id: str) -> str:
+        html = browser.get(f"/ui/jobs/{job_id}").text
+        return re.search(r'<button[^>]*data-testid="resume-job"[^>]*>', html).group(0)
+
+    assert "hidden" in resume_button(queued["id"])
+    assert "hidden" not in resume_button(cancelled["id"])
+
+
+def test_a_one_shard_job_page_says_why_it_has_no_communication_chart(browser, app):
+    store = JobStore(app.state.redis)
+    one, two = store.create(SPEC, "alice"), store.create(SPEC | {"shards": 2}, "alice")
+    log_in(browser, KEY_A)
+
+    single = browser.get(f"/ui/jobs/{one['id']}").text
+    sharded = browser.get(f"/ui/jobs/{two['id']}").text
+
+    assert 'id="comm-none"' in single and 'id="comm-chart"' not in single
+    assert 'id="comm-chart"' in sharded and 'id="comm-none"' not in sharded
 
 
 def test_the_new_job_editor_is_prefilled_and_clones_a_job(browser, app):
@@ -121,6 +178,22 @@ def test_compare_shows_the_differing_spec_fields_and_exports_every_job(browser, 
     assert f"{b['id']},val_accuracy,,1,0.9" in csv
 
 
+def test_compare_of_another_tenants_jobs_is_a_404_and_their_csv_too(browser, app):
+    store = JobStore(app.state.redis)
+    mine, theirs = store.create(SPEC, "alice"), store.create(SPEC, "bob")
+    log_in(browser, KEY_A)
+
+    only_theirs = browser.get(f"/ui/compare?jobs={theirs['id']}")
+    both = browser.get(f"/ui/compare?jobs={mine['id']},{theirs['id']}")
+    csv = browser.get(f"/ui/compare.csv?jobs={mine['id']},{theirs['id']}")
+
+    assert only_theirs.status_code == 404 and f"Not found: {theirs['id']}" in only_theirs.text
+    assert both.status_code == 200 and re.findall(r'href="/ui/jobs/(job_[^"]+)"', both.text) == [
+        mine["id"]
+    ]
+    assert csv.status_code == 404 and theirs["id"] in csv.json()["detail"]
+
+
 def test_docs_are_served_from_local_assets(browser):
     html = browser.get("/docs").text
     script = browser.get("/ui/static/vendor/swagger-ui/swagger-ui-bundle.js")
@@ -144,3 +217,14 @@ def test_pages_answer_404_for_ids_of_the_wrong_format_before_touching_redis(brow
     compared = browser.get(f"/ui/compare?jobs={job['id']}:alive,{job['id']}")
     assert compared.status_code == 200
     assert re.findall(r'data-job-id="([^"]+)"', compared.text) in ([job["id"]], [])
+
+
+def test_a_cursor_the_jobs_page_did_not_hand_out_is_named_not_shown_as_no_jobs(browser, app):
+    JobStore(app.state.redis).create(SPEC, "alice")
+    log_in(browser, KEY_A)
+
+    page = browser.get("/ui/jobs?cursor=not-a-cursor")
+
+    assert page.status_code == 200
+    assert 'data-testid="cursor-error"' in page.text and "cursor:" in page.text
+    assert "No jobs" not in page.text

@@ -10,8 +10,10 @@
     epochLoss: gradq.charts.make($("epoch-loss-chart"), ["train loss", "val loss"], { x: "epoch", points: true }),
     valAcc: gradq.charts.make($("val-acc-chart"), ["val accuracy"], { x: "epoch", points: true }),
     throughput: gradq.charts.make($("throughput-chart"), ["samples/s"], { x: "epoch", points: true }),
-    comm: gradq.charts.make($("comm-chart"), ["comm seconds"], { x: "epoch", points: true }),
+    // a 1-shard job has no communication chart (the page says why instead)
+    comm: $("comm-chart") && gradq.charts.make($("comm-chart"), ["comm seconds"], { x: "epoch", points: true }),
   };
+  const RESUMABLE = ["cancelled", "failed"];
   // Server-side downsampling keeps the initial draw small; live points are appended after it,
   // and past REFETCH_ABOVE points the curve is fetched downsampled again.
   const MAX_POINTS = 1000;
@@ -34,7 +36,7 @@
     charts.epochLoss.setData([x, epochs.train_loss, epochs.val_loss]);
     charts.valAcc.setData([x, epochs.val_accuracy]);
     charts.throughput.setData([x, epochs.samples_per_second]);
-    charts.comm.setData([x, epochs.comm_seconds]);
+    if (charts.comm) charts.comm.setData([x, epochs.comm_seconds]);
     const acc = epochs.val_accuracy.filter((v) => typeof v === "number");
     if (acc.length) $("best-val").textContent = gradq.pct(Math.max(...acc));
   }
@@ -84,6 +86,7 @@
       status = data.status;
       gradq.setStatus($("status"), status);
       $("cancel").disabled = gradq.FINAL.includes(status) || status === "cancelling";
+      $("resume").classList.toggle("hidden", !RESUMABLE.includes(status));
     }
     if ("status_reason" in data) $("reason").textContent = data.status_reason || "";
     if (typeof data.progress === "number") $("progress-bar").style.width = (100 * data.progress).toFixed(1) + "%";
@@ -122,7 +125,9 @@
   }
 
   function follow() {
-    const source = new EventSource(`/v1/jobs/${jobId}/events`);
+    // from the last event the server rendered: a change in between still reaches the timeline
+    const after = root.dataset.eventsAfter;
+    const source = new EventSource(`/v1/jobs/${jobId}/events` + (after ? `?after=${after}` : ""));
     source.addEventListener("state", (e) => showRecord(JSON.parse(e.data)));
     source.addEventListener("progress", (e) => { showRecord(JSON.parse(e.data)); refreshCurve(); });
     source.addEventListener("epoch", (e) => { showRecord(JSON.parse(e.data)); refreshCurve(); });
@@ -140,16 +145,28 @@
     });
   }
 
-  $("cancel").addEventListener("click", async () => {
-    const answer = await gradq.api(`/v1/jobs/${jobId}/cancel`, { method: "POST" });
+  function showAnswer(answer) {
     const error = $("action-error");
-    if (answer.ok) {
-      showRecord(answer.data);
-      error.classList.add("hidden");
-    } else {
-      error.textContent = gradq.detailText(answer.data.detail);
-      error.classList.remove("hidden");
-    }
+    error.classList.toggle("hidden", answer.ok);
+    if (!answer.ok) error.textContent = gradq.detailText(answer.data.detail ?? answer.data);
+    return answer.ok;
+  }
+
+  // One click cancels at once (scripts and the issue's checks click once and wait for
+  // "cancelled"); a cancel is undone by Resume, which continues from the job's checkpoint.
+  $("cancel").addEventListener("click", async () => {
+    $("cancel").disabled = true;
+    const answer = await gradq.api(`/v1/jobs/${jobId}/cancel`, { method: "POST" });
+    if (showAnswer(answer)) showRecord(answer.data);
+    else showRecord({ status });  // the button comes back
+  });
+
+  // a resumed job starts a new attempt: the page is rendered anew (timeline, curve, live feed)
+  $("resume").addEventListener("click", async () => {
+    $("resume").disabled = true;
+    const answer = await gradq.api(`/v1/jobs/${jobId}/resume`, { method: "POST", json: {} });
+    if (showAnswer(answer)) location.reload();
+    else $("resume").disabled = false;
   });
 
   $("copy-spec").addEventListener("click", async () => {
