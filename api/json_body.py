@@ -96,7 +96,8 @@ def loads(body: bytes | str, max_values: int = MAX_JSON_VALUES) -> Any:
     except ValueError as error:  # an integer literal beyond Python's 4300-digit limit
         raise BodyError(f"body: not JSON we accept ({error})") from None
     if may_hold_surrogates(text) and (where := lone_surrogate_path(document)) is not None:
-        raise BodyError(f"body: {where}: a lone UTF-16 surrogate escape is not Unicode text")
+        where = f"body: {where}" if where else "body"
+        raise BodyError(f"{where}: a lone UTF-16 surrogate escape is not Unicode text")
     return document
 
 

@@ -26,14 +26,14 @@ def may_hold_surrogates(json_text: str) -> bool:
 
 
 def lone_surrogate_path(document: Any) -> str | None:
-    """The location (``"description"``, ``"inputs[0].name"``, ``"tags.<key>"``) of a key or
-    string in ``document`` holding a lone surrogate, or None. Iterative: any depth."""
+    """The location (``"description"``, ``"inputs[0].name"``, ``"tags.<key>"``; ``""`` for the
+    document itself) of a key or string holding a lone surrogate, or None. Iterative."""
     stack: list[tuple[str, Any]] = [("", document)]
     while stack:
         path, value = stack.pop()
         if isinstance(value, str):
             if _SURROGATES.search(value):
-                return path or "body"
+                return path  # "" when the document itself is the string
         elif isinstance(value, dict):
             for key, item in value.items():
                 if _SURROGATES.search(key):

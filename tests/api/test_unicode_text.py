@@ -54,6 +54,14 @@ def test_a_lone_surrogate_in_any_json_body_is_refused_naming_its_field(
     parse_strictly(response.content.decode("utf-8"))
 
 
+def test_a_body_that_is_a_lone_surrogate_is_named_once(alice):
+    response = alice.post("/v1/jobs", content=b'"\\ud800"', headers=JSON)
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["msg"] == (
+        "body: a lone UTF-16 surrogate escape is not Unicode text"
+    )
+
+
 def test_the_utf8_bytes_of_a_surrogate_are_not_utf8_and_nothing_is_stored(alice, ids):
     raw = b'{"description": "\xed\xa0\x80"}'
     response = alice.patch(f"/v1/models/{ids['model']}", content=raw, headers=JSON)

@@ -97,7 +97,8 @@ def _read_header(archive) -> dict:
     except (UnicodeDecodeError, ValueError, RecursionError):  # RecursionError: nested too deep
         raise ModelFileError(f"header: {HEADER!r} is not UTF-8 JSON") from None
     if may_hold_surrogates(text) and (where := lone_surrogate_path(header)) is not None:
-        raise ModelFileError(f"header: {where}: a lone UTF-16 surrogate escape is not Unicode text")
+        where = f"header: {where}" if where else "header"
+        raise ModelFileError(f"{where}: a lone UTF-16 surrogate escape is not Unicode text")
     if not isinstance(header, dict):
         raise ModelFileError("header: expected a JSON object")
     if header.get("format") != "gradq-model" or header.get("version") != 1:
