@@ -103,6 +103,13 @@ def header_text(placeholder: str, value: str) -> str:
     return text.replace(f'"{placeholder}"', value)
 
 
+def deeply_nested_header() -> bytes:
+    arrays = arrays_of(saved_file())
+    text = arrays["__gradq__"].tobytes()[:-1] + b', "x": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    arrays["__gradq__"] = np.frombuffer(text, dtype=np.uint8)
+    return npz_bytes(**arrays)
+
+
 HUGE = {"layers": [{"type": "dense", "units": 8192}, {"type": "dense", "units": 8192}]}
 
 
@@ -130,6 +137,12 @@ HUGE = {"layers": [{"type": "dense", "units": 8192}, {"type": "dense", "units": 
         (lambda: raw_header(saved_file(), header_text("x", "NaN")), "is not UTF-8 JSON"),
         (lambda: raw_header(saved_file(), header_text("x", "1e400")), "to finite numbers"),
         (lambda: raw_header(saved_file(), "[" * 100_000 + "]" * 100_000), "not UTF-8 JSON"),
+        # stored, then every GET /v1/models answered 500 (the surrogate cannot be encoded)
+        (
+            lambda: saved_file(classes=[str(i) for i in range(9)] + ["\ud800"]),
+            "metadata.classes[9]: a lone UTF-16 surrogate",
+        ),
+        (deeply_nested_header, "is not UTF-8 JSON"),  # was a RecursionError: 500
         (lambda: saved_file(preprocessing={"normalize": "scale", "divisor": -1}), "input_shape"),
         (
             lambda: saved_file(preprocessing={"normalize": "scale", "input_shape": [64]}),

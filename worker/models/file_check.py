@@ -19,6 +19,7 @@ import nnlib
 from nnlib.layers.conv import conv_output_size
 from nnlib.layers.registry import layer_from_spec
 from worker.datasets.preprocessing import NORMALIZE_METHODS
+from worker.unicode_text import lone_surrogate_path, may_hold_surrogates
 
 HEADER = "__gradq__"
 MAX_HEADER_BYTES = 1 << 20
@@ -92,9 +93,13 @@ def _read_header(archive) -> dict:
     if raw.dtype != np.uint8 or raw.ndim != 1 or raw.size > MAX_HEADER_BYTES:
         raise ModelFileError(f"header: {HEADER!r} must be at most 1 MB of UTF-8 JSON bytes")
     try:
-        header = json.loads(raw.tobytes().decode("utf-8"), parse_constant=_no_constant)
-    except (UnicodeDecodeError, ValueError, RecursionError):  # deep nesting: RecursionError
+        text = raw.tobytes().decode("utf-8")
+        header = json.loads(text, parse_constant=_no_constant)
+    except (UnicodeDecodeError, ValueError, RecursionError):  # RecursionError: nested too deep
         raise ModelFileError(f"header: {HEADER!r} is not UTF-8 JSON") from None
+    if may_hold_surrogates(text) and (where := lone_surrogate_path(header)) is not None:
+        where = f"header: {where}" if where else "header"
+        raise ModelFileError(f"{where}: a lone UTF-16 surrogate escape is not Unicode text")
     if not isinstance(header, dict):
         raise ModelFileError("header: expected a JSON object")
     if header.get("format") != "gradq-model" or header.get("version") != 1:
