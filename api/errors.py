@@ -1,4 +1,6 @@
-"""The app's exception handlers: every error is strict JSON ``{"detail": ...}``.
+"""The app's exception handlers: every error is strict JSON ``{"detail": ...}``, except under
+``/v2``, where the Open Inference Protocol's clients expect ``{"error": message}`` (tritonclient
+cannot decode anything else, so a 401 read as a decoding failure).
 
 Validation errors echo the client's input only through ``json_response.echo`` (short, finite),
 so a refused NaN or a 16 MB list can never break or bloat the answer. A 400 only ever comes from
@@ -30,17 +32,32 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(Exception, internal_error)
 
 
+def _is_oip(request: Request) -> bool:
+    path = request.url.path
+    return path == "/v2" or path.startswith("/v2/")
+
+
+def _answer(request: Request, detail: Any, status_code: int, headers=None) -> StrictJSONResponse:
+    """``{"detail": detail}``, or under ``/v2`` the protocol's ``{"error": text}``."""
+    if not _is_oip(request):
+        return StrictJSONResponse({"detail": detail}, status_code=status_code, headers=headers)
+    if isinstance(detail, list):  # validation errors: "loc: msg" each
+        detail = "; ".join(
+            f"{'.'.join(str(part) for part in error.get('loc', []))}: {error.get('msg', '')}"
+            for error in detail
+        )
+    return StrictJSONResponse({"error": str(detail)}, status_code=status_code, headers=headers)
+
+
 async def http_error(request: Request, exc: HTTPException):
     if exc.status_code == 400:  # a body Starlette or FastAPI could not parse
-        return StrictJSONResponse({"detail": f"body: {exc.detail}"}, status_code=422)
-    return StrictJSONResponse(
-        {"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers
-    )
+        return _answer(request, f"body: {exc.detail}", 422)
+    return _answer(request, exc.detail, exc.status_code, exc.headers)
 
 
 async def validation_error(request: Request, exc: RequestValidationError):
     errors = [_safe(error, exc.body) for error in exc.errors()]
-    return StrictJSONResponse({"detail": errors}, 422)
+    return _answer(request, errors, 422)
 
 
 def _safe(error: dict[str, Any], body: Any) -> dict[str, Any]:
@@ -63,17 +80,15 @@ def _scalar(value: Any) -> Any:
 
 async def redis_unavailable(request: Request, exc: redis.RedisError):
     log.warning("Redis error on %s: %s", request.url.path, exc)
-    return StrictJSONResponse(
-        {"detail": f"redis: unavailable ({type(exc).__name__})"}, status_code=503
-    )
+    return _answer(request, f"redis: unavailable ({type(exc).__name__})", 503)
 
 
 async def artifact_unreadable(request: Request, exc: ArtifactError):
     """Damaged or missing stored bytes: a server fault, said plainly (never wrong weights)."""
     log.error("artifact error on %s: %s", request.url.path, exc)
-    return StrictJSONResponse({"detail": f"stored data unreadable: {exc}"}, status_code=500)
+    return _answer(request, f"stored data unreadable: {exc}", 500)
 
 
 async def internal_error(request: Request, exc: Exception):
     log.exception("unhandled error on %s", request.url.path, exc_info=exc)
-    return StrictJSONResponse({"detail": "internal error (see the API log)"}, status_code=500)
+    return _answer(request, "internal error (see the API log)", 500)

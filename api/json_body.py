@@ -4,8 +4,10 @@ One parser for every JSON body (FastAPI's own parse, the predict route and its f
 Before ``json.loads`` runs, a body with more values than the route can use is refused by counting
 its commas, and one nested deeper than ``MAX_JSON_DEPTH`` by a linear NumPy scan (a body nested
 thousands deep used to end in a RecursionError and a 500). A parse failure is always a 422 naming
-the body and the position. NaN and infinities parse as floats here and are refused by the schemas
-(``allow_inf_nan=False``), which name the field.
+the body and the position; bytes are decoded strictly, and a string holding a lone UTF-16
+surrogate (``"\\ud800"``) is a 422 naming its field, not a 500 when the answer is encoded. NaN
+and infinities parse as floats here and are refused by the schemas (``allow_inf_nan=False``),
+which name the field.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from fastapi import HTTPException
 from fastapi.concurrency import run_in_threadpool
 from fastapi.routing import APIRoute
 from starlette.requests import Request
+
+from worker.unicode_text import lone_surrogate_path, may_hold_surrogates
 
 MAX_JSON_DEPTH = 32  # the deepest valid body (a predict batch of (n, c, h, w)) needs 5
 # json.loads holds the GIL for its whole run (0.2 s for 300k numbers, seconds for 16 MB), so even
@@ -80,7 +84,9 @@ def loads(body: bytes | str, max_values: int = MAX_JSON_VALUES) -> Any:
     if openers > MAX_JSON_DEPTH and json_depth(raw) > MAX_JSON_DEPTH:
         raise BodyError(f"body: nested deeper than {MAX_JSON_DEPTH} levels")
     try:
-        return json.loads(raw)
+        # strictly: json.loads(bytes) would let the UTF-8 form of a surrogate through
+        text = raw.decode(json.detect_encoding(raw))
+        document = json.loads(text)
     except json.JSONDecodeError as error:
         raise BodyError(
             f"body: not valid JSON (line {error.lineno}, column {error.colno}: {error.msg})"
@@ -89,6 +95,10 @@ def loads(body: bytes | str, max_values: int = MAX_JSON_VALUES) -> Any:
         raise BodyError("body: not valid UTF-8 JSON") from None
     except ValueError as error:  # an integer literal beyond Python's 4300-digit limit
         raise BodyError(f"body: not JSON we accept ({error})") from None
+    if may_hold_surrogates(text) and (where := lone_surrogate_path(document)) is not None:
+        where = f"body: {where}" if where else "body"
+        raise BodyError(f"{where}: a lone UTF-16 surrogate escape is not Unicode text")
+    return document
 
 
 async def loads_async(body: bytes) -> Any:

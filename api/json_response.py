@@ -1,7 +1,8 @@
 """Responses are strict JSON: no NaN or Infinity in any body, and echoed input kept short.
 
 ``dumps`` is the one encoder of the API (routes, error handlers, the prediction fast path, SSE):
-non-finite floats become null, because ``NaN`` is not JSON and clients' parsers reject it.
+non-finite floats become null, because ``NaN`` is not JSON and clients' parsers reject it, and a
+lone UTF-16 surrogate becomes U+FFFD, because it cannot be encoded as UTF-8.
 ``echo`` is how a 422 shows the client's own input back: short, finite, never the whole body.
 """
 
@@ -36,8 +37,13 @@ def dumps(content: Any) -> bytes:
     try:
         text = json.dumps(content, allow_nan=False, separators=(",", ":"), ensure_ascii=False)
     except ValueError:  # a NaN or infinity somewhere: replace them, never send them
-        text = json.dumps(finite(content), allow_nan=False, separators=(",", ":"))
-    return text.encode()
+        text = json.dumps(
+            finite(content), allow_nan=False, separators=(",", ":"), ensure_ascii=False
+        )
+    try:
+        return text.encode()
+    except UnicodeEncodeError:  # a lone surrogate (a record stored before bodies were checked)
+        return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace").encode()
 
 
 def echo(value: Any) -> Any:

@@ -3,7 +3,9 @@ that ``tritonclient`` uses by default) and response tensors. Errors are OipError
 
 from __future__ import annotations
 
+import json
 import math
+import re
 
 import numpy as np
 
@@ -22,6 +24,9 @@ DATATYPES = {
     "UINT32": np.uint32,
     "UINT64": np.uint64,
 }
+
+
+_LITERALS = re.compile(rb"true|false|null")
 
 
 class OipError(ValueError):
@@ -53,6 +58,8 @@ def parse_infer_request(
     inputs = document.get("inputs") if isinstance(document, dict) else None
     if not isinstance(inputs, list) or len(inputs) != 1 or not isinstance(inputs[0], dict):
         raise OipError("inputs: expected exactly one input tensor")
+    if "data" in inputs[0] and _LITERALS.search(body):  # rare: only then look for them
+        _refuse_literals(inputs[0]["data"])
     return document, _tensor(inputs[0], binary)
 
 
@@ -76,7 +83,39 @@ def _tensor(spec: dict, binary: bytes) -> np.ndarray:
         raise OipError("inputs[0].data: expected numbers") from None
     if array.size != count:
         raise OipError(f"inputs[0].data: {array.size} values for shape {shape}")
+    _check_fits(array, datatype)
     return array.reshape(shape)
+
+
+def _check_fits(array: np.ndarray, datatype: str) -> None:
+    """JSON data must be values of the declared datatype: 300 is not INT8, 1.5 not INT32, 70000
+    not FP16 (they were converted to float and answered as if they were)."""
+    dtype = np.dtype(DATATYPES[datatype])
+    if dtype.kind == "f":
+        if dtype.itemsize < 8:  # NaN and infinities are refused later, naming the index
+            big = np.isfinite(array) & (np.abs(array) > float(np.finfo(dtype).max))
+            if big.any():
+                value = array.reshape(-1)[np.flatnonzero(big)[0]]
+                raise OipError(f"inputs[0].data: {value:g} does not fit {datatype}")
+        return
+    info = np.iinfo(dtype)
+    with np.errstate(invalid="ignore"):
+        bad = ~np.isfinite(array) | (array != np.round(array))
+        bad |= (array < float(info.min)) | (array > float(info.max))
+    if bad.any():
+        value = array.reshape(-1)[np.flatnonzero(bad)[0]]
+        raise OipError(f"inputs[0].data: {value:g} is not a value of {datatype}")
+
+
+def _refuse_literals(data) -> None:
+    """JSON true, false and null are not numbers (NumPy would read them as 1, 0 and NaN)."""
+    pending = [data]
+    while pending:
+        value = pending.pop()
+        if isinstance(value, list):
+            pending.extend(value)
+        elif value is None or isinstance(value, bool):
+            raise OipError(f"inputs[0].data: {json.dumps(value)} is not a number")
 
 
 def output_tensor(name: str, values, datatype: str) -> dict:

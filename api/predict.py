@@ -8,6 +8,7 @@ turned into samples by ``api.images``.
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 
@@ -17,6 +18,7 @@ from api.json_body import BodyError, TooManyValues, loads
 from worker.datasets.preprocessing import apply_preprocessing
 
 FLOAT32_MAX = float(np.finfo(np.float32).max)
+_LITERALS = re.compile(rb"true|false|null")
 
 
 def sample_shapes(input_shape: tuple[int, ...]) -> list[tuple[int, ...]]:
@@ -43,6 +45,12 @@ def batch_from_json(body: bytes, input_shape: tuple[int, ...], max_batch: int) -
         raise InputError(str(error)) from None
     if not isinstance(document, dict) or set(document) != {"inputs"}:
         raise InputError("body: expected a JSON object with exactly one field, 'inputs'")
+    # NumPy reads [true, 0] as [1, 0] and [null, 0] as [nan, 0]: a JSON literal among the inputs
+    # would be a wrong answer or a misleading error. The key "inputs" is the body's only string,
+    # so a literal's name in the bytes is a literal (or text, refused as well).
+    literal = _LITERALS.search(body)
+    if literal:
+        raise InputError(f"inputs: {literal.group().decode()} is not a number")
     return as_batch(document["inputs"], input_shape, max_batch)
 
 

@@ -42,6 +42,7 @@ class DataFacts(NamedTuple):
     num_classes: int | None  # None: regression targets
     target_shape: tuple[int, ...] = ()  # per sample; () for labels or scalar targets
     target_range: tuple[float, float] | None = None  # regression targets' [min, max] if known
+    samples: int | None = None  # uploads: training samples before the validation split
 
 
 def dataset_facts(spec: JobSpec, tenant: str, dataset_store) -> DataFacts:
@@ -66,6 +67,7 @@ def dataset_facts(spec: JobSpec, tenant: str, dataset_store) -> DataFacts:
         info.get("num_classes"),
         tuple(y_shape[1:]) if info.get("num_classes") is None else (),
         tuple(target_range) if target_range else None,
+        y_shape[0] or None,
     )
 
 
@@ -117,22 +119,37 @@ def check_model(spec: JobSpec, data: DataFacts, max_parameters: int) -> int:
     except ValueError as error:
         last = len(spec.model.layers) - 1
         raise unprocessable(["body", "loss"], f"{error} (model.layers[{last}])") from None
-    _check_batch_statistics(spec, shapes)
+    _check_batch_statistics(spec, shapes, data.samples)
     return parameters
 
 
-def _check_batch_statistics(spec: JobSpec, shapes: nnlib.ModelShape) -> None:
+def _check_batch_statistics(spec: JobSpec, shapes: nnlib.ModelShape, samples: int | None) -> None:
     """Batchnorm normalises each shard's slice of the batch on its own (statistics are not
-    synchronised), so every shard needs at least 2 samples per step: 1 sample normalises to 0."""
+    synchronised), so every shard needs at least 2 samples per step: 1 sample normalises to 0.
+    A training set smaller than the batch is one batch of its own size, so it counts too (the
+    built-in sets hold hundreds of samples or more: ``samples`` is None for them)."""
     layers = shapes.batch_statistics_layers
+    needed = MIN_BATCH_STATISTICS_SAMPLES * spec.shards
     per_shard = spec.batch_size // spec.shards  # the smallest slice (nnlib.batching.shard_slice)
     if layers and per_shard < MIN_BATCH_STATISTICS_SAMPLES:
         raise unprocessable(
             ["body", "batch_size"],
             f"batch_size {spec.batch_size} over shards {spec.shards} gives {per_shard} sample(s)"
             f" per shard per step; batchnorm (model.layers[{layers[0]}]) needs at least"
-            f" {MIN_BATCH_STATISTICS_SAMPLES}: use batch_size >= "
-            f"{MIN_BATCH_STATISTICS_SAMPLES * spec.shards} or fewer shards",
+            f" {MIN_BATCH_STATISTICS_SAMPLES}: use batch_size >= {needed} or fewer shards",
+        )
+    if not layers or samples is None:
+        return
+    split = spec.dataset.validation_split
+    training = samples - round(split * samples)  # held out as worker.datasets.base._quotas does
+    if training < needed:
+        raise unprocessable(
+            ["body", "shards"],
+            f"the data set's {samples} samples leave {training} for training (validation_split"
+            f" {split}), {training // spec.shards} per shard over shards {spec.shards};"
+            f" batchnorm (model.layers[{layers[0]}]) needs at least"
+            f" {MIN_BATCH_STATISTICS_SAMPLES} per shard: use shards <="
+            f" {max(1, training // MIN_BATCH_STATISTICS_SAMPLES)} or a larger data set",
         )
 
 

@@ -3,12 +3,14 @@
 Every path must name a value of the base spec (after its defaults are filled in). The corners of
 the space (each dimension's ends, every choice of a categorical) and a random sample of points
 are turned into job specs and validated exactly like ``POST /v1/jobs`` does (pydantic, data set,
-``nnlib.build_model``, parameter budget). A refusal is a 422 at ``["body", "space", <path>]``.
+``nnlib.build_model``, parameter budget, the live workers' slots). A refusal is a 422 at
+``["body", "space", <path>]``.
 """
 
 from __future__ import annotations
 
 import json
+from typing import NamedTuple
 
 from fastapi import HTTPException
 from pydantic import ValidationError
@@ -16,13 +18,13 @@ from pydantic import ValidationError
 from api.error_locations import field_path, json_loc
 from api.schemas.spec import JobSpec
 from api.schemas.studies import StudyIn
-from api.spec_check import check_model, dataset_facts, unprocessable
+from api.spec_check import DataFacts, check_model, check_shards, dataset_facts, unprocessable
 from worker.studies.space import (
     MAX_GRID_POINTS,
     apply_point,
     corners,
+    grid_count,
     grid_size,
-    grid_values,
     missing_part,
     parse_path,
     random_points,
@@ -33,9 +35,12 @@ SAMPLED_POINTS = 8
 CLASSIFICATION_METRICS = ("val_accuracy", "test_accuracy")
 
 
-def checked_study(study: StudyIn, tenant: str, datasets, settings) -> dict:
-    """The study request as stored (base spec with defaults), or a 422 naming what is wrong."""
-    _check_base(study.base_spec, study.objective.metric, tenant, datasets, settings)
+def checked_study(study: StudyIn, tenant: str, datasets, settings, redis_client) -> dict:
+    """The study request as stored (base spec with defaults), or a 422 naming what is wrong.
+    ``redis_client`` counts the live workers' slots: a trial that asks for more shards than they
+    have could never start, and would wait (holding its study) forever."""
+    check = _Checks(tenant, datasets, settings, redis_client)
+    _check_base(study.base_spec, study.objective.metric, check)
     base = study.base_spec.to_stored()
     space = {path: d.model_dump(exclude_none=True) for path, d in study.space.items()}
     for path in space:
@@ -60,7 +65,7 @@ def checked_study(study: StudyIn, tenant: str, datasets, settings) -> dict:
         key = json.dumps(point, sort_keys=True)
         if key not in seen:
             seen.add(key)
-            _check_point(base, point, metric, tenant, datasets, settings)
+            _check_point(base, point, metric, check)
     return {
         "name": study.name,
         "base_spec": base,
@@ -75,11 +80,25 @@ def checked_study(study: StudyIn, tenant: str, datasets, settings) -> dict:
     }
 
 
-def _check_base(spec: JobSpec, metric: str, tenant: str, datasets, settings) -> None:
+class _Checks(NamedTuple):
+    """What checking one trial's job spec like ``POST /v1/jobs`` needs."""
+
+    tenant: str
+    datasets: object
+    settings: object
+    redis_client: object
+
+    def job(self, spec: JobSpec) -> DataFacts:
+        data = dataset_facts(spec, self.tenant, self.datasets)
+        check_model(spec, data, self.settings.max_parameters)
+        check_shards(spec, self.redis_client, self.settings)
+        return data
+
+
+def _check_base(spec: JobSpec, metric: str, check: _Checks) -> None:
     """The base spec must be a job ``POST /v1/jobs`` accepts, with the objective's metric."""
     try:
-        data = dataset_facts(spec, tenant, datasets)
-        check_model(spec, data, settings.max_parameters)
+        data = check.job(spec)
     except HTTPException as error:
         first = error.detail[0]
         raise unprocessable(["body", "base_spec", *first["loc"][1:]], first["msg"]) from None
@@ -111,7 +130,7 @@ def _check_path(base: dict, path: str) -> None:
 
 def _check_grid(space: dict) -> None:
     for path, dimension in space.items():
-        if grid_values(dimension) is None:
+        if grid_count(dimension) is None:
             raise unprocessable(
                 ["body", "space", path],
                 "the grid sampler needs a finite dimension: give a float a step",
@@ -123,13 +142,12 @@ def _check_grid(space: dict) -> None:
         )
 
 
-def _check_point(base: dict, point: dict, metric: str, tenant: str, datasets, settings) -> None:
+def _check_point(base: dict, point: dict, metric: str, check: _Checks) -> None:
     """Validate the job spec of one point like ``POST /v1/jobs``; 422 blaming a path."""
     trial = apply_point(base, point)
     try:
         spec = JobSpec.model_validate(trial)
-        data = dataset_facts(spec, tenant, datasets)
-        check_model(spec, data, settings.max_parameters)
+        data = check.job(spec)
     except ValidationError as error:
         first = error.errors()[0]
         loc = json_loc(["body", *first["loc"]], trial, first["type"])[1:]  # the trial's own keys

@@ -1,9 +1,10 @@
 """After a job ends: delete it with everything it left behind, or resume it from its checkpoint.
 
-``delete_job`` removes the record, its events, logs, checkpoints, cancel flag and per-attempt keys
-(the model stays unless asked). ``reopen_job`` turns a cancelled or failed job back into a queued
-one with a fresh attempt, so ``start_job`` launches shards that load the last checkpoint; with the
-same total epochs, the weights end equal to those of an uninterrupted run.
+``delete_job`` removes the record and every key under its prefix (events, logs, loss curve,
+checkpoints, cancel flag, per-attempt keys); the model stays unless asked. ``reopen_job`` turns a
+cancelled or failed job back into a queued one with a fresh attempt, so ``start_job`` launches
+shards that load the last checkpoint; with the same total epochs, the weights end equal to those
+of an uninterrupted run.
 
 A resumed job is active again, so it is admitted against the tenant's active-job limit like a
 submission (``worker.admission``): the count and the re-queue commit together, under WATCH of the
@@ -22,7 +23,7 @@ from worker.admission import (
     tenant_active_key,
 )
 from worker.datasets.store import dataset_key
-from worker.job_logs import delete_logs, job_log
+from worker.job_logs import job_log
 from worker.jobs import (
     ACTIVE_KEY,
     TERMINAL,
@@ -36,7 +37,7 @@ from worker.jobs import (
 from worker.json_update import update_json
 from worker.models_store import ModelStore
 from worker.storage import ArtifactStore, artifact_store
-from worker.storage.checkpoints import keep_checkpoints, load_checkpoint_meta
+from worker.storage.checkpoints import checkpoints_key, keep_checkpoints, load_checkpoint_meta
 
 RESUMABLE = ("cancelled", "failed")
 
@@ -67,17 +68,22 @@ def delete_job(
     redis = store.redis
     tenant_key = f"gradq:tenant:{record['tenant']}:jobs"
     members = [m for m, _ in redis.zscan_iter(tenant_key, match=f"*|{job_id}")]
-    attempt_keys = list(redis.scan_iter(match=f"gradq:job:{job_id}:a*", count=1000))
+    # every key under the job's prefix (events, logs, loss curve, cancel flag, per-attempt keys,
+    # and any a later version adds): a job id is checked hex, so it holds no glob characters.
+    # The checkpoint list stays for keep_checkpoints, which deletes the objects it names.
+    owned = [
+        key
+        for key in redis.scan_iter(match=f"gradq:job:{job_id}:*", count=1000)
+        if key.decode() != checkpoints_key(job_id)
+    ]
     pipe = redis.pipeline()
-    pipe.delete(job_key(job_id), events_key(job_id), cancel_key(job_id), *attempt_keys)
-    pipe.delete(f"gradq:job:{job_id}:alive")
+    pipe.delete(job_key(job_id), *owned)
     if members:
         pipe.zrem(tenant_key, *members)
     pipe.srem(ACTIVE_KEY, job_id)
     pipe.execute()
     artifacts = artifacts if artifacts is not None else artifact_store(redis)
     keep_checkpoints(artifacts, job_id, 0)
-    delete_logs(redis, job_id)
     model_id = record.get("model_id")
     if delete_model and model_id and ModelStore(redis, artifacts).delete(model_id):
         return model_id

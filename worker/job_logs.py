@@ -56,7 +56,3 @@ def read_logs(
         for entry_id, fields in entries:
             lines.append({"id": entry_id.decode(), **json.loads(fields[b"data"])})
     return lines
-
-
-def delete_logs(redis: redis_lib.Redis, job_id: str) -> None:
-    redis.delete(logs_key(job_id))

@@ -4,13 +4,17 @@ Every attempt of a job (``attempt`` in its record, bumped by each restart) has i
 - ``gradq:job:{id}:a{n}:lease:{shard}``  renewed every ``heartbeat_seconds``, expires after
   ``lease_seconds`` (half the peer timeout): a missing lease means the shard's process is gone
 - ``gradq:job:{id}:a{n}:seen``           hash shard -> time of its last heartbeat (for the reason)
+- ``gradq:job:{id}:a{n}:holding``        shards whose task is in a process now (added by the first
+                                          heartbeat, removed when the task returns): a member
+                                          without a lease died with its task in hand
 - ``gradq:job:{id}:a{n}:claimed/started`` the gang: step 0 begins once all N shards claimed
 - ``gradq:job:{id}:a{n}:hosts``          hash shard -> its host record (``collective.transport``),
                                           written at claim, frozen once the gang started
 - ``gradq:job:{id}:a{n}:abort``          set when the attempt is abandoned (restart, failure,
                                           cancel), so blocked peers stop at once
 ``gradq:job:{id}:alive`` is renewed by every shard of any attempt; the sweep restarts running jobs
-whose ``alive`` key expired (every worker died) and fails queued jobs that waited too long.
+whose ``alive`` key expired (every worker died), restarts queued jobs whose shard died while it
+prepared or waited for its gang, and fails queued jobs that waited too long.
 """
 
 from __future__ import annotations
@@ -101,12 +105,15 @@ class Heartbeat:
         """Renew once; AttemptAbortedError (StaleAttemptError) if the attempt is not current."""
         now = time.time()
         seen = attempt_key(self.job_id, self.attempt, "seen")
+        holding = attempt_key(self.job_id, self.attempt, "holding")
 
         def queue(pipe) -> None:
             pipe.set(attempt_key(self.job_id, self.attempt, f"lease:{self.shard}"), now,
                      px=self.ttl_ms)  # fmt: skip
             pipe.hset(seen, str(self.shard), now)
             pipe.expire(seen, ATTEMPT_TTL_SECONDS)
+            pipe.sadd(holding, self.shard)
+            pipe.expire(holding, ATTEMPT_TTL_SECONDS)
             pipe.set(alive_key(self.job_id), now, px=self.ttl_ms)
 
         self.fence.commit(queue)
@@ -123,9 +130,12 @@ class Heartbeat:
         self._stop.set()
         self._thread.join(5)
         try:
-            self.redis.delete(attempt_key(self.job_id, self.attempt, f"lease:{self.shard}"))
+            pipe = self.redis.pipeline()
+            pipe.delete(attempt_key(self.job_id, self.attempt, f"lease:{self.shard}"))
+            pipe.srem(attempt_key(self.job_id, self.attempt, "holding"), self.shard)
+            pipe.execute()
         except redis_lib.RedisError:
-            pass  # Redis is out: the lease expires on its own
+            pass  # Redis is out: the lease expires on its own (a queued job may restart once)
 
     def _run(self) -> None:
         while not self._stop.wait(self.period):
@@ -262,9 +272,19 @@ def sweep(store: JobStore, settings: Settings, enqueue) -> list[str]:
         if record is None:
             store.redis.srem("gradq:jobs:active", job_id)
             continue
+        attempt = record["attempt"]
+        if record["status"] == "queued" and (dead := dead_holders(store.redis, job_id, attempt)):
+            # Its task died with its worker: Celery redelivers a task only when the pool child
+            # dies, not the whole worker (the message waits out the broker's visibility timeout,
+            # hours), and the attempt's launch is done once. Waiting for the gang deadline
+            # would idle the job (and any peer holding a slot for it) for max_pending_seconds.
+            shards = ", ".join(str(shard) for shard in dead)
+            reason = f"shard {shards} of attempt {attempt} died before training started"
+            if restart_job(store, job_id, attempt, reason, enqueue) is not None:
+                acted.append(job_id)
+            continue
         if store.redis.exists(alive_key(job_id)):
             continue
-        attempt = record["attempt"]
         if record["status"] in ("running", "cancelling"):
             reason = f"all shards of attempt {attempt} stopped heartbeating (workers restarted?)"
             if restart_job(store, job_id, attempt, reason, enqueue) is not None:
@@ -282,6 +302,15 @@ def sweep(store: JobStore, settings: Settings, enqueue) -> list[str]:
                 if store.transition(job_id, "failed", reason, expect_attempt=attempt):
                     acted.append(job_id)
     return acted
+
+
+def dead_holders(redis: redis_lib.Redis, job_id: str, attempt: int) -> list[int]:
+    """Shards of ``attempt`` whose task is still held (``holding``) but whose lease expired."""
+    holders = sorted(int(m) for m in redis.smembers(attempt_key(job_id, attempt, "holding")))
+    pipe = redis.pipeline()
+    for shard in holders:
+        pipe.exists(attempt_key(job_id, attempt, f"lease:{shard}"))
+    return [shard for shard, alive in zip(holders, pipe.execute(), strict=True) if not alive]
 
 
 class Sweeper:

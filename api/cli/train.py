@@ -113,6 +113,7 @@ def train_local(spec: dict, on_epoch: Callable[[dict], None] | None = None) -> d
         result.update(test_loss=test["loss"], test_accuracy=test["accuracy"])
     result["model"] = model
     result["metadata"] = {
+        "dataset": spec["dataset"],  # an import keeps it, as a trained model keeps its job's
         "classes": data.classes,
         "num_classes": data.num_classes,
         "preprocessing": data.preprocessing,

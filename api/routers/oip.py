@@ -8,6 +8,7 @@ as ``POST /v1/models/{ref}/predict``. Errors follow the protocol: ``{"error": me
 
 from __future__ import annotations
 
+import importlib.metadata
 import math
 
 import redis
@@ -51,12 +52,32 @@ INFER_BODY = {
 }
 
 
+class ServerMetadata(BaseModel):
+    name: str
+    version: str
+    extensions: list[str]
+
+
 class Live(BaseModel):
     live: bool
 
 
 class Ready(BaseModel):
     ready: bool
+
+
+@router.get("", response_model=ServerMetadata, summary="Server metadata")
+async def server_metadata():
+    """The protocol's server metadata; ``binary_tensor_data`` is the binary tensor extension
+    that ``tritonclient`` sends by default (``api.oip_tensors``)."""
+    return {"name": "gradq", "version": _gradq_version(), "extensions": ["binary_tensor_data"]}
+
+
+def _gradq_version() -> str:
+    try:
+        return importlib.metadata.version("gradq")
+    except importlib.metadata.PackageNotFoundError:  # run from a checkout, not installed
+        return "unknown"
 
 
 @router.get("/health/live", response_model=Live, summary="The server is live")

@@ -62,7 +62,7 @@ def create(
 ):
     """Validate the space against the base spec (paths, corners, a sample), then store it; the
     data sets it uses are checked again atomically with storing it (a delete in between: 422)."""
-    request = checked_study(study, tenant, datasets, settings)
+    request = checked_study(study, tenant, datasets, settings, redis)
     try:
         return public_view(StudyStore(redis).create(tenant, request))
     except DatasetGoneError as error:  # deleted since checked_study found it

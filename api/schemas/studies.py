@@ -24,9 +24,20 @@ StudyStatus = Literal["running", "succeeded", "failed", "cancelled"]
 Metric = Literal["val_loss", "val_accuracy", "train_loss", "test_loss", "test_accuracy"]
 
 
+# a float grid's points low + k * step stop being distinct floats beyond 2**53 of them
+MAX_FLOAT_STEPS = 2**53
+
+
 def _check_range(dimension, low, high, step) -> None:
     if high <= low:
         raise ValueError(f"high ({high}) must be greater than low ({low})")
+    if not math.isfinite(high - low):  # -1e308..1e308: every draw overflowed (a 500)
+        raise ValueError(f"high - low must be a finite number, got {high} - ({low})")
+    if step is not None and (high - low) / step >= MAX_FLOAT_STEPS:
+        raise ValueError(
+            f"step ({step}) is too small: (high - low) / step = {(high - low) / step:g};"
+            f" at most 2**53 steps"
+        )
     if dimension.log and low <= 0:
         raise ValueError(f"log needs low > 0, got {low}")
     if dimension.log and step not in (None, 1):

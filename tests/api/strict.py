@@ -12,7 +12,10 @@ def _refuse(constant: str):
 
 
 def parse_strictly(text: str | bytes):
-    """``json.loads`` that refuses NaN, Infinity and -Infinity (as browsers and Go do)."""
+    """``json.loads`` that refuses NaN, Infinity and -Infinity (as browsers and Go do), and
+    bytes that are not UTF-8 (``json.loads`` alone lets encoded surrogates through)."""
+    if isinstance(text, bytes):
+        text = text.decode("utf-8")
     return json.loads(text, parse_constant=_refuse)
 
 

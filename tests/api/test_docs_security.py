@@ -19,7 +19,8 @@ def test_the_schema_declares_the_bearer_key_scheme(alice):
 
 def test_exactly_the_keyed_operations_declare_the_scheme(alice):
     """Keyed: every /v1 and /v2/models operation (test_auth_limits.py checks each answers 401
-    without a key); health, readiness and metrics need none and declare none."""
+    without a key); health, readiness, metrics and the /v2 server metadata need none and declare
+    none."""
     paths = alice.get("/openapi.json").json()["paths"]
     secured, open_ = set(), set()
     for path, item in paths.items():
@@ -32,6 +33,7 @@ def test_exactly_the_keyed_operations_declare_the_scheme(alice):
         "GET /healthz",
         "GET /readyz",
         "GET /metrics",
+        "GET /v2",
         "GET /v2/health/live",
         "GET /v2/health/ready",
     }

@@ -2,7 +2,8 @@
 
 Hypothesis builds hostile bodies the schema-driven fuzzer (test_openapi.py) never sends: NaN,
 Infinity and 1e999 literals, integers of hundreds of digits, nesting thousands deep, arrays of
-hundreds of thousands of items, placed anywhere in a valid job spec or prediction body.
+hundreds of thousands of items, strings holding lone UTF-16 surrogates, placed anywhere in a
+valid job spec or prediction body, and sent to every kind of JSON route.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from worker.jobs import JobStore
 
 OVERFLOW = "__overflow__"  # replaced by the literal 1e999 after encoding
 FIELD_NAMES = ["type", "units", "lr", "layers", "inputs", "name", "id", "rate", "betas", "epochs"]
+FIELD_NAMES += ["description", "tags", "version", "base_spec", "datatype", "data"]
 SPEC_PATHS = [
     ("name",),
     ("epochs",),
@@ -44,6 +46,7 @@ leaves = st.one_of(
     st.integers(min_value=-(10**400), max_value=10**400),
     st.sampled_from([OVERFLOW, 2**63, 2**64, 1e39, -3.5e38, 3.4e38, 0, True, None, ""]),
     st.text(max_size=10),
+    st.text(st.characters(categories=["Cs"]), min_size=1, max_size=2),  # lone surrogates
 )
 values = st.recursive(
     leaves,
@@ -67,7 +70,7 @@ def spec_bodies(draw) -> bytes:
     node = spec
     for key in path[:-1]:
         node = node[key]
-    node[path[-1]] = draw(values)
+    node[path[-1]] = draw(leaves | values)  # a bare leaf is echoed as given by a 422
     return encode(spec)
 
 
@@ -118,21 +121,31 @@ def settings_roomy(settings):
 def test_hostile_json_never_gets_a_5xx_or_a_non_strict_json_answer(client, redis_client):
     flat = store_digits_model(redis_client, "alice")["id"]
     image = store_digits_model(redis_client, "alice", as_image=True)["id"]
+    job = JobStore(redis_client).create(digits_spec(), "alice")["id"]
     paths = ["/v1/jobs", f"/v1/models/{flat}/predict", f"/v1/models/{image}/predict"]
     for path in paths[1:]:  # cached: the prediction fast path sees the bodies first
         client.post(path, json={"inputs": [0.0] * 64})
+    routes = [("POST", path) for path in paths] + [
+        ("PATCH", f"/v1/models/{flat}"),
+        ("PUT", "/v1/registry/digits-mlp/aliases/best"),
+        ("POST", f"/v1/jobs/{job}/resume"),
+        ("POST", "/v1/studies"),
+        ("POST", f"/v2/models/{flat}/infer"),
+    ]
 
-    @given(body=bodies, path=st.sampled_from(paths))
+    @given(body=bodies, route=st.sampled_from(routes))
     @settings(
-        max_examples=150,
+        max_examples=300,
         derandomize=True,  # the same bodies on every run: a CI failure reproduces
         deadline=None,
         database=None,
         suppress_health_check=list(HealthCheck),
     )
-    def send(body: bytes, path: str):
-        response = client.post(path, content=body, headers={"Content-Type": "application/json"})
-        assert response.status_code < 500, (path, body[:200], response.text[:300])
+    def send(body: bytes, route: tuple[str, str]):
+        method, path = route
+        headers = {"Content-Type": "application/json"}
+        response = client.request(method, path, content=body, headers=headers)
+        assert response.status_code < 500, (route, body[:200], response.text[:300])
         parse_strictly(response.content)  # raises on NaN, Infinity or bad JSON
 
     send()

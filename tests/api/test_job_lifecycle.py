@@ -10,6 +10,7 @@ from tests.api.models_fixture import store_digits_model
 from worker.fence import Unfenced
 from worker.job_logs import job_log, logs_key
 from worker.jobs import JobStore, cancel_key, events_key
+from worker.loss_curve import LossRecorder, loss_key
 from worker.storage.checkpoints import checkpoint_keys, checkpoints_key, save_checkpoint
 
 SPEC = {
@@ -42,12 +43,17 @@ def test_a_finished_job_is_deleted_with_its_traces_and_its_model_stays(alice, ap
     meta = {"global_step": 1}
     saved = save_checkpoint(app.state.artifacts, job["id"], {}, {}, meta, fence=leftover)
     job_log(redis_client, job["id"], "hello", shard=0)
+    curve = LossRecorder(leftover, job["id"], steps_total=10)
+    curve.add(1, 0.5)
+    curve.flush()
+    assert alice.get(f"/v1/jobs/{job['id']}/metrics").json()["steps"]["step"] == [1]
 
     assert alice.delete(f"/v1/jobs/{job['id']}").status_code == 204
     assert alice.get(f"/v1/jobs/{job['id']}").status_code == 404
     assert alice.get("/v1/jobs").json()["jobs"] == []
-    for key in (checkpoints_key, events_key, logs_key, cancel_key):
+    for key in (checkpoints_key, events_key, logs_key, cancel_key, loss_key):
         assert not redis_client.exists(key(job["id"]))
+    assert list(redis_client.scan_iter(match=f"*{job['id']}*")) == []  # nothing under its name
     assert checkpoint_keys(app.state.artifacts, job["id"]) == []
     assert list(app.state.artifacts.backend.list(saved["key"])) == []  # the object is gone too
     assert alice.get(f"/v1/models/{model['id']}").status_code == 200

@@ -84,6 +84,47 @@ def test_predict_integers_beyond_float64_are_422(alice, predict_url):
     assert response.status_code == 422 and "float32" in response.json()["detail"]
 
 
+@pytest.mark.parametrize("literal", ["true", "false", "null"])
+def test_json_literals_among_predict_inputs_are_422_not_read_as_numbers(
+    alice, predict_url, literal
+):
+    # NumPy read [true, 0, ...] as [1, 0, ...] (a 200 for a sample nobody sent) and null as NaN
+    alice.post(predict_url, json={"inputs": [0] * 64})  # cached: the fast path sees it first
+    body = with_literal({"inputs": [0] * 10 + [PLACEHOLDER] + [0] * 53}, literal)
+    response = alice.post(predict_url, content=body, headers=JSON)
+    assert response.status_code == 422
+    assert parse_strictly(response.text)["detail"] == f"inputs: {literal} is not a number"
+
+
+@pytest.mark.parametrize(
+    ("datatype", "literal", "refused"),
+    [
+        ("INT8", "300", "300 is not a value of INT8"),
+        ("UINT8", "-1", "-1 is not a value of UINT8"),
+        ("INT32", "1.5", "1.5 is not a value of INT32"),
+        ("INT64", "1e20", "1e+20 is not a value of INT64"),
+        ("FP16", "70000", "70000 does not fit FP16"),
+        ("FP32", "true", "true is not a number"),
+        ("FP32", "null", "null is not a number"),
+        ("INT8", "16", None),
+        ("FP16", "1000.5", None),
+    ],
+)
+def test_v2_json_data_must_be_values_of_the_declared_datatype(
+    alice, predict_url, datatype, literal, refused
+):
+    # the data used to be converted to float whatever the datatype said, and answered with 200
+    url = predict_url.replace("/v1/", "/v2/").replace("/predict", "/infer")
+    tensor = {"name": "input", "shape": [1, 64], "datatype": datatype}
+    body = with_literal({"inputs": [tensor | {"data": [PLACEHOLDER] + [0] * 63}]}, literal)
+    response = alice.post(url, content=body, headers=JSON)
+    if refused is None:
+        assert response.status_code == 200, response.text
+    else:
+        assert response.status_code == 400
+        assert parse_strictly(response.text)["error"] == f"inputs[0].data: {refused}"
+
+
 def test_predict_outputs_that_overflow_are_422_not_nan(alice, predict_url):
     # 3e38 fits float32, but the first dense layer's sum of such values does not
     response = alice.post(predict_url, json={"inputs": [3e38] * 64})

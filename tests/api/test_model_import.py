@@ -41,10 +41,11 @@ def upload(client, content: bytes, name: str | None = "imported"):
 
 
 def test_an_nnlib_file_is_imported_as_the_next_version_and_predicts_like_the_original(alice):
-    created = upload(alice, saved_file())
+    created = upload(alice, saved_file(dataset={"name": "digits"}, metrics={"accuracy": 0.97}))
     assert created.status_code == 201, created.text
     model = created.json()
     assert model["name"] == "imported" and model["version"] == 1 and model["source"] == "upload"
+    assert model["dataset"] == {"name": "digits"} and model["metrics"] == {"accuracy": 0.97}
     assert upload(alice, saved_file()).json()["version"] == 2
     raw, _ = raw_digits(5)
     answer = alice.post("/v1/models/imported@latest/predict", json={"inputs": raw.tolist()})
@@ -89,6 +90,26 @@ def non_finite() -> bytes:
     return npz_bytes(**arrays)
 
 
+def raw_header(content: bytes, text: str) -> bytes:
+    """``content`` with its header replaced by ``text`` (JSON nnlib.save would never write)."""
+    arrays = arrays_of(content)
+    arrays["__gradq__"] = np.frombuffer(text.encode(), dtype=np.uint8)
+    return npz_bytes(**arrays)
+
+
+def header_text(placeholder: str, value: str) -> str:
+    """The header of a file whose metric ``loss`` is ``placeholder``, replaced by ``value``."""
+    text = arrays_of(saved_file(metrics={"loss": placeholder}))["__gradq__"].tobytes().decode()
+    return text.replace(f'"{placeholder}"', value)
+
+
+def deeply_nested_header() -> bytes:
+    arrays = arrays_of(saved_file())
+    text = arrays["__gradq__"].tobytes()[:-1] + b', "x": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    arrays["__gradq__"] = np.frombuffer(text, dtype=np.uint8)
+    return npz_bytes(**arrays)
+
+
 HUGE = {"layers": [{"type": "dense", "units": 8192}, {"type": "dense", "units": 8192}]}
 
 
@@ -107,6 +128,21 @@ HUGE = {"layers": [{"type": "dense", "units": 8192}, {"type": "dense", "units": 
         (lambda: with_header(saved_file(), input_shape=[0]), "input_shape"),
         (lambda: with_header(saved_file(), dtype="object"), "dtype"),
         (lambda: saved_file(classes=["a", "b"]), "metadata.classes"),
+        (lambda: saved_file(classes=5), "metadata.classes must list 10"),
+        (lambda: saved_file(classes=None, num_classes=3), "num_classes must be 10"),
+        (lambda: saved_file(classes=None, num_classes=True), "num_classes must be 10"),
+        (lambda: saved_file(metrics={"accuracy": True}), "finite numbers"),
+        (lambda: saved_file(dataset="digits"), "metadata.dataset must be an object"),
+        (lambda: saved_file(dataset={"name": "x" * 5000}), "at most 4096 characters"),
+        (lambda: raw_header(saved_file(), header_text("x", "NaN")), "is not UTF-8 JSON"),
+        (lambda: raw_header(saved_file(), header_text("x", "1e400")), "to finite numbers"),
+        (lambda: raw_header(saved_file(), "[" * 100_000 + "]" * 100_000), "not UTF-8 JSON"),
+        # stored, then every GET /v1/models answered 500 (the surrogate cannot be encoded)
+        (
+            lambda: saved_file(classes=[str(i) for i in range(9)] + ["\ud800"]),
+            "metadata.classes[9]: a lone UTF-16 surrogate",
+        ),
+        (deeply_nested_header, "is not UTF-8 JSON"),  # was a RecursionError: 500
         (lambda: saved_file(preprocessing={"normalize": "scale", "divisor": -1}), "input_shape"),
         (
             lambda: saved_file(preprocessing={"normalize": "scale", "input_shape": [64]}),

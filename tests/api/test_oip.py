@@ -56,6 +56,8 @@ def test_a_triton_client_gets_the_same_answer_as_v1_predict(live, redis_client):
     assert metadata["inputs"] == [{"name": "input", "datatype": "FP32", "shape": [-1, 64]}]
     assert {o["name"] for o in metadata["outputs"]} == {"outputs", "probabilities", "predictions"}
     assert client.is_server_live() and client.is_server_ready()
+    server = client.get_server_metadata()
+    assert server["name"] == "gradq" and server["extensions"] == ["binary_tensor_data"]
     assert client.is_model_ready("digits-mlp", headers=auth("acme"))
 
 
@@ -67,8 +69,14 @@ def test_oip_errors_name_the_problem_and_tenants_stay_apart(live, redis_client):
     with pytest.raises(InferenceServerException, match="expected one sample of shape"):
         infer(client, "digits-mlp", np.zeros((1, 5)), False)
     assert not client.is_model_ready("digits-mlp", headers=auth("other"))
+    # every error under /v2 has the protocol's body, so the client can say what went wrong
+    with pytest.raises(InferenceServerException, match="missing 'Bearer <API key>'"):
+        client.get_model_metadata("digits-mlp")
+    with pytest.raises(InferenceServerException, match="unknown API key"):
+        client.infer("digits-mlp", [], headers={"Authorization": "Bearer nope-0123456789"})
     url = f"{live.url}/v2/models/digits-mlp"
     assert httpx.get(url).status_code == 401
+    assert httpx.get(f"{live.url}/v2/no/such/route").json() == {"error": "Not Found"}
     assert httpx.get(url, headers=auth("other")).status_code == 404
     store_digits_model(redis_client, "acme")
     assert httpx.get(url + "/versions/1", headers=auth("acme")).json()["versions"] == ["1", "2"]

@@ -122,6 +122,30 @@ def test_batchnorm_with_two_samples_per_shard_and_one_sample_without_it_are_acce
     assert alice.post("/v1/jobs", json=plain).status_code == 202
 
 
+def test_batchnorm_on_a_training_set_smaller_than_two_samples_per_shard_is_refused(alice):
+    # 3 rows over 2 shards: the one batch of 3 gave shard 1 a single sample every step, and the
+    # job "succeeded" (the batch_size check alone passed: 4 // 2 = 2)
+    three = b"a,b,label\n1,2,0\n3,4,1\n5,6,0\n"
+    created = alice.post("/v1/datasets", files={"file": ("three.csv", three, "text/csv")})
+    dataset = {"id": created.json()["id"], "validation_split": 0.0}
+    layers = ({"type": "dense", "units": 4}, {"type": "batchnorm"}, {"type": "dense", "units": 2})
+
+    def submit(shards: int, **split):
+        spec = with_layers(*layers, batch_size=4, shards=shards, dataset=dataset | split)
+        return alice.post("/v1/jobs", json=spec)
+
+    response = submit(2)
+    assert response.status_code == 422
+    loc, msg = detail(response)
+    assert loc == ["body", "shards"]
+    assert "3 samples leave 3 for training" in msg and "1 per shard over shards 2" in msg
+    assert "model.layers[1]" in msg and "use shards <= 1" in msg
+    assert submit(1).status_code == 202
+    # half held out for validation leaves 2 (round(1.5) = 2 held): too few even for one shard
+    response = submit(1, validation_split=0.5)
+    assert response.status_code == 422 and "leave 1 for training" in detail(response)[1]
+
+
 def test_a_billion_parameter_model_is_refused_from_its_shapes_without_allocating(alice):
     layers = [FLAT] + [{"type": "dense", "units": 8192, "activation": "relu"}] * 16
     spec = with_layers(*layers)

@@ -38,6 +38,25 @@ def test_the_fashion_mnist_example_study_is_accepted(alice, settings):
 
 
 @pytest.mark.parametrize(
+    ("dimension", "message"),
+    [
+        ({"type": "float", "low": -1e308, "high": 1e308}, "high - low must be a finite number"),
+        ({"type": "float", "low": 1e-3, "high": 0.1, "step": 1e-300}, "step (1e-300) is too small"),
+    ],
+)
+def test_float_dimensions_too_wide_to_draw_from_or_count_are_refused(alice, dimension, message):
+    # the first answered 500 (numpy's uniform overflowed), the second never answered
+    loc, msg = refused(alice, digits_study(space={"optimizer.lr": dimension}))
+    assert loc == ["body", "space", "optimizer.lr"] and message in msg
+
+
+def test_an_int_dimension_of_two_billion_values_is_checked_without_listing_them(alice):
+    # the corners and samples listed all 2**31 widths: gigabytes, and the API stopped answering
+    study = digits_study(space={"seed": {"type": "int", "low": 0, "high": 2**31}})
+    assert alice.post("/v1/studies", json=study).status_code == 202
+
+
+@pytest.mark.parametrize(
     ("path", "dimension", "message"),
     [
         ("optimizer.momentum", {"type": "float", "low": 0.1, "high": 0.9}, "'momentum' does not"),

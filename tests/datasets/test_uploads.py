@@ -202,6 +202,31 @@ def test_refuses_absurd_numbers_of_classes():
     )
 
 
+@pytest.mark.parametrize(
+    ("y", "shown"),
+    [
+        (np.array([0, 1, 2, 0, 1, 1e30]), "label 1e+30 implies 1e+30 classes"),
+        (np.array([0, 1, 2, 0, 1, 1e19]), "label 1e+19 implies 1e+19 classes"),
+        (np.array([0, 1, 2, 0, 1, 2**64 - 1], np.uint64), f"label {2**64 - 1} implies {2**64}"),
+    ],
+    ids=["1e30", "1e19", "uint64 max"],
+)
+def test_labels_beyond_int64_are_refused_with_their_value_not_numpys_message(y, shown):
+    # the cast to int64 made them negative, and bincount's message was the answer
+    assert f"y_train: {shown}" in refused(npz_bytes(**good(y_train=y)), task="classification")
+
+
+def test_csv_integer_labels_beyond_float64s_exact_range_are_targets_not_wrapped_classes():
+    content = b"a,label\n1,0\n2,99999999999999999999999\n"
+    # was "labels must be in [0, C), found -9223372036854775808"
+    assert "y_train: label 1e+23 implies 1e+23 classes" in refused(
+        content, "t.csv", task="classification"
+    )
+    upload = validate_upload("t.csv", content, max_bytes=LIMIT)
+    assert upload.task == "regression"
+    np.testing.assert_array_equal(upload.arrays["y_train"], np.array([0, 1e23], np.float32))
+
+
 def test_refuses_multi_column_class_labels():
     assert "y_train: class labels must be one integer per sample" in refused(
         npz_bytes(**good(y_train=np.zeros((6, 2), np.int64)))

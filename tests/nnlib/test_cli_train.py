@@ -83,6 +83,7 @@ def test_plain_output_prints_one_line_per_epoch_and_saves_a_loadable_model(
     assert "test_accuracy" in lines[-1]
     model, metadata = nnlib.load(saved)
     assert model.input_shape == (4,) and metadata["num_classes"] == 3
+    assert metadata["dataset"]["path"].endswith("tiny.npz")  # an upload keeps its data set
 
 
 @pytest.mark.parametrize(

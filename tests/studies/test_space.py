@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import tracemalloc
+
 import pytest
 
 from worker.studies.space import (
     apply_point,
     corners,
+    grid_count,
     grid_size,
     grid_values,
     missing_part,
@@ -68,3 +71,21 @@ def test_random_points_stay_inside_the_space_and_follow_the_seed():
     assert {p["units"] for p in points} == {8, 16, 24, 32}
     assert {p["batch"] for p in points} == {32, 64, 128}
     assert points == random_points({"lr": LR, "units": UNITS, "batch": BATCH}, 200, seed=4)
+
+
+def test_huge_finite_dimensions_are_counted_and_sampled_without_listing_their_values():
+    # an int in [1, 2**31] used to be listed in full for its corners and samples: the API
+    # grew by gigabytes and stopped answering (issue 10's "no hang")
+    wide = {"type": "int", "low": 1, "high": 2**31}
+    fine = {"type": "float", "low": 0.0, "high": 1.0, "step": 1e-12}
+    tracemalloc.start()
+    points = corners({"u": wide, "f": fine}, limit=32) + random_points({"u": wide, "f": fine}, 64)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+
+    assert peak < 1_000_000, peak
+    assert grid_count(wide) == 2**31 and grid_count(fine) == 10**12 + 1
+    assert grid_size({"u": wide, "f": fine}) == 2**31 * (10**12 + 1)
+    ends = {(p["u"], p["f"]) for p in points[:4]}
+    assert ends == {(1, 0.0), (1, 1.0), (2**31, 0.0), (2**31, 1.0)}
+    assert all(1 <= p["u"] <= 2**31 and 0.0 <= p["f"] <= 1.0 for p in points)

@@ -47,12 +47,14 @@ def run_attempt(url: str, job_id: str, attempt: int, num_shards: int, stop_at=No
     return run_in_threads(shard, num_shards, timeout=120)
 
 
-@pytest.mark.parametrize("how", ["cancel", "fail"])
-def test_a_resumed_job_with_more_epochs_ends_with_the_uninterrupted_weights(
-    redis_url, redis_client, how
+@pytest.mark.parametrize(
+    ("how", "more_epochs"), [("cancel", True), ("fail", True), ("fail", False)]
+)
+def test_a_resumed_job_ends_with_the_weights_of_an_uninterrupted_run_of_its_total_epochs(
+    redis_url, redis_client, how, more_epochs
 ):
     store = JobStore(redis_client)
-    spec = digits_spec(shards=2, epochs=1, batch_size=32, checkpoint_every=5)
+    spec = digits_spec(shards=2, epochs=1 if more_epochs else 2, batch_size=32, checkpoint_every=5)
     clean = store.create({**spec, "epochs": 2}, "acme")["id"]
     run_attempt(redis_url, clean, 0, 2)
 
@@ -61,7 +63,7 @@ def test_a_resumed_job_with_more_epochs_ends_with_the_uninterrupted_weights(
     assert store.get(interrupted)["status"] == ("cancelled" if how == "cancel" else "failed")
     if how == "cancel":
         assert store.get(interrupted)["status_reason"] == "cancelled; the last checkpoint is kept"
-    reopened = reopen_job(store, interrupted, epochs=2)
+    reopened = reopen_job(store, interrupted, epochs=2 if more_epochs else None)
     assert reopened["status"] == "queued" and reopened["attempt"] == 1
     run_attempt(redis_url, interrupted, 1, 2)
 

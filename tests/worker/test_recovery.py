@@ -17,6 +17,7 @@ from tests.worker.jobs_helpers import (
     wait_finished,
 )
 from worker.collective.shm_transport import SHM_DIR
+from worker.job_logs import read_logs
 from worker.jobs import JobStore
 from worker.loss_curve import read_points
 from worker.submit import submit_job
@@ -60,6 +61,13 @@ def test_a_sigkilled_shard_costs_one_restart_changes_no_weight_and_leaks_no_segm
     wait_until(lambda: not segments(job["id"]), 10, "no segment of the job left in /dev/shm")
     reasons = [e.get("status_reason") or "" for _, e in JobStore(redis_client).events(job["id"])]
     assert any("restarting from the last checkpoint: shard" in r and "died" in r for r in reasons)
+    # the job's own log says so too, as a whole-job line (no shard) with its time
+    restarts = [
+        line
+        for line in read_logs(redis_client, job["id"], count=1000)
+        if line["message"].startswith("restarting from the last checkpoint (restart 1 of at most")
+    ]
+    assert len(restarts) == 1 and restarts[0]["shard"] is None and "died" in restarts[0]["message"]
     # resuming from the checkpoint gives exactly the uninterrupted run's weights
     clean = wait_finished(redis_client, submit_job(redis_client, long_spec(), "acme")["id"])
     assert clean["restarts"] == 0
@@ -101,3 +109,29 @@ def test_past_max_restarts_the_job_fails_naming_the_dead_shard(redis_client, sta
     assert "shard" in record["status_reason"] and "died" in record["status_reason"]
     assert "last heartbeat 20" in record["status_reason"]  # when: an ISO timestamp
     assert "gave up after 0 restart(s)" in record["status_reason"]
+
+
+def test_a_queued_job_whose_shard_died_with_its_worker_while_preparing_restarts_at_once(
+    redis_client, start_worker
+):
+    patient = FAST | {"GRADQ_MAX_PENDING_SECONDS": "300"}
+    doomed = start_worker(concurrency=1, **patient)
+    job = submit_job(redis_client, digits_spec(shards=1, epochs=2), tenant="acme")
+    holding, claimed = (f"gradq:job:{job['id']}:a0:{name}" for name in ("holding", "claimed"))
+    # a fresh pool process takes 1-2 s to load the data set (the scikit-learn import): the
+    # shard heartbeats from its start, and claims its gang slot only once prepared
+    wait_until(lambda: redis_client.sismember(holding, 0), 60, "shard 0 preparing", interval=0.01)
+    assert redis_client.scard(claimed) == 0
+
+    # SIGKILL of the whole worker: Celery redelivers only when a pool child dies, so the task
+    # now sits unacknowledged for the broker's visibility timeout (hours); nothing claimed a
+    # gang slot, so no peer can notice either
+    os.killpg(doomed.process.pid, signal.SIGKILL)
+    doomed.process.wait(10)
+    start_worker(concurrency=1, **patient)
+    record = wait_finished(redis_client, job["id"], timeout=60)  # not the 300-s gang deadline
+
+    assert record["status"] == "succeeded", record["status_reason"]
+    assert record["restarts"] == 1
+    log = " ".join(line["message"] for line in read_logs(redis_client, job["id"], count=1000))
+    assert "shard 0 of attempt 0 died before training started" in log

@@ -21,6 +21,7 @@ from worker.datasets.npz_upload import DatasetTooLarge
 BLOCK_CELLS = 1 << 16  # cells converted per NumPy call
 _LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)?")
 _INT = re.compile(r"\s*[+-]?\d+\s*")
+_EXACT_INTEGERS = 2**53  # float64 holds every integer up to this exactly
 
 
 def parse_csv(
@@ -28,7 +29,8 @@ def parse_csv(
 ) -> dict[str, np.ndarray]:
     """``{"x_train": (n, d) float32, "y_train": (n,) int64 or float64}`` of a CSV file.
 
-    Labels are int64 when every label cell is an integer literal, float64 otherwise.
+    Labels are int64 when every label cell is an integer literal of at most 2**53 in magnitude,
+    float64 otherwise.
     Errors name the line (the header is line 1) and the column; a header of more than
     ``max_columns`` columns raises DatasetTooLarge.
     """
@@ -69,6 +71,9 @@ def parse_csv(
     if n == 0:
         raise DatasetError("file: the CSV has a header but no data rows")
     x, y = (x[:n], y[:n]) if n > max_rows // 2 else (x[:n].copy(), y[:n].copy())
+    # an integer literal beyond 2**53 is not held exactly by float64 (and beyond int64 its cast
+    # is undefined: 1e23 became -2**63): such labels stay floats, so they are targets
+    integral = integral and bool(np.all(np.abs(y) <= _EXACT_INTEGERS))
     return {"x_train": x, "y_train": y.astype(np.int64) if integral else y}
 
 

@@ -191,4 +191,13 @@ def _labels(name: str, y: np.ndarray) -> np.ndarray:
         )
     if y.size and y.min() < 0:
         raise DatasetError(f"{name}: labels must be in [0, C), found {y.min()}")
+    # before the cast: 1e30 or a uint64 above int64 became a negative int64, and the refusal was
+    # NumPy's "'list' argument must have no negative elements" from bincount
+    if y.size and y.max() >= MAX_CLASSES:
+        top = y.max()
+        shown = (f"{top:g}", f"{top + 1:g}") if y.dtype.kind == "f" else (top, int(top) + 1)
+        raise DatasetError(
+            f"{name}: label {shown[0]} implies {shown[1]} classes; "
+            f"at most {MAX_CLASSES} are supported"
+        )
     return y.astype(np.int64)

@@ -19,10 +19,12 @@ import nnlib
 from nnlib.layers.conv import conv_output_size
 from nnlib.layers.registry import layer_from_spec
 from worker.datasets.preprocessing import NORMALIZE_METHODS
+from worker.unicode_text import lone_surrogate_path, may_hold_surrogates
 
 HEADER = "__gradq__"
 MAX_HEADER_BYTES = 1 << 20
 MAX_INPUT_VALUES = 10_000_000
+MAX_DATASET_CHARS = 4096
 
 
 class ModelFileError(ValueError):
@@ -91,9 +93,13 @@ def _read_header(archive) -> dict:
     if raw.dtype != np.uint8 or raw.ndim != 1 or raw.size > MAX_HEADER_BYTES:
         raise ModelFileError(f"header: {HEADER!r} must be at most 1 MB of UTF-8 JSON bytes")
     try:
-        header = json.loads(raw.tobytes().decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
+        text = raw.tobytes().decode("utf-8")
+        header = json.loads(text, parse_constant=_no_constant)
+    except (UnicodeDecodeError, ValueError, RecursionError):  # RecursionError: nested too deep
         raise ModelFileError(f"header: {HEADER!r} is not UTF-8 JSON") from None
+    if may_hold_surrogates(text) and (where := lone_surrogate_path(header)) is not None:
+        where = f"header: {where}" if where else "header"
+        raise ModelFileError(f"{where}: a lone UTF-16 surrogate escape is not Unicode text")
     if not isinstance(header, dict):
         raise ModelFileError("header: expected a JSON object")
     if header.get("format") != "gradq-model" or header.get("version") != 1:
@@ -102,6 +108,11 @@ def _read_header(archive) -> dict:
             " expected 'gradq-model' version 1"
         )
     return header
+
+
+def _no_constant(name: str):
+    """NaN and Infinity are not JSON (nnlib.save never writes them): refused while parsing."""
+    raise ValueError(f"{name} is not JSON")
 
 
 def _check_header(header: dict):
@@ -154,31 +165,54 @@ def declared_parameters(spec: dict, input_shape: tuple[int, ...]) -> int:
 
 
 def _check_metadata(metadata: dict, model) -> dict:
-    """The header metadata gradq keeps (classes, preprocessing, metrics), each checked."""
+    """The header metadata gradq keeps (data set, classes, preprocessing, metrics), checked."""
     outputs = math.prod(model.output_shape)
+    count = 2 if outputs == 1 else outputs  # a single output is a binary classifier's logit
     classes = metadata.get("classes")
     if classes is not None:
-        names_ok = all(isinstance(c, str) and len(c) <= 200 for c in classes or [])
-        ok = isinstance(classes, list) and names_ok
-        if not ok or len(classes) != (2 if outputs == 1 else outputs):
+        ok = isinstance(classes, list) and len(classes) == count
+        if not ok or not all(isinstance(c, str) and len(c) <= 200 for c in classes):
             raise ModelFileError(
-                f"header: metadata.classes must list {outputs} class names (strings), got"
+                f"header: metadata.classes must list {count} class names (strings), got"
                 f" {str(classes)[:200]}"
             )
     num_classes = len(classes) if classes else metadata.get("num_classes")
-    if num_classes is not None and (not isinstance(num_classes, int) or num_classes < 1):
-        raise ModelFileError(f"header: metadata.num_classes must be an integer: {num_classes!r}")
+    # predict, /v2 and ONNX size probabilities by the outputs: any other count would be a lie
+    if num_classes is not None and (type(num_classes) is not int or num_classes != count):
+        raise ModelFileError(
+            f"header: metadata.num_classes must be {count} (the model's outputs) or null,"
+            f" got {num_classes!r}"
+        )
     metrics = metadata.get("metrics") or {}
-    if not isinstance(metrics, dict) or not all(
-        isinstance(v, int | float | None) for v in metrics.values()
-    ):
-        raise ModelFileError("header: metadata.metrics must map names to numbers")
+    if not isinstance(metrics, dict) or not all(_metric_value(v) for v in metrics.values()):
+        raise ModelFileError("header: metadata.metrics must map names to finite numbers")
     return {
+        "dataset": _check_dataset(metadata.get("dataset")),
         "classes": classes,
         "num_classes": num_classes,
         "preprocessing": check_preprocessing(metadata.get("preprocessing"), model.input_shape),
         "metrics": metrics,
     }
+
+
+def _check_dataset(dataset) -> dict | None:
+    """The data set the file says it was trained on (``gradq train --save`` writes the spec's):
+    shown with the model, never loaded, so any small JSON object will do."""
+    if dataset is None:
+        return None
+    if not isinstance(dataset, dict) or len(json.dumps(dataset)) > MAX_DATASET_CHARS:
+        raise ModelFileError(
+            f"header: metadata.dataset must be an object of at most {MAX_DATASET_CHARS}"
+            f" characters of JSON, got {str(dataset)[:100]}"
+        )
+    return dataset
+
+
+def _metric_value(value) -> bool:
+    """A metric is a finite number (not a bool) or null."""
+    if value is None:
+        return True
+    return type(value) in (int, float) and math.isfinite(value)
 
 
 def check_preprocessing(prep, input_shape: tuple[int, ...]) -> dict:

@@ -26,7 +26,7 @@ import optuna
 from optuna.storages import JournalStorage
 
 from worker.studies.journal import RedisListJournal
-from worker.studies.space import grid_values
+from worker.studies.space import grid_count, grid_value, grid_values
 from worker.studies.store import study_key
 
 MEDIAN_STARTUP_TRIALS = 2
@@ -41,8 +41,8 @@ def max_epochs(record: dict) -> int:
     dimension = record["space"].get("epochs")
     if dimension is None:
         return int(record["base_spec"]["epochs"])
-    values = grid_values(dimension)
-    return int(max(values) if values else dimension["high"])
+    count = grid_count(dimension)
+    return int(grid_value(dimension, count - 1) if count else dimension["high"])
 
 
 def make_sampler(record: dict, trials_so_far: int) -> optuna.samplers.BaseSampler:

@@ -52,34 +52,52 @@ def apply_point(spec: dict, point: dict) -> dict:
     return trial
 
 
-def grid_values(dimension: dict) -> list | None:
-    """Every value of a finite dimension (categorical, int, float with a step); None otherwise."""
+def grid_count(dimension: dict) -> int | None:
+    """How many values a finite dimension has (categorical, int, float with a step), counted
+    without listing them (an int in [1, 2**31] has 2**31); None when it is continuous."""
     kind = dimension["type"]
     if kind == "categorical":
-        return list(dimension["choices"])
+        return len(dimension["choices"])
     step = dimension.get("step")
     if kind == "int":
-        return list(range(dimension["low"], dimension["high"] + 1, step or 1))
+        return (dimension["high"] - dimension["low"]) // (step or 1) + 1
     if step is None:
         return None
-    count = int(math.floor((dimension["high"] - dimension["low"]) / step + 1e-9)) + 1
-    return [round(dimension["low"] + i * step, 12) for i in range(count)]
+    return int(math.floor((dimension["high"] - dimension["low"]) / step + 1e-9)) + 1
+
+
+def grid_value(dimension: dict, index: int):
+    """Value ``index`` (0 <= index < ``grid_count``) of a finite dimension."""
+    if dimension["type"] == "categorical":
+        return dimension["choices"][index]
+    if dimension["type"] == "int":
+        return dimension["low"] + index * (dimension.get("step") or 1)
+    return round(dimension["low"] + index * dimension["step"], 12)
+
+
+def grid_values(dimension: dict) -> list | None:
+    """Every value of a finite dimension; None otherwise. Only for dimensions of a grid already
+    checked against MAX_GRID_POINTS: anything else uses ``grid_count`` and ``grid_value``."""
+    count = grid_count(dimension)
+    if count is None:
+        return None
+    return [grid_value(dimension, i) for i in range(count)]
 
 
 def grid_size(space: dict) -> int | None:
     """Points of the full grid, or None when a dimension is continuous."""
-    sizes = [grid_values(dimension) for dimension in space.values()]
-    if any(values is None for values in sizes):
+    counts = [grid_count(dimension) for dimension in space.values()]
+    if any(count is None for count in counts):
         return None
-    return math.prod(len(values) for values in sizes)
+    return math.prod(counts)
 
 
 def _ends(dimension: dict) -> list:
     if dimension["type"] == "categorical":
         return list(dimension["choices"])
-    values = grid_values(dimension)
-    if values is not None:
-        return [values[0], values[-1]]
+    count = grid_count(dimension)
+    if count is not None:
+        return [grid_value(dimension, 0), grid_value(dimension, count - 1)]
     return [dimension["low"], dimension["high"]]
 
 
@@ -104,9 +122,9 @@ def random_points(space: dict, count: int, seed: int = 0) -> list[dict]:
 
 
 def _draw(dimension: dict, rng: np.random.Generator):
-    values = grid_values(dimension)
-    if dimension["type"] == "categorical" or (values is not None and not dimension.get("log")):
-        return values[rng.integers(len(values))]
+    count = grid_count(dimension)
+    if dimension["type"] == "categorical" or (count is not None and not dimension.get("log")):
+        return grid_value(dimension, int(rng.integers(count)))
     low, high = dimension["low"], dimension["high"]
     if dimension.get("log"):
         value = math.exp(rng.uniform(math.log(low), math.log(high)))
