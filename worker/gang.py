@@ -11,6 +11,8 @@ never waits forever:
   when it is the oldest: its shards give their slots back and come back ``yield_seconds`` later,
   so jobs that fit run meanwhile. (The API refuses such jobs at submit; this covers workers
   that left afterwards.)
+- a shard whose worker is being stopped (SIGTERM, ``worker.stopping``) gives its slot back and
+  re-sends its task at once.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from worker.recovery import (
     gang_started,
     release,
 )
+from worker.stopping import STOP
 from worker.worker_registry import training_slots, worker_ttl
 
 PENDING_KEY = GANG_PENDING_KEY
@@ -75,6 +78,10 @@ def join_gang(
                 expect_status="queued",  # the gang may have started meanwhile
                 reason=f"waiting for workers: {count} of {num_shards} shards started",
             )
+        if STOP.is_set() and release(redis, job_id, attempt, shard):
+            # its worker is stopping: the place goes back and the task to the queue, as a yield
+            requeue(0)
+            return "yielded"
         pending = time.time() - (record.get("pending_since") or time.time())
         if pending > settings.max_pending_seconds:
             reason = (

@@ -8,8 +8,9 @@
   (``restart_job``), or fails once ``max_restarts`` is used up;
 - Redis unreachable (a restart): the attempt is abandoned and the job restarts from its checkpoint
   once Redis answers again (the job-state client retries with backoff meanwhile);
-- its worker is being stopped (SIGTERM, ``worker.stopping``): the attempt is handed back and the
-  job requeued from its checkpoint without counting a restart (nothing failed);
+- its worker is being stopped (SIGTERM, ``worker.stopping``): a training shard hands the attempt
+  back and the job is requeued from its checkpoint without counting a restart (nothing failed); a
+  shard still waiting for its gang gives its place back and re-sends its task;
 - any other error (NaN loss, a bad shape, no common transport): the job fails with the message; the
   worker stays healthy.
 Whatever the ending, this shard's shared-memory segment is unlinked, and once the job is finished
@@ -44,7 +45,7 @@ from worker.recovery import (
 )
 from worker.shard import prepare, train
 from worker.shard_context import ControlPlaneLostError, JobCancelledError, ShardContext
-from worker.stopping import WorkerStoppingError, training
+from worker.stopping import WorkerStoppingError, stoppable
 from worker.storage.checkpoints import checkpoints_key, has_checkpoint
 from worker.threads import thread_budget
 
@@ -95,7 +96,7 @@ def _run(store, data, settings, job_id, shard, attempt, requeue, enqueue_start, 
         # any heartbeat: renewing the dead incarnation's lease would hide its death from the
         # peers, which would then time out instead of naming the dead shard.
         return _restart_for_dead_shard(fence, shard, enqueue_start)
-    with Heartbeat(fence, shard, settings):
+    with stoppable(), Heartbeat(fence, shard, settings):
         try:
             with thread_budget(settings, record["spec"].get("model")):
                 replica = prepare(store, job_id, settings)
@@ -113,7 +114,7 @@ def _run(store, data, settings, job_id, shard, attempt, requeue, enqueue_start, 
         ctx = ShardContext(store, data, job_id, shard, attempt, num_shards, settings, step_hook)
         try:
             ctx.on_stopping = lambda: _hand_back(ctx, enqueue_start)
-            with training(), attempt_transport(ctx, replica):
+            with attempt_transport(ctx, replica):
                 with thread_budget(settings, record["spec"].get("model")):
                     train(ctx, replica)
             return "finished"

@@ -5,12 +5,13 @@ runtime sends SIGTERM to the worker's main process. Celery resets SIGTERM to its
 processes, so a training shard died of it like a crash: its task was redelivered, the job restarted
 from its checkpoint and the restart was counted against ``max_restarts``, although nothing failed.
 
-Now a pool process that receives SIGTERM while one of its shards trains sets ``STOP``; the
+Now a pool process that receives SIGTERM while it runs a shard task sets ``STOP``. A training
 shard sees it at its next flag check (``ShardContext.check_flags``, at most 0.1 s apart) and
 requeues its job's attempt from the last checkpoint with ``restarts`` unchanged
-(``worker.runner``). A pool process with no training shard dies of the signal as before (a shard
-still preparing or waiting for its gang is redelivered by Celery and starts over, uncounted). The
-main process forwards its SIGTERM to its pool (``forward_to_pool``), so a warm shutdown ends in
+(``worker.runner``); a shard waiting for its gang gives its place back and re-sends its task
+(``worker.gang``), as when it yields to an older gang; a shard still preparing (loading its data)
+does so once prepared. A pool process with no shard task dies of the signal as before. The main
+process forwards its SIGTERM to its pool (``forward_to_pool``), so a warm shutdown ends in
 about a step instead of waiting for the job to finish.
 """
 
@@ -37,11 +38,12 @@ def _on_sigterm(signum, frame) -> None:  # noqa: ARG001 - signal handler signatu
     STOP.set()
 
 
-class training:
-    """Context of a shard's training loop: SIGTERM means 'requeue' only inside it. Outside, the
-    pool process's own handler (billiard's, installed after ``worker_process_init``) applies."""
+class stoppable:
+    """Context of a shard task: inside it, SIGTERM only sets ``STOP`` (read by the gang wait and
+    the per-step checks). Outside, the pool process's own handler (billiard's, installed after
+    ``worker_process_init``) applies: an idle process dies of it as before."""
 
-    def __enter__(self) -> training:
+    def __enter__(self) -> stoppable:
         STOP.clear()
         self.previous = None
         if threading.current_thread() is threading.main_thread():  # where signals are handled

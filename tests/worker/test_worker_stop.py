@@ -14,7 +14,13 @@ import signal
 import pytest
 
 from tests.harness import wait_until
-from tests.worker.jobs_helpers import FAST, assert_same_weights, model_weights, wait_finished
+from tests.worker.jobs_helpers import (
+    FAST,
+    assert_same_weights,
+    blobs_spec,
+    model_weights,
+    wait_finished,
+)
 from tests.worker.test_recovery import long_spec, wait_step
 from worker.jobs import JobStore
 from worker.submit import submit_job
@@ -59,6 +65,33 @@ def test_a_sigtermed_worker_hands_its_job_back_without_counting_a_restart(
         model_weights(redis_client, clean["model_id"]),
         rtol=1e-6,
     )
+
+
+def test_a_shard_waiting_for_its_gang_gives_its_place_back_uncounted(redis_client, start_worker):
+    first = start_worker(concurrency=2, **FAST)
+    store = JobStore(redis_client)
+    # the long 1-shard job takes one slot; the 2-shard job's shard 0 holds the other, waiting
+    busy = submit_job(redis_client, long_spec(epochs=150, shards=1, max_restarts=0), "acme")
+    wait_step(redis_client, busy["id"], 30)
+    gang = submit_job(redis_client, blobs_spec(shards=2) | {"max_restarts": 0}, "bob")
+    wait_until(
+        lambda: "1 of 2 shards started" in (store.get(gang["id"])["status_reason"] or ""),
+        30,
+        "shard 0 to wait for its gang",
+    )
+
+    assert [store.get(job["id"])["status"] for job in (busy, gang)] == ["running", "queued"]
+
+    stop_group(first)
+    first.process.wait(30)
+    start_worker(concurrency=3, **FAST)
+    records = [wait_finished(redis_client, job["id"], timeout=240) for job in (busy, gang)]
+
+    # before: the waiting shard died of the signal and the sweep restarted its job, counted
+    # (with max_restarts 0: failed)
+    for record in records:
+        assert record["status"] == "succeeded", record["status_reason"]
+        assert record["restarts"] == 0
 
 
 def test_a_sigtermed_idle_worker_exits_at_once(start_worker):
