@@ -1,8 +1,5 @@
-"""The dashboard in a real browser (headless chromium) against the real stack.
-
-One stack (private Redis, a Celery worker, uvicorn) serves the whole module; every test gets a
-fresh browser context (no cookies). Every page is saved as a screenshot (see tests/ui/browser.py).
-"""
+"""Jobs in a real browser: login, the editor, live charts, cancel and resume, compare,
+isolation, and every page loading nothing from other hosts. Screenshots: tests/ui/browser.py."""
 
 from __future__ import annotations
 
@@ -11,8 +8,8 @@ import json
 import pytest
 
 from tests.harness import wait_until
-from tests.ui.browser import chromium_available, launch, screenshot
-from tests.ui.live_stack import LiveStack
+from tests.ui.browser import chromium_available, screenshot
+from tests.ui.in_browser.helpers import KEY_A, KEY_B, digits_spec, log_in
 
 pytestmark = [
     pytest.mark.browser,
@@ -20,72 +17,6 @@ pytestmark = [
     pytest.mark.integration,
     pytest.mark.skipif(not chromium_available(), reason="Debian's chromium is not installed"),
 ]
-KEY_A, KEY_B = "ui-key-alice-0123456789", "ui-key-bob-0123456789"
-LAYERS = [
-    {"type": "dense", "units": 256, "activation": "relu"},
-    {"type": "dense", "units": 256, "activation": "relu"},
-    {"type": "dense", "units": 10},
-]
-
-
-def digits_spec(name: str, epochs: int) -> dict:
-    return {
-        "name": name,
-        "dataset": {"name": "digits"},
-        "model": {"layers": LAYERS},
-        "optimizer": {"type": "adam", "lr": 0.002},
-        "batch_size": 16,
-        "epochs": epochs,
-        "seed": 0,
-    }
-
-
-@pytest.fixture(scope="module")
-def stack(redis_server, tmp_path_factory):
-    redis_server.client.flushall()
-    live = LiveStack(redis_server.url, tmp_path_factory.mktemp("ui"), f"alice:{KEY_A},bob:{KEY_B}")
-    yield live
-    live.stop()
-
-
-@pytest.fixture(scope="module")
-def chromium():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = launch(playwright)
-        yield browser
-        browser.close()
-
-
-@pytest.fixture
-def page(chromium, stack):
-    context = chromium.new_context(base_url=stack.url, viewport={"width": 1280, "height": 900})
-    tab = context.new_page()
-    yield tab
-    context.close()
-
-
-@pytest.fixture(scope="module")
-def live_job(stack) -> str:
-    """A digits job long enough (~10 s) to be watched while it runs; later a trained model."""
-    with stack.api(KEY_A) as api:
-        return api.post("/v1/jobs", json=digits_spec("digits-live", 60)).json()["id"]
-
-
-@pytest.fixture(scope="module")
-def short_job(stack) -> str:
-    with stack.api(KEY_A) as api:
-        job_id = api.post("/v1/jobs", json=digits_spec("digits-short", 5)).json()["id"]
-    stack.wait_for_status(KEY_A, job_id, ("succeeded",))
-    return job_id
-
-
-def log_in(page, key: str) -> None:
-    page.goto("/ui/jobs")
-    page.fill('input[name="api_key"]', key)
-    page.click('button[type="submit"]')
-    page.wait_for_url("**/ui/jobs")
 
 
 def test_login_refuses_a_wrong_key_and_accepts_a_right_one(page):
@@ -228,87 +159,6 @@ def test_a_queued_job_page_shows_its_start_time_when_it_starts(page, stack, live
     assert started.text_content() == record["started_at"].replace("T", " ")[:19]
 
 
-def draw(page, strokes: list[list[tuple[float, float]]]) -> None:
-    """Mouse strokes on the canvas; points are fractions of its width and height."""
-    box = page.get_by_test_id("digit-canvas").bounding_box()
-    for stroke in strokes:
-        x, y = stroke[0]
-        page.mouse.move(box["x"] + x * box["width"], box["y"] + y * box["height"])
-        page.mouse.down()
-        for x, y in stroke[1:]:
-            page.mouse.move(box["x"] + x * box["width"], box["y"] + y * box["height"], steps=8)
-        page.mouse.up()
-
-
-def test_drawing_a_digit_on_the_canvas_predicts_it(page, stack, live_job):
-    record = stack.wait_for_status(KEY_A, live_job, ("succeeded",))
-    log_in(page, KEY_A)
-    page.goto(f"/ui/models/{record['model_id']}")
-    prediction = page.get_by_test_id("prediction")
-
-    draw(page, [[(0.5, 0.1), (0.5, 0.9)]])  # a one: one vertical stroke
-    one = wait_until(prediction.text_content, 20, "a prediction for the one")
-    page.get_by_test_id("clear-canvas").click()
-    ring = [(0.5, 0.1), (0.75, 0.25), (0.78, 0.5), (0.75, 0.75), (0.5, 0.9)]
-    ring += [(0.25, 0.75), (0.22, 0.5), (0.25, 0.25), (0.5, 0.1)]
-    draw(page, [ring])  # a zero: one closed loop
-    zero = wait_until(prediction.text_content, 20, "a prediction for the zero")
-    screenshot(page, "model-canvas")
-
-    assert (one, zero) == ("1", "0")
-
-
-def test_an_image_uploaded_on_the_model_page_is_predicted(page, stack, live_job, tmp_path):
-    from PIL import Image
-    from sklearn.datasets import load_digits
-
-    record = stack.wait_for_status(KEY_A, live_job, ("succeeded",))
-    digits = load_digits()
-    picture = tmp_path / "eight.png"  # white ink on black, like the canvas, 8x larger
-    pixels = (digits.images[-3] * 255 / 16).astype("uint8")
-    Image.fromarray(pixels).resize((64, 64), Image.NEAREST).save(picture)
-    log_in(page, KEY_A)
-    page.goto(f"/ui/models/{record['model_id']}")
-
-    page.set_input_files("#image-file", str(picture))
-    predicted = wait_until(page.get_by_test_id("prediction").text_content, 20, "a prediction")
-
-    assert predicted == str(digits.target[-3]) == "8"
-    assert page.locator("#class-bars .class-bar.best .label").text_content() == "8"
-
-
-def test_on_a_phone_the_pages_fit_and_a_finger_draws_a_digit(chromium, stack, live_job):
-    record = stack.wait_for_status(KEY_A, live_job, ("succeeded",))
-    phone = chromium.new_context(
-        base_url=stack.url, viewport={"width": 400, "height": 800}, has_touch=True, is_mobile=True
-    )
-    page = phone.new_page()
-    log_in(page, KEY_A)
-    widths = {}
-    for path in ("/ui/jobs", f"/ui/jobs/{live_job}", f"/ui/models/{record['model_id']}"):
-        page.goto(path)
-        widths[path] = page.evaluate("document.documentElement.scrollWidth")
-    canvas = page.get_by_test_id("digit-canvas")
-    canvas.scroll_into_view_if_needed()
-    box = canvas.bounding_box()
-    touch = phone.new_cdp_session(page)  # real touch input, as a finger sends it
-
-    def finger(kind: str, y: float | None = None) -> None:
-        points = [] if y is None else [{"x": box["x"] + box["width"] / 2, "y": box["y"] + y}]
-        touch.send("Input.dispatchTouchEvent", {"type": kind, "touchPoints": points})
-
-    finger("touchStart", 0.1 * box["height"])
-    for i in range(1, 21):  # a one: straight down the middle
-        finger("touchMove", (0.1 + 0.8 * i / 20) * box["height"])
-    finger("touchEnd")
-    predicted = wait_until(page.get_by_test_id("prediction").text_content, 20, "a prediction")
-    screenshot(page, "phone-model-canvas")
-    phone.close()
-
-    assert predicted == "1"
-    assert widths == dict.fromkeys(widths, 400), widths  # nothing wider than the phone
-
-
 def test_compare_two_jobs_ticked_on_the_jobs_page(page, stack, live_job, short_job):
     stack.wait_for_status(KEY_A, live_job, ("succeeded",))
     log_in(page, KEY_A)
@@ -335,31 +185,6 @@ def test_another_tenants_job_page_is_a_404(page, live_job):
 
     assert response.status == 404
     assert "not found" in page.get_by_test_id("not-found").text_content()
-
-
-def test_data_set_upload_shows_progress_then_the_details(page, tmp_path):
-    log_in(page, KEY_A)
-    table = tmp_path / "table.csv"
-    table.write_text("a,b,label\n" + "".join(f"{i},{i % 3},{i % 2}\n" for i in range(200)))
-    page.goto("/ui/datasets")
-    page.set_input_files("#upload-file", str(table))
-    page.fill('input[name="label_column"]', "x" * 201)  # over the form field's 200 characters
-    page.click('#upload-form button[type="submit"]')
-    status = page.locator("#upload-status.error")
-    status.wait_for()
-    refused = status.text_content()
-
-    page.set_input_files("#upload-file", str(table))
-    page.fill('input[name="label_column"]', "label")
-    page.click('#upload-form button[type="submit"]')
-    page.wait_for_url("**/ui/datasets/ds_*")
-    screenshot(page, "dataset")
-    page.goto("/ui/datasets")
-    screenshot(page, "datasets")
-
-    # the field as the user knows it, the way the spec editor and the CLI print it
-    assert refused.startswith("HTTP 422: label_column: "), refused
-    assert page.get_by_test_id("dataset-row").count() == 1
 
 
 def test_the_other_pages_render_and_load_nothing_from_other_hosts(page, stack, live_job):
