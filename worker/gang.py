@@ -17,10 +17,11 @@ never waits forever:
 
 from __future__ import annotations
 
+import json
 import time
 
 from worker.collective.transport import host_record
-from worker.jobs import GANG_PENDING_KEY, TERMINAL, JobStore
+from worker.jobs import GANG_PENDING_KEY, TERMINAL, JobStore, job_key
 from worker.recovery import (
     ATTEMPT_TTL_SECONDS,
     abort_attempt,
@@ -40,6 +41,11 @@ CAPACITY_CHECK_SECONDS = 1.0
 def yield_seconds(settings) -> float:
     """How long a shard of a younger job holds a worker slot while its gang is incomplete."""
     return 5 * settings.heartbeat_seconds
+
+
+def reserve_after_seconds(settings) -> float:
+    """How long a gang that could complete later lets fitting jobs take the slots it waits for."""
+    return settings.max_pending_seconds / 2
 
 
 def mark_pending(store: JobStore, job_id: str, since: float) -> None:
@@ -110,6 +116,24 @@ def join_gang(
                 )
                 requeue(yield_seconds(settings))
                 return "yielded"
+            busy = _busy_slots(store, job_id)
+            if (
+                num_shards <= slots < busy + num_shards  # could complete, but not now
+                and pending < reserve_after_seconds(settings)
+                and release(redis, job_id, attempt, shard)
+            ):
+                store.update(
+                    job_id,
+                    {},
+                    event="status",
+                    expect_attempt=attempt,
+                    expect_status="queued",
+                    reason=f"waiting for workers: {busy} of the {slots} slots are busy with "
+                    f"running jobs; jobs that fit the rest run first until this one has waited "
+                    f"{reserve_after_seconds(settings):g} s",
+                )
+                requeue(yield_seconds(settings))
+                return "yielded"
         if now - waited_since > yield_seconds(settings) and not _oldest_pending(store, job_id):
             if release(redis, job_id, attempt, shard):
                 requeue(0)
@@ -135,6 +159,17 @@ def _shortfall_seconds(redis, job_id: str, attempt: int, short: bool) -> float:
     redis.set(key, now, nx=True, ex=ATTEMPT_TTL_SECONDS)
     since = redis.get(key)
     return now - float(since) if since is not None else 0.0
+
+
+def _busy_slots(store: JobStore, job_id: str) -> int:
+    """Worker slots held by the shards of running jobs other than ``job_id``."""
+    others = [other for other in store.active_ids() if other != job_id]
+    busy = 0
+    for raw in store.redis.mget([job_key(other) for other in others]) if others else []:
+        record = json.loads(raw) if raw is not None else None
+        if record is not None and record["status"] in ("running", "cancelling"):
+            busy += int(record["spec"].get("shards", 1))
+    return busy
 
 
 def _oldest_pending(store: JobStore, job_id: str) -> bool:

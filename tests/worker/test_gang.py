@@ -88,3 +88,41 @@ def test_a_gang_bigger_than_the_workers_does_not_block_a_job_that_fits(redis_cli
         for r in reasons
         if r
     )
+
+
+def test_a_gang_waiting_for_busy_slots_lets_a_job_that_fits_run_first(redis_client, start_worker):
+    start_worker(concurrency=2, GRADQ_MAX_PENDING_SECONDS="600", **FAST)
+    store = JobStore(redis_client)
+    running = submit_job(redis_client, blobs_spec(1, epochs=100_000), tenant="acme")
+    wait_until(lambda: store.get(running["id"])["status"] == "running", 30, "the long job")
+    # 2 shards on 2 slots: it could run, but one slot is busy for as long as the long job runs
+    gang = submit_job(redis_client, blobs_spec(2), tenant="acme")
+    wait_for_reason(store, gang["id"], "waiting for workers", "the gang to start waiting")
+
+    small = wait_finished(redis_client, submit_job(redis_client, blobs_spec(1), "bob")["id"], 60)
+
+    assert small["status"] == "succeeded", small["status_reason"]
+    assert store.get(running["id"])["status"] == "running"
+    assert store.get(gang["id"])["status"] == "queued"  # its reservation starts after 300 s
+    reasons = [e.get("status_reason") or "" for _, e in store.events(gang["id"], count=10_000)]
+    assert any("1 of the 2 slots are busy with running jobs" in r for r in reasons)
+    store.request_cancel(running["id"])
+    assert wait_finished(redis_client, gang["id"], 60)["status"] == "succeeded"
+
+
+def test_past_half_its_deadline_a_waiting_gang_keeps_its_slots(redis_client, start_worker):
+    start_worker(concurrency=2, GRADQ_MAX_PENDING_SECONDS="600", **FAST)
+    store = JobStore(redis_client)
+    running = submit_job(redis_client, blobs_spec(1, epochs=100_000), tenant="acme")
+    wait_until(lambda: store.get(running["id"])["status"] == "running", 30, "the long job")
+    gang = submit_job(redis_client, blobs_spec(2), tenant="acme")
+    store.update(gang["id"], {"pending_since": time.time() - 400})  # waited past 300 s
+    wait_for_reason(store, gang["id"], "waiting for workers: 1 of 2", "the gang to hold a slot")
+
+    small = submit_job(redis_client, blobs_spec(1), "bob")
+    time.sleep(3)  # the scenario: a window in which the reserved slot must stay the gang's
+
+    assert store.get(small["id"])["status"] == "queued"
+    store.request_cancel(running["id"])
+    assert wait_finished(redis_client, gang["id"], 60)["status"] == "succeeded"
+    assert wait_finished(redis_client, small["id"], 60)["status"] == "succeeded"
