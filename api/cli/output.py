@@ -17,12 +17,12 @@ from rich.text import Text
 OFF_TERMINAL_WIDTH = 1000  # wide enough for any table row; rows are as wide as their content
 
 
-def make_console() -> Console:
-    """A console for stdout that never cuts lines when stdout is not a terminal."""
-    console = Console()
+def make_console(stderr: bool = False) -> Console:
+    """A console for stdout (or stderr) that never cuts lines when it is not a terminal."""
+    console = Console(stderr=stderr)
     if console.is_terminal:
         return console
-    return Console(width=OFF_TERMINAL_WIDTH, soft_wrap=True)
+    return Console(stderr=stderr, width=OFF_TERMINAL_WIDTH, soft_wrap=True)
 
 
 def print_table(console: Console, table: Table) -> None:
@@ -35,9 +35,11 @@ def print_table(console: Console, table: Table) -> None:
     console.print(table)
 
 
-def print_error(console: Console, message: object) -> None:
-    """``error <line>`` for each line of the message (an API's 422 has one per field), never
-    wrapped; the message is not read as rich markup."""
+def print_error(message: object) -> None:
+    """``error <line>`` on stderr for each line of the message (an API's 422 has one per field),
+    never wrapped; the message is not read as rich markup. stderr, so a script's
+    ``gradq ... --json > out.json`` gets JSON or nothing, and the error still shows."""
+    console = make_console(stderr=True)
     for line in str(message).splitlines() or [""]:
         console.print(Text.assemble(("error ", "red"), line), soft_wrap=True)
 

@@ -47,7 +47,7 @@ def call(request: Callable[[GradqClient], T]) -> T:
 
 
 def fail(error: ApiError) -> None:
-    print_error(console, error)
+    print_error(error)
     raise typer.Exit(1)
 
 
@@ -56,7 +56,7 @@ def read_json_or_exit(path: Path) -> Any:
     try:
         return read_json_file(path)
     except JsonFileError as error:
-        print_error(console, error)
+        print_error(error)
         raise typer.Exit(2) from None
 
 
@@ -127,7 +127,7 @@ def predict(
             else:
                 answer = api.predict(model_id, read_inputs(file))
         except ValueError as error:
-            print_error(console, error)
+            print_error(error)
             raise typer.Exit(2) from None
         except ApiError as error:
             fail(error)
@@ -208,7 +208,7 @@ def serve(
     try:
         run(host, port, insecure=insecure, workers=workers, log=lambda m: console.print(m))
     except InsecureBindError as error:
-        print_error(console, error)
+        print_error(error)
         raise typer.Exit(2) from None
 
 

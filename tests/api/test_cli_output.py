@@ -59,8 +59,8 @@ def test_an_unreachable_api_is_one_line_with_the_cause_and_exit_1():
 
     result = gradq("models", GRADQ_API_URL=url)
 
-    assert result.returncode == 1
-    assert result.stdout.strip().splitlines() == [
+    assert result.returncode == 1 and result.stdout == ""  # errors go to stderr
+    assert result.stderr.strip().splitlines() == [
         f"error cannot reach the API at {url} ([Errno 111] Connection refused); "
         "is it running? (GRADQ_API_URL)"
     ]
@@ -190,8 +190,8 @@ def test_a_refused_spec_prints_one_readable_line_per_error(run, tmp_path):
 
     result = run("submit", str(tmp_path / "spec.json"))
 
-    assert result.exit_code == 1
-    assert result.stdout.splitlines() == [
+    assert result.exit_code == 1 and result.stdout == ""
+    assert result.stderr.splitlines() == [
         "error HTTP 422: dataset.name: "
         "Input should be 'digits', 'mnist', 'fashion-mnist', 'blobs' or 'spirals'",
         "error HTTP 422: model.layers[0].units: Input should be greater than or equal to 1",
@@ -201,8 +201,8 @@ def test_a_refused_spec_prints_one_readable_line_per_error(run, tmp_path):
 def test_an_error_with_a_plain_detail_stays_one_line(run):
     result = run("status", "job_0123456789abcdef")
 
-    assert result.exit_code == 1
-    assert result.stdout.splitlines() == [
+    assert result.exit_code == 1 and result.stdout == ""
+    assert result.stderr.splitlines() == [
         "error HTTP 404: job_id: job job_0123456789abcdef not found"
     ]
 
