@@ -164,3 +164,12 @@ def test_progress_lines_come_at_most_every_30_seconds(
     assert shown == ["status running"] + [
         f"epoch 1/1: step {step}/100, loss 0.5000" for step in lines_at_steps
     ]
+
+
+def test_watching_an_unknown_job_is_one_error_line_not_a_reconnection(run):
+    result = run("watch", "job_0123456789abcdef")
+
+    assert result.exit_code == 1 and result.stdout == ""
+    assert result.stderr.splitlines() == [
+        "error HTTP 404: job_id: job job_0123456789abcdef not found"
+    ]
