@@ -132,15 +132,17 @@ class GradqClient:
 
     @contextlib.contextmanager
     def open_events(
-        self, path: str, last_event_id: str | None = None
+        self, path: str, last_event_id: str | None = None, params: dict | None = None
     ) -> Iterator[Iterator[SseEvent]]:
-        """Open the SSE stream at ``path`` (after ``last_event_id`` if given); the context value
-        iterates its events until the server closes it. Opening raises ApiError for an error
-        answer; opening or reading raises ApiUnreachableError when the connection fails."""
+        """Open the SSE stream at ``path`` with query ``params`` (after ``last_event_id`` if
+        given); the context value iterates its events until the server closes it. Opening raises
+        ApiError for an error answer; opening or reading raises ApiUnreachableError when the
+        connection fails."""
         headers = {"Last-Event-ID": last_event_id} if last_event_id else {}
         timeout = httpx.Timeout(STREAM_READ_TIMEOUT, connect=self._http.timeout.connect)
+        request = {"headers": headers, "params": params, "timeout": timeout}
         try:
-            with self._http.stream("GET", path, headers=headers, timeout=timeout) as response:
+            with self._http.stream("GET", path, **request) as response:
                 if response.status_code >= 400:
                     response.read()
                     raise ApiError(response.status_code, _detail(response))

@@ -3,10 +3,10 @@ for a bounded time.
 
 The API ends a stream with ``shutdown`` when it stops (``gradq up`` restarted, the supervisor
 restarting its API child) and with ``error`` when it lost Redis; a killed API just drops the
-connection. The job goes on in the workers either way, so ``submit --wait``, ``watch`` and
-``study create --wait`` wait for the API to come back rather than give up on the first refused
-connection: one line when an outage starts, then quiet retries (0.5 s doubling to 5 s) for up to
-``budget`` seconds, then ``ApiGoneError``.
+connection. The job goes on in the workers either way, so ``submit --wait``, ``watch``,
+``logs -f`` and ``study create --wait`` wait for the API to come back rather than give up on the
+first refused connection: one line when an outage starts, then quiet retries (0.5 s doubling to
+5 s) for up to ``budget`` seconds, then ``ApiGoneError``.
 """
 
 from __future__ import annotations

@@ -225,3 +225,34 @@ def test_watch_waits_out_a_redis_outage_behind_the_api(tmp_path):
         "API lost its Redis; reconnecting (for up to 120 s)...",
         "reconnected",
     ]
+
+
+def test_logs_follow_resumes_after_the_last_line_it_printed_across_an_api_restart(
+    api, redis_client
+):
+    from worker.job_logs import job_log
+
+    store = JobStore(redis_client)
+    job_id = store.create(digits_spec(epochs=3), "cli")["id"]
+    store.transition(job_id, "running")
+    job_log(redis_client, job_id, "line one", 0)
+    cli = Gradq("logs", job_id, "-f", GRADQ_API_URL=api.url, GRADQ_API_KEY=KEY)
+    try:
+        wait_until(lambda: "line one" in cli.stdout, 30, "the first line")
+
+        stop(api, "graceful")
+        wait_until(lambda: "reconnecting" in cli.stderr, 30, "the CLI to notice")
+        job_log(redis_client, job_id, "line two", 0)
+        store.transition(job_id, "succeeded")
+        api.start()
+        code = cli.wait(60)
+    finally:
+        cli.kill()
+
+    assert code == 0, (cli.stdout, cli.stderr)
+    messages = [line.rsplit("info", 1)[-1].strip() for line in cli.stdout.splitlines()]
+    assert messages == ["line one", "line two"]
+    assert cli.stderr.splitlines() == [
+        "API went away; reconnecting (for up to 120 s)...",
+        "reconnected",
+    ]
