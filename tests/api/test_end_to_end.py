@@ -113,7 +113,9 @@ def test_cli_submit_wait_predict_and_failures(live_api, start_worker, tmp_path, 
         listed = runner.invoke(cli, ["jobs"])
         assert listed.exit_code == 0 and "succeeded" in listed.output
         shown = runner.invoke(cli, ["status", models[0]["job_id"]])
-        assert shown.exit_code == 0 and '"status": "succeeded"' in shown.output
+        first = shown.output.splitlines()[0]  # a short summary, the job's id and status first
+        assert shown.exit_code == 0 and first.startswith(models[0]["job_id"]), shown.output
+        assert first.endswith(": succeeded") and len(shown.output.splitlines()) <= 8
         np.savez(tmp_path / "set.npz", x_train=np.zeros((20, 3)), y_train=np.arange(20) % 2)
         uploaded = runner.invoke(cli, ["datasets", "upload", str(tmp_path / "set.npz")])
         assert uploaded.exit_code == 0 and '"input_shape": [' in uploaded.output
