@@ -155,13 +155,19 @@ def predict(
     file: Annotated[Path, typer.Argument(exists=True, dir_okay=False)],
     as_json: JsonFlag = False,
 ):
-    """Predict with MODEL on FILE (.npy, .npz first array, .csv rows, .png/.jpg image)."""
+    """Predict with MODEL on FILE (.npy, .npz first array, .csv rows, .png/.jpg image).
+
+    A CSV with a header row may keep the training set's label column: it is dropped by name."""
     from api.cli.inputs import read_inputs
 
     with client() as api:
         try:
             if file.suffix.lower() in (".png", ".jpg", ".jpeg"):
                 answer = api.predict_image(model_id, file)
+            elif file.suffix.lower() == ".csv":
+                # the training CSV's label column, recorded with the model, is dropped by name
+                label_column = api.model(model_id).get("label_column")
+                answer = api.predict(model_id, read_inputs(file, label_column))
             else:
                 answer = api.predict(model_id, read_inputs(file))
         except ValueError as error:

@@ -11,6 +11,7 @@ from tests.api.models_fixture import store_digits_model
 from tests.ui.conftest import KEY_A, KEY_B, log_in
 from worker.config import Settings
 from worker.jobs import JobStore
+from worker.models_store import ModelStore
 
 SPEC = {
     "dataset": {"name": "digits"},
@@ -151,6 +152,26 @@ def test_the_model_page_lists_layers_and_offers_the_canvas(browser, app):
 
     assert 'data-testid="digit-canvas"' in html and 'data-testid="prediction"' in html
     assert "[32]" in html and "2,080" in html  # dense 64->32: output shape, 64*32+32 parameters
+
+
+def test_the_canvas_asks_for_a_digit_only_on_digit_models(browser, app):
+    from tests.api.models_fixture import trained_digits_model
+
+    model = trained_digits_model(as_image=True)[0]
+    store = ModelStore(app.state.redis)
+    saved = {
+        name: store.save(model, tenant="alice", name=name, job_id=None, num_classes=10,
+                         dataset={"name": name})["id"]
+        for name in ("mnist", "fashion-mnist")
+    }  # fmt: skip
+    log_in(browser, KEY_A)
+
+    digits = browser.get(f"/ui/models/{saved['mnist']}").text
+    clothes = browser.get(f"/ui/models/{saved['fashion-mnist']}").text
+
+    assert "Draw a digit" in digits
+    assert "Draw a piece of clothing" in clothes and "digit</h2>" not in clothes
+    assert 'data-testid="digit-canvas"' in clothes  # the contract attribute stays
 
 
 def test_another_tenants_model_and_data_pages_are_404s(browser, app):
