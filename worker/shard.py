@@ -99,13 +99,22 @@ def prepare(store: JobStore, job_id: str, settings: Settings) -> Replica:
         model.load_state_dict(model_state)
         optimizer.load_state_dict(optimizer_state)
         set_rng_states(model, meta["rng"])
-        origin = f"the checkpoint at step {meta['global_step']} (epoch {meta['epoch']})"
+        origin = f"the checkpoint at step {meta['global_step']} ({checkpoint_position(meta)})"
     elif spec.get("init_from"):
         origin = _init_from(store, model, spec["init_from"], artifacts)
     loss = build_loss(spec.get("loss", "cross_entropy"))
     return Replica(
         spec, data, model, loss, optimizer, schedule, steps_total, meta, origin, artifacts
     )
+
+
+def checkpoint_position(meta: dict) -> str:
+    """Where in training a checkpoint's ``meta`` is, with epochs counted from 1 as everywhere
+    in gradq (``meta["epoch"]`` counts the epochs done, ``meta["batch"]`` the batches of the
+    next one): "after epoch 11", or "epoch 12, after batch 30"."""
+    if meta["batch"] == 0:
+        return f"after epoch {meta['epoch']}"
+    return f"epoch {meta['epoch'] + 1}, after batch {meta['batch']}"
 
 
 def _init_from(store: JobStore, model: nnlib.Model, init_from: dict, artifacts) -> str:
