@@ -18,6 +18,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException  # FastAPI's and Starlette's own (multipart)
 
 from api.error_locations import json_loc
+from api.field_suggestions import suggest
 from api.json_response import StrictJSONResponse, echo
 from worker.storage import ArtifactError
 
@@ -56,13 +57,14 @@ async def http_error(request: Request, exc: HTTPException):
 
 
 async def validation_error(request: Request, exc: RequestValidationError):
-    errors = [_safe(error, exc.body) for error in exc.errors()]
+    errors = [_safe(error, exc.body, request.app) for error in exc.errors()]
     return _answer(request, errors, 422)
 
 
-def _safe(error: dict[str, Any], body: Any) -> dict[str, Any]:
+def _safe(error: dict[str, Any], body: Any, app: FastAPI) -> dict[str, Any]:
     """One pydantic/FastAPI error with its echoed input and context made short and finite, and
-    its location a path in the client's JSON (``api.error_locations``)."""
+    its location a path in the client's JSON (``api.error_locations``); an unknown field's
+    error names the field it most likely meant (``ctx.did_you_mean``, and in ``msg``)."""
     kind = str(error.get("type", "value_error"))
     loc = [part if isinstance(part, int | str) else str(part) for part in error["loc"]]
     safe = {"type": kind, "loc": json_loc(loc, body, kind), "msg": str(error.get("msg", ""))[:500]}
@@ -70,6 +72,10 @@ def _safe(error: dict[str, Any], body: Any) -> dict[str, Any]:
         safe["input"] = echo(error["input"])
     if error.get("ctx"):
         safe["ctx"] = {str(key): _scalar(value) for key, value in error["ctx"].items()}
+    if kind == "extra_forbidden" and loc and isinstance(loc[-1], str):
+        if meant := suggest(loc[-1], app):
+            safe["msg"] += f"; did you mean {meant!r}?"
+            safe["ctx"] = safe.get("ctx", {}) | {"did_you_mean": meant}
     return safe
 
 

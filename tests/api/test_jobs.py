@@ -234,3 +234,34 @@ def test_overlap_left_out_is_stored_unset_so_the_worker_decides_by_transport(ali
 
     assert alice.get(f"/v1/jobs/{left_out['id']}").json()["spec"].get("overlap") is None
     assert alice.get(f"/v1/jobs/{refused['id']}").json()["spec"]["overlap"] is False
+
+
+@pytest.mark.parametrize(
+    ("where", "typo", "meant"),
+    [
+        ((), "epoch", "epochs"),
+        ((), "batchsize", "batch_size"),
+        (("optimizer",), "learning_rate", "lr"),
+        (("model", "layers", 0), "unit", "units"),
+    ],
+)
+def test_an_unknown_field_names_the_field_it_most_likely_meant(alice, where, typo, meant):
+    spec = with_layers({"type": "dense", "units": 10})
+    node = spec
+    for part in where:
+        node = node[part]
+    node[typo] = node.pop(meant, 1)
+
+    errors = alice.post("/v1/jobs", json=spec).json()["detail"]
+
+    error = next(e for e in errors if e["type"] == "extra_forbidden")
+    assert error["loc"] == ["body", *where, typo]
+    assert error["ctx"]["did_you_mean"] == meant and f"did you mean '{meant}'?" in error["msg"]
+
+
+def test_a_field_like_no_other_gets_no_suggestion(alice):
+    spec = with_layers({"type": "dense", "units": 10}) | {"zzqx": 1}
+
+    error = alice.post("/v1/jobs", json=spec).json()["detail"][0]
+
+    assert error["type"] == "extra_forbidden" and "did_you_mean" not in error.get("ctx", {})

@@ -5,6 +5,13 @@
   const bar = document.getElementById("upload-progress");
   const status = document.getElementById("upload-status");
 
+  // a refused upload hides the full bar: it showed bytes sent, and nothing was stored
+  function refused(message) {
+    bar.classList.add("hidden");
+    status.textContent = message;
+    status.className = "small error";
+  }
+
   form.addEventListener("submit", (event) => {
     event.preventDefault();
     const data = new FormData(form);
@@ -12,7 +19,10 @@
     const request = new XMLHttpRequest();
     request.open("POST", "/v1/datasets");
     if (gradq.csrf) request.setRequestHeader("X-CSRF-Token", gradq.csrf);
+    // a new attempt starts from an empty bar and a neutral status line
+    bar.firstElementChild.style.width = "0%";
     bar.classList.remove("hidden");
+    status.className = "small";
     request.upload.onprogress = (e) => {
       if (!e.lengthComputable) return;
       const share = e.loaded / e.total;
@@ -26,11 +36,10 @@
         status.textContent = "stored as " + body.id;
         location.href = "/ui/datasets/" + body.id;
       } else {
-        status.textContent = `HTTP ${request.status}: ${gradq.detailText(body.detail ?? request.responseText)}`;
-        status.className = "small error";
+        refused(`HTTP ${request.status}: ${gradq.detailText(body.detail ?? request.responseText)}`);
       }
     };
-    request.onerror = () => { status.textContent = "upload failed: network error"; };
+    request.onerror = () => refused("upload failed: network error");
     request.send(data);
   });
 })();

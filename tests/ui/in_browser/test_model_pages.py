@@ -97,6 +97,7 @@ def test_data_set_upload_shows_progress_then_the_details(page, tmp_path):
     status = page.locator("#upload-status.error")
     status.wait_for()
     refused = status.text_content()
+    bar_hidden_after_refusal = page.locator("#upload-progress").is_hidden()
 
     page.set_input_files("#upload-file", str(table))
     page.fill('input[name="label_column"]', "label")
@@ -108,4 +109,5 @@ def test_data_set_upload_shows_progress_then_the_details(page, tmp_path):
 
     # the field as the user knows it, the way the spec editor and the CLI print it
     assert refused.startswith("HTTP 422: label_column: "), refused
+    assert bar_hidden_after_refusal  # a full bar after a refusal read as "stored"
     assert page.get_by_test_id("dataset-row").count() == 1
