@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 
 import nnlib
-from tests.api.test_cli_output import run  # noqa: F401 (the CLI-as-alice fixture)
 from worker.datasets import load_dataset
 from worker.models_store import ModelStore
 
