@@ -82,7 +82,7 @@ def test_two_studies_with_the_same_seed_get_the_same_brackets(redis_client):
     other = brackets(redis_client, record(id="study_00000000000000cc", seed=1), 24)
 
     assert first == again and first != other
-    assert set(first) == {0, 1, 2}  # 9 epochs, eta 3: three brackets
+    assert set(first) == {0, 1}  # 9 epochs, eta 4: two brackets (judged from epochs 1 and 4)
 
 
 def test_a_study_from_before_the_seed_name_keeps_its_journal(redis_client):
