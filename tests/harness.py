@@ -92,6 +92,15 @@ class RedisServer:
         stop_process(self.process, grace=5)
 
 
+def process_alive(pid: int) -> bool:
+    """Is ``pid`` a running process (not gone, not a zombie waiting for its parent)?"""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split()[2] != "Z"
+    except FileNotFoundError:
+        return False
+
+
 def stop_process_group(process: subprocess.Popen, grace: float) -> None:
     """SIGTERM to the group ``process`` leads (a worker and its pool children), up to ``grace``
     seconds for the leader to exit, then SIGKILL to the group."""

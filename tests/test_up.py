@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.harness import REPO_ROOT, free_port, wait_until, worker_env
+from tests.harness import REPO_ROOT, free_port, process_alive, wait_until, worker_env
 
 pytestmark = pytest.mark.integration
 
@@ -34,14 +34,6 @@ def _descendants(pid: int) -> set[int]:
 def _children(pid: int) -> list[int]:
     out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout
     return [int(child) for child in out.split()]
-
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().split()[2] != "Z"
-    except FileNotFoundError:
-        return False
 
 
 @pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM])
@@ -89,7 +81,7 @@ def test_up_serves_then_stops_every_process_it_started(tmp_path, stop_signal):
         up.wait(60)
 
         assert up.returncode == 0, log.read_text()
-        wait_until(lambda: not any(_alive(pid) for pid in started), 15, "children to exit")
+        wait_until(lambda: not any(process_alive(pid) for pid in started), 15, "children to exit")
         assert f"artifacts in {store})" in ready_line  # where the user's models will be
         # the seconds before "ready" say what is happening, one line per step
         steps = [line.split("] ", 1)[-1] for line in log.read_text().splitlines()]
@@ -200,7 +192,7 @@ def test_up_restarts_a_killed_child_and_a_sigkilled_up_leaves_no_process(tmp_pat
 
         up.kill()  # no handler runs: only the parent-death signal can stop the children
         up.wait(10)
-        wait_until(lambda: not any(_alive(pid) for pid in started), 30, "orphans to exit")
+        wait_until(lambda: not any(process_alive(pid) for pid in started), 30, "orphans to exit")
     finally:
         if up.poll() is None:
             up.kill()

@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from tests.harness import wait_until
+from tests.harness import process_alive, wait_until
 from tests.worker.jobs_helpers import (
     FAST,
     assert_same_weights,
@@ -105,12 +105,4 @@ def test_a_sigtermed_idle_worker_exits_at_once(start_worker):
     stop_group(worker)
 
     wait_until(lambda: worker.process.poll() is not None, 15, "the idle worker to exit")
-    wait_until(lambda: not any(_alive(pid) for pid in pool), 5, "its pool processes to exit")
-
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().split()[2] != "Z"
-    except FileNotFoundError:
-        return False
+    wait_until(lambda: not any(process_alive(pid) for pid in pool), 5, "its pool processes to exit")
