@@ -90,11 +90,17 @@ def test_a_gang_bigger_than_the_workers_does_not_block_a_job_that_fits(redis_cli
     )
 
 
-def test_a_gang_waiting_for_busy_slots_lets_a_job_that_fits_run_first(redis_client, start_worker):
+def one_of_two_slots_busy(redis_client, start_worker) -> tuple[JobStore, dict]:
+    """A worker with 2 slots (gang deadline 600 s), one of them running a job that never ends."""
     start_worker(concurrency=2, GRADQ_MAX_PENDING_SECONDS="600", **FAST)
     store = JobStore(redis_client)
     running = submit_job(redis_client, blobs_spec(1, epochs=100_000), tenant="acme")
     wait_until(lambda: store.get(running["id"])["status"] == "running", 30, "the long job")
+    return store, running
+
+
+def test_a_gang_waiting_for_busy_slots_lets_a_job_that_fits_run_first(redis_client, start_worker):
+    store, running = one_of_two_slots_busy(redis_client, start_worker)
     # 2 shards on 2 slots: it could run, but one slot is busy for as long as the long job runs
     gang = submit_job(redis_client, blobs_spec(2), tenant="acme")
     wait_for_reason(store, gang["id"], "waiting for workers", "the gang to start waiting")
@@ -111,10 +117,7 @@ def test_a_gang_waiting_for_busy_slots_lets_a_job_that_fits_run_first(redis_clie
 
 
 def test_past_half_its_deadline_a_waiting_gang_keeps_its_slots(redis_client, start_worker):
-    start_worker(concurrency=2, GRADQ_MAX_PENDING_SECONDS="600", **FAST)
-    store = JobStore(redis_client)
-    running = submit_job(redis_client, blobs_spec(1, epochs=100_000), tenant="acme")
-    wait_until(lambda: store.get(running["id"])["status"] == "running", 30, "the long job")
+    store, running = one_of_two_slots_busy(redis_client, start_worker)
     gang = submit_job(redis_client, blobs_spec(2), tenant="acme")
     store.update(gang["id"], {"pending_since": time.time() - 400})  # waited past 300 s
     wait_for_reason(store, gang["id"], "waiting for workers: 1 of 2", "the gang to hold a slot")
