@@ -14,8 +14,8 @@ from worker.replica import accuracy_from_sums, evaluate_sums
 from worker.shard_context import ShardContext
 from worker.storage.checkpoints import checkpoint_keys, remove_objects
 
-if TYPE_CHECKING:  # worker.shard imports this module
-    from worker.shard import Replica
+if TYPE_CHECKING:  # worker.shard imports this module (and Replica is only a type here)
+    from worker.replica_setup import Replica
 
 log = logging.getLogger("gradq.job")
 

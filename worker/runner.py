@@ -44,7 +44,8 @@ from worker.recovery import (
     gang_started,
     restart_job,
 )
-from worker.shard import prepare, train
+from worker.replica_setup import prepare
+from worker.shard import train
 from worker.shard_context import ControlPlaneLostError, JobCancelledError, ShardContext
 from worker.stopping import WorkerStoppingError, stoppable
 from worker.storage.checkpoints import checkpoints_key, has_checkpoint

@@ -18,8 +18,8 @@ from worker.jobs import JobStore
 from worker.loss_curve import LossRecorder, read_points
 from worker.models_store import ModelStore
 from worker.recovery import Heartbeat, alive_key, restart_job
+from worker.replica_setup import Replica
 from worker.runner import _fail
-from worker.shard import Replica
 from worker.shard_context import ShardContext
 from worker.storage.artifacts import ArtifactStore
 from worker.storage.checkpoint_writer import CheckpointWriter

@@ -9,7 +9,7 @@ from worker.fence import AttemptFence
 from worker.job_logs import read_logs
 from worker.jobs import JobStore
 from worker.recovery import restart_job
-from worker.shard import checkpoint_position
+from worker.replica_setup import checkpoint_position
 from worker.storage.artifacts import ArtifactStore
 from worker.storage.checkpoint_writer import CheckpointWriter
 from worker.storage.filesystem import FileBackend

@@ -19,7 +19,7 @@ from worker.collective.tcp_transport import TcpMesh
 from worker.config import Settings
 from worker.jobs import JobStore
 from worker.replica import FlatGradients, slice_sizes
-from worker.shard import Replica
+from worker.replica_setup import Replica
 from worker.shard_context import ShardContext
 from worker.submit import submit_job
 
