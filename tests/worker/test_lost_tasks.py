@@ -97,11 +97,14 @@ def test_a_start_job_reserved_by_a_killed_worker_is_sent_again(redis_client, sta
 
 
 def test_a_shard_task_waiting_for_a_free_worker_is_never_relaunched(redis_client, start_worker):
-    start_worker(concurrency=1, **PATIENT)  # prefetch 1: its busy slot reserves nothing more
+    start_worker(concurrency=1, queues=CONTROL_QUEUE, **PATIENT)  # launches both at once
+    # prefetch 1: the busy slot reserves nothing more, so the shard message waits in the queue
+    start_worker(concurrency=1, queues=TRAINING_QUEUE, **PATIENT)
     busy = submit_job(redis_client, busy_spec(), tenant="acme")
     wait_running(redis_client, busy["id"])
     job = submit_job(redis_client, digits_spec(shards=1, epochs=2), tenant="acme")
     submitted = time.monotonic()
+    wait_until(lambda: redis_client.exists(f"gradq:job:{job['id']}:a0:launched"), 30, "launch")
     wait_running(redis_client, job["id"])
     waited = time.monotonic() - submitted
 
