@@ -10,7 +10,9 @@ see it either. A shard of a queued job is accounted for when any of these holds:
   in some worker's memory until due, invisible in the broker; the mark outlives the countdown by a
   few worker TTLs);
 - its message waits in the broker's training queue list (no worker free yet: never restarted).
-An attempt with a shard unaccounted for, continuously for a grace period (two worker TTLs, so a
+An attempt with a shard unaccounted for (and a worker process that was live at its launch now
+dead: a live worker loses no message; it may hold an ETA message due but waiting behind a busy
+slot for as long as that slot's job runs), continuously for a grace period (two worker TTLs, so a
 message between its pop by a worker and its task's first heartbeat is not taken for lost), is lost.
 Likewise an attempt never launched whose ``start_job`` message is not in the control queue: its
 ``start_job`` is sent again (harmless even if misjudged: it launches an attempt once).
@@ -27,7 +29,7 @@ import redis as redis_lib
 from worker.celery_app import CONTROL_QUEUE, TRAINING_QUEUE
 from worker.config import Settings
 from worker.recovery import ATTEMPT_TTL_SECONDS, attempt_key
-from worker.worker_registry import worker_ttl
+from worker.worker_registry import INCARNATIONS_KEY, worker_ttl
 
 TRAIN_SHARD_TASK = "worker.tasks.train_shard"
 START_JOB_TASK = "worker.tasks.start_job"
@@ -127,5 +129,15 @@ def lost_shards(
     missing = [s for s in range(num_shards) if marks[s] is None and marks[num_shards + s] is None]
     if missing:
         missing = sorted(set(missing) - waiting_shards(redis, job_id, attempt))
+    if missing and not _worker_died_since(redis, launched, settings):
+        # its message sits in a live worker's memory (say an ETA message due but waiting behind
+        # a busy slot): only a worker's death loses a message
+        missing = []
     since_key = attempt_key(job_id, attempt, "unaccounted-since")
     return missing if _unaccounted_for(redis, since_key, bool(missing), launched, settings) else []
+
+
+def _worker_died_since(redis: redis_lib.Redis, sent: float, settings: Settings) -> bool:
+    """Did a worker process that was live at ``sent`` (beat within a TTL of it) die since?"""
+    ttl = worker_ttl(settings)
+    return redis.zcount(INCARNATIONS_KEY, sent - ttl, time.time() - ttl) > 0
