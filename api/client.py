@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import httpx
 
@@ -30,6 +31,14 @@ def detail_lines(detail: Any) -> list[str]:
     return [str(detail)]
 
 
+def _detail(response: httpx.Response) -> Any:
+    """The ``detail`` of an error answer; its text when not FastAPI's JSON (a proxy's page)."""
+    try:
+        return response.json().get("detail")
+    except (ValueError, AttributeError):
+        return response.text
+
+
 class ApiUnreachableError(ApiError):
     """No answer at all: nothing listens at the URL, DNS failed, the connection dropped."""
 
@@ -39,6 +48,20 @@ class ApiUnreachableError(ApiError):
             self, f"cannot reach the API at {base_url} ({cause}); is it running? (GRADQ_API_URL)"
         )
         self.status, self.detail = 0, cause
+
+
+class SseEvent(NamedTuple):
+    """One Server-Sent Event: ``id`` is its stream id (``None`` for ``shutdown``/``error``, which
+    leave a reconnecting client's cursor where it was), ``name`` its type, ``data`` its JSON."""
+
+    id: str | None
+    name: str
+    data: dict
+
+
+# Event streams send a keep-alive comment every 15 s, so a minute of silence is a dead
+# connection (a cut network, a suspended host) rather than a quiet job.
+STREAM_READ_TIMEOUT = 60.0
 
 
 class GradqClient:
@@ -71,11 +94,7 @@ class GradqClient:
         except httpx.TransportError as error:
             raise ApiUnreachableError(str(self._http.base_url), error) from None
         if response.status_code >= 400:
-            try:
-                detail = response.json().get("detail")
-            except ValueError:
-                detail = response.text
-            raise ApiError(response.status_code, detail)
+            raise ApiError(response.status_code, _detail(response))
         if response.status_code == 204 or not response.content:
             return None
         if response.headers.get("content-type", "").startswith("application/json"):
@@ -107,25 +126,45 @@ class GradqClient:
 
     def events(self, job_id: str) -> Iterator[tuple[str, dict]]:
         """``(event name, data)`` pairs of the job's SSE stream until it ends."""
+        with self.open_events(f"/v1/jobs/{job_id}/events") as stream:
+            for event in stream:
+                yield event.name, event.data
+
+    @contextlib.contextmanager
+    def open_events(
+        self, path: str, last_event_id: str | None = None, params: dict | None = None
+    ) -> Iterator[Iterator[SseEvent]]:
+        """Open the SSE stream at ``path`` with query ``params`` (after ``last_event_id`` if
+        given); the context value iterates its events until the server closes it. Opening raises
+        ApiError for an error answer; opening or reading raises ApiUnreachableError when the
+        connection fails."""
+        headers = {"Last-Event-ID": last_event_id} if last_event_id else {}
+        timeout = httpx.Timeout(STREAM_READ_TIMEOUT, connect=self._http.timeout.connect)
+        request = {"headers": headers, "params": params, "timeout": timeout}
         try:
-            yield from self._sse(f"/v1/jobs/{job_id}/events")
+            with self._http.stream("GET", path, **request) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    raise ApiError(response.status_code, _detail(response))
+                yield self._read_events(response)
         except httpx.TransportError as error:
             raise ApiUnreachableError(str(self._http.base_url), error) from None
 
-    def _sse(self, path: str) -> Iterator[tuple[str, dict]]:
-        with self._http.stream("GET", path, timeout=None) as response:
-            if response.status_code >= 400:
-                response.read()
-                raise ApiError(response.status_code, response.json().get("detail"))
-            name, data = "message", []
+    def _read_events(self, response: httpx.Response) -> Iterator[SseEvent]:
+        try:
+            event_id, name, data = None, "message", []
             for line in response.iter_lines():
-                if line.startswith("event:"):
+                if line.startswith("id:"):
+                    event_id = line[3:].strip()
+                elif line.startswith("event:"):
                     name = line[6:].strip()
                 elif line.startswith("data:"):
                     data.append(line[5:].strip())
                 elif not line and data:
-                    yield name, json.loads("\n".join(data))
-                    name, data = "message", []
+                    yield SseEvent(event_id, name, json.loads("\n".join(data)))
+                    event_id, name, data = None, "message", []
+        except httpx.TransportError as error:
+            raise ApiUnreachableError(str(self._http.base_url), error) from None
 
     # studies
     def create_study(self, study: dict) -> dict:
@@ -146,7 +185,9 @@ class GradqClient:
 
     def study_events(self, study_id: str) -> Iterator[tuple[str, dict]]:
         """``(event name, data)`` pairs of the study's SSE stream until it ends."""
-        return self._sse(f"/v1/studies/{study_id}/events")
+        with self.open_events(f"/v1/studies/{study_id}/events") as stream:
+            for event in stream:
+                yield event.name, event.data
 
     # models
     def models(self, limit: int = 100, cursor: str | None = None) -> dict:

@@ -13,3 +13,9 @@ class InputTooLarge(InputError):
     """Input over a size limit (HTTP 413); the message gives the size and the limit."""
 
     status_code = 413
+
+
+class UnsupportedMediaType(InputError):
+    """A body of a media type the route does not read (HTTP 415); the message says which does."""
+
+    status_code = 415

@@ -37,11 +37,15 @@ class OipError(ValueError):
         self.status = status
 
 
+INPUT_NAME = "input"  # the one input tensor's name in the model metadata (api.routers.oip)
+
+
 def parse_infer_request(
     body: bytes, header_length: str | None, max_values: int
 ) -> tuple[dict, np.ndarray]:
     """(request document, the one input tensor as an array of its declared shape); bodies with
-    more than ``max_values`` values are refused before parsing (``api.json_body``)."""
+    more than ``max_values`` values are refused before parsing (``api.json_body``). The tensor
+    must be named as the metadata names it (KServe and Triton refuse unknown input names)."""
     binary = b""
     if header_length is not None:
         try:
@@ -58,6 +62,13 @@ def parse_infer_request(
     inputs = document.get("inputs") if isinstance(document, dict) else None
     if not isinstance(inputs, list) or len(inputs) != 1 or not isinstance(inputs[0], dict):
         raise OipError("inputs: expected exactly one input tensor")
+    name = inputs[0].get("name")
+    if name != INPUT_NAME:
+        got = "missing" if name is None else f"unexpected input {json.dumps(name)[:60]}"
+        raise OipError(
+            f"inputs[0].name: {got}; the model's input tensor is named {INPUT_NAME!r} "
+            "(GET /v2/models/<name> lists it)"
+        )
     if "data" in inputs[0] and _LITERALS.search(body):  # rare: only then look for them
         _refuse_literals(inputs[0]["data"])
     return document, _tensor(inputs[0], binary)

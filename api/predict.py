@@ -7,6 +7,7 @@ turned into samples by ``api.images``.
 
 from __future__ import annotations
 
+import json
 import math
 import re
 
@@ -48,10 +49,23 @@ def batch_from_json(body: bytes, input_shape: tuple[int, ...], max_batch: int) -
     # NumPy reads [true, 0] as [1, 0] and [null, 0] as [nan, 0]: a JSON literal among the inputs
     # would be a wrong answer or a misleading error. The key "inputs" is the body's only string,
     # so a literal's name in the bytes is a literal (or text, refused as well).
-    literal = _LITERALS.search(body)
-    if literal:
-        raise InputError(f"inputs: {literal.group().decode()} is not a number")
+    if _LITERALS.search(body) and (found := first_non_number(document["inputs"])):
+        where, value = found  # named by its index, as a NaN is
+        raise InputError(f"{where}: {value} is not a number")
     return as_batch(document["inputs"], input_shape, max_batch)
+
+
+def first_non_number(raw: object, root: str = "inputs") -> tuple[str, str] | None:
+    """(index path like ``inputs[0][3]``, JSON text) of the first null, boolean or string in
+    ``raw`` (nested lists), depth-first in order; None if there is none."""
+    stack: list[tuple[object, str]] = [(raw, root)]
+    while stack:
+        value, where = stack.pop()
+        if isinstance(value, list):
+            stack.extend((item, f"{where}[{i}]") for i, item in reversed(list(enumerate(value))))
+        elif value is None or isinstance(value, bool | str):
+            return where, json.dumps(value)[:40]
+    return None
 
 
 def as_batch(raw: object, input_shape: tuple[int, ...], max_batch: int) -> np.ndarray:
@@ -67,9 +81,11 @@ def as_batch(raw: object, input_shape: tuple[int, ...], max_batch: int) -> np.nd
         # the model's own shape first, then the other accepted forms (flattened, channel-less)
         others = [list(s) for s in shapes if s != tuple(input_shape)]
         also = f" (or {' or '.join(map(str, others))})" if others else ""
+        batch_shape = ", ".join(["n", *map(str, input_shape)])
         raise InputError(
             f"inputs: got shape {list(array.shape)}; expected one sample of shape"
-            f" {list(input_shape)}{also}, or a batch of them [n, ...]"
+            f" {list(input_shape)}{also}, or a batch of them [{batch_shape}]"
+            f"{_label_column_hint(array.shape, input_shape)}"
         )
     if batch.shape[0] == 0:
         raise InputError("inputs: expected at least one sample")
@@ -77,6 +93,17 @@ def as_batch(raw: object, input_shape: tuple[int, ...], max_batch: int) -> np.nd
         raise InputError(f"inputs: {batch.shape[0]} samples; at most {max_batch} per request")
     _check_float32_range(array)
     return batch.astype(np.float32)
+
+
+def _label_column_hint(shape: tuple[int, ...], input_shape: tuple[int, ...]) -> str:
+    """For tabular rows one value too wide: they likely still hold the training label."""
+    if len(input_shape) == 1 and len(shape) in (1, 2) and shape[-1] == input_shape[0] + 1:
+        return (
+            f"; rows of {shape[-1]} values have one too many: if they include the label "
+            "column, remove it (gradq predict drops it by name from a CSV with a header when "
+            "the model's data set recorded it)"
+        )
+    return ""
 
 
 def _numbers(raw: object) -> np.ndarray:

@@ -13,7 +13,7 @@ from starlette.exceptions import HTTPException
 
 from api import predict as p
 from api.images import image_to_sample
-from api.input_error import InputError
+from api.input_error import InputError, UnsupportedMediaType
 from api.json_body import INLINE_PARSE_BYTES
 from api.model_cache import CachedModel
 from worker.config import Settings
@@ -26,9 +26,25 @@ async def read_batch(request: Request, entry: CachedModel, settings: Settings) -
         raw = await _image_sample(request, entry, settings.max_image_pixels)
         return p.as_batch(raw, entry.input_shape, max_batch)
     body = await request.body()
+    _refuse_raw_image(request.headers.get("content-type", ""), body)
     if len(body) <= INLINE_PARSE_BYTES:
         return p.batch_from_json(body, entry.input_shape, max_batch)
     return await run_in_threadpool(p.batch_from_json, body, entry.input_shape, max_batch)
+
+
+IMAGE_SIGNATURES = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff")  # PNG, JPEG
+
+
+def _refuse_raw_image(content_type: str, body: bytes) -> None:
+    """An image sent as the raw body (``--data-binary @x.png``) is refused with the form that
+    works: 415 for an image content type, 422 for image bytes under another one."""
+    is_image_type = content_type.lower().startswith("image/")
+    if is_image_type or body.startswith(IMAGE_SIGNATURES):
+        error = UnsupportedMediaType if is_image_type else InputError
+        raise error(
+            "body: an image must be sent as a multipart/form-data field named 'file' "
+            '(curl -F file=@x.png), not as the raw body; JSON bodies are {"inputs": [...]}'
+        )
 
 
 async def _image_sample(request: Request, entry: CachedModel, max_pixels: int) -> np.ndarray:

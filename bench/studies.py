@@ -9,7 +9,9 @@ the trial-slot use (seconds trial jobs ran / (wall time x max_parallel)) and the
 then per seed and on the means, TPE + hyperband against random search: the accuracy gap and the
 epochs ratio, and the target (gap <= 0.002 with at most half the epochs).
 Run: ``python bench/studies.py [--trials 24] [--epochs 9] [--parallel 2] [--seeds 0 1 2 3 4]
-[--log studies.jsonl]``; ``--summarize studies.jsonl`` prints the summary of a (partial) log.
+[--arms tpe/hyperband ...] [--log studies.jsonl]``; ``--summarize A.jsonl [B.jsonl ...]`` prints
+the summary of (partial) logs together, e.g. a new TPE + hyperband run against the random-search
+rows of an earlier one (random search does not depend on the pruner or TPE settings).
 """
 
 from __future__ import annotations
@@ -73,6 +75,11 @@ def run_study(api: GradqClient, study: dict) -> dict:
         "wall": wall,
         "slots": busy / (wall * study["max_parallel"]),
         "load": (load_before + os.getloadavg()[0]) / 2,
+        # every trial, so two runs of a seed can be compared draw by draw
+        "trials": [
+            {key: trial[key] for key in ("trial", "params", "state", "value", "epochs")}
+            for trial in done["trials"]
+        ],
     }
 
 
@@ -106,10 +113,16 @@ def run(args) -> list[dict]:
 
 
 def print_row(r: dict, flush: bool = False) -> None:
+    # rows copied from an earlier run's table (a reused baseline) may lack the detail fields
+    detail = (
+        f"  slot use {r['slots']:.2f}  load {r['load']:4.1f}"
+        f"  best trial {r['best_trial']:2d} {r['best_params']}"
+        if r.get("best_trial") is not None
+        else "  (from an earlier run's table)"
+    )
     print(
         f"seed {r['seed']}  {r['arm']:>13}  best val acc {r['best']:.4f}  epochs {r['epochs']:4d}"
-        f"  pruned {r['pruned']:2d}  wall {r['wall']:7.1f} s  slot use {r['slots']:.2f}"
-        f"  load {r['load']:4.1f}  best trial {r['best_trial']:2d} {r['best_params']}",
+        f"  pruned {r['pruned']:2d}  wall {r['wall']:7.1f} s{detail}",
         flush=flush,
     )
 
@@ -130,8 +143,11 @@ def print_summary(results: list[dict], title: str) -> None:
             f"  epochs {statistics.mean(r['epochs'] for r in rows):6.1f}"
             f"  pruned {statistics.mean(r['pruned'] for r in rows):4.1f}"
             f"  wall {statistics.mean(r['wall'] for r in rows):7.1f} s"
-            f"  slot use {statistics.mean(r['slots'] for r in rows):.2f}"
-            f"  load {statistics.mean(r['load'] for r in rows):4.1f}"
+            + "".join(
+                f"  {label} {statistics.mean(r[key] for r in rows):.2f}"
+                for key, label in (("slots", "slot use"), ("load", "load"))
+                if all(r.get(key) is not None for r in rows)
+            )
         )
     seeds = sorted({s for (arm, s) in by if (BASELINE, s) in by and (CANDIDATE, s) in by})
     if not seeds:
@@ -166,11 +182,12 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--arms", nargs="+", choices=ARMS, default=list(ARMS))
     parser.add_argument("--log", help="append each study's figures here (JSON lines)")
-    parser.add_argument("--summarize", help="print the summary of a log and exit")
+    parser.add_argument("--summarize", nargs="+", help="print the summary of logs and exit")
     args = parser.parse_args()
     if args.summarize:
-        lines = Path(args.summarize).read_text().splitlines()
-        print_summary([json.loads(line) for line in lines if line.strip()], args.summarize)
+        lines = [line for path in args.summarize for line in Path(path).read_text().splitlines()]
+        rows = [json.loads(line) for line in lines if line.strip()]
+        print_summary(rows, " + ".join(args.summarize))
         return
     # a stopped run still stops its redis, worker and API (``finally`` in ``run``); its log stays
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))

@@ -35,6 +35,12 @@ class Settings(BaseSettings):
     redis_url: str = Field("redis://127.0.0.1:6379/0", description="Redis for broker, jobs, models")
     api_url: str = Field("http://127.0.0.1:8000", description="Where CLI clients reach the API")
     api_key: str | None = Field(None, description="Bearer key the CLI client sends")
+    cli_reconnect_seconds: float = Field(
+        120.0, gt=0, description="How long a following CLI command waits for an API that went away"
+    )
+    cli_progress_seconds: float = Field(
+        30.0, gt=0, description="Off a terminal, a progress line within an epoch at most this often"
+    )
     data_dir: Path = Field(default_factory=default_data_dir, description="Data set cache folder")
 
     api_keys_file: Path | None = Field(None, description="File of hashed API keys (tenant per key)")

@@ -48,6 +48,7 @@ def finish_job(ctx: ShardContext, replica: Replica, loss, data, stopped_early: b
         preprocessing=data.preprocessing,
         classes=data.classes,
         num_classes=data.num_classes,
+        label_column=data.label_column,
         metrics=metrics,
     )
     saved = pending.metadata

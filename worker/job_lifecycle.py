@@ -37,9 +37,21 @@ from worker.jobs import (
 from worker.json_update import update_json
 from worker.models_store import ModelStore
 from worker.storage import ArtifactStore, artifact_store
-from worker.storage.checkpoints import checkpoints_key, keep_checkpoints, load_checkpoint_meta
+from worker.storage.checkpoints import (
+    checkpoints_key,
+    has_checkpoint,
+    keep_checkpoints,
+    load_checkpoint_meta,
+)
 
 RESUMABLE = ("cancelled", "failed")
+
+
+def can_resume(redis, record: dict) -> bool:
+    """Would ``reopen_job`` accept this job now, as far as the job itself goes: cancelled or
+    failed, with a checkpoint to start from (the dashboard offers Resume only then; the data set
+    and the tenant's active-job limit are checked when it is clicked)."""
+    return record.get("status") in RESUMABLE and has_checkpoint(redis, record["id"])
 
 
 class JobActiveError(Exception):

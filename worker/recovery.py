@@ -29,6 +29,7 @@ from worker.collective.shm_transport import remove_job_segments
 from worker.config import Settings
 from worker.job_logs import job_log
 from worker.jobs import JobStore, utc_now
+from worker.storage.checkpoints import checkpoints_key, has_checkpoint
 
 ATTEMPT_TTL_SECONDS = 24 * 3600
 
@@ -245,20 +246,35 @@ def restart_job(
         "restarts": record["restarts"] + int(counted),
         "pending_since": time.time(),
     }
+    restarting = ""
+
+    def restart_reason(_record) -> str:
+        nonlocal restarting  # what the next attempt starts from, decided with the transition
+        restarting = restarting_from(store.redis, job_id)
+        return f"{restarting}: {reason}"
+
     updated = store.transition(
         job_id,
         "queued",
-        f"restarting from the last checkpoint: {reason}",
+        restart_reason,
         changes=changes,
         expect_attempt=attempt,
+        watch=(checkpoints_key(job_id),),  # a save landing meanwhile changes the answer
     )
     if updated is not None:
         restarts = f"restart {changes['restarts']} of at most {max_restarts}"
         if not counted:
             restarts = f"not counted as a restart; {changes['restarts']} so far"
-        job_log(store.redis, job_id, f"restarting from the last checkpoint ({restarts}): {reason}")
+        job_log(store.redis, job_id, f"{restarting} ({restarts}): {reason}")
         enqueue(job_id)
     return updated
+
+
+def restarting_from(redis, job_id: str) -> str:
+    """Where a restarted attempt starts, truthfully: with no checkpoint yet it is the start."""
+    if has_checkpoint(redis, job_id):
+        return "restarting from the last checkpoint"
+    return "restarting from the start (no checkpoint yet)"
 
 
 def sweep(store: JobStore, settings: Settings, enqueue) -> list[str]:

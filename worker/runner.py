@@ -8,8 +8,9 @@
   (``restart_job``), or fails once ``max_restarts`` is used up;
 - Redis unreachable (a restart): the attempt is abandoned and the job restarts from its checkpoint
   once Redis answers again (the job-state client retries with backoff meanwhile);
-- its worker is being stopped (SIGTERM, ``worker.stopping``): a training shard hands the attempt
-  back and the job is requeued from its checkpoint without counting a restart (nothing failed); a
+- its worker is being stopped (SIGTERM, ``worker.stopping``): the shards stop at one step, shard 0
+  saves it (``worker.planned_stop``) and the job is requeued from that checkpoint without
+  counting a restart (nothing failed); a
   shard still waiting for its gang gives its place back and re-sends its task;
 - any other error (NaN loss, a bad shape, no common transport): the job fails with the message; the
   worker stays healthy.
@@ -151,12 +152,11 @@ def _run(store, data, settings, job_id, shard, attempt, requeue, enqueue_start, 
 
 
 def _hand_back(ctx: ShardContext, enqueue_start) -> None:
-    """Requeue the job from its checkpoint, uncounted: this shard's worker is stopping. Called
-    where the stop is seen, before the transport closes (a peer that lost its link first would
-    restart the job as for a crash, and count it)."""
-    note = f"handing attempt {ctx.attempt} back: its worker is stopping"
-    ctx.fence.log(note, ctx.shard, "warning")
-    reason = f"shard {ctx.shard}'s worker was stopped (SIGTERM)"
+    """Requeue the job from its checkpoint, uncounted: a worker of the attempt is stopping.
+    Called where the stop is seen or made, before the transport closes (a peer that lost its
+    link first would restart the job as for a crash, and count it)."""
+    reason = ctx.stop.reason()
+    ctx.fence.log(f"handing attempt {ctx.attempt} back: {reason}", ctx.shard, "warning")
     restart_job(ctx.store, ctx.job_id, ctx.attempt, reason, enqueue_start, counted=False)
 
 

@@ -38,6 +38,7 @@ from worker.replica import (
 )
 from worker.shard_context import ShardContext
 from worker.steps import exact_step, local_step
+from worker.stopping import WorkerStoppingError
 from worker.storage import ArtifactStore, artifact_store
 from worker.storage.checkpoint_writer import CheckpointWriter
 from worker.storage.checkpoints import load_checkpoint
@@ -99,13 +100,22 @@ def prepare(store: JobStore, job_id: str, settings: Settings) -> Replica:
         model.load_state_dict(model_state)
         optimizer.load_state_dict(optimizer_state)
         set_rng_states(model, meta["rng"])
-        origin = f"the checkpoint at step {meta['global_step']} (epoch {meta['epoch']})"
+        origin = f"the checkpoint at step {meta['global_step']} ({checkpoint_position(meta)})"
     elif spec.get("init_from"):
         origin = _init_from(store, model, spec["init_from"], artifacts)
     loss = build_loss(spec.get("loss", "cross_entropy"))
     return Replica(
         spec, data, model, loss, optimizer, schedule, steps_total, meta, origin, artifacts
     )
+
+
+def checkpoint_position(meta: dict) -> str:
+    """Where in training a checkpoint's ``meta`` is, with epochs counted from 1 as everywhere
+    in gradq (``meta["epoch"]`` counts the epochs done, ``meta["batch"]`` the batches of the
+    next one): "after epoch 11", or "epoch 12, after batch 30"."""
+    if meta["batch"] == 0:
+        return f"after epoch {meta['epoch']}"
+    return f"epoch {meta['epoch'] + 1}, after batch {meta['batch']}"
 
 
 def _init_from(store: JobStore, model: nnlib.Model, init_from: dict, artifacts) -> str:
@@ -172,6 +182,7 @@ def _train(ctx: ShardContext, replica: Replica, writer: CheckpointWriter) -> dic
     rows = SliceRows(data.x_train, data.y_train)
     every = int(spec.get("sync_every") or 1)
     local = LocalSGD(every, ctx.num_shards, ctx.shard) if every > 1 else None
+    ctx.stop.supported = local is None  # between local-SGD syncs the replicas differ
     curve = _NoCurve()
     if ctx.shard == 0:
         curve = LossRecorder(ctx.fence, ctx.job_id, steps_total, meta["global_step"])
@@ -187,7 +198,11 @@ def _train(ctx: ShardContext, replica: Replica, writer: CheckpointWriter) -> dic
         samples_this_run = 0
         upcoming = None
         for b in range(meta["batch"], len(batches)):
+            ctx.stop.step_top(meta["global_step"])
             ctx.check_flags_now_and_then()
+            if ctx.stop.due():  # a worker of the attempt is stopping: save here and hand back
+                _stop_here(ctx, meta, checkpoint, writer)
+            ctx.stop.step_started()
             index = batches[b]
             mine = upcoming if upcoming is not None else _my_rows(index, ctx)
             upcoming = _my_rows(batches[b + 1], ctx) if b + 1 < len(batches) else None
@@ -282,6 +297,25 @@ def _average_buffers(ctx: ShardContext, model, epoch: int) -> None:
     ctx.allreduce(f"buf{epoch}", flat.buffer, [1.0] * ctx.num_shards)
     for name, array in buffers.items():
         np.copyto(array, flat.views[name])
+
+
+def _stop_here(ctx: ShardContext, meta: dict, checkpoint, writer: CheckpointWriter):
+    """The planned stop (``worker.planned_stop``) at the top of its step: shard 0 saves the
+    state as the periodic save would here, then requeues the attempt uncounted; the others wait
+    for that requeue (or, if it does not come, requeue themselves). Raises WorkerStoppingError."""
+    step = meta["global_step"]
+    if ctx.shard == 0:
+        if meta.get("last_checkpoint") != step:  # an epoch end just saved this very state
+            checkpoint()
+        try:
+            writer.wait()  # published before the requeue: the next attempt resumes from it
+            ctx.fence.log(f"stopping at step {step}: checkpoint saved", ctx.shard)
+        except Exception as error:  # noqa: BLE001 - the stop goes on; resume is from an older one
+            ctx.fence.log(f"stopping at step {step}: checkpoint failed ({error})", 0, "warning")
+        ctx.hand_back()
+    elif not ctx.stop.wait_for_requeue():
+        ctx.hand_back()
+    raise WorkerStoppingError(f"stopped at step {step}: {ctx.stop.reason()}")
 
 
 def _crossed_multiple(meta: dict, every: int) -> bool:

@@ -12,6 +12,7 @@ from worker.collective.allreduce import allreduce_mean
 from worker.config import Settings
 from worker.fence import AttemptFence
 from worker.jobs import JobStore, cancel_key
+from worker.planned_stop import PlannedStop, stop_key
 from worker.recovery import AttemptAbortedError, ResumeMismatchError, attempt_key, check_attempt
 from worker.stopping import STOP, WorkerStoppingError
 
@@ -52,12 +53,14 @@ class ShardContext:
     shm: object = None  # the connected SharedSegments when transport is "shm"
     mesh: object = None  # the connected TcpMesh ("tcp") or HierarchicalExchange ("hierarchical")
     control_down_since: float | None = None  # when Redis calls started failing
-    on_stopping: object = None  # called once this process got SIGTERM, before WorkerStoppingError
+    on_stopping: object = None  # requeues the attempt uncounted (a worker of it is stopping)
     # every write to the job's shared state goes through it (worker.fence)
     fence: AttemptFence = field(init=False)
+    stop: PlannedStop = field(init=False)  # the step all shards stop at when a worker stops
 
     def __post_init__(self) -> None:
         self.fence = AttemptFence(self.store, self.job_id, self.attempt)
+        self.stop = PlannedStop(self.fence, self.shard)
 
     def key(self, name: str) -> str:
         return f"gradq:ar:{self.job_id}:a{self.attempt}:{name}"
@@ -88,22 +91,37 @@ class ShardContext:
 
     def check_flags(self) -> None:
         if STOP.is_set():  # a local flag (worker.stopping): no round trip
-            if self.on_stopping is not None:
-                self.on_stopping()
-            raise WorkerStoppingError("its worker is stopping (SIGTERM)")
+            self._handing_back(self.stop.worker_stopping)
         self.flags_checked_at = time.monotonic()
         flags = self.control(
             lambda: self.store.redis.mget(
-                cancel_key(self.job_id), attempt_key(self.job_id, self.attempt, "abort")
+                cancel_key(self.job_id),
+                attempt_key(self.job_id, self.attempt, "abort"),
+                stop_key(self.job_id, self.attempt),
             )
         )
         if flags is UNREACHABLE:
             return
-        cancel, abort = flags
+        cancel, abort, stop_at = flags
         if abort is not None:
             raise AttemptAbortedError(abort.decode())
         if cancel is not None:
             raise JobCancelledError("cancel requested")
+        self._handing_back(lambda: self.stop.learn(stop_at))
+
+    def _handing_back(self, check) -> None:
+        """``check()``; when it raises WorkerStoppingError (stop now, unsaved), requeue the
+        attempt uncounted first (``on_stopping``)."""
+        try:
+            check()
+        except WorkerStoppingError:
+            self.hand_back()
+            raise
+
+    def hand_back(self) -> None:
+        """Requeue the attempt uncounted (``on_stopping``; tests without a runner have none)."""
+        if self.on_stopping is not None:
+            self.on_stopping()
 
     def check_while_waiting(self) -> None:
         redis, job, attempt = self.store.redis, self.job_id, self.attempt

@@ -6,13 +6,14 @@ processes, so a training shard died of it like a crash: its task was redelivered
 from its checkpoint and the restart was counted against ``max_restarts``, although nothing failed.
 
 Now a pool process that receives SIGTERM while it runs a shard task sets ``STOP``. A training
-shard sees it at its next flag check (``ShardContext.check_flags``, at most 0.1 s apart) and
-requeues its job's attempt from the last checkpoint with ``restarts`` unchanged
-(``worker.runner``); a shard waiting for its gang gives its place back and re-sends its task
-(``worker.gang``), as when it yields to an older gang; a shard still preparing (loading its data)
-does so once prepared. A pool process with no shard task dies of the signal as before. The main
-process forwards its SIGTERM to its pool (``forward_to_pool``), so a warm shutdown ends in
-about a step instead of waiting for the job to finish.
+shard sees it at its next flag check (``ShardContext.check_flags``, at most 0.1 s apart), agrees
+with its peers on a step where shard 0 saves a checkpoint (``worker.planned_stop``), and there
+requeues its job's attempt with ``restarts`` unchanged (``worker.runner``); a shard waiting for
+its gang gives its place back and re-sends its task (``worker.gang``), as when it yields to an
+older gang; a shard still preparing (loading its data) does so once prepared. A pool process
+with no shard task dies of the signal as before. The main process forwards its SIGTERM to its
+pool (``forward_to_pool``), so a warm shutdown ends in seconds instead of waiting for the job
+to finish.
 """
 
 from __future__ import annotations

@@ -8,9 +8,12 @@ import typer
 from rich.markup import escape
 from rich.table import Column, Table
 
-from api.cli.output import print_json, print_table
+from api.cli.follow import reconnecting
+from api.cli.output import print_error, print_json, print_table
+from api.cli.reconnect import ApiGoneError
 from api.cli.remote import JsonFlag, call, client, console, fail, id_column
 from api.client import ApiError
+from worker.config import get_settings
 
 jobs_app = typer.Typer(
     rich_markup_mode=None,
@@ -76,7 +79,7 @@ def logs(
     """A job's log lines: time, shard, level, message."""
     with client() as api:
         try:
-            lines = api.follow_logs(job_id) if follow else _all_lines(api, job_id)
+            lines = _followed_lines(api, job_id) if follow else _all_lines(api, job_id)
             for line in lines:
                 shard = "job" if line.get("shard") is None else f"shard {line['shard']}"
                 colour = LEVEL_COLOURS.get(line["level"], "default")
@@ -85,10 +88,28 @@ def logs(
                     + escape(line["message"]),
                     highlight=False,
                 )
+        except ApiGoneError as error:
+            print_error(f"{error}; the job keeps running: gradq logs {job_id} -f")
+            raise typer.Exit(1) from None
         except ApiError as error:
             fail(error)
         except KeyboardInterrupt:
             raise typer.Exit(130) from None
+
+
+def _followed_lines(api, job_id: str):
+    """Every line, then new ones until the job ends, through API restarts (the stream's ids are
+    log cursors: a reconnection starts after the last line printed)."""
+    path = f"/v1/jobs/{job_id}/logs"
+
+    def open_stream(last_id: str | None):
+        cursor = {"cursor": last_id} if last_id else {}
+        return api.open_events(path, params={"follow": "true", **cursor})
+
+    retry = reconnecting(get_settings().cli_reconnect_seconds)
+    for name, data in retry.events(open_stream):
+        if name == "log":
+            yield data
 
 
 def _all_lines(api, job_id: str):

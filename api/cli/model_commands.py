@@ -61,9 +61,12 @@ def names(limit: int = 100, as_json: JsonFlag = False):
 
 
 @models_app.command("versions")
-def versions(name: str):
+def versions(name: str, as_json: JsonFlag = False):
     """A name's versions (newest first) and aliases."""
     entry = call(lambda api: api.registry(name))
+    if as_json:
+        print_json(entry)
+        return
     table = Table("version", id_column(), "aliases", "created", "tags")
     for model in entry["versions"]:
         table.add_row(
@@ -136,9 +139,13 @@ def upload(
     name: Annotated[
         str | None, typer.Option(help="Registry name (default: the file's stem)")
     ] = None,
+    as_json: JsonFlag = False,
 ):
     """Import a model file written by nnlib.save (e.g. gradq train --local --save)."""
     model = call(lambda api: api.upload_model(file, name))
+    if as_json:
+        print_json(model)
+        return
     console.print(f"{model['id']}: {model['name']} version {model['version']}")
 
 

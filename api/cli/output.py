@@ -2,7 +2,7 @@
 
 On a terminal: rich tables sized to the window, live progress bars. Off one: lines are never cut
 or wrapped at 80 columns (rich's default width without a terminal), and progress is a plain line
-per epoch instead of a bar nobody sees.
+per epoch (and one at most every 30 s within a long epoch) instead of a bar nobody sees.
 """
 
 from __future__ import annotations

@@ -1,9 +1,13 @@
-"""Job progress fed by its SSE events: a live bar on a terminal, a line per epoch off one.
+"""Job progress fed by its SSE events: a live bar on a terminal, a line per epoch off one (and a
+progress line within a long epoch, so a CI log shows the job is alive).
 
 The accuracy shown is the validation accuracy of the last finished epoch (labelled ``val acc``).
 """
 
 from __future__ import annotations
+
+import time
+from collections.abc import Callable
 
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
@@ -61,10 +65,16 @@ class JobProgress:
 
 
 class EpochLines:
-    """Off a terminal: one line per status change and per finished epoch (same interface)."""
+    """Off a terminal: one line per status change and per finished epoch, and a progress line
+    (``epoch 2/10: step 1200/4690, loss 0.3456``) when ``every`` seconds pass without a line
+    during an epoch. Same interface as JobProgress."""
 
-    def __init__(self, console: Console):
+    def __init__(
+        self, console: Console, every: float = 30.0, clock: Callable[[], float] = time.monotonic
+    ):
         self.console, self._epochs, self._status = console, None, None
+        self._every, self._clock = every, clock
+        self._last_line = clock()
 
     def __enter__(self) -> EpochLines:
         return self
@@ -81,9 +91,21 @@ class EpochLines:
             self._say(f"status {status}{reason}")
         if name == "epoch" and data.get("history"):
             self._say(epoch_line(data["history"][-1], self._epochs))
+        elif name == "progress" and self._clock() - self._last_line >= self._every:
+            self._say(step_line(data, self._epochs))
 
     def _say(self, line: str) -> None:
+        self._last_line = self._clock()
         self.console.print(line, markup=False, highlight=False)
+
+
+def step_line(progress: dict, epochs: int | None) -> str:
+    """``epoch 2/10: step 1200/4690, loss 0.3456`` (steps count over the whole job)."""
+    of = f"/{epochs}" if epochs else ""
+    total = f"/{progress['steps_total']}" if progress.get("steps_total") else ""
+    line = f"epoch {progress.get('epoch')}{of}: step {progress.get('step')}{total}"
+    loss = progress.get("train_loss")
+    return line + (f", loss {loss:.4f}" if isinstance(loss, int | float) else "")
 
 
 def epoch_line(summary: dict, epochs: int | None) -> str:
@@ -102,6 +124,7 @@ def epoch_line(summary: dict, epochs: int | None) -> str:
     return " ".join(parts).rstrip(",")
 
 
-def job_progress(console: Console) -> JobProgress | EpochLines:
-    """The live bar on a terminal, epoch lines elsewhere."""
-    return JobProgress(console) if console.is_terminal else EpochLines(console)
+def job_progress(console: Console, every: float = 30.0) -> JobProgress | EpochLines:
+    """The live bar on a terminal, epoch lines (and a progress line at most ``every`` seconds
+    within an epoch) elsewhere."""
+    return JobProgress(console) if console.is_terminal else EpochLines(console, every)

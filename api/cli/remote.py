@@ -10,7 +10,6 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.table import Column, Table
-from rich.text import Text
 
 from api.cli.json_file import JsonFileError, read_json_file
 from api.cli.output import make_console, print_error, print_json, print_table
@@ -63,33 +62,72 @@ def read_json_or_exit(path: Path) -> Any:
 def submit(
     spec: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="Job spec JSON")],
     wait: Annotated[bool, typer.Option("--wait", help="Show live progress until it ends")] = False,
+    as_json: Annotated[
+        bool,
+        typer.Option(
+            "--json",
+            help="Print the API's answer on one line (with --wait: the final job record;"
+            " progress goes to stderr)",
+        ),
+    ] = False,
 ):
     """Submit a training job; with --wait exit non-zero unless it succeeds."""
+    from api.cli.follow import follow
+
     document = read_json_or_exit(spec)
     with client() as api:
         try:
             job = api.submit(document)
         except ApiError as error:
             fail(error)
-        console.print(f"submitted {job['id']} ({job['status']})")
+        if as_json and not wait:
+            print_json(job)
+            return
+        # with --json, stdout holds only the final record: everything else goes to stderr
+        shown = make_console(stderr=True) if as_json else console
+        shown.print(f"submitted {job['id']} ({job['status']})")
         if wait:
-            final = follow(api, job["id"])
+            final = follow(api, job["id"], shown)
+            if as_json:
+                print_json(final)
             raise typer.Exit(0 if final.get("status") == "succeeded" else 1)
 
 
 def status(job_id: str, as_json: JsonFlag = False):
-    """Show a job's record."""
-    record = call(lambda api: api.job(job_id))
-    if as_json:
-        print_json(record)
-    else:
-        console.print_json(json.dumps(record))
+    """Show a job: status, progress, accuracy, model, timing (--json: the whole record)."""
+    from api.cli.job_summary import summary_lines
 
-
-def watch(job_id: str):
-    """Follow a job's progress live until it ends (exit 1 unless it succeeds)."""
     with client() as api:
-        final = follow(api, job_id)
+        try:
+            record = api.job(job_id)
+            if as_json:
+                print_json(record)
+                return
+            model = None
+            if record.get("model_id"):
+                try:
+                    model = api.model(record["model_id"])
+                except ApiError:  # deleted since: the id is still worth showing
+                    model = None
+        except ApiError as error:
+            fail(error)
+    for line in summary_lines(record, model):
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
+
+
+def watch(
+    job_id: str,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the final job record on one line")
+    ] = False,
+):
+    """Follow a job's progress live until it ends (exit 1 unless it succeeds)."""
+    from api.cli.follow import follow
+
+    with client() as api:
+        final = follow(api, job_id, make_console(stderr=True) if as_json else console)
+    if as_json:
+        print_json(final)
     raise typer.Exit(0 if final.get("status") == "succeeded" else 1)
 
 
@@ -117,13 +155,19 @@ def predict(
     file: Annotated[Path, typer.Argument(exists=True, dir_okay=False)],
     as_json: JsonFlag = False,
 ):
-    """Predict with MODEL on FILE (.npy, .npz first array, .csv rows, .png/.jpg image)."""
+    """Predict with MODEL on FILE (.npy, .npz first array, .csv rows, .png/.jpg image).
+
+    A CSV with a header row may keep the training set's label column: it is dropped by name."""
     from api.cli.inputs import read_inputs
 
     with client() as api:
         try:
             if file.suffix.lower() in (".png", ".jpg", ".jpeg"):
                 answer = api.predict_image(model_id, file)
+            elif file.suffix.lower() == ".csv":
+                # the training CSV's label column, recorded with the model, is dropped by name
+                label_column = api.model(model_id).get("label_column")
+                answer = api.predict(model_id, read_inputs(file, label_column))
             else:
                 answer = api.predict(model_id, read_inputs(file))
         except ValueError as error:
@@ -157,13 +201,14 @@ def upload(
     label_column: Annotated[
         str | None, typer.Option(help="CSV label column (default: the last)")
     ] = None,
+    as_json: JsonFlag = False,
 ):
     """Upload a .npz or .csv data set."""
-    with client() as api:
-        try:
-            console.print_json(json.dumps(api.upload_dataset(file, label_column)))
-        except ApiError as error:
-            fail(error)
+    record = call(lambda api: api.upload_dataset(file, label_column))
+    if as_json:
+        print_json(record)
+        return
+    console.print_json(json.dumps(record))  # the whole record: its id, shapes and classes
 
 
 @datasets_app.command("list")
@@ -210,30 +255,6 @@ def serve(
     except InsecureBindError as error:
         print_error(error)
         raise typer.Exit(2) from None
-
-
-def follow(api: GradqClient, job_id: str) -> dict:
-    """Live progress from the job's events; returns the final job record."""
-    from api.cli.progress import job_progress
-
-    with job_progress(console) as bar:
-        try:
-            for name, data in api.events(job_id):
-                bar.update(name, data)
-            final = api.job(job_id)
-        except ApiError as error:
-            fail(error)
-        except KeyboardInterrupt:
-            console.print("stopped watching (the job keeps running)")
-            sys.exit(130)
-        bar.update("final", final)  # the real last step (an early stop ends before steps_total)
-    colour = "green" if final["status"] == "succeeded" else "red"
-    reason = f" ({final['status_reason']})" if final.get("status_reason") else ""
-    total = f"/{final['steps_total']}" if final.get("steps_total") else ""
-    model = f", model {final['model_id']}" if final.get("model_id") else ""
-    tail = f"{reason} at step {final.get('step')}{total}{model}"
-    console.print(Text.assemble(f"{job_id}: ", (final["status"], colour), tail), soft_wrap=True)
-    return final
 
 
 def register(app: typer.Typer) -> None:

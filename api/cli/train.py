@@ -116,6 +116,7 @@ def train_local(spec: dict, on_epoch: Callable[[dict], None] | None = None) -> d
         "dataset": spec["dataset"],  # an import keeps it, as a trained model keeps its job's
         "classes": data.classes,
         "num_classes": data.num_classes,
+        "label_column": data.label_column,
         "preprocessing": data.preprocessing,
         "metrics": {"test_loss": result["test_loss"], "test_accuracy": result["test_accuracy"]},
     }

@@ -32,6 +32,7 @@ from api.spec_check import (
 )
 from api.sse import job_event_stream
 from worker.admission import ActiveJobLimitError, DatasetGoneError
+from worker.job_lifecycle import can_resume
 from worker.jobs import JobFinishedError, JobNotFoundError
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"], route_class=StrictJSONRoute)
@@ -140,7 +141,8 @@ def list_jobs(
     summary="A job's record",
 )
 def get_job(tenant: TenantDep, job_id: JobId, jobs: JobStoreDep):
-    return job_view(owned_job(jobs, job_id, tenant))
+    record = owned_job(jobs, job_id, tenant)
+    return job_view(record) | {"resumable": can_resume(jobs.redis, record)}
 
 
 @router.get(

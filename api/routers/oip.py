@@ -20,7 +20,7 @@ from pydantic import BaseModel
 from api import predict as p
 from api.deps import ModelCacheDep, ModelStoreDep, RedisDep, SettingsDep, TenantDep
 from api.json_body import StrictJSONRoute
-from api.oip_tensors import OipError, output_tensor, parse_infer_request
+from api.oip_tensors import INPUT_NAME, OipError, output_tensor, parse_infer_request
 from api.routers.predict import cached_model
 from api.schemas.common import errors
 
@@ -123,7 +123,7 @@ def _metadata(entry, versions: list[int]) -> dict:
         "name": meta.get("name") or meta["id"],
         "versions": [str(v) for v in versions] or [str(meta.get("version") or 1)],
         "platform": "gradq_nnlib",
-        "inputs": [{"name": "input", "datatype": "FP32", "shape": [-1, *model.input_shape]}],
+        "inputs": [{"name": INPUT_NAME, "datatype": "FP32", "shape": [-1, *model.input_shape]}],
         "outputs": outputs,
     }
 

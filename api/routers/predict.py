@@ -116,7 +116,7 @@ add_ref_routes(
     methods=["POST"],
     response_model=PredictResponse,
     response_model_exclude_none=True,
-    responses=errors(*COMMON_ERRORS, 404, 422),
+    responses=errors(*COMMON_ERRORS, 404, 415, 422),
     openapi_extra=PREDICT_BODY,
     description="413 also answers an image of more than `GRADQ_MAX_IMAGE_PIXELS` pixels.",
     summary="Predict with a model (JSON inputs or an image upload)",

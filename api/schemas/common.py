@@ -28,6 +28,7 @@ def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
         404: "No such resource for this tenant",
         409: "Conflicts with the resource's state",
         413: "Request body too large",
+        415: "Unsupported body media type; detail says which to send",
         422: "Invalid input; detail names the field",
         429: "Too many active jobs for this tenant (see Retry-After)",
         503: "A dependency is unavailable",

@@ -37,7 +37,10 @@ class DatasetOut(BaseModel):
     shapes: dict[str, list[int]] | None = None
     dtype: str | None = None
     num_classes: int | None = None
-    classes: list[str] | None = None
+    classes: list[str] | None = Field(
+        None, description="Class names: a CSV's text labels sorted, else '0'..'C-1'"
+    )
+    label_column: str | None = Field(None, description="A CSV's label column")
     task: str | None = Field(None, examples=["classification"])
     is_image: bool | None = None
     pixel_max: float | None = None

@@ -63,6 +63,11 @@ class JobOut(BaseModel):
     history: list[EpochSummary] = Field(default_factory=list)
     restarts: int = 0
     resumes: int = Field(0, description="Times the job was resumed after a cancel or failure")
+    resumable: bool | None = Field(
+        None,
+        description="GET /v1/jobs/{id} only: cancelled or failed with a checkpoint, so POST"
+        " /v1/jobs/{id}/resume can start it again (false: it answers 409)",
+    )
     model_id: str | None = None
     study_id: str | None = Field(None, description="The study this job is a trial of")
     trial: int | None = Field(None, description="Its trial number in that study")

@@ -44,6 +44,9 @@ class ModelOut(BaseModel):
     input_shape: list[int]
     output_shape: list[int] | None = None
     classes: list[str] | None = None
+    label_column: str | None = Field(
+        None, description="The training CSV's label column: gradq predict drops it by name"
+    )
     num_parameters: int | None = None
     metrics: dict[str, Any] = Field(default_factory=dict)
     preprocessing: dict[str, Any] | None = None

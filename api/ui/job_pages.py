@@ -18,7 +18,7 @@ from api.schemas.jobs import JobStatus
 from api.ui.access import PageTenant
 from api.ui.job_views import row_view, timeline
 from api.ui.render import page, templates
-from worker.job_lifecycle import RESUMABLE
+from worker.job_lifecycle import can_resume
 
 router = APIRouter(include_in_schema=False, route_class=StrictJSONRoute)
 # the source tree's examples/, or the working directory's (an installed package, e.g. the image)
@@ -123,7 +123,7 @@ def job_page(request: Request, job_id: str, tenant: PageTenant, jobs: JobStoreDe
         job=row_view(record),
         timeline=changes,
         events_after=events_after or "",
-        resumable=RESUMABLE,
+        resumable=can_resume(jobs.redis, record),  # the resume endpoint's rule: 409 otherwise
         # in the page itself: the chart draws without waiting for a first /metrics round trip
         metrics=job_metrics(jobs.redis, record),
     )

@@ -48,6 +48,17 @@ def drawable(metadata: dict) -> tuple[int, int] | None:
         return None
 
 
+# what the canvas asks for, by the built-in set a model was trained on; others draw "an item"
+DRAWING_SUBJECTS = {"digits": "a digit", "mnist": "a digit", "fashion-mnist": "a piece of clothing"}
+
+
+def drawing_subject(metadata: dict) -> str:
+    """What to draw for this model ("a digit" only for digits and MNIST models)."""
+    dataset = metadata.get("dataset")
+    name = dataset.get("name") if isinstance(dataset, dict) else None
+    return DRAWING_SUBJECTS.get(name, "an item") if isinstance(name, str) else "an item"
+
+
 @router.get("/models")
 def models_page(request: Request, tenant: PageTenant, models: ModelStoreDep):
     return page(request, "models.html", tenant=tenant, models=models.list(tenant))
@@ -74,6 +85,7 @@ async def model_page(request: Request, model_id: str, tenant: PageTenant, models
         layers=layers,
         classes=classes,
         image_size=drawable(metadata),
+        drawing_subject=drawing_subject(metadata),
     )
 
 

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import pytest
 from fastapi.testclient import TestClient
+from typer.testing import CliRunner
 
 from api.app import create_app
+from api.cli import job_commands, model_commands, remote, study
+from api.cli.main import app as cli
+from api.client import GradqClient
 from api.deps import get_starter, get_submitter
 from worker.config import Settings
 
@@ -62,3 +66,21 @@ def bob(app):
 def anonymous(app):
     with _client(app, None) as client:
         yield client
+
+
+@pytest.fixture
+def run(alice, monkeypatch):
+    """``run(*args)`` -> CliRunner result of ``gradq <args>`` as tenant alice: the CLI's HTTP
+    client is pointed at the app in-process (``TestClient`` is an ``httpx.Client``)."""
+
+    def client() -> GradqClient:
+        api = GradqClient("http://testserver", KEY_A)
+        api._http = alice  # the app in-process, alice's key in its headers
+        api.close = lambda: None  # alice outlives each command
+        return api
+
+    console = remote.make_console()  # CliRunner: not a terminal
+    for module in (remote, job_commands, model_commands, study):  # each imported them by name
+        monkeypatch.setattr(module, "client", client)
+        monkeypatch.setattr(module, "console", console)
+    return lambda *args: CliRunner().invoke(cli, list(args))

@@ -12,31 +12,35 @@ from tests.harness import REPO_ROOT, free_port, stop_process, wait_until, worker
 
 
 class LiveApi:
-    """``uvicorn api.app:app`` pointed at ``redis_url``; ``stop()`` ends it."""
+    """``uvicorn api.app:app`` pointed at ``redis_url``; ``stop()`` ends it, ``start()`` runs it
+    again on the same port (an API restart, as ``gradq up``'s supervisor does)."""
 
     def __init__(self, redis_url: str, log_path, workers: int = 1, **env: str):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self._log = open(log_path, "wb")  # noqa: SIM115 - closed in stop()
+        self._argv = [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "api.app:app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--workers",
+            str(workers),
+            "--log-level",
+            "warning",
+        ]
+        self._env = worker_env(redis_url, **env)
+        self._log = open(log_path, "ab")  # noqa: SIM115 - closed in stop()
+        self.start()
+
+    def start(self) -> None:
+        if self._log.closed:
+            self._log = open(self._log.name, "ab")  # noqa: SIM115 - closed in stop()
         self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "api.app:app",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-                "--workers",
-                str(workers),
-                "--log-level",
-                "warning",
-            ],
-            cwd=REPO_ROOT,
-            env=worker_env(redis_url, **env),
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
+            self._argv, cwd=REPO_ROOT, env=self._env, stdout=self._log, stderr=subprocess.STDOUT
         )
         wait_until(self._healthy, 30, f"the API on port {self.port}")
 

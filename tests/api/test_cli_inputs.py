@@ -25,3 +25,18 @@ def test_object_arrays_and_unknown_suffixes_are_refused(tmp_path):
     (tmp_path / "x.txt").write_text("1,2")
     with pytest.raises(ValueError, match=r"\.npy"):
         read_inputs(tmp_path / "x.txt")
+
+
+def test_a_csv_header_lets_the_named_label_column_be_dropped(tmp_path):
+    path = tmp_path / "cancer.csv"
+    path.write_text("radius,diagnosis,texture\n17.5,malignant,10\n12,benign,14.5\n")
+
+    assert read_inputs(path, label_column="diagnosis") == [[17.5, 10.0], [12.0, 14.5]]
+
+
+def test_a_text_cell_left_in_is_refused_naming_line_and_column(tmp_path):
+    path = tmp_path / "cancer.csv"
+    path.write_text("radius,diagnosis,texture\n17.5,malignant,10\n")
+
+    with pytest.raises(ValueError, match=r"line 2, column 2 \('diagnosis'\): 'malignant'"):
+        read_inputs(path)

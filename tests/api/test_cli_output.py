@@ -14,33 +14,11 @@ import threading
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
 
-from api.cli import job_commands, model_commands, remote
-from api.cli.main import app as cli
-from api.client import GradqClient
-from tests.api.conftest import KEY_A
 from tests.api.models_fixture import raw_digits, store_digits_model
 from tests.harness import REPO_ROOT, free_port, wait_until, worker_env
 from worker.jobs import JobStore
 from worker.models_store import ModelStore
-
-
-@pytest.fixture
-def run(alice, monkeypatch):
-    """``run(*args)`` -> CliRunner result of ``gradq <args>`` as tenant alice."""
-
-    def client() -> GradqClient:
-        api = GradqClient("http://testserver", KEY_A)
-        api._http = alice  # the app in-process, alice's key in its headers
-        api.close = lambda: None  # alice outlives each command
-        return api
-
-    console = remote.make_console()  # CliRunner: not a terminal
-    for module in (remote, job_commands, model_commands):  # each imported them by name
-        monkeypatch.setattr(module, "client", client)
-        monkeypatch.setattr(module, "console", console)
-    return lambda *args: CliRunner().invoke(cli, list(args))
 
 
 def gradq(*args: str, **env: str) -> subprocess.CompletedProcess:

@@ -40,7 +40,10 @@ def test_a_csv_parse_failure_is_422_naming_line_and_column(alice):
     response = upload(alice, b"a,b,label\r1,2,0\r3,x,1\r", "bad.csv")
 
     assert response.status_code == 422
-    assert response.json()["detail"] == "line 3, column 2 ('b'): 'x' is not a number"
+    assert response.json()["detail"] == (
+        "line 3, column 2 ('b'): 'x' is not a number (only the label column may hold text: "
+        "the last, 'label', unless the label_column field names another)"
+    )
 
 
 def test_a_csv_over_the_column_limit_is_413_with_the_numbers(alice):

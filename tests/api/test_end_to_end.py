@@ -113,7 +113,9 @@ def test_cli_submit_wait_predict_and_failures(live_api, start_worker, tmp_path, 
         listed = runner.invoke(cli, ["jobs"])
         assert listed.exit_code == 0 and "succeeded" in listed.output
         shown = runner.invoke(cli, ["status", models[0]["job_id"]])
-        assert shown.exit_code == 0 and '"status": "succeeded"' in shown.output
+        first = shown.output.splitlines()[0]  # a short summary, the job's id and status first
+        assert shown.exit_code == 0 and first.startswith(models[0]["job_id"]), shown.output
+        assert first.endswith(": succeeded") and len(shown.output.splitlines()) <= 8
         np.savez(tmp_path / "set.npz", x_train=np.zeros((20, 3)), y_train=np.arange(20) % 2)
         uploaded = runner.invoke(cli, ["datasets", "upload", str(tmp_path / "set.npz")])
         assert uploaded.exit_code == 0 and '"input_shape": [' in uploaded.output
@@ -125,5 +127,51 @@ def test_cli_submit_wait_predict_and_failures(live_api, start_worker, tmp_path, 
         assert runner.invoke(cli, ["cancel", job_id]).exit_code == 0
         watched = runner.invoke(cli, ["watch", job_id])
         assert watched.exit_code == 1 and "cancelled" in watched.output
+    finally:
+        get_settings.cache_clear()
+
+
+@pytest.mark.integration
+def test_a_csv_with_text_labels_trains_and_predicts_from_the_same_file_by_name(
+    live_api, start_worker, tmp_path, monkeypatch
+):
+    # the new-user trial: text labels were a 422, and the uploaded file could not be predicted
+    from tests.api.test_text_label_predict import cancer_csv
+    from worker.config import get_settings
+
+    monkeypatch.setenv("GRADQ_API_URL", live_api.url)
+    monkeypatch.setenv("GRADQ_API_KEY", KEY)
+    get_settings.cache_clear()
+    start_worker(concurrency=1)
+    path = tmp_path / "cancer.csv"
+    path.write_text(cancer_csv(40))
+    runner = CliRunner()
+    try:
+        uploaded = runner.invoke(
+            cli, ["datasets", "upload", str(path), "--label-column", "diagnosis"]
+        )
+        assert uploaded.exit_code == 0, uploaded.output
+        dataset = json.loads(uploaded.stdout)
+        assert dataset["classes"] == ["benign", "malignant"]
+        spec = {
+            "dataset": {"id": dataset["id"], "validation_split": 0},
+            "model": {"layers": [{"type": "dense", "units": 2}]},
+            "optimizer": {"type": "adam", "lr": 0.1},
+            "batch_size": 8,
+            "epochs": 20,
+        }
+        (tmp_path / "spec.json").write_text(json.dumps(spec))
+        result = runner.invoke(cli, ["submit", str(tmp_path / "spec.json"), "--wait"])
+        assert result.exit_code == 0 and "succeeded" in result.output, result.output
+        model = GradqClient(live_api.url, KEY).models()["models"][0]
+        assert model["classes"] == ["benign", "malignant"]
+        assert model["label_column"] == "diagnosis"  # recorded by the worker with the model
+
+        (tmp_path / "few.csv").write_text(cancer_csv(8))  # the same format, within the batch limit
+        predicted = runner.invoke(cli, ["predict", model["id"], str(tmp_path / "few.csv")])
+
+        assert predicted.exit_code == 0, predicted.output
+        labels = [line.split("\t")[1] for line in predicted.stdout.strip().splitlines()]
+        assert labels == ["malignant", "benign"] * 4
     finally:
         get_settings.cache_clear()

@@ -93,7 +93,16 @@ def test_json_literals_among_predict_inputs_are_422_not_read_as_numbers(
     body = with_literal({"inputs": [0] * 10 + [PLACEHOLDER] + [0] * 53}, literal)
     response = alice.post(predict_url, content=body, headers=JSON)
     assert response.status_code == 422
-    assert parse_strictly(response.text)["detail"] == f"inputs: {literal} is not a number"
+    # named by its index, as a NaN is (the trial: "inputs: null is not a number" said not where)
+    assert parse_strictly(response.text)["detail"] == f"inputs[10]: {literal} is not a number"
+
+
+def test_a_null_deep_in_a_batch_is_named_by_its_index_path(alice, predict_url):
+    inputs = [[0] * 64, [0] * 64]
+    inputs[1][37] = None
+    response = alice.post(predict_url, json={"inputs": inputs})
+    assert response.status_code == 422
+    assert response.json()["detail"] == "inputs[1][37]: null is not a number"
 
 
 @pytest.mark.parametrize(

@@ -82,3 +82,23 @@ def test_oip_errors_name_the_problem_and_tenants_stay_apart(live, redis_client):
     assert httpx.get(url + "/versions/1", headers=auth("acme")).json()["versions"] == ["1", "2"]
     bad = httpx.post(url + "/infer", content=b"{", headers=auth("acme"))
     assert bad.status_code == 400 and "JSON" in bad.json()["error"]
+
+
+def test_an_input_tensor_not_named_as_the_metadata_says_is_400_naming_the_expected_name(
+    live, redis_client
+):
+    # KServe and Triton refuse unknown input names; an input named "x" used to be answered
+    store_digits_model(redis_client, "acme")
+    client = triton.InferenceServerClient(live.url.removeprefix("http://"))
+    tensor = triton.InferInput("x", [1, 64], "FP32")
+    tensor.set_data_from_numpy(raw_digits(1)[0].astype(np.float32), binary_data=False)
+
+    with pytest.raises(InferenceServerException, match="unexpected input \"x\".*named 'input'"):
+        client.infer("digits-mlp", [tensor], headers=auth("acme"))
+    unnamed = {"inputs": [{"shape": [1, 64], "datatype": "FP32", "data": [0] * 64}]}
+    response = httpx.post(
+        f"{live.url}/v2/models/digits-mlp/infer", json=unnamed, headers=auth("acme")
+    )
+    assert response.status_code == 400
+    assert response.json()["error"].startswith("inputs[0].name: missing; ")
+    assert "named 'input'" in response.json()["error"]

@@ -11,6 +11,8 @@ from tests.api.models_fixture import store_digits_model
 from tests.ui.conftest import KEY_A, KEY_B, log_in
 from worker.config import Settings
 from worker.jobs import JobStore
+from worker.models_store import ModelStore
+from worker.storage.checkpoints import checkpoints_key
 
 SPEC = {
     "dataset": {"name": "digits"},
@@ -105,18 +107,42 @@ def test_the_job_page_starts_its_live_feed_after_the_last_event_it_rendered(brow
     assert "running" in re.search(r'<ol class="timeline".*?</ol>', html, re.S).group(0)
 
 
-def test_only_a_cancelled_or_failed_job_page_offers_resume(browser, app):
+def test_a_job_page_offers_resume_exactly_when_the_resume_endpoint_would_accept_it(browser, app):
     store = JobStore(app.state.redis)
-    queued, cancelled = store.create(SPEC, "alice"), store.create(SPEC, "alice")
-    store.request_cancel(cancelled["id"])
-    log_in(browser, KEY_A)
+    queued, cancelled, saved, failed = (store.create(SPEC, "alice") for _ in range(4))
+    for job in (cancelled, saved):
+        store.request_cancel(job["id"])  # queued: cancelled at once
+    store.transition(failed["id"], "failed", "training failed", expect_attempt=0)
+    for job in (saved, failed):  # a checkpoint the resume can start from
+        app.state.redis.rpush(checkpoints_key(job["id"]), f"checkpoints/{job['id']}/1")
+    csrf = log_in(browser, KEY_A)
 
-    def resume_button(job_id: str) -> str:
+    def offered(job_id: str) -> bool:
         html = browser.get(f"/ui/jobs/{job_id}").text
-        return re.search(r'<button[^>]*data-testid="resume-job"[^>]*>', html).group(0)
+        button = re.search(r'<button[^>]*data-testid="resume-job"[^>]*>', html).group(0)
+        return "hidden" not in button
 
-    assert "hidden" in resume_button(queued["id"])
-    assert "hidden" not in resume_button(cancelled["id"])
+    def resumable_says(job_id: str) -> bool:
+        return browser.get(f"/v1/jobs/{job_id}").json()["resumable"]
+
+    # before: a cancelled job without any checkpoint offered Resume, which answered 409
+    assert [offered(job["id"]) for job in (queued, cancelled, saved, failed)] == [
+        False,
+        False,
+        True,
+        True,
+    ]
+    # the page's live updates read the same rule from the record
+    assert [resumable_says(job["id"]) for job in (queued, cancelled, saved, failed)] == [
+        False,
+        False,
+        True,
+        True,
+    ]
+    refused = browser.post(
+        f"/v1/jobs/{cancelled['id']}/resume", json={}, headers={"X-CSRF-Token": csrf}
+    )
+    assert refused.status_code == 409 and "no checkpoint" in refused.json()["detail"]
 
 
 def test_a_one_shard_job_page_says_why_it_has_no_communication_chart(browser, app):
@@ -151,6 +177,26 @@ def test_the_model_page_lists_layers_and_offers_the_canvas(browser, app):
 
     assert 'data-testid="digit-canvas"' in html and 'data-testid="prediction"' in html
     assert "[32]" in html and "2,080" in html  # dense 64->32: output shape, 64*32+32 parameters
+
+
+def test_the_canvas_asks_for_a_digit_only_on_digit_models(browser, app):
+    from tests.api.models_fixture import trained_digits_model
+
+    model = trained_digits_model(as_image=True)[0]
+    store = ModelStore(app.state.redis)
+    saved = {
+        name: store.save(model, tenant="alice", name=name, job_id=None, num_classes=10,
+                         dataset={"name": name})["id"]
+        for name in ("mnist", "fashion-mnist")
+    }  # fmt: skip
+    log_in(browser, KEY_A)
+
+    digits = browser.get(f"/ui/models/{saved['mnist']}").text
+    clothes = browser.get(f"/ui/models/{saved['fashion-mnist']}").text
+
+    assert "Draw a digit" in digits
+    assert "Draw a piece of clothing" in clothes and "digit</h2>" not in clothes
+    assert 'data-testid="digit-canvas"' in clothes  # the contract attribute stays
 
 
 def test_another_tenants_model_and_data_pages_are_404s(browser, app):

@@ -73,7 +73,7 @@ def test_a_resumed_job_ends_with_the_weights_of_an_uninterrupted_run_of_its_tota
     weights_a = model_weights(redis_client, a["model_id"])
     assert_same_weights(model_weights(redis_client, b["model_id"]), weights_a, rtol=0)
     messages = [line["message"] for line in read_logs(redis_client, interrupted, count=1000)]
-    assert any("weights from the checkpoint at step 5" in m for m in messages)
+    assert "weights from the checkpoint at step 5 (epoch 1, after batch 5)" in messages
     assert any("resuming from the checkpoint at step 5; 2 epochs in all" in m for m in messages)
     stop = "stopping: cancelled" if how == "cancel" else "RuntimeError: disk full"
     assert any(stop in m for m in messages)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 
 import pytest
 
@@ -74,6 +75,9 @@ def test_a_shard_waiting_for_its_gang_gives_its_place_back_uncounted(redis_clien
     busy = submit_job(redis_client, long_spec(epochs=150, shards=1, max_restarts=0), "acme")
     wait_step(redis_client, busy["id"], 30)
     gang = submit_job(redis_client, blobs_spec(shards=2) | {"max_restarts": 0}, "bob")
+    # pending for 400 of its 600 s: past half its deadline a gang keeps the slot it waits in
+    # (younger, it would give the slot back to jobs that fit: worker/gang.py)
+    store.update(gang["id"], {"pending_since": time.time() - 400})
     wait_until(
         lambda: "1 of 2 shards started" in (store.get(gang["id"])["status_reason"] or ""),
         30,

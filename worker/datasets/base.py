@@ -29,6 +29,7 @@ class RawSplits:
     classes: list[str] | None
     is_image: bool
     pixel_max: float | None = None
+    label_column: str | None = None  # a CSV's label column: ``gradq predict`` drops it by name
 
 
 def stratified_split(y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:

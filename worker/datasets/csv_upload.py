@@ -1,5 +1,8 @@
 """CSV uploads: a header row, numeric columns, one of them the label (default the last).
 
+The label column may hold text class names instead of numbers ("malignant", "benign"): then
+the distinct names, sorted (Python's ``sorted``: by code point), are the classes 0..C-1.
+
 Any line ending works (LF, CRLF, CR alone). Rows are parsed in blocks straight into the stored
 float32 array, so memory is the decoded text plus the result, not a list of cells. Width is
 bounded before the csv module splits a line (a 10M-column header or row is refused from its
@@ -11,26 +14,35 @@ from __future__ import annotations
 import csv
 import re
 from collections.abc import Iterator
-from typing import BinaryIO
+from typing import BinaryIO, NamedTuple
 
 import numpy as np
 
 from worker.datasets.base import DatasetError
+from worker.datasets.csv_labels import LabelColumn, bad_cell, is_number
 from worker.datasets.npz_upload import DatasetTooLarge
 
 BLOCK_CELLS = 1 << 16  # cells converted per NumPy call
 _LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)?")
-_INT = re.compile(r"\s*[+-]?\d+\s*")
 _EXACT_INTEGERS = 2**53  # float64 holds every integer up to this exactly
+
+
+class CsvTable(NamedTuple):
+    """A parsed CSV: its arrays, its class names if the labels were text, its label column."""
+
+    arrays: dict[str, np.ndarray]
+    classes: list[str] | None  # sorted text labels; None when the labels were numbers
+    label_column: str  # the header name of the label column (given or the last)
 
 
 def parse_csv(
     file: BinaryIO, label_column: str | None = None, max_columns: int = 100_000
-) -> dict[str, np.ndarray]:
+) -> CsvTable:
     """``{"x_train": (n, d) float32, "y_train": (n,) int64 or float64}`` of a CSV file.
 
-    Labels are int64 when every label cell is an integer literal of at most 2**53 in magnitude,
-    float64 otherwise.
+    Numeric labels are int64 when every label cell is an integer literal of at most 2**53 in
+    magnitude, float64 otherwise. Text labels (any label cell not a number) are class names:
+    y is the int64 index of each name in the sorted names, which ``classes`` lists.
     Errors name the line (the header is line 1) and the column; a header of more than
     ``max_columns`` columns raises DatasetTooLarge.
     """
@@ -47,15 +59,21 @@ def parse_csv(
     x = np.empty((max_rows, len(header) - 1), dtype=np.float32)
     y = np.empty(max_rows, dtype=np.float64)
     features = [i for i in range(len(header)) if i != label]
+    labels = LabelColumn(max_rows, header, label)
+    if label_column is None:  # text in a feature column may be the labels, left unnamed
+        labels.feature_text_hint = (
+            f" (only the label column may hold text: the last, {header[-1]!r}, unless the "
+            "label_column field names another)"
+        )
     block: list[list[str]] = []
     starts: list[int] = []
-    n, integral = 0, True
+    n = 0
     block_rows = max(1, BLOCK_CELLS // len(header))
     while True:
         start = reader.line_num + 1
         row = _next_record(reader, lines, end=True)
         if row is None or len(block) == block_rows:
-            n, integral = _convert(block, starts, header, label, features, x, y, n, integral)
+            n = _convert(block, starts, header, label, features, x, y, n, labels)
             block, starts = [], []
         if row is None:
             break
@@ -70,11 +88,19 @@ def parse_csv(
         starts.append(start)
     if n == 0:
         raise DatasetError("file: the CSV has a header but no data rows")
-    x, y = (x[:n], y[:n]) if n > max_rows // 2 else (x[:n].copy(), y[:n].copy())
+    x = x[:n] if n > max_rows // 2 else x[:n].copy()
+    if labels.text_at is not None:
+        y_codes, classes = labels.class_indices(n)
+        return CsvTable({"x_train": x, "y_train": y_codes}, classes, header[label])
+    if labels.non_finite_at is not None:
+        line, cell = labels.non_finite_at
+        bad_cell(line, label, header, cell, "is not a finite number")
+    y = y[:n] if n > max_rows // 2 else y[:n].copy()
     # an integer literal beyond 2**53 is not held exactly by float64 (and beyond int64 its cast
     # is undefined: 1e23 became -2**63): such labels stay floats, so they are targets
-    integral = integral and bool(np.all(np.abs(y) <= _EXACT_INTEGERS))
-    return {"x_train": x, "y_train": y.astype(np.int64) if integral else y}
+    integral = labels.integral and bool(np.all(np.abs(y) <= _EXACT_INTEGERS))
+    arrays = {"x_train": x, "y_train": y.astype(np.int64) if integral else y}
+    return CsvTable(arrays, None, header[label])
 
 
 def _within_width(content: bytes, max_columns: int) -> bytes:
@@ -173,7 +199,7 @@ def _check_header(header: list[str], max_columns: int) -> None:
         )
     seen: set[str] = set()
     for position, name in enumerate(header, start=1):
-        if _is_number(name):
+        if is_number(name):
             raise DatasetError(
                 f"line 1, column {position}: the first row must be a header of column names, "
                 f"got {name!r}"
@@ -199,48 +225,37 @@ def _label_index(header: list[str], label_column: str | None) -> int:
         ) from None
 
 
-def _convert(block, starts, header, label, features, x, y, n, integral) -> tuple[int, bool]:
-    """Parse a block of rows into ``x[n:]`` / ``y[n:]``; returns (new n, labels all integers)."""
+def _convert(block, starts, header, label, features, x, y, n, labels: LabelColumn) -> int:
+    """Parse a block of rows into ``x[n:]`` / ``y[n:]`` (labels via ``labels``); returns new n."""
     if not block:
-        return n, integral
+        return n
+    numbers = labels.add([row[label] for row in block], starts, n)
+    if numbers is None:  # text labels: the features are parsed without them
+        for row in block:
+            row[label] = "0"
     try:
         values = np.array(block, dtype=np.float64)
     except ValueError:
-        _raise_first_bad_cell(block, starts, header)
+        _raise_first_bad_cell(block, starts, header, labels.feature_text_hint)
         raise
-    bad_rows, bad_cols = np.nonzero(~np.isfinite(values))
+    bad_rows, bad_cols = np.nonzero(~np.isfinite(values[:, features]))
     if bad_rows.size:
-        r, c = bad_rows[0], bad_cols[0]
-        _bad(starts[r], c, header, block[r][c], "is not a finite number")
+        r, c = bad_rows[0], features[bad_cols[0]]
+        bad_cell(starts[r], c, header, block[r][c], "is not a finite number")
     rows = len(block)
     with np.errstate(over="ignore"):  # overflow is reported just below
         x[n : n + rows] = values[:, features]
     too_big = np.nonzero(~np.isfinite(x[n : n + rows]))
     if too_big[0].size:
         r, c = too_big[0][0], features[too_big[1][0]]
-        _bad(starts[r], c, header, block[r][c], "is too large for float32")
-    y[n : n + rows] = values[:, label]
-    integral = integral and all(_INT.fullmatch(row[label]) for row in block)
-    return n + rows, integral
+        bad_cell(starts[r], c, header, block[r][c], "is too large for float32")
+    if numbers is not None:
+        y[n : n + rows] = numbers
+    return n + rows
 
 
-def _raise_first_bad_cell(block, starts, header) -> None:
+def _raise_first_bad_cell(block, starts, header, hint: str) -> None:
     for row, start in zip(block, starts, strict=True):
         for column, cell in enumerate(row):
-            if not _is_number(cell):
-                _bad(start, column, header, cell, "is not a number")
-
-
-def _bad(line: int, column: int, header: list[str], cell: str, problem: str):
-    shown = cell if len(cell) <= 40 else cell[:40] + "..."
-    raise DatasetError(
-        f"line {line}, column {column + 1} ({header[column]!r}): {shown!r} {problem}"
-    )
-
-
-def _is_number(cell: str) -> bool:
-    try:
-        float(cell)
-    except ValueError:
-        return False
-    return True
+            if not is_number(cell):
+                bad_cell(start, column, header, cell, "is not a number" + hint)

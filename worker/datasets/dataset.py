@@ -40,6 +40,7 @@ class Dataset:
     classes: list[str] | None
     preprocessing: dict = field(default_factory=dict)
     name: str = ""
+    label_column: str | None = None  # the CSV's label column, recorded with the model
 
     @property
     def task(self) -> str:
@@ -161,4 +162,5 @@ def _assemble(raw: RawSplits, split: float, normalize, seed: int, name: str) -> 
         classes=list(raw.classes) if raw.classes is not None else None,
         preprocessing=prep,
         name=name,
+        label_column=raw.label_column,
     )

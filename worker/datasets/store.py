@@ -171,6 +171,7 @@ class DatasetStore:
             "task": uploaded.task,
             "num_classes": uploaded.num_classes,
             "classes": uploaded.to_raw().classes,
+            "label_column": uploaded.label_column,
             "input_shape": list(uploaded.input_shape),
             "dtype": arrays["x_train"]["dtype"],
             "shapes": {k: v["shape"] for k, v in arrays.items()},
@@ -191,9 +192,10 @@ class DatasetStore:
         return info
 
     def info(self, dataset_id: str) -> dict | None:
-        """Metadata: id, tenant, name, filename, sha256, task, num_classes, classes, input_shape,
-        dtype, shapes, nbytes, target_range (regression: [min, max]), created (ISO 8601 UTC),
-        arrays; ``None`` if there is no such set."""
+        """Metadata: id, tenant, name, filename, sha256, task, num_classes, classes (names:
+        text CSV labels, else "0".."C-1"), label_column (a CSV's), input_shape, dtype, shapes,
+        nbytes, target_range (regression: [min, max]), created (ISO 8601 UTC), arrays;
+        ``None`` if there is no such set."""
         fields = self.redis.hgetall(dataset_key(str(dataset_id)))
         return decode_info(fields) if fields else None
 
@@ -213,7 +215,12 @@ class DatasetStore:
         """The stored set as RawSplits (what ``load_dataset`` splits and normalizes)."""
         info = self._require(dataset_id)
         return raw_from_arrays(
-            self.arrays(dataset_id), info["num_classes"], info["is_image"], info["pixel_max"]
+            self.arrays(dataset_id),
+            info["num_classes"],
+            info["is_image"],
+            info["pixel_max"],
+            classes=info.get("classes"),
+            label_column=info.get("label_column"),
         )
 
     def list(self, tenant: str) -> list[dict]:

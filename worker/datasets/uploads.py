@@ -16,11 +16,11 @@ from typing import BinaryIO
 import numpy as np
 
 from worker.datasets.base import DatasetError, RawSplits
+from worker.datasets.csv_labels import MAX_CLASSES
 from worker.datasets.csv_upload import parse_csv
 from worker.datasets.npz_upload import DatasetTooLarge, read_npz
 
 TASKS = ("classification", "regression")
-MAX_CLASSES = 10_000
 
 
 @dataclass
@@ -35,28 +35,47 @@ class UploadedArrays:
     num_classes: int | None
     is_image: bool
     pixel_max: float | None
+    classes: list[str] | None = None  # class names of text CSV labels (default "0".."C-1")
+    label_column: str | None = None  # the CSV's label column (None for an .npz)
 
     @property
     def input_shape(self) -> tuple[int, ...]:
         return tuple(int(d) for d in self.arrays["x_train"].shape[1:])
 
     def to_raw(self) -> RawSplits:
-        return raw_from_arrays(self.arrays, self.num_classes, self.is_image, self.pixel_max)
+        return raw_from_arrays(
+            self.arrays,
+            self.num_classes,
+            self.is_image,
+            self.pixel_max,
+            classes=self.classes,
+            label_column=self.label_column,
+        )
 
 
 def raw_from_arrays(
-    arrays: dict, num_classes: int | None, is_image: bool, pixel_max: float | None
+    arrays: dict,
+    num_classes: int | None,
+    is_image: bool,
+    pixel_max: float | None,
+    *,
+    classes: list[str] | None = None,
+    label_column: str | None = None,
 ) -> RawSplits:
-    """RawSplits of stored upload arrays (the store and ``{"path": ...}`` use this)."""
+    """RawSplits of stored upload arrays (the store and ``{"path": ...}`` use this); classes
+    default to "0".."C-1"."""
+    if classes is None and num_classes:
+        classes = [str(k) for k in range(num_classes)]
     return RawSplits(
         x_train=arrays["x_train"],
         y_train=arrays["y_train"],
         x_test=arrays.get("x_test"),
         y_test=arrays.get("y_test"),
         num_classes=num_classes,
-        classes=[str(k) for k in range(num_classes)] if num_classes else None,
+        classes=classes if num_classes else None,
         is_image=is_image,
         pixel_max=pixel_max,
+        label_column=label_column,
     )
 
 
@@ -94,11 +113,16 @@ def validate_upload(
         )
     sha256 = _sha256(content if isinstance(content, bytes | bytearray) else file)
     file.seek(0)
-    lower = filename.lower()
+    lower, classes, label_name = filename.lower(), None, None
     if lower.endswith(".npz"):
         arrays, is_image = read_npz(file, max_bytes, on_planned_bytes)
     elif lower.endswith(".csv"):
-        arrays, is_image = parse_csv(file, label_column, max_columns), False
+        (arrays, classes, label_name), is_image = parse_csv(file, label_column, max_columns), False
+        if classes is not None and task == "regression":
+            raise DatasetError(
+                f"task: regression needs numeric targets, but label column {label_name!r} "
+                f"holds text ({', '.join(map(repr, classes[:3]))}...)"
+            )
     else:
         raise DatasetError(f"file: {filename!r} must end in .npz or .csv")
     arrays, resolved_task, num_classes = _check_targets(arrays, task)
@@ -111,6 +135,8 @@ def validate_upload(
         num_classes=num_classes,
         is_image=is_image,
         pixel_max=pixel_max,
+        classes=classes,
+        label_column=label_name,
     )
 
 

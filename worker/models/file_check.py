@@ -165,7 +165,8 @@ def declared_parameters(spec: dict, input_shape: tuple[int, ...]) -> int:
 
 
 def _check_metadata(metadata: dict, model) -> dict:
-    """The header metadata gradq keeps (data set, classes, preprocessing, metrics), checked."""
+    """The header metadata gradq keeps (data set, label column, classes, preprocessing,
+    metrics), checked."""
     outputs = math.prod(model.output_shape)
     count = 2 if outputs == 1 else outputs  # a single output is a binary classifier's logit
     classes = metadata.get("classes")
@@ -186,8 +187,15 @@ def _check_metadata(metadata: dict, model) -> dict:
     metrics = metadata.get("metrics") or {}
     if not isinstance(metrics, dict) or not all(_metric_value(v) for v in metrics.values()):
         raise ModelFileError("header: metadata.metrics must map names to finite numbers")
+    label_column = metadata.get("label_column")
+    if label_column is not None and not (isinstance(label_column, str) and len(label_column) < 201):
+        raise ModelFileError(
+            f"header: metadata.label_column must be a column name of at most 200 characters,"
+            f" got {str(label_column)[:200]}"
+        )
     return {
         "dataset": _check_dataset(metadata.get("dataset")),
+        "label_column": label_column,
         "classes": classes,
         "num_classes": num_classes,
         "preprocessing": check_preprocessing(metadata.get("preprocessing"), model.input_shape),

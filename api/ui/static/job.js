@@ -81,12 +81,24 @@
     return fetching;
   }
 
+  function showResume(resumable) {
+    $("resume").classList.toggle("hidden", !resumable);
+  }
+
+  // the server's rule (GET /v1/jobs/{id} "resumable"), so the button never leads to a 409
+  async function checkResumable() {
+    const answer = await gradq.api(`/v1/jobs/${jobId}`);
+    if (answer.ok && answer.data.status === status) showResume(answer.data.resumable === true);
+  }
+
   function showRecord(data) {
     if (data.status) {
       status = data.status;
       gradq.setStatus($("status"), status);
       $("cancel").disabled = gradq.FINAL.includes(status) || status === "cancelling";
-      $("resume").classList.toggle("hidden", !RESUMABLE.includes(status));
+      if (typeof data.resumable === "boolean") showResume(data.resumable);
+      else if (!RESUMABLE.includes(status)) showResume(false);
+      else checkResumable();  // cancelled or failed: only a job with a checkpoint resumes
     }
     if ("status_reason" in data) $("reason").textContent = data.status_reason || "";
     if (typeof data.progress === "number") $("progress-bar").style.width = (100 * data.progress).toFixed(1) + "%";
@@ -166,7 +178,7 @@
     $("resume").disabled = true;
     const answer = await gradq.api(`/v1/jobs/${jobId}/resume`, { method: "POST", json: {} });
     if (showAnswer(answer)) location.reload();
-    else $("resume").disabled = false;
+    else { $("resume").disabled = false; checkResumable(); }
   });
 
   $("copy-spec").addEventListener("click", async () => {

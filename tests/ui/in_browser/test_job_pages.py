@@ -222,3 +222,30 @@ def test_swagger_ui_authorises_with_an_api_key_and_its_calls_carry_it(page):
 
     assert status.text_content().strip() == "200"
     assert f"Authorization: Bearer {KEY_A}" in listing.locator(".curl-command").text_content()
+
+
+def test_a_job_cancelled_before_its_first_checkpoint_offers_no_resume(page, stack, live_job):
+    stack.wait_for_status(KEY_A, live_job, ("succeeded",))  # one job at a time on 2 cores
+    # 45,000 steps in its first epoch: cancelled long before the first checkpoint
+    spec = digits_spec("blobs-no-checkpoint", 1) | {
+        "dataset": {"name": "blobs", "size": 1_000_000, "features": 16, "classes": 10}
+    }
+    with stack.api(KEY_A) as api:
+        submitted = api.post("/v1/jobs", json=spec)
+    assert submitted.status_code == 202, submitted.text
+    job_id = submitted.json()["id"]
+    stack.wait_for_status(KEY_A, job_id, ("running",))
+    log_in(page, KEY_A)
+    page.goto(f"/ui/jobs/{job_id}")
+
+    page.get_by_test_id("cancel-job").click()
+    status = page.get_by_test_id("job-status")
+    wait_until(lambda: status.text_content() == "cancelled", 60, "cancelled on the page")
+    with stack.api(KEY_A) as api:
+        record = api.get(f"/v1/jobs/{job_id}").json()
+        refused = api.post(f"/v1/jobs/{job_id}/resume", json={})
+
+    # before: the live status event showed Resume for any cancelled job; clicking it gave 409
+    assert record["status_reason"] == "cancelled; no checkpoint to resume from"
+    assert record["resumable"] is False and refused.status_code == 409
+    assert page.get_by_test_id("resume-job").is_hidden()
