@@ -14,7 +14,8 @@ Every attempt of a job (``attempt`` in its record, bumped by each restart) has i
                                           cancel), so blocked peers stop at once
 ``gradq:job:{id}:alive`` is renewed by every shard of any attempt; the sweep restarts running jobs
 whose ``alive`` key expired (every worker died), restarts queued jobs whose shard died while it
-prepared or waited for its gang, and fails queued jobs that waited too long.
+prepared or waited for its gang or whose shard task was lost unstarted with its worker
+(``worker.lost_tasks``), and fails queued jobs that waited too long.
 """
 
 from __future__ import annotations
@@ -299,6 +300,21 @@ def sweep(store: JobStore, settings: Settings, enqueue) -> list[str]:
             if restart_job(store, job_id, attempt, reason, enqueue) is not None:
                 acted.append(job_id)
             continue
+        if record["status"] == "queued" and _launch_lost(store, record, settings):
+            job_log(store.redis, job_id, f"the start of attempt {attempt} was lost with its "
+                    "worker: sending it again")  # fmt: skip
+            enqueue(job_id)
+            acted.append(job_id)
+            continue
+        if record["status"] == "queued" and (lost := _lost(store, record, settings)):
+            # its task's message was reserved by a worker killed before starting it (see
+            # worker.lost_tasks). Not counted: the job did nothing wrong, and a misjudged
+            # case (an ETA message held past its mark) must not use up its restarts.
+            shards = ", ".join(str(shard) for shard in lost)
+            reason = f"shard task(s) {shards} of attempt {attempt} were lost with their worker"
+            if restart_job(store, job_id, attempt, reason, enqueue, counted=False) is not None:
+                acted.append(job_id)
+            continue
         if store.redis.exists(alive_key(job_id)):
             continue
         if record["status"] in ("running", "cancelling"):
@@ -318,6 +334,19 @@ def sweep(store: JobStore, settings: Settings, enqueue) -> list[str]:
                 if store.transition(job_id, "failed", reason, expect_attempt=attempt):
                     acted.append(job_id)
     return acted
+
+
+def _launch_lost(store: JobStore, record: dict, settings: Settings) -> bool:
+    from worker.lost_tasks import lost_launch  # it builds on this module's attempt keys
+
+    return lost_launch(store.redis, record["id"], record["attempt"], settings)
+
+
+def _lost(store: JobStore, record: dict, settings: Settings) -> list[int]:
+    from worker.lost_tasks import lost_shards  # it builds on this module's attempt keys
+
+    shards = int(record["spec"].get("shards", 1))
+    return lost_shards(store.redis, record["id"], record["attempt"], shards, settings)
 
 
 def dead_holders(redis: redis_lib.Redis, job_id: str, attempt: int) -> list[int]:

@@ -13,6 +13,7 @@ from worker.collective.allreduce import data_client
 from worker.config import get_settings
 from worker.gang import mark_pending
 from worker.jobs import TERMINAL, JobStore
+from worker.lost_tasks import mark_deferred
 from worker.recovery import ATTEMPT_TTL_SECONDS, attempt_key
 from worker.redis_client import WORKER_TIMEOUTS, connect
 from worker.runner import run_shard_task
@@ -46,7 +47,7 @@ def start_job(job_id: str) -> str:
         return "nothing to start"
     attempt = record["attempt"]
     if not store.redis.set(
-        attempt_key(job_id, attempt, "launched"), 1, nx=True, ex=ATTEMPT_TTL_SECONDS
+        attempt_key(job_id, attempt, "launched"), time.time(), nx=True, ex=ATTEMPT_TTL_SECONDS
     ):
         return "already launched"
     shards = int(record["spec"].get("shards", 1))
@@ -74,6 +75,14 @@ def train_shard(job_id: str, shard: int, attempt: int) -> str:
         job_id,
         shard,
         attempt,
-        requeue=lambda delay: train_shard.apply_async((job_id, shard, attempt), countdown=delay),
+        requeue=lambda delay: _requeue_shard(job_id, shard, attempt, delay),
         enqueue_start=start_job.delay,
     )
+
+
+def _requeue_shard(job_id: str, shard: int, attempt: int, delay: float) -> None:
+    """Re-send a shard's task; one sent with a countdown is marked deferred first, since its
+    ETA message waits in a worker's memory, where the lost-task sweep cannot see it."""
+    if delay > 0:
+        mark_deferred(_redis(), job_id, attempt, shard, delay, get_settings())
+    train_shard.apply_async((job_id, shard, attempt), countdown=delay)

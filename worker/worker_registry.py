@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 import time
 from dataclasses import dataclass
@@ -22,6 +23,9 @@ from worker.config import Settings
 
 WORKERS_KEY = "gradq:workers"
 INFO_KEY = "gradq:workers:info"
+# "name#pid" -> last beat: one entry per worker process, so a worker killed and restarted under
+# the same name still shows as a death (``worker.lost_tasks``)
+INCARNATIONS_KEY = "gradq:workers:incarnations"
 log = logging.getLogger(__name__)
 
 
@@ -41,6 +45,7 @@ def beat(redis: redis_lib.Redis, name: str, slots: int, queues: list[str]) -> No
     """Record that worker ``name`` (``slots`` pool processes consuming ``queues``) is alive."""
     pipe = redis.pipeline(transaction=False)
     pipe.zadd(WORKERS_KEY, {name: time.time()})
+    pipe.zadd(INCARNATIONS_KEY, {f"{name}#{os.getpid()}": time.time()})
     pipe.hset(INFO_KEY, name, json.dumps({"slots": slots, "queues": sorted(queues)}))
     pipe.execute()
 
@@ -49,6 +54,7 @@ def forget(redis: redis_lib.Redis, name: str) -> None:
     """Remove ``name`` at once (a clean shutdown), instead of letting its heartbeat age out."""
     pipe = redis.pipeline(transaction=False)
     pipe.zrem(WORKERS_KEY, name)
+    pipe.zrem(INCARNATIONS_KEY, f"{name}#{os.getpid()}")
     pipe.hdel(INFO_KEY, name)
     pipe.execute()
 
@@ -107,6 +113,7 @@ class WorkerBeat:
                 stale = time.time() - 100 * worker_ttl(self.settings)
                 for name in self.redis.zrangebyscore(WORKERS_KEY, "-inf", stale):
                     forget(self.redis, name.decode())
+                self.redis.zremrangebyscore(INCARNATIONS_KEY, "-inf", stale)
             except redis_lib.RedisError as error:
                 log.debug("worker heartbeat skipped: %s", error)
             if self._stop.wait(self.settings.heartbeat_seconds):
