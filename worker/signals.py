@@ -21,11 +21,11 @@ from celery.signals import (
 )
 
 from worker.config import get_settings
-from worker.recovery import Sweeper
 from worker.redis_client import WORKER_TIMEOUTS, connect
 from worker.stopping import forward_to_pool
 from worker.storage import artifact_store
 from worker.storage.collector import Collector
+from worker.sweep import Sweeper
 from worker.worker_registry import WorkerBeat
 
 _sweeper: Sweeper | None = None
