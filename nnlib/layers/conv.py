@@ -1,4 +1,7 @@
-"""2-D convolution (cross-correlation, like PyTorch) through im2col and one GEMM.
+"""2-D convolution (cross-correlation, like PyTorch) through im2col and one GEMM, or the FFT.
+
+Stride-1 layers whose shape makes the FFT much cheaper (conv_fourier.pays: wide kernels on many
+channels) go through the frequency domain (conv_fourier.py); the rest through im2col, below.
 
 Layouts: input (N, C, H, W), W (out_channels, in_channels, kh, kw), b (out_channels,), output
 (N, O, Ho, Wo). Internally the work is channels-last: the output is the (N*Ho*Wo, O) GEMM result
@@ -32,6 +35,7 @@ from nnlib.layers.base import (
     spatial_input,
 )
 from nnlib.layers.conv_chunks import ChunkedConv
+from nnlib.layers.conv_fourier import FourierConv, pays
 from nnlib.parallel import over_samples
 
 _COL2IM_CHUNK = 8  # samples per col2im chunk: an (8, Hp, Wp, C) slab stays in L2 for its adds
@@ -123,9 +127,11 @@ class Conv2D(Layer):
         self.zero_grads()
         self.input_shape = tuple(input_shape)
         self.output_shape = (self.filters, ho, wo)
-        self._chunked = ChunkedConv(
-            self.kernel_size, self.stride, (ho, wo), c, (self.pad_h[0], self.pad_w[0]), (h, w)
-        )
+        pad = (self.pad_h[0], self.pad_w[0])
+        self._chunked = ChunkedConv(self.kernel_size, self.stride, (ho, wo), c, pad, (h, w))
+        padded = (h + sum(self.pad_h), w + sum(self.pad_w))
+        fourier = pays(self.kernel_size, self.stride, padded, c, self.filters)
+        self._fourier = FourierConv(self.kernel_size, pad, (h, w), padded) if fourier else None
         return self.output_shape
 
     def _padded_nhwc(self, x: np.ndarray) -> np.ndarray:
@@ -182,6 +188,11 @@ class Conv2D(Layer):
         Training keeps the columns (in a buffer reused by the next training forward) for
         backward; eval keeps only a reference to x, and a backward after it rebuilds them.
         """
+        if self._fourier is not None:
+            xh = x.transpose(0, 2, 3, 1)
+            self._cache = ("fourier", xh)
+            out = self._fourier.forward(xh, self.params["W"], self.params.get("b"), training)
+            return out.transpose(0, 3, 1, 2)
         if self._pixel_rows:
             xp = self._padded_nhwc(
                 x
@@ -221,9 +232,10 @@ class Conv2D(Layer):
         if self._cache is None:
             raise RuntimeError("conv2d backward needs a forward first")
         cols, saved = self._cache
-        if isinstance(cols, str):  # the chunked path (see conv_chunks)
+        if isinstance(cols, str):  # the chunked or the Fourier path (conv_chunks, conv_fourier)
             d = dout.transpose(0, 2, 3, 1)
-            self.grads["W"], db, dx = self._chunked.backward(saved, self.params["W"], d, input_grad)
+            path = self._fourier if cols == "fourier" else self._chunked
+            self.grads["W"], db, dx = path.backward(saved, self.params["W"], d, input_grad)
             if self.use_bias:
                 self.grads["b"] = db
             return None if dx is None else dx.transpose(0, 3, 1, 2)

@@ -34,6 +34,30 @@ CHUNK_BYTES = 2 << 20  # im2col bytes per chunk: a chunk's columns and dcols sta
 DX_BLOCK_BYTES = 640 << 10  # dx columns per GEMM: stay in a 1 MB L2 next to dout and W
 
 
+def run_in_chunks(fn, n: int, step: int, work: int) -> int:
+    """Call fn(chunk index, start, stop) for every chunk of ``step`` samples; -> chunks.
+
+    With BLAS on one thread, nnlib's threads run whole chunks (GEMMs included) and take the next
+    chunk from a shared counter rather than a fixed half each, so a thread that loses its core for
+    a while (a shared machine) does not hold up the other. ``work`` (elements touched) keeps small
+    batches serial. Otherwise chunks run in order here and BLAS threads each GEMM.
+    """
+    chunks = -(-n // step)
+    counter = itertools.count()  # next() on it is atomic under the GIL
+
+    def part(_first: int, _last: int) -> None:
+        for i in iter(counter.__next__, None):
+            if i >= chunks:
+                return
+            fn(i, i * step, min(n, (i + 1) * step))
+
+    if blas_serial():
+        over_samples(part, chunks, work)
+    else:
+        part(0, chunks)
+    return chunks
+
+
 class ChunkedConv:
     """The geometry of one conv layer plus per-thread work buffers."""
 
@@ -75,26 +99,8 @@ class ChunkedConv:
         return cols
 
     def _run(self, fn, n: int, itemsize: int) -> int:
-        """Call fn(chunk index, start, stop) for every chunk, spread over threads; -> chunks.
-
-        Threads take the next chunk from a shared counter rather than a fixed half each, so a
-        thread that loses its core for a while (a shared machine) does not hold up the other.
-        """
-        step = self.chunk_samples(itemsize)
-        chunks = -(-n // step)
-        counter = itertools.count()  # next() on it is atomic under the GIL
-
-        def part(_first: int, _last: int) -> None:
-            for i in iter(counter.__next__, None):
-                if i >= chunks:
-                    return
-                fn(i, i * step, min(n, (i + 1) * step))
-
-        if blas_serial():  # BLAS on one thread: our threads run whole chunks, GEMMs included
-            over_samples(part, chunks, n * self.ho * self.wo * self.k)
-        else:  # chunk by chunk here, BLAS threads each GEMM (see nnlib.parallel)
-            part(0, chunks)
-        return chunks
+        """Call fn(chunk index, start, stop) for every chunk; -> the number of chunks."""
+        return run_in_chunks(fn, n, self.chunk_samples(itemsize), n * self.ho * self.wo * self.k)
 
     def forward(self, xp: np.ndarray, w: np.ndarray, b: np.ndarray | None) -> np.ndarray:
         """xp (N, Hp, Wp, C), w (O, C, kh, kw) -> y (N, Ho, Wo, O)."""
