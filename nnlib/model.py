@@ -14,6 +14,8 @@ import numpy as np
 
 from nnlib.layers.activation import ActivationLayer
 from nnlib.layers.base import Layer
+from nnlib.layers.dense import Dense, input_row_blocks
+from nnlib.layers.flatten import Flatten
 from nnlib.layers.pooling import MaxPool2D
 from nnlib.layers.registry import layer_error, layer_from_spec
 
@@ -39,9 +41,35 @@ class Model:
         self._first_trainable = next(
             (i for i, layer in enumerate(self.layers) if layer.params), len(self.layers)
         )
+        first = self.first_trainable
+        if isinstance(first, Dense):
+            first.input_blocks = input_row_blocks(*first.params["W"].shape, self.dtype.itemsize)
 
-    def forward(self, x: np.ndarray, training: bool) -> np.ndarray:
-        """(N, *input_shape) -> (N, *output_shape), in the model dtype; caches for backward."""
+    @property
+    def first_trainable(self) -> Layer | None:
+        """The first layer (in forward order) with parameters, or None."""
+        index = self._first_trainable
+        return self.layers[index] if index < len(self.layers) else None
+
+    def primable(self) -> bool:
+        """Whether ``forward(..., primed=...)`` applies: the first trainable layer is a Dense
+        with ``input_blocks``, and only flatten layers (pure reshapes) come before it."""
+        first = self.first_trainable
+        before = self.layers[: self._first_trainable]
+        return (
+            isinstance(first, Dense)
+            and first.input_blocks is not None
+            and all(isinstance(layer, Flatten) for layer in before)
+        )
+
+    def forward(
+        self, x: np.ndarray, training: bool, primed: np.ndarray | None = None
+    ) -> np.ndarray:
+        """(N, *input_shape) -> (N, *output_shape), in the model dtype; caches for backward.
+
+        ``primed``: the first trainable layer's output for this ``x`` with the current weights
+        (a ``BlockedProduct`` result, see ``primable``), used instead of computing it again.
+        """
         x = np.asarray(x)
         if x.dtype != self.dtype:
             x = x.astype(self.dtype)
@@ -49,8 +77,11 @@ class Model:
             raise ValueError(
                 f"input must have shape (N, {', '.join(map(str, self.input_shape))}), got {x.shape}"
             )
-        for layer in self.layers:
-            x = layer.forward(x, training)
+        for i, layer in enumerate(self.layers):
+            if primed is not None and i == self._first_trainable:
+                x = layer.adopt(x, primed)
+            else:
+                x = layer.forward(x, training)
         return x
 
     def backward(self, dout: np.ndarray, input_grad: bool = True) -> np.ndarray | None:

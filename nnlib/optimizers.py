@@ -100,6 +100,29 @@ class Optimizer:
 
     def step(self, gradients: Arrays, lr: float | None = None) -> None:
         """Apply one update from ``gradients`` (same keys as the parameters; not modified)."""
+        lr = self._begin(gradients, lr)
+        scale = global_norm_scale(gradients, self.clip_norm)
+        for name, param in self.parameters.items():
+            self._update(name, param, gradients[name], lr, scale, None)
+
+    def begin_step(self, gradients: Arrays, lr: float | None = None) -> None:
+        """Start a step that ``update_span`` applies part by part, e.g. as each part of an
+        averaged gradient arrives. Every element must get exactly one ``update_span``; the
+        result has the bits of ``step`` (the rules are elementwise). ValueError with
+        ``clip_norm``: its scale needs the whole gradient first."""
+        if self.clip_norm is not None:
+            raise ValueError("a step in spans cannot clip: clip_norm needs the whole gradient")
+        self._span_step = (gradients, self._begin(gradients, lr))
+
+    def update_span(self, name: str, start: int, stop: int) -> None:
+        """Update elements [start, stop) of parameter ``name`` (C order) in the current
+        ``begin_step``."""
+        gradients, lr = self._span_step
+        part = slice(start, stop)
+        param = _flat(self.parameters[name])[part]
+        self._update(name, param, _flat(gradients[name])[part], lr, 1.0, part)
+
+    def _begin(self, gradients: Arrays, lr: float | None) -> float:
         if gradients.keys() != self.parameters.keys():
             raise ValueError(
                 f"gradients: keys {sorted(gradients)} do not match parameters "
@@ -109,17 +132,20 @@ class Optimizer:
         if not lr >= 0.0 or math.isinf(lr):
             raise ValueError(f"step lr must be finite and >= 0, got {lr!r}")
         self.t += 1
-        scale = global_norm_scale(gradients, self.clip_norm)
-        for name, param in self.parameters.items():
-            self._update(name, param, gradients[name], lr, scale)
+        return lr
 
-    def _gradient(self, name, param, grad, scale, weight_decay) -> np.ndarray:
+    def _gradient(self, name, param, grad, scale, weight_decay, part) -> np.ndarray:
         if (scale != 1.0 or weight_decay) and name not in self._gscratch:
-            self._gscratch[name] = np.empty_like(param)
+            self._gscratch[name] = np.empty_like(self.parameters[name])
         out = self._gscratch.get(name)
+        out = None if out is None else _at(out, part)
         return effective_gradient(param, grad, weight_decay=weight_decay, grad_scale=scale, out=out)
 
-    def _update(self, name, param, grad, lr, scale) -> None:
+    def _state(self, slot: str, name: str, part: slice | None) -> np.ndarray:
+        return _at(self.state[slot][name], part)
+
+    def _update(self, name, param, grad, lr, scale, part) -> None:
+        """Update ``param`` (the whole parameter, or the ``part`` of it in C order)."""
         raise NotImplementedError
 
     def state_dict(self) -> Arrays:
@@ -160,12 +186,12 @@ class SGD(Optimizer):
         self.slots = ("momentum",) if self.momentum else ()
         super().__init__(parameters, lr=lr, **common)
 
-    def _update(self, name, param, grad, lr, scale):
-        g = self._gradient(name, param, grad, scale, self.weight_decay)
-        velocity = self.state["momentum"][name] if self.momentum else None
+    def _update(self, name, param, grad, lr, scale, part):
+        g = self._gradient(name, param, grad, scale, self.weight_decay, part)
+        velocity = self._state("momentum", name, part) if self.momentum else None
         sgd_update(
             param, g, velocity, lr=lr, momentum=self.momentum, nesterov=self.nesterov,
-            scratch=self._scratch[name],
+            scratch=_at(self._scratch[name], part),
         )  # fmt: skip
 
 
@@ -183,14 +209,15 @@ class Adam(Optimizer):
         self.eps = _positive("eps", eps)
         super().__init__(parameters, lr=lr, **common)
 
-    def _update(self, name, param, grad, lr, scale):
+    def _update(self, name, param, grad, lr, scale, part):
         if self.decoupled and self.weight_decay:
             param *= 1.0 - lr * self.weight_decay
         l2 = 0.0 if self.decoupled else self.weight_decay
-        g = self._gradient(name, param, grad, scale, l2)
+        g = self._gradient(name, param, grad, scale, l2, part)
         adam_update(
-            param, g, self.state["m"][name], self.state["v"][name], t=self.t, lr=lr,
-            beta1=self.beta1, beta2=self.beta2, eps=self.eps, scratch=self._scratch[name],
+            param, g, self._state("m", name, part), self._state("v", name, part), t=self.t,
+            lr=lr, beta1=self.beta1, beta2=self.beta2, eps=self.eps,
+            scratch=_at(self._scratch[name], part),
         )  # fmt: skip
 
 
@@ -213,11 +240,11 @@ class RMSprop(Optimizer):
         self.eps = _positive("eps", eps)
         super().__init__(parameters, lr=lr, **common)
 
-    def _update(self, name, param, grad, lr, scale):
-        g = self._gradient(name, param, grad, scale, self.weight_decay)
+    def _update(self, name, param, grad, lr, scale, part):
+        g = self._gradient(name, param, grad, scale, self.weight_decay, part)
         rmsprop_update(
-            param, g, self.state["square_avg"][name], lr=lr, alpha=self.alpha, eps=self.eps,
-            scratch=self._scratch[name],
+            param, g, self._state("square_avg", name, part), lr=lr, alpha=self.alpha,
+            eps=self.eps, scratch=_at(self._scratch[name], part),
         )  # fmt: skip
 
 
@@ -251,6 +278,17 @@ def build(spec: dict, parameters: Arrays) -> Optimizer:
         if not isinstance(p, np.ndarray) or not np.issubdtype(p.dtype, np.floating):
             raise ValueError(f"parameters[{name!r}]: expected a floating-point array")
     return cls(parameters, **options)
+
+
+def _flat(a: np.ndarray) -> np.ndarray:
+    """A 1-D view of a C-contiguous array (a copy would silently drop the update)."""
+    if not a.flags.c_contiguous:
+        raise ValueError(f"update_span needs C-contiguous arrays, got strides {a.strides}")
+    return a.reshape(-1)
+
+
+def _at(a: np.ndarray, part: slice | None) -> np.ndarray:
+    return a if part is None else _flat(a)[part]
 
 
 def _number(field: str, value) -> float:

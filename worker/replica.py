@@ -51,8 +51,10 @@ class SliceRows:
         return self.x[mine], self.y[mine]
 
     def ahead(self, mine: np.ndarray):
-        def gather() -> None:
+        def gather() -> np.ndarray:
+            """Gather the next step's rows; -> its x rows (the array ``get`` will return)."""
             self._ahead = (mine, self.x[mine], self.y[mine])
+            return self._ahead[1]
 
         return gather
 

@@ -30,6 +30,8 @@ class Replica:
     meta: dict
     origin: str = ""  # where the starting weights came from (for the job's log)
     artifacts: ArtifactStore | None = None  # where checkpoints and the model go (prepare sets it)
+    # (step, x rows, first-layer output): the next step's forward begun by the update pipeline
+    primed: tuple | None = None
 
 
 def prepare(store: JobStore, job_id: str, settings: Settings) -> Replica:

@@ -11,6 +11,7 @@ import numpy as np
 import nnlib
 from worker.collective.allreduce import RING_MIN_ELEMENTS
 from worker.collective.overlap import overlapped_gradients
+from worker.collective.update_pipeline import UpdatePipeline, pipeline_applies
 from worker.replica import FlatGradients, slice_sizes
 
 
@@ -46,6 +47,8 @@ def exact_step(
     small = flat.buffer.size < RING_MIN_ELEMENTS
     overlap = overlap_applies(replica.spec.get("overlap"), ctx.transport, small)
     if ctx.num_shards > 1 and overlap:
+        if ctx.mesh is not None and pipeline_applies(replica.model, replica.optimizer):
+            return _pipelined_step(ctx, flat, replica, rows, weights, step, epoch, prefetch)
         overlapped_gradients(ctx, flat, replica, x, y, weights, step)
         if prefetch is not None:
             prefetch()
@@ -62,6 +65,45 @@ def exact_step(
             "loss" if not np.isfinite(flat.extra[0]) else "gradient", flat.extra[0], epoch, step
         )
     replica.optimizer.step(flat.views, lr=replica.schedule(step))
+    return float(flat.extra[0])
+
+
+def _pipelined_step(ctx, flat, replica, rows, weights, step: int, epoch: int, prefetch) -> float:
+    """``exact_step`` over tcp with the update pipeline: the parameters are updated range by
+    range as the exchange completes them, and the next step's first layer is computed then.
+
+    The primed output is used only by the step it was made for, on the very rows it was made
+    from (``SliceRows.get`` hands out the prefetched array itself): anything else in between
+    (an epoch's end, a resume) recomputes it, with the same bits.
+    """
+    x, y = rows
+    primed, replica.primed = replica.primed, None
+    if primed is not None and (primed[0] != step or primed[1] is not x):
+        primed = None
+    x_next = prefetch() if prefetch is not None else None
+    made = []
+
+    def pipeline(ranges):
+        made.append(
+            UpdatePipeline(
+                flat,
+                ranges,
+                replica.model,
+                replica.optimizer,
+                replica.schedule(step),
+                x_next,
+                lambda what: diverged(what, flat.extra[0], epoch, step),
+            )  # fmt: skip
+        )
+        return made[0]
+
+    overlapped_gradients(
+        ctx, flat, replica, x, y, weights, step, primed=None if primed is None else primed[2],
+        pipeline=pipeline,
+    )  # fmt: skip
+    output = made[0].next_output()
+    if output is not None:
+        replica.primed = (step + 1, x_next, output)
     return float(flat.extra[0])
 
 

@@ -2,6 +2,11 @@
 
 Inputs of higher rank, e.g. (N, C, H, W) after a conv, are flattened to (N, C*H*W) in C order
 (the same order as PyTorch's ``flatten``), so a ``flatten`` layer before ``dense`` is optional.
+
+A model's first layer, when large, has ``input_blocks`` (``input_row_blocks``): its forward adds
+x[:, a:b] W[a:b] block by block in that order. A data-parallel trainer can then compute the next
+step's product block by block as each block of W receives its update, while the rest of the
+gradient is still on the network (``BlockedProduct``), with the bits of a plain forward.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ class Dense(Layer):
         self.init_activation = self.activation
         self.init_negative_slope = 0.0
         self._x: np.ndarray | None = None
+        self.input_blocks: list[tuple[int, int]] | None = None  # set for a large first layer
 
     def output_shape_for(self, input_shape):
         return (self.units,)
@@ -58,9 +64,20 @@ class Dense(Layer):
         if x.ndim != 2:
             x = x.reshape(x.shape[0], -1)
         self._x = x
-        y = gemm.dot(x, self.params["W"])
-        if self.use_bias:
-            y += self.params["b"]
+        if self.input_blocks is None:
+            y = gemm.dot(x, self.params["W"])
+            if self.use_bias:
+                y += self.params["b"]
+            return y
+        product = BlockedProduct(self, x)
+        while product.advance():
+            pass
+        return product.result()
+
+    def adopt(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """Take ``y``, a ``BlockedProduct`` result for ``x`` with the current weights, as this
+        forward's output: cache ``x`` for backward as ``forward`` would, return ``y``."""
+        self._x = x if x.ndim == 2 else x.reshape(x.shape[0], -1)
         return y
 
     def backward(self, dout: np.ndarray, input_grad: bool = True) -> np.ndarray | None:
@@ -99,3 +116,58 @@ class Dense(Layer):
             "activation": self.activation,
             "use_bias": self.use_bias,
         }
+
+
+class BlockedProduct:
+    """x W + b of a Dense layer with ``input_blocks``, one block of W's rows per ``advance``.
+
+    ``forward`` runs it at once; a trainer may advance it as each block of W becomes final. Both
+    add the same products in the same order, so the result has the same bits.
+    """
+
+    def __init__(self, layer: Dense, x: np.ndarray):
+        self.layer, self.blocks = layer, layer.input_blocks or [(0, layer.params["W"].shape[0])]
+        self.x = x if x.ndim == 2 else x.reshape(x.shape[0], -1)
+        self.done = 0  # blocks added so far
+        self.y: np.ndarray | None = None
+
+    def advance(self) -> bool:
+        """Add the next block's product (it reads that block of W now); -> False when none left."""
+        if self.done == len(self.blocks):
+            return False
+        a, b = self.blocks[self.done]
+        part = gemm.dot(self.x[:, a:b], self.layer.params["W"][a:b])
+        if self.y is None:
+            self.y = part
+        else:
+            self.y += part
+        self.done += 1
+        return True
+
+    def result(self) -> np.ndarray:
+        """(N, units): the sum of every block's product, plus the bias (read now)."""
+        if self.done != len(self.blocks):
+            raise RuntimeError(f"{len(self.blocks) - self.done} blocks of the product are missing")
+        if self.layer.use_bias:
+            self.y += self.layer.params["b"]
+        return self.y
+
+
+INPUT_BLOCK_BYTES = 256 * 1024  # a first dense layer's W above this is used in row blocks
+MAX_INPUT_BLOCKS = 8  # each block adds one (N, units) pass to the forward
+
+
+def input_row_blocks(
+    rows: int, units: int, itemsize: int, block_bytes: int = INPUT_BLOCK_BYTES
+) -> list[tuple[int, int]] | None:
+    """Row blocks of about ``block_bytes`` (at most MAX_INPUT_BLOCKS) of a first Dense layer's
+    W (rows, units), last rows first; None if it is one block.
+
+    Last rows first because that is the order backward can hand them to the network (the
+    bias's gradient travels with the first block): ``worker.collective.overlap``.
+    """
+    blocks = min(rows, -(-rows * units * itemsize // block_bytes), MAX_INPUT_BLOCKS)
+    if blocks <= 1:
+        return None
+    bounds = [rows * k // blocks for k in range(blocks + 1)]
+    return [(bounds[k], bounds[k + 1]) for k in range(blocks - 1, -1, -1)]

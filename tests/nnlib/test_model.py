@@ -352,3 +352,51 @@ def test_a_bad_alpha_after_a_dense_layer_is_a_value_error_naming_the_layer():
 
     with pytest.raises(ValueError, match=r"layer 1 .*alpha"):
         build_model(spec, (3,))
+
+
+def test_a_large_first_dense_layer_runs_in_row_blocks_last_rows_first():
+    model = build_model({"layers": [{"type": "flatten"}, {"type": "dense", "units": 256}]}, [784])
+    small = build_model({"layers": [{"type": "dense", "units": 8}]}, [64])
+
+    assert model.layers[1].input_blocks == [(588, 784), (392, 588), (196, 392), (0, 196)]
+    assert model.primable()
+    assert small.layers[0].input_blocks is None and not small.primable()
+
+
+def test_a_blocked_product_advanced_block_by_block_is_the_forward_bit_for_bit():
+    from nnlib.layers.dense import BlockedProduct
+
+    spec = {
+        "layers": [
+            {"type": "flatten"},
+            {"type": "dense", "units": 300},
+            {"type": "dense", "units": 4},
+        ]
+    }
+    model = build_model(spec, [1, 28, 28], seed=1)
+    model.layers[1].params["b"] += 0.5
+    x = np.random.default_rng(0).standard_normal((33, 1, 28, 28)).astype(np.float32)
+    dense = model.layers[1]
+
+    product = BlockedProduct(dense, x.reshape(33, -1))
+    steps = 0
+    while product.advance():
+        steps += 1
+    primed = product.result()
+    out_primed = model.forward(x, training=True, primed=primed)
+    grads_primed = {k: v.copy() for k, v in _grads_after(model, out_primed).items()}
+    out = model.forward(x, training=True)
+
+    assert steps == len(dense.input_blocks) > 1
+    assert primed.tobytes() == dense.forward(x.reshape(33, -1), True).tobytes()
+    assert out_primed.tobytes() == out.tobytes()
+    for name, grad in _grads_after(model, out).items():
+        assert grad.tobytes() == grads_primed[name].tobytes()  # backward saw the same input
+    np.testing.assert_allclose(
+        primed, x.reshape(33, -1) @ dense.params["W"] + dense.params["b"], rtol=1e-5, atol=1e-5
+    )
+
+
+def _grads_after(model, out):
+    model.backward(np.ones_like(out), input_grad=False)
+    return model.gradients()

@@ -198,3 +198,43 @@ def test_loading_a_state_with_other_keys_is_refused():
 def test_bad_hyper_parameters_are_refused_naming_field_and_value(spec, message):
     with pytest.raises(ValueError, match=message):
         optimizers.build(spec, params(1.0))
+
+
+SPAN_SPECS = [
+    {"type": "sgd", "lr": 0.05, "momentum": 0.9, "nesterov": True, "weight_decay": 1e-3},
+    {"type": "sgd", "lr": 0.1},
+    {"type": "adam", "lr": 0.01, "weight_decay": 1e-4},
+    {"type": "adamw", "lr": 0.01},
+    {"type": "rmsprop", "lr": 0.01, "weight_decay": 1e-4},
+]
+
+
+@pytest.mark.parametrize("spec", SPAN_SPECS, ids=[s["type"] for s in SPAN_SPECS])
+def test_a_step_applied_in_spans_has_the_bits_of_a_whole_step(spec):
+    rng = np.random.default_rng(3)
+    start = {"0.W": rng.normal(size=(5, 7)), "0.b": rng.normal(size=7), "1.W": rng.normal(size=3)}
+    start = {k: v.astype(np.float32) for k, v in start.items()}
+    whole, spans = ({k: v.copy() for k, v in start.items()} for _ in range(2))
+    a, b = optimizers.build(spec, whole), optimizers.build(spec, spans)
+    for step in range(3):
+        g = {k: rng.normal(size=v.shape).astype(np.float32) for k, v in start.items()}
+        a.step(g, lr=0.5 / (step + 1))
+        b.begin_step(g, lr=0.5 / (step + 1))
+        # uneven pieces, out of order, as an exchange completes them
+        for name, lo, hi in [("1.W", 0, 3), ("0.W", 20, 35), ("0.b", 0, 7), ("0.W", 0, 20)]:
+            b.update_span(name, lo, hi)
+
+    for name in start:
+        assert spans[name].tobytes() == whole[name].tobytes()
+        assert (spans[name] != start[name]).any()
+    for key, value in a.state_dict().items():
+        np.testing.assert_array_equal(b.state_dict()[key], value)
+
+
+def test_a_step_in_spans_refuses_clip_norm_which_needs_the_whole_gradient():
+    p = {"0.W": np.ones(4)}
+    opt = optimizers.build({"type": "sgd", "lr": 0.1, "clip_norm": 1.0}, p)
+
+    with pytest.raises(ValueError, match="clip_norm"):
+        opt.begin_step({"0.W": np.ones(4)})
+    assert opt.t == 0

@@ -30,12 +30,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from nnlib import gemm
-from nnlib.layers.dense import Dense
+from nnlib.layers.dense import INPUT_BLOCK_BYTES, Dense, input_row_blocks
 from nnlib.parallel import blas_serial, get_num_threads
 from worker.collective.allreduce import Channel, sum_in_shard_order
 from worker.replica import FlatGradients
 
-BLOCK_BYTES = 256 * 1024  # a first dense layer's weight gradient above this ships in row blocks
+# a first dense layer's weight gradient above this ships in row blocks (nnlib's forward blocks)
+BLOCK_BYTES = INPUT_BLOCK_BYTES
 
 
 @dataclass(frozen=True)
@@ -72,22 +73,25 @@ def bucket_plan(model, flat: FlatGradients, block_bytes: int = BLOCK_BYTES) -> l
     if isinstance(first, Dense) and weight is not None:
         group_layers = dict(model.groups)[plan[-1].group]
         if [layer for layer in group_layers if layer.params] == [first]:
-            blocks = min(weight.shape[0], -(-weight.nbytes // block_bytes))
-            if blocks > 1:
-                plan[-1:] = _row_buckets(plan[-1], flat, weight.shape, blocks)
+            # nnlib's forward blocks (Dense.input_blocks) by the same rule: with the default
+            # size the rows a bucket updates are the rows the next forward's block reads
+            blocks = input_row_blocks(*weight.shape, weight.itemsize, block_bytes)
+            if blocks is not None:
+                plan[-1:] = _row_buckets(plan[-1], flat, weight.shape[1], blocks)
     return plan
 
 
-def _row_buckets(group: Bucket, flat: FlatGradients, shape, blocks: int) -> list[Bucket]:
-    rows, units = shape
+def _row_buckets(group: Bucket, flat: FlatGradients, units: int, blocks) -> list[Bucket]:
+    """One bucket per row block, in ``blocks``' order (last rows first): the bias (after W in
+    the buffer) rides with the last rows."""
     start = flat.offsets[f"{group.group}.W"][0]
-    bounds = [rows * k // blocks for k in range(blocks + 1)]
-    out = []
-    for k in range(blocks - 1, -1, -1):  # last rows first: the bias (after W) rides with them
-        a, b = bounds[k], bounds[k + 1]
-        stop = group.stop if k == blocks - 1 else start + b * units
-        out.append(Bucket(start + a * units, stop, group.group, (a, b)))
-    return out
+    last = max(b for _, b in blocks)
+    return [
+        Bucket(
+            start + a * units, group.stop if b == last else start + b * units, group.group, (a, b)
+        )
+        for a, b in blocks
+    ]
 
 
 def blocks_keep_bits(samples: int, weight_shape, ranges, dtype) -> bool:
@@ -178,10 +182,24 @@ class _Sender(threading.Thread):
 
 
 def overlapped_gradients(
-    ctx, flat: FlatGradients, replica, x, y, weights, step: int, block_bytes: int = BLOCK_BYTES
+    ctx,
+    flat: FlatGradients,
+    replica,
+    x,
+    y,
+    weights,
+    step: int,
+    block_bytes: int = BLOCK_BYTES,
+    primed=None,
+    pipeline=None,
 ) -> None:
     """Fill ``flat`` with the slice-weighted mean gradient (and loss, last slot) over all shards
-    (``block_bytes``: see ``bucket_plan``)."""
+    (``block_bytes``: see ``bucket_plan``).
+
+    Over tcp only: ``primed`` is this step's first-layer output computed by the last step's
+    pipeline; ``pipeline(plan ranges)`` makes an ``UpdatePipeline`` that updates the model as
+    the ranges arrive (the caller then skips its own optimizer step).
+    """
     model, loss, me, num_shards = replica.model, replica.loss, ctx.shard, len(weights)
     scale = flat.buffer.dtype.type(weights[me] / float(sum(weights)))
     channel = Channel(
@@ -196,8 +214,12 @@ def overlapped_gradients(
     exchange = num_shards == 2
     to = 1 - me if exchange else 0
     if ctx.mesh is not None:
-        _over_tcp(ctx, flat, model, loss, x, y, plan, scale, channel.check)
+        ranges = [(bucket.start, bucket.stop) for bucket in plan]
+        on_final = pipeline(ranges) if pipeline is not None else None
+        _over_tcp(ctx, flat, (model, loss, x, y, primed), plan, scale, channel.check, on_final)
         return
+    if primed is not None or pipeline is not None:
+        raise ValueError("primed and pipeline apply to the tcp transport only")
     exchange = num_shards == 2
     to = 1 - me if exchange else 0
     sender = None
@@ -220,30 +242,47 @@ def overlapped_gradients(
         ctx.comm_seconds += time.perf_counter() - waited
 
 
-def _final_buckets(model, loss, x, y, flat: FlatGradients, plan: list[Bucket]):
+def _final_buckets(model, loss, x, y, flat: FlatGradients, plan: list[Bucket], primed=None):
     """Forward, loss and backward of my slice, yielding each bucket once final in ``flat``
     (an empty slice: zeros, every bucket in plan order, so the peers get what they expect)."""
     if len(x):
-        flat.extra[0] = loss.forward(model.forward(x, training=True), y)
+        flat.extra[0] = loss.forward(model.forward(x, training=True, primed=primed), y)
         yield from backward_buckets(model, loss.backward(), flat, plan)
     else:
         flat.buffer[:] = 0.0
         yield from range(len(plan))
 
 
-def _over_tcp(ctx, flat, model, loss, x, y, plan, scale, check) -> None:
+def _over_tcp(ctx, flat, work, plan, scale, check, on_final=None) -> None:
     """Each bucket's bytes go to the kernel as soon as backward finishes it, from this thread
     (``TcpMesh.posted``): no sender thread to schedule on a busy CPU, and the socket buffers
-    keep the link busy while backward goes on."""
+    keep the link busy while backward goes on. ``work``: (model, loss, x, y, primed).
+
+    The time ``on_final`` computes (updates, the next forward's blocks) is not counted as
+    communication: it is work the step would do anyway.
+    """
+    model, loss, x, y, primed = work
     exchange = ctx.mesh.posted(flat.buffer, [(bucket.start, bucket.stop) for bucket in plan])
-    for k in _final_buckets(model, loss, x, y, flat, plan):
+    for k in _final_buckets(model, loss, x, y, flat, plan, primed):
         flat.buffer[plan[k].start : plan[k].stop] *= scale
         exchange.post(k, check)
+    computing = 0.0
+
+    def timed(final: int) -> None:
+        nonlocal computing
+        started = time.perf_counter()
+        try:
+            on_final(final)
+        finally:
+            computing += time.perf_counter() - started
+
     waited = time.perf_counter()
     try:
-        exchange.finish(ctx.settings.peer_timeout_seconds, check)
+        exchange.finish(
+            ctx.settings.peer_timeout_seconds, check, timed if on_final is not None else None
+        )
     finally:
-        ctx.comm_seconds += time.perf_counter() - waited
+        ctx.comm_seconds += time.perf_counter() - waited - computing
 
 
 def _gather(channel: Channel, flat: FlatGradients, plan, me: int, num_shards: int) -> None:

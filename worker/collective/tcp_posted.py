@@ -68,7 +68,16 @@ class PostedAllreduce:
                 ]
             self.inbox[j] = [memoryview(self.headers[j]), *views]
             self.out[j] = mesh._header(self._payload_to(j))
+        self.queued = {j: len(self.out[j]) for j in mesh.peers}  # views ever put in out[j]
         self.reduced = 0  # how many parts of my chunk are summed (and sent, when scattering)
+        self.copied = {j: 0 for j in mesh.peers}  # all-gather parts copied into the vector
+        self.final = 0  # ranges (in order) whose values in the vector are the final sums
+        self.headers_checked = False
+        # per chunk, the range index of each of its (non-empty) parts
+        self.part_ranges = [
+            [k for k in range(len(ranges)) if self._part(k, c)[0] < self._part(k, c)[1]]
+            for c in range(n)
+        ]
 
     def _part(self, k: int, owner: int) -> tuple[int, int]:
         """Range k's part that goes to ``owner`` (empty when a >= b)."""
@@ -96,22 +105,84 @@ class PostedAllreduce:
             if a < b:
                 piece = rounded if not self.scatter else codec.encode(self.vector[a:b])
                 self.out[j].append(as_bytes(piece))
+                self.queued[j] += 1
                 mesh._pump_send(j, self.out, check)
         for j in mesh.peers:  # drain what arrived, so the peers' sends never stall on our window
             if self.inbox[j]:
                 mesh._pump_recv(j, self.inbox, check)
 
-    def finish(self, timeout: float, check) -> None:
-        """Wait for every part, sum in shard order (and all-gather): ``vector`` is the sum."""
-        mesh, codec = self.mesh, self.codec
+    def finish(self, timeout: float, check, on_final=None) -> None:
+        """Wait for every part, sum in shard order (and all-gather): ``vector`` is the sum.
+
+        ``on_final(count)``, if given, runs between rounds of the wait whenever more of the
+        ranges (a prefix, in order) hold their final sums, and once more at the end with
+        ``len(ranges)``: the caller may read those ranges (never write them) while the rest
+        travel.
+        """
+        mesh = self.mesh
         if self.unposted:
             raise RuntimeError(f"ranges {sorted(self.unposted)} were never posted")
         out = {j: views for j, views in self.out.items() if views}
-        mesh._wait(out, self.inbox, timeout, check, self._reduce_arrived)
-        mesh._check_headers(self.headers, {j: self._payload_to(j) for j in mesh.peers})
-        for j, (a, b) in self._peer_chunks() if self.scatter else ():
-            np.copyto(self.vector[a:b], codec.decode(self.gathered[j]))
+
+        def progress() -> dict[int, list[memoryview]]:
+            sends = self._reduce_arrived()
+            if on_final is not None and self._headers_in():
+                self._copy_gathered()
+                final = self._final_ranges()
+                if final > self.final:
+                    self.final = final
+                    on_final(final)
+            return sends
+
+        mesh._wait(out, self.inbox, timeout, check, progress)
+        self._headers_in()
+        self._copy_gathered()
         mesh.calls += 1
+        if on_final is not None and self.final < len(self.ranges):
+            self.final = len(self.ranges)
+            on_final(self.final)
+
+    def _headers_in(self) -> bool:
+        """Check every peer's header once all have arrived (before their data is used)."""
+        if not self.headers_checked:
+            if any(len(self.inbox[j]) == self._views_from(j) for j in self.mesh.peers):
+                return False
+            self.mesh._check_headers(
+                self.headers, {j: self._payload_to(j) for j in self.mesh.peers}
+            )
+            self.headers_checked = True
+        return True
+
+    def _views_from(self, j: int) -> int:
+        return 1 + len(self.parts[self.mesh.shard]) + self._gather_views(j)
+
+    def _gathered(self, j: int) -> int:
+        """All-gather parts from peer j that have fully arrived."""
+        done = self._views_from(j) - len(self.inbox[j])
+        return max(0, done - 1 - len(self.parts[self.mesh.shard]))
+
+    def _copy_gathered(self) -> None:
+        """Copy the reduced parts of the peers' chunks that arrived into the vector (the bytes
+        I sent of them have all left: their owner summed them before sending these)."""
+        for j, (first, _) in self._peer_chunks() if self.scatter else ():
+            arrived = self._gathered(j)
+            for a, b in self.parts[j][self.copied[j] : arrived]:
+                np.copyto(
+                    self.vector[a:b], self.codec.decode(self.gathered[j][a - first : b - first])
+                )
+            self.copied[j] = max(self.copied[j], arrived)
+
+    def _final_ranges(self) -> int:
+        """How many ranges, in order, are final: every chunk's parts of them are summed (mine)
+        or copied in (the peers' chunks, when scattering)."""
+        me = self.mesh.shard
+        done = {me: self.reduced, **(self.copied if self.scatter else {})}
+        final = self.final
+        while final < len(self.ranges) and all(
+            done[c] >= sum(1 for k in self.part_ranges[c] if k <= final) for c in done
+        ):
+            final += 1
+        return final
 
     def _reduce_arrived(self) -> dict[int, list[memoryview]]:
         """Sum (in shard order) every part of my chunk that all peers' parts have reached;
@@ -121,6 +192,10 @@ class PostedAllreduce:
         for j in mesh.peers:  # inbox[j]: header, my chunk's parts, (all-gather parts); popped
             done = 1 + len(mine) + self._gather_views(j) - len(self.inbox[j])
             arrived = min(arrived, max(done - 1, 0))
+            if not self.scatter:
+                # the sum is written in place over the part I send: not before all of it has
+                # left for every peer (with small socket buffers it may still be queued here)
+                arrived = min(arrived, self.queued[j] - len(self.out[j]) - 1)
         sends: dict[int, list[memoryview]] = {}
         lo = self.chunks[me][0]
         while self.reduced < arrived:

@@ -103,6 +103,67 @@ def _allreduced(mesh: TcpMesh, vector: np.ndarray) -> np.ndarray:
     return vector
 
 
+@pytest.mark.parametrize("n", [2, 3])
+def test_a_posted_allreduce_reports_final_ranges_in_order_while_the_rest_travel(redis_url, n):
+    size = 300_001  # 3 shards scatter: the final sums of other chunks arrive by all-gather
+    ranges = [(240_000, size), (160_000, 240_000), (80_000, 160_000), (0, 80_000)]
+    meshes = connected_meshes(redis_url, n, f"t{secrets.token_hex(4)}")
+    try:
+        vectors = shard_vectors(n, size, seed=5)
+        whole = run_in_threads(lambda i: _allreduced(meshes[i], vectors[i].copy()), n)[0]
+
+        def posted(i):
+            vector, reports = vectors[i].copy(), []
+
+            def on_final(final):  # each range must already hold its final sum
+                for a, b in ranges[reports[-1] if reports else 0 : final]:
+                    assert vector[a:b].tobytes() == whole[a:b].tobytes()
+                reports.append(final)
+
+            exchange = meshes[i].posted(vector, ranges)
+            for k in range(len(ranges)):
+                exchange.post(k)
+            exchange.finish(10, None, on_final)
+            return vector, reports
+
+        for vector, reports in run_in_threads(posted, n):
+            assert vector.tobytes() == whole.tobytes()
+            assert reports == sorted(set(reports)) and reports[-1] == len(ranges)
+    finally:
+        for mesh in meshes:
+            mesh.close()
+
+
+def test_a_posted_exchange_through_small_socket_buffers_keeps_the_bits(redis_url):
+    # With 64 KB of socket buffer most of a part waits in user space; summing a part in place
+    # while its bytes still wait there would send the sum instead of the shard's own values.
+    size, n = 1_000_003, 2
+    ranges = [(size * (7 - k) // 8, size * (8 - k) // 8) for k in range(8)]
+    meshes = connected_meshes(redis_url, n, f"t{secrets.token_hex(4)}")
+    for mesh in meshes:
+        for sock in mesh.peers.values():
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 65536)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+    try:
+        for step in range(3):
+            vectors = shard_vectors(n, size, seed=10 + step)
+            whole = run_in_threads(lambda i, v=vectors: _allreduced(meshes[i], v[i].copy()), n)
+
+            def posted(i, v=vectors):
+                vector = v[i].copy()
+                exchange = meshes[i].posted(vector, ranges)
+                for k in range(len(ranges)):
+                    exchange.post(k)
+                exchange.finish(30, None)
+                return vector
+
+            for vector in run_in_threads(posted, n):
+                assert vector.tobytes() == whole[0].tobytes()
+    finally:
+        for mesh in meshes:
+            mesh.close()
+
+
 def test_a_posted_allreduce_refuses_ranges_that_do_not_tile_the_vector(redis_url):
     meshes = connected_meshes(redis_url, 2, f"t{secrets.token_hex(4)}")
     try:
