@@ -37,7 +37,8 @@ from tests.multihost.cluster import Cluster, missing_privileges, python_argv  # 
 from tests.multihost.site import Site, forget_connections  # noqa: E402
 
 DDP_PORTS = itertools.count(29500)
-VARIANTS = {"": {"overlap": False}, "overlap": {"overlap": True}}  # gradq rows at every host count
+# gradq rows at every host count: plain, overlap forced on, and the default (unset: measured)
+VARIANTS = {"": {"overlap": False}, "overlap": {"overlap": True}, "default": {}}
 OPTIONS = {"bf16": {"compression": "bf16"}, "fp16": {"compression": "fp16"},
            "sync 4": {"sync_every": 4}}  # fmt: skip
 
@@ -116,8 +117,8 @@ def main() -> None:
     parser.add_argument("--rates", default="1000,10000", help="link rates, Mbit/s")
     parser.add_argument("--batches", default="1024,256")
     parser.add_argument("--hosts", default="1,2,3")
-    parser.add_argument("--variants", default=",overlap",
-                        help="gradq rows: '' (plain) and/or overlap")  # fmt: skip
+    parser.add_argument("--variants", default=",overlap,default",
+                        help="gradq rows: '' (plain), overlap, default")  # fmt: skip
     parser.add_argument("--repeat", type=int, default=2, help="alternating rounds")
     parser.add_argument("--epochs", type=int, default=3, help="MLP; fastest after the first")
     parser.add_argument("--cnn-epochs", type=int, default=2, help="CNN; fastest after the first")

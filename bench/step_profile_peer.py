@@ -50,7 +50,7 @@ def gradq(rank, world, key, batch, steps, model_name, compression, overlap) -> d
     optimizer = nnlib.optimizers.build(
         {"type": "sgd", "lr": 0.05, "momentum": 0.9}, model.parameters()
     )
-    flat = FlatGradients(model.parameters(), extra=1)
+    flat = FlatGradients(model.parameters())
     redis = redis_lib.Redis.from_url(settings.redis_url)
     mesh = TcpMesh(
         rank, world, listen_address(settings), None if compression == "none" else compression

@@ -6,6 +6,8 @@ import numpy as np
 
 from nnlib.batching import shard_slice
 
+EXTRA_SLOTS = 2  # after the gradients: the loss, and the overlap vote (overlap_choice.py)
+
 
 class FlatGradients:
     """All gradients of a model in ONE contiguous float32 vector (plus ``extra`` trailing slots).
@@ -14,7 +16,7 @@ class FlatGradients:
     averaged gradients straight from it, with no unflatten copy.
     """
 
-    def __init__(self, parameters: dict[str, np.ndarray], extra: int = 1):
+    def __init__(self, parameters: dict[str, np.ndarray], extra: int = EXTRA_SLOTS):
         dtype = next(iter(parameters.values())).dtype if parameters else np.float32
         total = sum(p.size for p in parameters.values())
         self.buffer = np.zeros(total + extra, dtype=dtype)

@@ -32,6 +32,7 @@ class Replica:
     artifacts: ArtifactStore | None = None  # where checkpoints and the model go (prepare sets it)
     # (step, x rows, first-layer output): the next step's forward begun by the update pipeline
     primed: tuple | None = None
+    overlap_choice: object = None  # OverlapChoice of this attempt (spec overlap unset, tcp)
 
 
 def prepare(store: JobStore, job_id: str, settings: Settings) -> Replica:

@@ -86,7 +86,7 @@ def _train(ctx: ShardContext, replica: Replica, writer: CheckpointWriter) -> dic
         stopper = early_stopping_from_spec(spec["early_stopping"], data.x_val is not None)
         if meta.get("stopper"):
             stopper.best, stopper.best_epoch, stopper.waited = meta["stopper"]
-    flat = FlatGradients(model.parameters(), extra=1)
+    flat = FlatGradients(model.parameters())
     rows = SliceRows(data.x_train, data.y_train)
     every = int(spec.get("sync_every") or 1)
     local = LocalSGD(every, ctx.num_shards, ctx.shard) if every > 1 else None

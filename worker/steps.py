@@ -11,6 +11,7 @@ import numpy as np
 import nnlib
 from worker.collective.allreduce import RING_MIN_ELEMENTS
 from worker.collective.overlap import overlapped_gradients
+from worker.collective.overlap_choice import OverlapChoice, timed_step
 from worker.collective.update_pipeline import UpdatePipeline, pipeline_applies
 from worker.replica import FlatGradients, slice_sizes
 
@@ -19,17 +20,18 @@ class TrainingError(RuntimeError):
     """The training itself went wrong (NaN loss, ...): the job fails with this message."""
 
 
-def overlap_applies(requested: bool | None, transport: str, small: bool) -> bool:
-    """Whether a step sends buckets during backward: the spec's ``overlap`` on ``transport``.
+def overlap_applies(requested: bool | None, transport: str, small: bool) -> bool | str:
+    """Whether a step sends buckets during backward: the spec's ``overlap`` on ``transport``;
+    ``"measure"``: unset over tcp, where each attempt times both (``OverlapChoice``).
 
     ``small``: the vector is below the ring's size, so Redis carries it in one message.
     """
     # Overlap hides network transfers behind backward; through shared memory the whole exchange
     # takes ~0.1-0.3 ms, less than bucketing costs, so on that transport the option is moot.
-    # Unset means "where it pays": over tcp it took the MLP step at 1 Gbit/s from 0.80-0.85x to
-    # 0.73x of DDP (docs/distributed.md) and gives the plain path's bits, so it is the default.
+    # Over tcp it pays on slow links and loses on fast ones (overlap_choice.py), and both give
+    # the same bits, so unset means "measure and take the faster".
     if requested is None:
-        return transport == "tcp"
+        return "measure" if transport == "tcp" else False
     return requested and (transport == "tcp" or (transport == "redis" and small))
 
 
@@ -42,11 +44,20 @@ def exact_step(
     (gathers the next step's rows) runs while the allreduce waits for the peers. Returns the
     global batch's mean loss.
     """
-    x, y = rows
     weights = slice_sizes(batch_len, ctx.num_shards)
     small = flat.buffer.size < RING_MIN_ELEMENTS
     overlap = overlap_applies(replica.spec.get("overlap"), ctx.transport, small)
-    if ctx.num_shards > 1 and overlap:
+    args = (ctx, flat, replica, rows, weights, step, epoch, prefetch)
+    if ctx.num_shards > 1 and overlap == "measure":
+        if replica.overlap_choice is None:
+            replica.overlap_choice = OverlapChoice()
+        return timed_step(replica.overlap_choice, flat, lambda overlap: _step(*args, overlap))
+    return _step(*args, ctx.num_shards > 1 and overlap is True)
+
+
+def _step(ctx, flat, replica, rows, weights, step, epoch, prefetch, overlap: bool) -> float:
+    x, y = rows
+    if overlap:
         if ctx.mesh is not None and pipeline_applies(replica.model, replica.optimizer):
             return _pipelined_step(ctx, flat, replica, rows, weights, step, epoch, prefetch)
         overlapped_gradients(ctx, flat, replica, x, y, weights, step)

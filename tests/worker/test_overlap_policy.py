@@ -8,8 +8,8 @@ from worker.steps import overlap_applies
 
 
 @pytest.mark.parametrize("small", [True, False])
-def test_unset_overlaps_over_tcp_only(small):
-    assert overlap_applies(None, "tcp", small)
+def test_unset_measures_over_tcp_and_never_overlaps_elsewhere(small):
+    assert overlap_applies(None, "tcp", small) == "measure"
     for transport in ("shm", "hierarchical", "redis"):
         assert not overlap_applies(None, transport, small), transport
 

@@ -28,7 +28,7 @@ from worker.collective.shm_transport import SHM_DIR, SIGNAL_IN_MEMORY, SharedSeg
 from worker.collective.tcp_transport import TcpMesh
 from worker.config import Settings
 from worker.recovery import attempt_hosts
-from worker.replica import vector_bytes
+from worker.replica import EXTRA_SLOTS, vector_bytes
 
 log = logging.getLogger(__name__)
 
@@ -147,10 +147,11 @@ def choose_transport(records: list[dict | None]) -> str:
 
 
 def segment_bytes(replica) -> int:
-    """The largest vector ``shard.train`` allreduces: the gradient (+ loss slot), the batchnorm
-    buffers, the validation sums, or with local SGD the parameters and float optimizer state."""
+    """The largest vector ``shard.train`` allreduces: the gradient (+ its extra slots), the
+    batchnorm buffers, the validation sums, or with local SGD the parameters and float optimizer
+    state."""
     model, spec = replica.model, replica.spec
-    sizes = [vector_bytes(model.parameters(), 1), vector_bytes(model.buffers(), 0), 3 * 8]
+    sizes = [vector_bytes(model.parameters(), EXTRA_SLOTS), vector_bytes(model.buffers(), 0), 3 * 8]
     if int(spec.get("sync_every") or 1) > 1:
         state = sync_arrays(model.parameters(), replica.optimizer.state_dict())
         sizes.append(vector_bytes(state, 1))

@@ -18,7 +18,7 @@ from worker.collective.overlap import (
 from worker.collective.tcp_transport import TcpMesh
 from worker.config import Settings
 from worker.jobs import JobStore
-from worker.replica import FlatGradients, slice_sizes
+from worker.replica import EXTRA_SLOTS, FlatGradients, slice_sizes
 from worker.replica_setup import Replica
 from worker.shard_context import ShardContext
 from worker.submit import submit_job
@@ -124,7 +124,7 @@ def test_overlapped_gradients_equal_the_allreduce_path_bit_for_bit(
     value, grads = nnlib.loss_and_gradients(full, nnlib.losses.get("cross_entropy"), x, y)
     for i in range(num_shards):
         np.testing.assert_array_equal(out[(i, True)], out[(0, False)])
-    np.testing.assert_allclose(out[(0, True)][-1], value, rtol=1e-5)
+    np.testing.assert_allclose(out[(0, True)][-EXTRA_SLOTS], value, rtol=1e-5)  # the loss slot
     assert redis_client.keys("gradq:ar:*") == []
 
 

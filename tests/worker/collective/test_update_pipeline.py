@@ -9,6 +9,7 @@ import pytest
 import nnlib
 from tests.harness import run_in_threads
 from worker.collective.allreduce import data_client
+from worker.collective.overlap_choice import PROBE, WARMUP
 from worker.collective.tcp_transport import TcpMesh
 from worker.config import Settings
 from worker.jobs import JobStore
@@ -33,28 +34,30 @@ OPTIMIZERS = [
 BATCH, STEPS = 48, 4
 
 
-def _train(redis_client, redis_url, num_shards, overlap, optimizer, data, tag):
-    """STEPS steps of every shard through ``exact_step``; -> (weights, primed) per shard."""
+def _train(redis_client, redis_url, num_shards, overlap, optimizer, data, tag, steps=STEPS):
+    """``steps`` steps of every shard through ``exact_step``; -> (weights, primed, overlap
+    choice) per shard."""
     x, y = data
     settings = Settings(redis_url=redis_url, peer_timeout_seconds=10)
     store = JobStore(redis_client)
     meshes = [TcpMesh(i, num_shards, "127.0.0.1") for i in range(num_shards)]
     run_in_threads(lambda i: meshes[i].connect(redis_client, f"t:{tag}", 10, None), num_shards)
-    batches = [np.arange(s * BATCH, (s + 1) * BATCH) for s in range(STEPS)]
+    batches = [np.arange(s * BATCH, (s + 1) * BATCH) for s in range(steps)]
 
     def shard(i):
         model = nnlib.build_model(SPEC, (1, 28, 28), seed=3)
         loss = nnlib.losses.get("cross_entropy")
         opt = nnlib.optimizers.build(optimizer, model.parameters())
-        replica = Replica({"overlap": overlap}, None, model, loss, opt, lambda s: 0.5, STEPS, {})
+        replica = Replica({"overlap": overlap}, None, model, loss, opt, lambda s: 0.5, steps, {})
         ctx = ShardContext(store, data_client(redis_url), f"job_{tag}", i, 0, num_shards, settings)
         ctx.transport, ctx.mesh = "tcp", meshes[i]
         flat, rows = FlatGradients(model.parameters()), SliceRows(x, y)
         mine = [batch[i::num_shards] for batch in batches]  # any fixed split of each batch
-        for step in range(STEPS):
-            ahead = rows.ahead(mine[step + 1]) if step + 1 < STEPS else None
+        for step in range(steps):
+            ahead = rows.ahead(mine[step + 1]) if step + 1 < steps else None
             exact_step(ctx, flat, replica, rows.get(mine[step]), BATCH, step, 0, ahead)
-        return {k: v.copy() for k, v in model.parameters().items()}, replica.primed
+        weights = {k: v.copy() for k, v in model.parameters().items()}
+        return weights, replica.primed, replica.overlap_choice
 
     try:
         return run_in_threads(shard, num_shards)
@@ -84,7 +87,7 @@ def test_pipelined_steps_train_the_plain_steps_bits(
     piped = _train(redis_client, redis_url, num_shards, True, optimizer, data, "piped")
 
     assert len(adopted) == (STEPS - 1) * num_shards  # every step after the first was primed
-    for weights, primed in piped:
+    for weights, primed, _ in piped:
         assert primed is None  # the last step had no next rows to begin
         for name, value in plain[0][0].items():
             assert weights[name].tobytes() == value.tobytes(), name
@@ -102,3 +105,23 @@ def test_a_non_finite_gradient_fails_a_pipelined_step_as_it_fails_a_plain_one(
     for overlap in (False, True):
         with pytest.raises(TrainingError, match="became (nan|inf) at epoch 1 step 2"):
             _train(redis_client, redis_url, 2, overlap, OPTIMIZERS[0], (x, y), f"nan{overlap}")
+
+
+def test_unset_overlap_times_both_paths_and_every_shard_takes_the_same_one(redis_client, redis_url):
+    steps = WARMUP + 2 * PROBE + 3
+    rng = np.random.default_rng(1)
+    data = (
+        rng.standard_normal((BATCH * steps, 1, 28, 28)).astype(np.float32),
+        rng.integers(0, 10, BATCH * steps),
+    )
+
+    plain = _train(redis_client, redis_url, 2, False, OPTIMIZERS[0], data, "p2", steps)
+    measured = _train(redis_client, redis_url, 2, None, OPTIMIZERS[0], data, "m2", steps)
+
+    choices = [choice for _, _, choice in measured]
+    assert choices[0].decided is not None and choices[0].steps == steps
+    assert choices[1].decided == choices[0].decided  # from the averaged vote, not own timing
+    assert all(choice.timed[True] > 0 and choice.timed[False] > 0 for choice in choices)
+    for weights, _, _ in measured:
+        for name, value in plain[0][0].items():
+            assert weights[name].tobytes() == value.tobytes(), name
