@@ -27,7 +27,7 @@ def test_the_probe_runs_plain_then_overlapped_steps_then_votes_their_difference(
     paths = _run(choice, {False: 0.010, True: 0.007}, voted=-0.002)
 
     assert paths == [False] * (WARMUP + PROBE) + [True] * PROBE + [False]
-    assert choice.timed == {False: pytest.approx(0.05), True: pytest.approx(0.035)}
+    assert choice.timed == {False: pytest.approx(0.010 * PROBE), True: pytest.approx(0.007 * PROBE)}
     assert choice.decided is True and choice.overlap(99) is True
 
 
