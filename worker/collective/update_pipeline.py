@@ -55,6 +55,8 @@ class UpdatePipeline:
         first = model.first_trainable
         self.product = None
         if x_next is not None and len(x_next):
+            if x_next.dtype != model.dtype:  # as Model.forward casts it: the same bits
+                x_next = x_next.astype(model.dtype)
             self.product = BlockedProduct(first, x_next.reshape(len(x_next), -1))
             self.needs = _block_needs(flat, ranges, model, first)
         optimizer.begin_step(flat.views, lr)

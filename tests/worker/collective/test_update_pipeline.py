@@ -110,8 +110,8 @@ def test_a_non_finite_gradient_fails_a_pipelined_step_as_it_fails_a_plain_one(
 def test_unset_overlap_times_both_paths_and_every_shard_takes_the_same_one(redis_client, redis_url):
     steps = WARMUP + 2 * PROBE + 3
     rng = np.random.default_rng(1)
-    data = (
-        rng.standard_normal((BATCH * steps, 1, 28, 28)).astype(np.float32),
+    data = (  # float64 rows: the primed product must cast them as Model.forward does
+        rng.standard_normal((BATCH * steps, 1, 28, 28)),
         rng.integers(0, 10, BATCH * steps),
     )
 
