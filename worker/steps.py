@@ -104,7 +104,7 @@ def _pipelined_step(ctx, flat, replica, rows, weights, step: int, epoch: int, pr
                 replica.schedule(step),
                 x_next,
                 lambda what: diverged(what, flat.extra[0], epoch, step),
-            )  # fmt: skip
+            )
         )
         return made[0]
 

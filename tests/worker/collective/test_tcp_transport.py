@@ -81,16 +81,10 @@ def test_a_posted_allreduce_gives_the_bits_of_the_whole_vector_allreduce(redis_u
         for step in range(2):
             vectors = shard_vectors(n, size, seed=step)
 
-            def posted(i, v=vectors):
-                vector = v[i].copy()
-                exchange = meshes[i].posted(vector, ranges)
-                for k in range(len(ranges)):
-                    exchange.post(k)
-                exchange.finish(10, None)
-                return vector
-
             whole = run_in_threads(lambda i, v=vectors: _allreduced(meshes[i], v[i].copy()), n)
-            in_ranges = run_in_threads(posted, n)
+            in_ranges = run_in_threads(
+                lambda i, v=vectors: _posted(meshes[i], v[i].copy(), ranges), n
+            )
             for i in range(n):
                 assert in_ranges[i].tobytes() == whole[0].tobytes()
     finally:
@@ -100,6 +94,15 @@ def test_a_posted_allreduce_gives_the_bits_of_the_whole_vector_allreduce(redis_u
 
 def _allreduced(mesh: TcpMesh, vector: np.ndarray) -> np.ndarray:
     mesh.allreduce(vector, 10, None)
+    return vector
+
+
+def _posted(mesh: TcpMesh, vector: np.ndarray, ranges, timeout=10, on_final=None) -> np.ndarray:
+    """``vector`` allreduced through ``posted``, every range posted in order."""
+    exchange = mesh.posted(vector, ranges)
+    for k in range(len(ranges)):
+        exchange.post(k)
+    exchange.finish(timeout, None, on_final)
     return vector
 
 
@@ -120,11 +123,7 @@ def test_a_posted_allreduce_reports_final_ranges_in_order_while_the_rest_travel(
                     assert vector[a:b].tobytes() == whole[a:b].tobytes()
                 reports.append(final)
 
-            exchange = meshes[i].posted(vector, ranges)
-            for k in range(len(ranges)):
-                exchange.post(k)
-            exchange.finish(10, None, on_final)
-            return vector, reports
+            return _posted(meshes[i], vector, ranges, on_final=on_final), reports
 
         for vector, reports in run_in_threads(posted, n):
             assert vector.tobytes() == whole.tobytes()
@@ -149,15 +148,10 @@ def test_a_posted_exchange_through_small_socket_buffers_keeps_the_bits(redis_url
             vectors = shard_vectors(n, size, seed=10 + step)
             whole = run_in_threads(lambda i, v=vectors: _allreduced(meshes[i], v[i].copy()), n)
 
-            def posted(i, v=vectors):
-                vector = v[i].copy()
-                exchange = meshes[i].posted(vector, ranges)
-                for k in range(len(ranges)):
-                    exchange.post(k)
-                exchange.finish(30, None)
-                return vector
-
-            for vector in run_in_threads(posted, n):
+            posted = run_in_threads(
+                lambda i, v=vectors: _posted(meshes[i], v[i].copy(), ranges, timeout=30), n
+            )
+            for vector in posted:
                 assert vector.tobytes() == whole[0].tobytes()
     finally:
         for mesh in meshes:
