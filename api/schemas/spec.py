@@ -213,8 +213,9 @@ class JobSpec(_Strict):
     overlap: bool | None = Field(
         None,
         description=(
-            "send each layer's gradient while earlier layers are still computed;"
-            " null (default): on over tcp, where it hides the wire behind backward"
+            "send each layer's gradient while earlier layers are still computed, and update"
+            " the model as the averaged parts arrive (same bits); null (default): over tcp,"
+            " both ways are timed on the first steps and the faster is kept"
         ),
     )
     compression: Literal["fp16", "bf16"] | None = Field(
