@@ -193,8 +193,8 @@ def overlapped_gradients(
     primed=None,
     pipeline=None,
 ) -> None:
-    """Fill ``flat`` with the slice-weighted mean gradient (and loss, last slot) over all shards
-    (``block_bytes``: see ``bucket_plan``).
+    """Fill ``flat`` with the slice-weighted mean gradient (and loss, ``flat.extra[0]``) over
+    all shards (``block_bytes``: see ``bucket_plan``).
 
     Over tcp only: ``primed`` is this step's first-layer output computed by the last step's
     pipeline; ``pipeline(plan ranges)`` makes an ``UpdatePipeline`` that updates the model as
@@ -211,8 +211,6 @@ def overlapped_gradients(
         120,
     )
     plan = bucket_plan(model, flat, block_bytes)
-    exchange = num_shards == 2
-    to = 1 - me if exchange else 0
     if ctx.mesh is not None:
         ranges = [(bucket.start, bucket.stop) for bucket in plan]
         on_final = pipeline(ranges) if pipeline is not None else None
