@@ -124,9 +124,10 @@ class MaxPool2D(_Pool2D):
     def _forward_pairs(self, x: np.ndarray, best: np.ndarray, arg: np.ndarray | None) -> None:
         """2 x 2 windows as a tournament: the max of offsets (0, 1), of (2, 3), then of both.
 
-        6 passes over the values and 4 over bytes instead of the general loop's 13 over values
-        (the CNN's first pool, 512 x 32 x 28 x 28, one thread: 41 -> 29 ms). Strict comparisons keep the first
-        maximum: offset 1 only if v1 > v0, the second pair only if its max beats the first's.
+        6 passes over the values and 4 over bytes instead of the general loop's 13 (the CNN's
+        first pool, 512 x 32 x 28 x 28, one thread: 41 -> 29 ms). Strict comparisons keep the
+        first maximum: offset 1 only if v1 > v0, the second pair only if its max beats the
+        first's.
         """
         later = self._work("later", best, best.dtype)
         flags = [self._work(name, best, np.bool_) for name in ("b1", "b3", "c")]
