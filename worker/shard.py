@@ -31,7 +31,7 @@ from worker.replica import (
 )
 from worker.replica_setup import Replica
 from worker.shard_context import ShardContext
-from worker.steps import exact_step, local_step
+from worker.steps import exact_step, local_step, overlap_in_use
 from worker.stopping import WorkerStoppingError
 from worker.storage.checkpoint_writer import CheckpointWriter
 
@@ -156,6 +156,7 @@ def _train(ctx: ShardContext, replica: Replica, writer: CheckpointWriter) -> dic
             "samples_per_second": samples_this_run / seconds if seconds > 0 else None,
             "comm_seconds": ctx.comm_seconds - comm_at_start,
             "transport": ctx.transport,
+            "overlap": overlap_in_use(ctx, replica, flat),
         }
         if data.x_val is not None and len(data.x_val):
             part = shard_slice(len(data.x_val), ctx.num_shards, ctx.shard)

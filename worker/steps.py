@@ -49,10 +49,24 @@ def exact_step(
     overlap = overlap_applies(replica.spec.get("overlap"), ctx.transport, small)
     args = (ctx, flat, replica, rows, weights, step, epoch, prefetch)
     if ctx.num_shards > 1 and overlap == "measure":
-        if replica.overlap_choice is None:
-            replica.overlap_choice = OverlapChoice()
-        return timed_step(replica.overlap_choice, flat, lambda overlap: _step(*args, overlap))
+        choice = replica.overlap_choice = replica.overlap_choice or OverlapChoice()
+        loss = timed_step(choice, flat, lambda overlap: _step(*args, overlap))
+        if ctx.shard == 0 and choice.steps == choice.decided_at + 1:  # just decided
+            ctx.fence.log(choice.explain(), ctx.shard)
+        return loss
     return _step(*args, ctx.num_shards > 1 and overlap is True)
+
+
+def overlap_in_use(ctx, replica, flat: FlatGradients) -> bool | None:
+    """For the epoch history: whether steps now overlap their exchange; None with one shard or
+    while the attempt is still measuring."""
+    if ctx.num_shards <= 1:
+        return None
+    small = flat.buffer.size < RING_MIN_ELEMENTS
+    overlap = overlap_applies(replica.spec.get("overlap"), ctx.transport, small)
+    if overlap == "measure":
+        return None if replica.overlap_choice is None else replica.overlap_choice.decided
+    return bool(overlap)
 
 
 def _step(ctx, flat, replica, rows, weights, step, epoch, prefetch, overlap: bool) -> float:

@@ -21,6 +21,11 @@ class EpochSummary(BaseModel):
     seconds: float | None = None
     samples_per_second: float | None = None
     comm_seconds: float | None = None
+    overlap: bool | None = Field(
+        None,
+        description="whether the epoch's last steps sent gradients during backward (null: one"
+        " shard, or the attempt was still measuring which is faster)",
+    )
 
 
 class JobOut(BaseModel):

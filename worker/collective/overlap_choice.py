@@ -3,10 +3,11 @@ shard.
 
 Overlap (buckets posted during backward, updates and the next forward during the exchange)
 hides a slow link's wire time but costs CPU on every step: more sends, row-block GEMMs, span
-updates. bench/multihost.py on the MLP (quiet, 2 hosts, batch 1024): at 1 Gbit/s it took the
-step from 13.0 to 9.3 ms, at 10 Gbit/s it lost (7.6 -> 8.5 ms). Which one wins depends on the
-link, the model and the CPU, so each attempt measures both: after ``WARMUP`` plain steps,
-``PROBE`` plain then ``PROBE`` overlapped steps, timed on every shard. Each shard then puts its
+updates. bench/multihost.py on the MLP (quiet, 2 hosts, batch 1024; docs/distributed.md): at
+1 Gbit/s it took the step from 14.0 to 9.4 ms, at 10 Gbit/s it lost (7.4 -> 8.7 ms). Which one
+wins depends on the link, the model and the CPU, so each attempt measures both: after
+``WARMUP`` plain steps, ``PROBE`` plain then ``PROBE`` overlapped steps, timed on every shard.
+Each shard then puts its
 (overlapped - plain) mean step time in the gradient vector's vote slot; the exchange averages
 it, so every shard reads the same number and makes the same choice for the rest of the attempt.
 Both paths give the same bits (tested), so the choice changes speed only, never the weights.
@@ -27,6 +28,7 @@ class OverlapChoice:
     def __init__(self) -> None:
         self.timed = {False: 0.0, True: 0.0}
         self.decided: bool | None = None
+        self.decided_at, self.voted = -1, 0.0  # the step that decided, and the averaged vote
         self.steps = 0  # steps of this attempt so far: the same count on every shard
 
     def overlap(self, i: int) -> bool:
@@ -44,7 +46,18 @@ class OverlapChoice:
         if WARMUP <= i < WARMUP + 2 * PROBE:
             self.timed[self.overlap(i)] += seconds
         elif i == WARMUP + 2 * PROBE:
-            self.decided = voted < 0.0
+            self.decided, self.decided_at, self.voted = voted < 0.0, i, voted
+
+    def explain(self) -> str:
+        """The job-log line of the decision (this shard's timings, every shard's vote)."""
+        plain, overlapped = (self.timed[k] / PROBE * 1e3 for k in (False, True))
+        verdict = "overlapping" if self.decided else "not overlapping"
+        return (
+            f"overlap measured over {PROBE} + {PROBE} steps: plain {plain:.1f} ms, overlapped "
+            f"{overlapped:.1f} ms per step here, {abs(self.voted) * 1e3:.1f} ms "
+            f"{'faster' if self.decided else 'slower'} overlapped on average over the shards: "
+            f"{verdict} for the rest of this attempt"
+        )
 
 
 def timed_step(choice: OverlapChoice, flat, run) -> float:

@@ -25,6 +25,7 @@ from worker.collective.allreduce import (
 )
 from worker.collective.tcp_rendezvous import HELLO, MAGIC
 from worker.collective.tcp_transport import SCATTER_MIN_BYTES, TcpMesh
+from worker.job_logs import read_logs
 from worker.submit import submit_job
 
 pytestmark = pytest.mark.integration
@@ -267,12 +268,18 @@ def test_a_job_with_fp16_compression_trains_over_tcp_close_to_the_exact_weights(
 def test_a_job_with_overlap_over_tcp_ends_with_the_plain_jobs_weights(redis_client, start_worker):
     start_worker(concurrency=2, GRADQ_ALLREDUCE_TRANSPORT="tcp", **FAST)
 
-    plain = submit_job(redis_client, digits_spec(shards=2, overlap=False), "acme")
-    overlapped = submit_job(redis_client, digits_spec(shards=2), "acme")  # unset: on over tcp
+    plain = submit_job(redis_client, digits_spec(shards=2, epochs=2, overlap=False), "acme")
+    overlapped = submit_job(redis_client, digits_spec(shards=2, epochs=2), "acme")  # measured
     plain, overlapped = (wait_finished(redis_client, job["id"]) for job in (plain, overlapped))
 
     assert plain["status"] == overlapped["status"] == "succeeded", overlapped["status_reason"]
     assert overlapped["history"][0]["transport"] == "tcp"
+    # the attempt measured both paths (22 steps) and says what it chose, and why
+    decided = overlapped["history"][-1]["overlap"]
+    assert decided in (True, False) and plain["history"][-1]["overlap"] is False
+    lines = [line["message"] for line in read_logs(redis_client, overlapped["id"], count=1000)]
+    verdict = "overlapping for" if decided else "not overlapping for"
+    assert any(m.startswith("overlap measured over") and verdict in m for m in lines), lines
     a = model_weights(redis_client, overlapped["model_id"])
     b = model_weights(redis_client, plain["model_id"])
     for name in a:
