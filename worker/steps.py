@@ -106,27 +106,26 @@ def _pipelined_step(ctx, flat, replica, rows, weights, step: int, epoch: int, pr
     if primed is not None and (primed[0] != step or primed[1] is not x):
         primed = None
     x_next = prefetch() if prefetch is not None else None
-    made = []
+    pipeline: UpdatePipeline | None = None
 
-    def pipeline(ranges):
-        made.append(
-            UpdatePipeline(
-                flat,
-                ranges,
-                replica.model,
-                replica.optimizer,
-                replica.schedule(step),
-                x_next,
-                lambda what: diverged(what, flat.extra[0], epoch, step),
-            )
+    def start(ranges) -> UpdatePipeline:  # the ranges come from the exchange's bucket plan
+        nonlocal pipeline
+        pipeline = UpdatePipeline(
+            flat,
+            ranges,
+            replica.model,
+            replica.optimizer,
+            replica.schedule(step),
+            x_next,
+            lambda what: diverged(what, flat.extra[0], epoch, step),
         )
-        return made[0]
+        return pipeline
 
     overlapped_gradients(
         ctx, flat, replica, x, y, weights, step, primed=None if primed is None else primed[2],
-        pipeline=pipeline,
+        pipeline=start,
     )  # fmt: skip
-    output = made[0].next_output()
+    output = pipeline.next_output()
     if output is not None:
         replica.primed = (step + 1, x_next, output)
     return float(flat.extra[0])

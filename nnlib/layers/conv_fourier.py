@@ -66,6 +66,7 @@ class FourierConv:
         self._g_rows = ((self.pt - np.arange(self.kh)) % self.p)[:, None]
         self._g_cols = ((self.pl - np.arange(self.kw)) % self.q)[None, :]
         self._spectra: list[np.ndarray] | None = None
+        self._kernel: np.ndarray | None = None  # forward's kernel spectrum, kept with the spectra
         self._matrices: dict[tuple, tuple] = {}  # inverse-DFT rows per output grid and dtype
 
     def chunk_samples(self, channels: int, itemsize: int) -> int:
@@ -135,7 +136,7 @@ class FourierConv:
                 spectra[i] = spectrum
 
         run_in_chunks(chunk, n, step, out.size)
-        self._spectra = spectra if keep else None
+        self._spectra, self._kernel = (spectra, kernel) if keep else (None, None)
         return out
 
     def backward(self, x: np.ndarray, w: np.ndarray, d: np.ndarray, input_grad: bool):
@@ -147,8 +148,9 @@ class FourierConv:
         step = self.chunk_samples(c, x.dtype.itemsize)
         chunks = -(-n // step)
         spectra = self._spectra if self._spectra is not None else [None] * chunks
-        self._spectra = None
-        kernel_adjoint = np.ascontiguousarray(self.kernel_spectrum(w).conj().transpose(0, 2, 1))
+        kernel = self._kernel if self._kernel is not None else self.kernel_spectrum(w)
+        self._spectra = self._kernel = None
+        kernel_adjoint = np.ascontiguousarray(kernel.conj().transpose(0, 2, 1))
         partial = np.empty((chunks, self.bins, c, o), dtype=np.result_type(x.dtype, np.complex64))
         partial_b = np.empty((chunks, o), dtype=x.dtype)
         dx = np.empty((n, self.h, self.w, c), dtype=x.dtype) if input_grad else None
