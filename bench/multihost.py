@@ -54,6 +54,7 @@ def gradq_row(site: Site, model: str, hosts: int, batch: int, epochs: int, **ext
         "comm_seconds": best["comm_seconds"] / steps,
         "test_accuracy": record["metrics"]["test_accuracy"],
         "transport": best["transport"],
+        "overlap": record["history"][-1].get("overlap"),  # what a measuring attempt chose
     }
 
 

@@ -268,13 +268,13 @@ def test_a_job_with_fp16_compression_trains_over_tcp_close_to_the_exact_weights(
 def test_a_job_with_overlap_over_tcp_ends_with_the_plain_jobs_weights(redis_client, start_worker):
     start_worker(concurrency=2, GRADQ_ALLREDUCE_TRANSPORT="tcp", **FAST)
 
-    plain = submit_job(redis_client, digits_spec(shards=2, epochs=2, overlap=False), "acme")
-    overlapped = submit_job(redis_client, digits_spec(shards=2, epochs=2), "acme")  # measured
+    plain = submit_job(redis_client, digits_spec(shards=2, epochs=3, overlap=False), "acme")
+    overlapped = submit_job(redis_client, digits_spec(shards=2, epochs=3), "acme")  # measured
     plain, overlapped = (wait_finished(redis_client, job["id"]) for job in (plain, overlapped))
 
     assert plain["status"] == overlapped["status"] == "succeeded", overlapped["status_reason"]
     assert overlapped["history"][0]["transport"] == "tcp"
-    # the attempt measured both paths (22 steps) and says what it chose, and why
+    # the attempt measured both paths (43 steps) and says what it chose, and why
     decided = overlapped["history"][-1]["overlap"]
     assert decided in (True, False) and plain["history"][-1]["overlap"] is False
     lines = [line["message"] for line in read_logs(redis_client, overlapped["id"], count=1000)]
