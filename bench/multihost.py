@@ -36,6 +36,7 @@ from bench.scaling import run_job  # noqa: E402
 from tests.harness import worker_env  # noqa: E402
 from tests.multihost.cluster import Cluster, missing_privileges, python_argv  # noqa: E402
 from tests.multihost.site import Site, forget_connections  # noqa: E402
+from worker.job_logs import read_logs  # noqa: E402
 
 DDP_PORTS = itertools.count(29500)
 # gradq rows at every host count: plain, overlap forced on, and the default (unset: measured)
@@ -55,6 +56,11 @@ def gradq_row(site: Site, model: str, hosts: int, batch: int, epochs: int, **ext
         "test_accuracy": record["metrics"]["test_accuracy"],
         "transport": best["transport"],
         "overlap": record["history"][-1].get("overlap"),  # what a measuring attempt chose
+        "measured": [  # and why (shard 0's job-log line)
+            line["message"]
+            for line in read_logs(site.client, record["id"], count=10_000)
+            if line["message"].startswith("overlap measured")
+        ],
     }
 
 
