@@ -143,17 +143,15 @@ class TcpMesh:
         before every round and returns new {peer: [views]} to send, appended to ``out``."""
         started = time.monotonic()
         next_check = started + WAIT_SLICE_SECONDS
+        watched: dict[int, int] = {}  # peer -> the events its socket is registered for
         for j in self.peers:
-            events = (selectors.EVENT_WRITE if j in out else 0) | selectors.EVENT_READ
-            self.selector.register(self.peers[j], events, j)
+            self._watch(j, out, inbox, watched)
         try:
             while True:
                 for j, views in (progress() if progress is not None else {}).items():
-                    if j not in out:
-                        out[j] = []
-                        both = selectors.EVENT_READ | selectors.EVENT_WRITE
-                        self.selector.modify(self.peers[j], both, j)
-                    out[j].extend(views)
+                    if views:
+                        out.setdefault(j, []).extend(views)
+                        self._watch(j, out, inbox, watched)
                 if not (out or any(inbox.values())):
                     break
                 now = time.monotonic()
@@ -171,10 +169,32 @@ class TcpMesh:
                         self._pump_recv(j, inbox, check)
                     if mask & selectors.EVENT_WRITE and j in out and self._pump_send(j, out, check):
                         del out[j]
-                        self.selector.modify(self.peers[j], selectors.EVENT_READ, j)
+                    self._watch(j, out, inbox, watched)
         finally:
-            for sock in self.peers.values():
-                self.selector.unregister(sock)
+            for j in watched:
+                self.selector.unregister(self.peers[j])
+
+    def _watch(self, j: int, out: dict, inbox: dict, watched: dict[int, int]) -> None:
+        """Register peer j's socket for what this wait still needs of it: writable while
+        ``out[j]`` holds bytes, readable while ``inbox[j]`` expects some. A socket whose inbox is
+        full must not stay registered for reading: a peer that is ahead may already have sent
+        bytes of its next exchange, the socket stays readable, and select() would return at
+        once, round after round, spinning a core the hosts share until the slowest peer's
+        bytes arrive."""
+        events = (selectors.EVENT_WRITE if out.get(j) else 0) | (
+            selectors.EVENT_READ if inbox.get(j) else 0
+        )
+        if events == watched.get(j, 0):
+            return
+        if not events:
+            self.selector.unregister(self.peers[j])
+            del watched[j]
+        elif j in watched:
+            self.selector.modify(self.peers[j], events, j)
+        else:
+            self.selector.register(self.peers[j], events, j)
+        if events:
+            watched[j] = events
 
     def _check_headers(self, headers: dict, expected: dict) -> None:
         for j, header in headers.items():
