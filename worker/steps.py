@@ -45,8 +45,7 @@ def exact_step(
     global batch's mean loss.
     """
     weights = slice_sizes(batch_len, ctx.num_shards)
-    small = flat.buffer.size < RING_MIN_ELEMENTS
-    overlap = overlap_applies(replica.spec.get("overlap"), ctx.transport, small)
+    overlap = _overlap_mode(ctx, replica, flat)
     args = (ctx, flat, replica, rows, weights, step, epoch, prefetch)
     if ctx.num_shards > 1 and overlap == "measure":
         choice = replica.overlap_choice = replica.overlap_choice or OverlapChoice()
@@ -62,11 +61,16 @@ def overlap_in_use(ctx, replica, flat: FlatGradients) -> bool | None:
     while the attempt is still measuring."""
     if ctx.num_shards <= 1:
         return None
-    small = flat.buffer.size < RING_MIN_ELEMENTS
-    overlap = overlap_applies(replica.spec.get("overlap"), ctx.transport, small)
+    overlap = _overlap_mode(ctx, replica, flat)
     if overlap == "measure":
         return None if replica.overlap_choice is None else replica.overlap_choice.decided
     return bool(overlap)
+
+
+def _overlap_mode(ctx, replica, flat: FlatGradients) -> bool | str:
+    """``overlap_applies`` for this job's spec, transport and gradient size."""
+    small = flat.buffer.size < RING_MIN_ELEMENTS
+    return overlap_applies(replica.spec.get("overlap"), ctx.transport, small)
 
 
 def _step(ctx, flat, replica, rows, weights, step, epoch, prefetch, overlap: bool) -> float:

@@ -184,17 +184,18 @@ class TcpMesh:
         events = (selectors.EVENT_WRITE if out.get(j) else 0) | (
             selectors.EVENT_READ if inbox.get(j) else 0
         )
-        if events == watched.get(j, 0):
+        before = watched.get(j, 0)
+        if events == before:
             return
         if not events:
             self.selector.unregister(self.peers[j])
             del watched[j]
-        elif j in watched:
+            return
+        if before:
             self.selector.modify(self.peers[j], events, j)
         else:
             self.selector.register(self.peers[j], events, j)
-        if events:
-            watched[j] = events
+        watched[j] = events
 
     def _check_headers(self, headers: dict, expected: dict) -> None:
         for j, header in headers.items():
