@@ -123,7 +123,11 @@ def test_cli_submit_wait_predict_and_failures(live_api, start_worker, tmp_path, 
         (tmp_path / "bad.json").write_text(json.dumps(bad))
         refused = runner.invoke(cli, ["submit", str(tmp_path / "bad.json")])
         assert refused.exit_code == 1 and "422" in refused.output
-        job_id = GradqClient(live_api.url, KEY).submit({**spec, "epochs": 50})["id"]
+        # long enough that it cannot end before the cancel lands: 50 epochs of this spec
+        # once finished inside the one HTTP round trip between submit and cancel (CI, stop 20)
+        hidden = [{"type": "dense", "units": 256, "activation": "relu"}] + spec["model"]["layers"]
+        slow = {**spec, "model": {"layers": hidden}, "epochs": 1000}
+        job_id = GradqClient(live_api.url, KEY).submit(slow)["id"]
         assert runner.invoke(cli, ["cancel", job_id]).exit_code == 0
         watched = runner.invoke(cli, ["watch", job_id])
         assert watched.exit_code == 1 and "cancelled" in watched.output
