@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness import CeleryWorker, RedisServer, wait_until
+from tests.harness import CeleryWorker, RedisServer, stop_workers, wait_until
 
 # Tests (and the workers they start, which inherit the environment) keep artifacts in a private
 # folder, never in the user's data folder or a store configured in their shell. Set at import:
@@ -86,5 +86,4 @@ def start_worker(redis_url: str, celery_app, tmp_path):
         return worker
 
     yield start
-    for worker in started:
-        worker.stop()
+    stop_workers(started)

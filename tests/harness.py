@@ -6,6 +6,7 @@ may be running on 6379.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import shutil
@@ -110,6 +111,26 @@ def stop_process_group(process: subprocess.Popen, grace: float) -> None:
     except subprocess.TimeoutExpired:
         os.killpg(process.pid, signal.SIGKILL)
         process.wait(5)
+
+
+def stop_workers(workers: list, grace: float = 15.0) -> None:
+    """Stop worker subprocesses (``.process`` leads a group; ``.stop()``) together: SIGTERM to
+    every group first, then one shared ``grace``, then SIGKILL. One at a time, each idle
+    worker's warm shutdown (1-2 s) added up in the teardown of every many-worker test."""
+    running = [worker for worker in workers if worker.process.poll() is None]
+    for worker in running:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(worker.process.pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    for worker in running:
+        try:
+            worker.process.wait(max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(worker.process.pid, signal.SIGKILL)
+            worker.process.wait(5)
+    for worker in workers:
+        worker.stop()  # each exited now: what it does then (e.g. kill orphaned pool children)
 
 
 def redis_answers(client: redis.Redis, process: subprocess.Popen) -> bool:

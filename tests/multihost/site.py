@@ -5,7 +5,7 @@ Used by the tests' ``site`` fixture and by ``bench/multihost.py``.
 
 from __future__ import annotations
 
-from tests.harness import wait_until
+from tests.harness import stop_workers, wait_until
 from tests.multihost.cluster import Cluster, HostRedis, HostWorker
 
 
@@ -39,8 +39,7 @@ class Site:
         return worker
 
     def stop(self) -> None:
-        for worker in self.started:
-            worker.stop()
+        stop_workers(self.started)
         forget_connections(self.app)
 
 
