@@ -24,6 +24,14 @@ def pytest_unconfigure(config) -> None:
     shutil.rmtree(_ARTIFACT_ROOT, ignore_errors=True)
 
 
+def pytest_collection_modifyitems(config, items) -> None:
+    # under pytest-xdist (--dist loadgroup), the multi-host tests run one after another on one
+    # worker: each builds four hosts whose links and peer timeouts assume the cores are theirs
+    for item in items:
+        if item.get_closest_marker("multihost"):
+            item.add_marker(pytest.mark.xdist_group("multihost"))
+
+
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory) -> Iterator[RedisServer]:
     """One private redis-server for the whole session (never the one on 6379)."""
