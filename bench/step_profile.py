@@ -78,6 +78,8 @@ def main() -> None:
             rows = profile(cluster, redis, system, n, overlap, args)
             phases = {k: max(r[k] for r in rows) for k in rows[0] if k.endswith("_ms")}
             cells = "  ".join(f"{k[:-3]} {v:.2f}" for k, v in phases.items())
+            if "select_rounds" in rows[0]:  # gradq's waits: select() calls per step, per host
+                cells += "  select_rounds " + "/".join(f"{r['select_rounds']:g}" for r in rows)
             system = system + (" overlap" if overlap else "")
             print(f"{system:13s} {args.model} {n} hosts {args.rate:g} Mbit/s: {cells}", flush=True)
         print(f"load after: {os.getloadavg()}", flush=True)

@@ -27,6 +27,20 @@ from bench.multihost_models import model_spec, torch_model  # noqa: E402
 CLOCK = time.perf_counter
 
 
+def count_select_rounds(mesh) -> list[int]:
+    """Count the mesh's select() calls (the rounds of its waits) in the returned one-item list:
+    each round is a syscall plus Python bookkeeping, CPU the hosts' shared cores pay for."""
+    rounds = [0]
+    select = mesh.selector.select
+
+    def counted(timeout=None):
+        rounds[0] += 1
+        return select(timeout)
+
+    mesh.selector.select = counted
+    return rounds
+
+
 def gradq(rank, world, key, batch, steps, model_name, compression, overlap) -> dict:
     from types import SimpleNamespace
 
@@ -56,6 +70,7 @@ def gradq(rank, world, key, batch, steps, model_name, compression, overlap) -> d
         rank, world, listen_address(settings), None if compression == "none" else compression
     )
     mesh.connect(redis, key, 60, None)
+    rounds = count_select_rounds(mesh)
     times: dict[str, list[float]] = {}
     ctx = SimpleNamespace(
         data=redis,
@@ -76,6 +91,7 @@ def gradq(rank, world, key, batch, steps, model_name, compression, overlap) -> d
     weights = slice_sizes(batch, world)
     with thread_budget(Settings(blas_threads=1), spec):
         batches = global_batches(len(data.x_train), batch, 0, 0)[: steps + 5]
+        per_step, rounds_before = [], rounds[0]
         for b, index in enumerate(batches):
             if b == 5:
                 times.clear()  # warm-up
@@ -102,8 +118,11 @@ def gradq(rank, world, key, batch, steps, model_name, compression, overlap) -> d
             started = mark("optimizer", started)
             mark("step", step_started)
             times.setdefault("step_cpu", []).append((time.process_time() - cpu_started) * 1e3)
+            per_step.append(rounds[0] - rounds_before)
+            rounds_before = rounds[0]
     mesh.close()
     out = {f"{k}_ms": statistics.median(v) for k, v in times.items()}
+    out["select_rounds"] = statistics.median(per_step[5:])
     out["bytes"] = flat.buffer.nbytes
     return out
 
