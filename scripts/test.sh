@@ -19,7 +19,7 @@ if ! command -v chromium >/dev/null && command -v apt-get >/dev/null; then
 fi
 cd "$ROOT"
 # Two pytest-xdist workers by default: the integration tests spend most of their time waiting on
-# the processes they start (workers, servers, timeouts), so two run in the wall time of about one
-# (fresh-clone CI on a 2-core machine: 18 min 23 s serial, 11 min 49 s on two). Multi-host tests stay on
+# the processes they start (workers, servers, timeouts), so two share the cores well (fresh-clone
+# CI on a 2-core machine: 18 min 23 s serial, 11 min 38-49 s on two). Multi-host tests stay on
 # one worker (xdist_group, tests/conftest.py). `-n 0` after the command runs serially.
 exec "$VENV/bin/python" -m pytest -n "${GRADQ_TEST_WORKERS:-2}" --dist loadgroup "$@"
