@@ -105,30 +105,30 @@ def process_alive(pid: int) -> bool:
 def stop_process_group(process: subprocess.Popen, grace: float) -> None:
     """SIGTERM to the group ``process`` leads (a worker and its pool children), up to ``grace``
     seconds for the leader to exit, then SIGKILL to the group."""
-    os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(grace)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait(5)
+    stop_process_groups([process], grace)
+
+
+def stop_process_groups(processes: list[subprocess.Popen], grace: float) -> None:
+    """``stop_process_group`` for several groups at once: SIGTERM to every group first, then
+    one shared ``grace`` for their leaders, then SIGKILL to the groups still running."""
+    for process in processes:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    for process in processes:
+        try:
+            process.wait(max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait(5)
 
 
 def stop_workers(workers: list, grace: float = 15.0) -> None:
-    """Stop worker subprocesses (``.process`` leads a group; ``.stop()``) together: SIGTERM to
-    every group first, then one shared ``grace``, then SIGKILL. One at a time, each idle
-    worker's warm shutdown (1-2 s) added up in the teardown of every many-worker test."""
-    running = [worker for worker in workers if worker.process.poll() is None]
-    for worker in running:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(worker.process.pid, signal.SIGTERM)
-    deadline = time.monotonic() + grace
-    for worker in running:
-        try:
-            worker.process.wait(max(0.0, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(worker.process.pid, signal.SIGKILL)
-            worker.process.wait(5)
+    """Stop worker subprocesses (``.process`` leads a group; ``.stop()``) together. One at a
+    time, each idle worker's warm shutdown (1-2 s) added up in the teardown of every
+    many-worker test."""
+    stop_process_groups([w.process for w in workers if w.process.poll() is None], grace)
     for worker in workers:
         worker.stop()  # each exited now: what it does then (e.g. kill orphaned pool children)
 
