@@ -27,12 +27,18 @@ class PostedAllreduce:
     The peers post the same ranges in the same order, so each one knows the byte stream it
     will receive and no per-range header is needed (one header per call, as for ``allreduce``).
     Exchange (N = 2 or small vectors): every range goes whole to every peer, ``finish`` sums in
-    shard order. Scatter: the part of a range in chunk c goes to shard c; in ``finish`` each
-    range's part of my chunk is summed in shard order as soon as every peer's part of it has
+    shard order. Scatter: EVERY RANGE is cut in N parts and shard c owns part c of each; in
+    ``finish`` each of my parts is summed in shard order as soon as every peer's copy of it has
     arrived, and sent to every peer right away (the all-gather of the first ranges overlaps
     the last ranges' reduce-scatter). The stream from a peer is its reduce-scatter parts, then
     its all-gather parts, both in range order. Same sums, same rounding, same bits as
-    ``allreduce``.
+    ``allreduce`` (each element is summed in shard order, whoever owns it).
+
+    Why per range and not the whole vector's N chunks, as ``allreduce`` cuts it: ranges become
+    final in backward's order, the vector's end first, so with chunks of the vector every
+    range of the first half of backward belongs to the last shard alone: all peers send to
+    that one host, whose link then carries the step while the others idle, and the last
+    ranges, the tail nobody can hide, wait on shard 0's link alone.
     """
 
     def __init__(self, mesh: TcpMesh, vector: np.ndarray, ranges: list[tuple[int, int]]):
@@ -44,27 +50,31 @@ class PostedAllreduce:
         self.mesh, self.vector, self.ranges = mesh, vector, ranges
         self.unposted = set(range(len(ranges)))
         self.codec = codec = Codec(mesh.compression, vector.dtype)
-        n, me, size = mesh.num_shards, mesh.shard, vector.size
+        n, me = mesh.num_shards, mesh.shard
         self.scatter = n > 2 and vector.nbytes >= SCATTER_MIN_BYTES
-        bounds = np.linspace(0, size, n + 1).astype(np.int64)
-        self.chunks = [(int(bounds[c]), int(bounds[c + 1])) for c in range(n)]
-        if not self.scatter:
-            self.chunks = [(0, size)] * n
-        self.parts = [[self._part(k, c) for k in range(len(ranges))] for c in range(n)]
-        self.parts = [[(a, b) for a, b in parts if a < b] for parts in self.parts]
-        lo = self.chunks[me][0]
-        self.received = {j: np.empty(self.chunks[me][1] - lo, codec.wire) for j in mesh.peers}
+        self.cuts = [np.linspace(a, b, n + 1).astype(np.int64) for a, b in ranges]
+        # per owner c: the (non-empty) parts it owns, in range order, and their range indices
+        self.part_ranges = [
+            [k for k in range(len(ranges)) if self._part(k, c)[0] < self._part(k, c)[1]]
+            for c in range(n)
+        ]
+        self.parts = [[self._part(k, c) for k in self.part_ranges[c]] for c in range(n)]
+        # where each part sits in a buffer holding one owner's parts back to back
+        self.offsets = [np.cumsum([0, *(b - a for a, b in parts)]) for parts in self.parts]
+        mine = int(self.offsets[me][-1])
+        self.received = {j: np.empty(mine, codec.wire) for j in mesh.peers}
         self.gathered = {j: np.empty(0, codec.wire) for j in mesh.peers}
         if self.scatter:
-            self.gathered = {j: np.empty(b - a, codec.wire) for j, (a, b) in self._peer_chunks()}
+            self.gathered = {j: np.empty(int(self.offsets[j][-1]), codec.wire) for j in mesh.peers}
         self.headers = {j: bytearray(HEADER.size) for j in mesh.peers}
         self.inbox, self.out = {}, {}
         for j in mesh.peers:
-            views = [as_bytes(self.received[j][a - lo : b - lo]) for a, b in self.parts[me]]
+            views = [
+                as_bytes(self._slot(self.received[j], me, i)) for i in range(len(self.parts[me]))
+            ]
             if self.scatter:
-                first = self.chunks[j][0]
                 views += [
-                    as_bytes(self.gathered[j][a - first : b - first]) for a, b in self.parts[j]
+                    as_bytes(self._slot(self.gathered[j], j, i)) for i in range(len(self.parts[j]))
                 ]
             self.inbox[j] = [memoryview(self.headers[j]), *views]
             self.out[j] = mesh._header(self._payload_to(j))
@@ -73,19 +83,18 @@ class PostedAllreduce:
         self.copied = {j: 0 for j in mesh.peers}  # all-gather parts copied into the vector
         self.final = 0  # ranges (in order) whose values in the vector are the final sums
         self.headers_checked = False
-        # per chunk, the range index of each of its (non-empty) parts
-        self.part_ranges = [
-            [k for k in range(len(ranges)) if self._part(k, c)[0] < self._part(k, c)[1]]
-            for c in range(n)
-        ]
 
     def _part(self, k: int, owner: int) -> tuple[int, int]:
-        """Range k's part that goes to ``owner`` (empty when a >= b)."""
-        lo, hi = self.chunks[owner]
-        return max(self.ranges[k][0], lo), min(self.ranges[k][1], hi)
+        """Range k's part that goes to ``owner`` (empty when a >= b): all of it when every
+        shard sums whole ranges (the exchange), else its ``owner``-th N-th."""
+        if not self.scatter:
+            return self.ranges[k]
+        cuts = self.cuts[k]
+        return int(cuts[owner]), int(cuts[owner + 1])
 
-    def _peer_chunks(self):
-        return ((j, self.chunks[j]) for j in self.mesh.peers)
+    def _slot(self, buffer: np.ndarray, owner: int, i: int) -> np.ndarray:
+        """The place of ``owner``'s i-th part in ``buffer`` (its parts back to back)."""
+        return buffer[self.offsets[owner][i] : self.offsets[owner][i + 1]]
 
     def _payload_to(self, j: int) -> int:
         """Bytes this shard sends to peer j (what j expects from it) after the header."""
@@ -164,12 +173,11 @@ class PostedAllreduce:
     def _copy_gathered(self) -> None:
         """Copy the reduced parts of the peers' chunks that arrived into the vector (the bytes
         I sent of them have all left: their owner summed them before sending these)."""
-        for j, (first, _) in self._peer_chunks() if self.scatter else ():
+        for j in self.mesh.peers if self.scatter else ():
             arrived = self._gathered(j)
-            for a, b in self.parts[j][self.copied[j] : arrived]:
-                np.copyto(
-                    self.vector[a:b], self.codec.decode(self.gathered[j][a - first : b - first])
-                )
+            for i in range(self.copied[j], arrived):
+                a, b = self.parts[j][i]
+                np.copyto(self.vector[a:b], self.codec.decode(self._slot(self.gathered[j], j, i)))
             self.copied[j] = max(self.copied[j], arrived)
 
     def _final_ranges(self) -> int:
@@ -197,10 +205,12 @@ class PostedAllreduce:
                 # left for every peer (with small socket buffers it may still be queued here)
                 arrived = min(arrived, self.queued[j] - len(self.out[j]) - 1)
         sends: dict[int, list[memoryview]] = {}
-        lo = self.chunks[me][0]
         while self.reduced < arrived:
             a, b = mine[self.reduced]
-            theirs = {j: self.codec.decode(self.received[j][a - lo : b - lo]) for j in mesh.peers}
+            theirs = {
+                j: self.codec.decode(self._slot(self.received[j], me, self.reduced))
+                for j in mesh.peers
+            }
             own = self.vector[a:b]  # the same object in parts and out (sum_in_shard_order)
             sum_in_shard_order([own if j == me else theirs[j] for j in range(mesh.num_shards)], own)
             if self.scatter:  # every replica holds the rounded sum its peers receive

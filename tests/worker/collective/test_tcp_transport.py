@@ -134,6 +134,23 @@ def test_a_posted_allreduce_reports_final_ranges_in_order_while_the_rest_travel(
             mesh.close()
 
 
+def test_a_scattered_posted_allreduce_shares_every_range_among_all_shards(redis_url):
+    # Backward finishes the vector's end first: were the owners the vector's thirds, the first
+    # ranges would all go to the last shard and load one host's link while the others idle.
+    size, n = 300_001, 3
+    ranges = [(240_000, size), (160_000, 240_000), (80_000, 160_000), (0, 80_000)]
+    meshes = connected_meshes(redis_url, n, f"t{secrets.token_hex(4)}")
+    try:
+        exchange = meshes[1].posted(np.zeros(size, np.float32), ranges)
+        for k, (a, b) in enumerate(ranges):
+            parts = [exchange._part(k, owner) for owner in range(n)]
+            assert [p[0] for p in parts] == [a, parts[0][1], parts[1][1]] and parts[-1][1] == b
+            assert all(abs((hi - lo) - (b - a) / n) <= 1 for lo, hi in parts)
+    finally:
+        for mesh in meshes:
+            mesh.close()
+
+
 def test_a_posted_exchange_through_small_socket_buffers_keeps_the_bits(redis_url):
     # With 64 KB of socket buffer most of a part waits in user space; summing a part in place
     # while its bytes still wait there would send the sum instead of the shard's own values.
