@@ -128,7 +128,7 @@ def main() -> None:
     parser.add_argument("--variants", default=",overlap,default",
                         help="gradq rows: '' (plain), overlap, default")  # fmt: skip
     parser.add_argument("--repeat", type=int, default=2, help="alternating rounds")
-    parser.add_argument("--epochs", type=int, default=3, help="MLP; fastest after the first")
+    parser.add_argument("--epochs", type=int, default=6, help="MLP; fastest after the first")
     parser.add_argument("--cnn-epochs", type=int, default=2, help="CNN; fastest after the first")
     parser.add_argument("--options", action="store_true", help="bf16/fp16/sync_every rows")
     parser.add_argument("--quick", action="store_true", help="MLP, 1 Gbit/s, batch 1024, 1 round")
