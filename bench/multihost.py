@@ -107,10 +107,10 @@ def measure(site: Site, args) -> list[dict]:
         epochs = args.cnn_epochs if model == "cnn" else args.epochs
         for batch, round_ in itertools.product(args.batches, range(args.repeat)):
             for hosts in args.hosts:
-                order = runs if round_ % 2 == 0 else runs[::-1]  # neither side always first
+                # one shard has nothing to overlap, but every variant's efficiency needs its run
+                here = runs if hosts > 1 else [("gradq", ""), ("ddp", "")]
+                order = here if round_ % 2 == 0 else here[::-1]  # neither side always first
                 for system, variant in order:
-                    if hosts == 1 and variant:
-                        continue  # one shard: nothing to overlap
                     extra = VARIANTS.get(variant, {})
                     run(model, rate, batch, hosts, round_, system, variant, extra, epochs)
             if args.options and batch == args.batches[0] and 2 in args.hosts:

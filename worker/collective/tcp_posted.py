@@ -34,11 +34,11 @@ class PostedAllreduce:
     its all-gather parts, both in range order. Same sums, same rounding, same bits as
     ``allreduce`` (each element is summed in shard order, whoever owns it).
 
-    Why per range and not the whole vector's N chunks, as ``allreduce`` cuts it: ranges become
-    final in backward's order, the vector's end first, so with chunks of the vector every
-    range of the first half of backward belongs to the last shard alone: all peers send to
-    that one host, whose link then carries the step while the others idle, and the last
-    ranges, the tail nobody can hide, wait on shard 0's link alone.
+    Why per range, not the whole vector's N chunks as ``allreduce`` cuts it: ranges become
+    final in backward's order, the vector's end first. With chunks of the vector, the ranges
+    of the first half of backward would all belong to the last shard, so every peer would send
+    into that one host's link while the other links idled; and the last ranges, the tail no
+    overlap hides, would wait on shard 0's link alone.
     """
 
     def __init__(self, mesh: TcpMesh, vector: np.ndarray, ranges: list[tuple[int, int]]):
@@ -79,7 +79,7 @@ class PostedAllreduce:
             self.inbox[j] = [memoryview(self.headers[j]), *views]
             self.out[j] = mesh._header(self._payload_to(j))
         self.queued = {j: len(self.out[j]) for j in mesh.peers}  # views ever put in out[j]
-        self.reduced = 0  # how many parts of my chunk are summed (and sent, when scattering)
+        self.reduced = 0  # how many of my parts are summed (and sent, when scattering)
         self.copied = {j: 0 for j in mesh.peers}  # all-gather parts copied into the vector
         self.final = 0  # ranges (in order) whose values in the vector are the final sums
         self.headers_checked = False
@@ -171,7 +171,7 @@ class PostedAllreduce:
         return max(0, done - 1 - len(self.parts[self.mesh.shard]))
 
     def _copy_gathered(self) -> None:
-        """Copy the reduced parts of the peers' chunks that arrived into the vector (the bytes
+        """Copy the reduced parts the peers own that arrived into the vector (the bytes
         I sent of them have all left: their owner summed them before sending these)."""
         for j in self.mesh.peers if self.scatter else ():
             arrived = self._gathered(j)
@@ -181,8 +181,8 @@ class PostedAllreduce:
             self.copied[j] = max(self.copied[j], arrived)
 
     def _final_ranges(self) -> int:
-        """How many ranges, in order, are final: every chunk's parts of them are summed (mine)
-        or copied in (the peers' chunks, when scattering)."""
+        """How many ranges, in order, are final: every owner's parts of them are summed (mine)
+        or copied in (the peers', when scattering)."""
         me = self.mesh.shard
         done = {me: self.reduced, **(self.copied if self.scatter else {})}
         final = self.final
@@ -193,11 +193,11 @@ class PostedAllreduce:
         return final
 
     def _reduce_arrived(self) -> dict[int, list[memoryview]]:
-        """Sum (in shard order) every part of my chunk that all peers' parts have reached;
+        """Sum (in shard order) every part I own whose copies from all peers have arrived;
         -> the all-gather sends they make ({} when not scattering)."""
         mesh, me, mine = self.mesh, self.mesh.shard, self.parts[self.mesh.shard]
         arrived = len(mine)
-        for j in mesh.peers:  # inbox[j]: header, my chunk's parts, (all-gather parts); popped
+        for j in mesh.peers:  # inbox[j]: header, my parts, (all-gather parts); popped
             done = 1 + len(mine) + self._gather_views(j) - len(self.inbox[j])
             arrived = min(arrived, max(done - 1, 0))
             if not self.scatter:
