@@ -52,13 +52,14 @@ class PostedAllreduce:
         self.codec = codec = Codec(mesh.compression, vector.dtype)
         n, me = mesh.num_shards, mesh.shard
         self.scatter = n > 2 and vector.nbytes >= SCATTER_MIN_BYTES
-        self.cuts = [np.linspace(a, b, n + 1).astype(np.int64) for a, b in ranges]
+        # only the scatter cuts ranges (the exchange sends them whole): no linspace per range then
+        self.cuts = []
+        if self.scatter:
+            self.cuts = [np.linspace(a, b, n + 1).astype(np.int64) for a, b in ranges]
         # per owner c: the (non-empty) parts it owns, in range order, and their range indices
-        self.part_ranges = [
-            [k for k in range(len(ranges)) if self._part(k, c)[0] < self._part(k, c)[1]]
-            for c in range(n)
-        ]
-        self.parts = [[self._part(k, c) for k in self.part_ranges[c]] for c in range(n)]
+        owned = [[(k, self._part(k, c)) for k in range(len(ranges))] for c in range(n)]
+        self.part_ranges = [[k for k, (a, b) in parts if a < b] for parts in owned]
+        self.parts = [[(a, b) for _, (a, b) in parts if a < b] for parts in owned]
         # where each part sits in a buffer holding one owner's parts back to back
         self.offsets = [np.cumsum([0, *(b - a for a, b in parts)]) for parts in self.parts]
         mine = int(self.offsets[me][-1])
