@@ -34,9 +34,12 @@ from pathlib import Path
 for _name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_name, "1")
 
-import numpy as np  # noqa: E402
-
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.blas_kernels import describe, use_this_cpus_kernels  # noqa: E402
+
+use_this_cpus_kernels()  # before NumPy loads OpenBLAS
+
+import numpy as np  # noqa: E402
 
 from bench.multihost_models import model_spec, torch_model  # noqa: E402
 
@@ -128,6 +131,7 @@ def main() -> None:
 
     ratios: dict[str, list[float]] = {}
     print(f"load before: {os.getloadavg()}", flush=True)
+    print(describe(), flush=True)
     with threadpool_limits(limits=1):
         for r in range(args.rounds + 2):
             ours, theirs = one_round(model, loss, (x, y), net, (xt, yt), names, torch_first=r % 2)

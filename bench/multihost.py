@@ -29,6 +29,9 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.blas_kernels import describe, use_this_cpus_kernels  # noqa: E402
+
+use_this_cpus_kernels()  # before NumPy loads OpenBLAS
 
 from bench.multihost_models import MODELS, model_spec  # noqa: E402
 from bench.multihost_report import print_report  # noqa: E402
@@ -145,6 +148,7 @@ def main() -> None:
     if reason:
         sys.exit(f"bench/multihost.py {reason}")
     print(f"load average at start: {os.getloadavg()}", flush=True)
+    print(describe(), flush=True)
     with tempfile.TemporaryDirectory() as tmp, Cluster(1 + max(args.hosts)) as cluster:
         site = Site(cluster, Path(tmp))
         try:

@@ -22,6 +22,9 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.blas_kernels import describe, use_this_cpus_kernels  # noqa: E402
+
+use_this_cpus_kernels()  # before NumPy loads OpenBLAS
 
 from tests.harness import worker_env  # noqa: E402
 from tests.multihost.cluster import Cluster, HostRedis, missing_privileges, python_argv  # noqa: E402
@@ -69,6 +72,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp, Cluster(1 + max(hosts), args.rate) as cluster:
         redis = HostRedis(cluster.hosts[0], Path(tmp) / "redis")
         print(f"load before: {os.getloadavg()}", flush=True)
+        print(describe(), flush=True)
         runs = [
             (system, overlap == "yes")
             for system in args.systems.split(",")

@@ -13,10 +13,14 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-from threadpoolctl import threadpool_limits
-
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.blas_kernels import describe, use_this_cpus_kernels  # noqa: E402
+
+use_this_cpus_kernels()  # before NumPy loads OpenBLAS
+
+import numpy as np  # noqa: E402
+from threadpoolctl import threadpool_limits  # noqa: E402
+
 from nnlib import build_model, parallel  # noqa: E402
 
 CLOCK = time.perf_counter
@@ -165,6 +169,7 @@ def main() -> None:
     if args.cpu:
         global CLOCK
         CLOCK = time.process_time
+    print(describe())
     rng = np.random.default_rng(0)
     x_img = rng.random((128, 1, 28, 28), dtype=np.float32)
     labels = rng.integers(0, 10, 128)

@@ -26,10 +26,13 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from bench.blas_kernels import describe, use_this_cpus_kernels  # noqa: E402
+
+use_this_cpus_kernels()  # before NumPy loads OpenBLAS
+
+import numpy as np  # noqa: E402
 
 MLP = [("flatten",), ("dense", 256, "relu"), ("dense", 128, "relu"), ("dense", 10, None)]
 CNN = [("conv", 32), ("pool",), ("conv", 64), ("pool",), ("flatten",), ("dense", 128, "relu"),
@@ -217,7 +220,7 @@ def main() -> None:
     peers = {"digits": "sklearn"}
     if importlib.util.find_spec("torch") is not None:  # not imported here: children measure memory
         peers.update({"mlp": "torch", "mlp-sgd": "torch", "cnn": "torch"})
-    print(f"threads {args.threads}; numpy {np.__version__}")
+    print(f"threads {args.threads}; numpy {np.__version__}; {describe()}")
     header = f"{'workload':8} {'framework':9} {'epochs':>6} {'s/epoch':>8} {'ratio':>6} "
     print(header + f"{'peak MB':>8} {'train MB':>8} {'test acc':>8} {'target':>7}")
     for workload in args.only.split(","):

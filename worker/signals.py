@@ -6,11 +6,13 @@ so each child can pick ``cores // processes`` BLAS threads. ``worker_ready`` sta
 thread, so a (re)started worker picks up jobs whose shards stopped heartbeating, the heartbeat
 that registers this worker's queues and slots (``worker.worker_registry``), the study
 driver (``worker.studies.driver``), so it coordinates studies nobody else does, and the artifact
-collector thread (one run per cluster per GRADQ_ARTIFACT_COLLECT_SECONDS, under a Redis lock).
+collector thread (one run per cluster per GRADQ_ARTIFACT_COLLECT_SECONDS, under a Redis lock);
+it also logs the BLAS kernels training runs on (a warning when ``OPENBLAS_CORETYPE`` forces them).
 """
 
 from __future__ import annotations
 
+import logging
 import os
 
 from celery.signals import (
@@ -26,7 +28,10 @@ from worker.stopping import forward_to_pool
 from worker.storage import artifact_store
 from worker.storage.collector import Collector
 from worker.sweep import Sweeper
+from worker.threads import blas_kernels
 from worker.worker_registry import WorkerBeat
+
+log = logging.getLogger(__name__)
 
 _sweeper: Sweeper | None = None
 _beat: WorkerBeat | None = None
@@ -74,6 +79,21 @@ def _start_sweeper(sender=None, **_) -> None:
     )
     _collector.start()
     _start_study_driver(settings)
+    _log_blas_kernels()
+
+
+def _log_blas_kernels() -> None:
+    """Say which BLAS kernels training runs on: a forced core is a silent 2x on GEMMs."""
+    kernels, forced = blas_kernels()
+    if forced is None:
+        log.info("NumPy BLAS: %s, chosen for this CPU", kernels)
+    else:
+        log.warning(
+            "NumPy BLAS: %s, forced by OPENBLAS_CORETYPE=%s; unset it to let OpenBLAS pick "
+            "this CPU's kernels (an older core's can run GEMMs at half speed)",
+            kernels,
+            forced,
+        )
 
 
 def _start_study_driver(settings) -> None:

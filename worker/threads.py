@@ -5,6 +5,11 @@ Pool processes x threads must not exceed the cores: measured here, a 2-thread Nu
 BLAS on one thread and nnlib's sample chunks (GEMMs included) on nnlib's threads: threaded BLAS
 under nnlib's threads thrashed (a CNN step used 2-3x its wall time in CPU). Dense-only models
 have no chunked work, so BLAS keeps the threads.
+
+``blas_kernels`` names the kernels NumPy's BLAS runs: an ``OPENBLAS_CORETYPE`` left in a
+machine's environment can force an older core's (measured on an AVX-512 AMD EPYC: Haswell
+kernels ran a 2048 float32 GEMM at 125 GFLOP/s, the ones OpenBLAS picks itself at 239), and
+the worker logs it at start (``worker.signals``).
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ from __future__ import annotations
 import os
 from contextlib import contextmanager
 
-from threadpoolctl import threadpool_limits
+from threadpoolctl import threadpool_info, threadpool_limits
 
 from nnlib import parallel as nnlib_parallel
 from worker.config import Settings
@@ -45,3 +50,14 @@ def thread_budget(settings: Settings, model_spec: dict | None = None):
     finally:
         nnlib_parallel.set_num_threads(previous[0])
         nnlib_parallel.set_blas_serial(previous[1])
+
+
+def blas_kernels() -> tuple[str, str | None]:
+    """(NumPy's BLAS libraries with the kernels each runs, e.g. "openblas 0.3.31 (Haswell
+    kernels)"; the core ``OPENBLAS_CORETYPE`` forces, or None when OpenBLAS picks by CPU)."""
+    pools = [pool for pool in threadpool_info() if pool["user_api"] == "blas"]
+    names = ", ".join(
+        f"{pool['internal_api']} {pool['version']} ({pool.get('architecture') or '?'} kernels)"
+        for pool in pools
+    )
+    return names or "none found", os.environ.get("OPENBLAS_CORETYPE") or None

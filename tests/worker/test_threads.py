@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+
 from threadpoolctl import threadpool_info
 
 from nnlib import parallel
@@ -43,3 +48,27 @@ def test_pool_processes_share_the_cores(monkeypatch):
 
 def test_conv_detection_reads_the_layer_types():
     assert has_conv_layers(CNN) and not has_conv_layers(MLP) and not has_conv_layers(None)
+
+
+def _kernels_in_a_fresh_process(**env: str) -> list:
+    """``blas_kernels()`` where OpenBLAS loads under ``env`` (it reads OPENBLAS_CORETYPE once)."""
+    clean = {k: v for k, v in os.environ.items() if k != "OPENBLAS_CORETYPE"}
+    code = "import json; from worker.threads import blas_kernels; print(json.dumps(blas_kernels()))"
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=clean | env, capture_output=True, text=True, check=True
+    )
+    return json.loads(done.stdout)
+
+
+def test_blas_kernels_name_a_core_forced_by_the_environment():
+    kernels, forced = _kernels_in_a_fresh_process(OPENBLAS_CORETYPE="Haswell")
+
+    assert forced == "Haswell"
+    assert "openblas" in kernels and "(Haswell kernels)" in kernels
+
+
+def test_blas_kernels_report_no_forcing_when_openblas_picks_by_cpu():
+    kernels, forced = _kernels_in_a_fresh_process()
+
+    assert forced is None
+    assert "openblas" in kernels and "kernels)" in kernels
