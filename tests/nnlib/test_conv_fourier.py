@@ -101,6 +101,23 @@ def test_float32_path_stays_within_float32_round_off_of_im2col(monkeypatch):
 
 
 @pytest.mark.parametrize(
+    "kernel, pad, padded", [((5, 5), (2, 2), (18, 18)), ((2, 4), (0, 1), (5, 7))]
+)
+def test_kernel_spectrum_is_the_real_dft_of_the_flipped_rolled_kernel(kernel, pad, padded):
+    """The taps' DFT (one GEMM) against its definition: rfft2 of g, the kernel flipped and
+    rolled into a zero P x Q plane (odd Q: no Nyquist column)."""
+    geometry = conv_fourier.FourierConv(kernel, pad, (padded[0] - 2, padded[1] - 2), padded)
+    w = np.random.default_rng(3).standard_normal((4, 3, *kernel))  # (O, C, kh, kw), float64
+    g = np.zeros((*padded, 3, 4))
+    for i in range(kernel[0]):
+        for j in range(kernel[1]):
+            g[(pad[0] - i) % padded[0], (pad[1] - j) % padded[1]] = w[:, :, i, j].T
+    expected = np.fft.rfft2(g, axes=(0, 1)).reshape(-1, 3, 4)
+
+    np.testing.assert_allclose(geometry.kernel_spectrum(w), expected, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize(
     "kernel, stride, padded, c, o, expected",
     [
         ((5, 5), (1, 1), (18, 18), 32, 64, True),  # the CNN's conv2: 6.8x fewer products
