@@ -35,21 +35,17 @@ def use_this_cpus_kernels() -> None:
     env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_CORETYPE"}
     env[DROPPED] = forced
     sys.stdout.flush()
-    os.execve(sys.executable, [sys.executable, *sys.argv], env)
+    os.execve(sys.executable, sys.orig_argv, env)  # the same interpreter options and script
 
 
 def describe() -> str:
     """One line: the BLAS library, version and kernels NumPy uses, and any core type dropped."""
-    from threadpoolctl import threadpool_info
+    from worker.threads import blas_kernels  # what a worker logs at start
 
-    blas = [pool for pool in threadpool_info() if pool["user_api"] == "blas"]
-    used = ", ".join(
-        f"{pool['internal_api']} {pool['version']} ({pool.get('architecture') or '?'} kernels)"
-        for pool in blas
-    )
-    line = f"NumPy BLAS: {used or 'none found'}"
+    kernels, forced = blas_kernels()
+    line = f"NumPy BLAS: {kernels}"
     if os.environ.get(DROPPED):
         line += f"; OPENBLAS_CORETYPE={os.environ[DROPPED]} dropped (set {KEEP}=1 to keep it)"
-    elif os.environ.get("OPENBLAS_CORETYPE"):
-        line += f"; forced by OPENBLAS_CORETYPE={os.environ['OPENBLAS_CORETYPE']}"
+    elif forced:
+        line += f"; forced by OPENBLAS_CORETYPE={forced}"
     return line

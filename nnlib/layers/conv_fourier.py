@@ -116,7 +116,7 @@ class FourierConv:
 
         g is zero but at its kh * kw taps, so G is the DFT of the taps alone: one GEMM of
         F x (kh * kw) x (C * O) products. pocketfft on g's C * O zero-padded P x Q planes took
-        1.4-2.3 ms for the 32->64 5x5 layer on 14 x 14 (this, ~0.2 ms).
+        1.4-2.3 ms for the 32->64 5x5 layer on 14 x 14, this 0.46 ms (one thread).
         """
         o, c = w.shape[:2]
         taps = w.transpose(2, 3, 1, 0).reshape(self.kh * self.kw, c * o)
