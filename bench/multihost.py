@@ -9,9 +9,10 @@ row: plain = ``overlap: false``, ``overlap`` = forced on, ``default`` = the spec
 out, i.e. measured per attempt), then DDP (``bench/ddp_peer.py``, 1 thread per rank),
 ``--repeat`` rounds whose order alternates: samples/s and step time of the fastest epoch after
 the first, gradq's communication time per step, efficiency thr(N) / (N thr(1)) against the
-1-host run of the same round, and each round's gradq/DDP step-time ratio (paired: both ran on
-nearly the same machine). The 1-minute load average is recorded with every run. ``--options``
-adds 2-host rows with ``compression`` bf16/fp16 and ``sync_every: 4`` (speed, accuracy).
+1-host run of the same round, each round's gradq/DDP step-time ratio (paired: both ran on
+nearly the same machine) and each multi-host cell's wire floor (``multihost_report``). The
+1-minute load average is recorded with every run. ``--options`` adds 2-host rows with
+``compression`` bf16/fp16 and ``sync_every: 4`` (speed, accuracy).
 Run: ``sudo python bench/multihost.py`` (the whole matrix: about 1.5 h on a quiet 2-core
 machine, mostly the CNN), ``--quick`` (MLP, 1 Gbit/s, batch 1024, 1 round: ~1 min), or any
 subset with ``--models --rates --batches --hosts --repeat --epochs``.

@@ -1,14 +1,23 @@
 """The table of ``bench/multihost.py``: one line per model, link, batch, host count and variant.
 
 Rows are the dicts ``multihost.measure`` makes (model, rate, batch, hosts, round, system,
-variant, samples_per_second, step_seconds, comm_seconds, test_accuracy, load). Throughput and
+variant, samples_per_second, step_seconds, comm_seconds, test_accuracy, load). Each multi-host
+cell also shows its wire floor (``wire_floor_seconds``) and that floor over DDP's step: the least
+gradq/DDP ratio any float32 allreduce could reach on that link. Throughput and
 step time are the fastest run's; efficiency and the gradq/DDP ratio are medians of per-round
 values (paired: each against the run of the same round), with every round's value listed.
 """
 
 from __future__ import annotations
 
+import functools
 import statistics
+
+from bench.multihost_models import gradient_bytes
+
+# tbf counts whole Ethernet frames: an MTU of 1500 carries 1448 bytes of TCP payload (20 IP, 20
+# TCP and 12 timestamp-option bytes) in a 1514-byte frame (plus a 14-byte Ethernet header)
+FRAME_BYTES, PAYLOAD_BYTES = 1514, 1448
 
 
 def _find(rows: list[dict], **match) -> list[dict]:
@@ -37,6 +46,31 @@ def _ratios(rows: list[dict], runs: list[dict]) -> list[float]:
     return out
 
 
+def wire_floor_seconds(model: str, rate_mbit: float, hosts: int) -> float:
+    """The least time one allreduce of ``model``'s gradient S can take on links of ``rate_mbit``:
+    each host sends S (2 hosts) or 2(N-1)/N * S (N >= 3; the bandwidth-optimal bound, Patarasuk
+    & Yuan, JPDC 2009) through its own link, framed as TCP over Ethernet. tbf's burst does not
+    lower it over many steps: the bucket refills only while the link idles."""
+    size = _gradient_bytes(model)
+    per_host = size if hosts == 2 else 2 * (hosts - 1) / hosts * size
+    return per_host * FRAME_BYTES / PAYLOAD_BYTES * 8 / (rate_mbit * 1e6)
+
+
+@functools.cache
+def _gradient_bytes(model: str) -> int:
+    return gradient_bytes(model)
+
+
+def _floor(model: str, rate: float, hosts: int, ddp_runs: list[dict]) -> str:
+    """The cell's wire floor in ms and, against DDP's fastest step, the least ratio possible."""
+    if hosts < 2:
+        return "-"
+    floor = wire_floor_seconds(model, rate, hosts)
+    if not ddp_runs:
+        return f"{floor * 1e3:.2f}"
+    return f"{floor * 1e3:.2f} ({floor / min(r['step_seconds'] for r in ddp_runs):.2f}x)"
+
+
 def _median(values: list[float], fmt: str = "{:.2f}") -> str:
     return fmt.format(statistics.median(values)) if values else "-"
 
@@ -45,9 +79,9 @@ def print_report(rows: list[dict]) -> None:
     print(
         "\n| model | link | batch | hosts | gradq variant | samples/s | step ms | comm ms | eff "
         "| DDP samples/s | DDP step ms | DDP eff | gradq/DDP step (paired: median; rounds) "
-        "| accuracy gradq / DDP | load |"
+        "| wire floor ms (/ DDP step) | accuracy gradq / DDP | load |"
     )
-    print("|---" * 15 + "|")
+    print("|---" * 16 + "|")
     cells = dict.fromkeys((r["model"], r["rate"], r["batch"], r["hosts"]) for r in rows)
     for model, rate, batch, hosts in cells:
         key = dict(model=model, rate=rate, batch=batch, hosts=hosts)
@@ -70,6 +104,7 @@ def print_report(rows: list[dict]) -> None:
                 f"| {g['samples_per_second']:,.0f} | {g['step_seconds'] * 1e3:.1f} "
                 f"| {g['comm_seconds'] * 1e3:.2f} "
                 f"| {_median(_efficiencies(rows, runs, 'gradq'))} {ddp}"
-                f"| **{_median(ratios)}x** ({rounds}) | {accuracy} "
+                f"| **{_median(ratios)}x** ({rounds}) | {_floor(model, rate, hosts, ddp_runs)} "
+                f"| {accuracy} "
                 f"| {min(loads):.1f}-{max(loads):.1f} |"
             )
