@@ -10,7 +10,6 @@ values (paired: each against the run of the same round), with every round's valu
 
 from __future__ import annotations
 
-import functools
 import statistics
 
 from bench.multihost_models import gradient_bytes
@@ -51,14 +50,9 @@ def wire_floor_seconds(model: str, rate_mbit: float, hosts: int) -> float:
     each host sends S (2 hosts) or 2(N-1)/N * S (N >= 3; the bandwidth-optimal bound, Patarasuk
     & Yuan, JPDC 2009) through its own link, framed as TCP over Ethernet. tbf's burst does not
     lower it over many steps: the bucket refills only while the link idles."""
-    size = _gradient_bytes(model)
+    size = gradient_bytes(model)
     per_host = size if hosts == 2 else 2 * (hosts - 1) / hosts * size
     return per_host * FRAME_BYTES / PAYLOAD_BYTES * 8 / (rate_mbit * 1e6)
-
-
-@functools.cache
-def _gradient_bytes(model: str) -> int:
-    return gradient_bytes(model)
 
 
 def _floor(model: str, rate: float, hosts: int, ddp_runs: list[dict]) -> str:
@@ -86,6 +80,7 @@ def print_report(rows: list[dict]) -> None:
     for model, rate, batch, hosts in cells:
         key = dict(model=model, rate=rate, batch=batch, hosts=hosts)
         ddp_runs = _find(rows, system="ddp", **key)
+        floor = _floor(model, rate, hosts, ddp_runs)  # the same for every variant of the cell
         for variant in dict.fromkeys(r["variant"] for r in _find(rows, system="gradq", **key)):
             runs = _find(rows, system="gradq", variant=variant, **key)
             g = max(runs, key=lambda r: r["samples_per_second"])
@@ -104,7 +99,7 @@ def print_report(rows: list[dict]) -> None:
                 f"| {g['samples_per_second']:,.0f} | {g['step_seconds'] * 1e3:.1f} "
                 f"| {g['comm_seconds'] * 1e3:.2f} "
                 f"| {_median(_efficiencies(rows, runs, 'gradq'))} {ddp}"
-                f"| **{_median(ratios)}x** ({rounds}) | {_floor(model, rate, hosts, ddp_runs)} "
+                f"| **{_median(ratios)}x** ({rounds}) | {floor} "
                 f"| {accuracy} "
                 f"| {min(loads):.1f}-{max(loads):.1f} |"
             )
