@@ -12,7 +12,7 @@ the first, gradq's communication time per step, efficiency thr(N) / (N thr(1)) a
 1-host run of the same round, each round's gradq/DDP step-time ratio (paired: both ran on
 nearly the same machine) and each multi-host cell's wire floor (``multihost_report``). The
 1-minute load average is recorded with every run. ``--options`` adds 2-host rows with
-``compression`` bf16/fp16 and ``sync_every: 4`` (speed, accuracy).
+``compression`` bf16/fp16/zstd and ``sync_every: 4`` (speed, accuracy).
 Run: ``sudo python bench/multihost.py`` (the whole matrix: about 1.5 h on a quiet 2-core
 machine, mostly the CNN), ``--quick`` (MLP, 1 Gbit/s, batch 1024, 1 round: ~1 min), or any
 subset with ``--models --rates --batches --hosts --repeat --epochs``.
@@ -46,7 +46,7 @@ DDP_PORTS = itertools.count(29500)
 # gradq rows at every host count: plain, overlap forced on, and the default (unset: measured)
 VARIANTS = {"": {"overlap": False}, "overlap": {"overlap": True}, "default": {}}
 OPTIONS = {"bf16": {"compression": "bf16"}, "fp16": {"compression": "fp16"},
-           "sync 4": {"sync_every": 4}}  # fmt: skip
+           "zstd": {"compression": "zstd"}, "sync 4": {"sync_every": 4}}  # fmt: skip
 
 
 def gradq_row(site: Site, model: str, hosts: int, batch: int, epochs: int, **extra) -> dict:
@@ -134,7 +134,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=2, help="alternating rounds")
     parser.add_argument("--epochs", type=int, default=6, help="MLP; fastest after the first")
     parser.add_argument("--cnn-epochs", type=int, default=2, help="CNN; fastest after the first")
-    parser.add_argument("--options", action="store_true", help="bf16/fp16/sync_every rows")
+    parser.add_argument("--options", action="store_true", help="bf16/fp16/zstd/sync_every rows")
     parser.add_argument("--quick", action="store_true", help="MLP, 1 Gbit/s, batch 1024, 1 round")
     parser.add_argument("--json", help="also write every run to this file")
     args = parser.parse_args()

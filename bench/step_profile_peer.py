@@ -34,6 +34,14 @@ def kernel_seconds() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_stime
 
 
+def summary(times: dict[str, list[float]]) -> dict[str, float]:
+    """Median ms of every phase, and the mean step: a training epoch's time is the mean, which
+    a few slow steps (a descheduled peer, a collection) raise while the median ignores them."""
+    out = {f"{k}_ms": statistics.median(v) for k, v in times.items()}
+    out["step_mean_ms"] = statistics.fmean(times["step"])
+    return out
+
+
 def epochs_of_batches(samples: int, batch: int, count: int) -> list[np.ndarray]:
     """``count`` global batches' indices, epoch after epoch (one epoch of Fashion-MNIST at
     batch 1024 is only 59 steps)."""
@@ -142,7 +150,7 @@ def gradq(rank, world, key, batch, steps, model_name, compression, overlap) -> d
             per_step.append(rounds[0] - rounds_before)
             rounds_before = rounds[0]
     mesh.close()
-    out = {f"{k}_ms": statistics.median(v) for k, v in times.items()}
+    out = summary(times)
     out["select_rounds"] = statistics.median(per_step[5:])
     out["step_kernel_ms"] = statistics.fmean(kernel_ms[5:])  # a mean: see kernel_seconds
     out["bytes"] = flat.buffer.nbytes
@@ -202,7 +210,7 @@ def ddp(rank, world, master, batch, steps, model_name) -> dict:
         alone.backward()
         mark("compute_alone", started)
     dist.destroy_process_group()
-    return {f"{k}_ms": statistics.median(v) for k, v in times.items()}
+    return summary(times)
 
 
 def main() -> None:

@@ -105,7 +105,7 @@ class LeaderMesh(TcpMesh):
             for g in self.peers
         }
         recvs = {g: np.empty(len(hosts[g]) * mine.size, codec.wire) for g in self.peers}
-        received = self._transfer(sends, recvs, timeout, check, idle)
+        received = self._transfer(sends, recvs, codec, timeout, check, idle)
         parts = {i: local[i][spans[me]] for i in hosts[me]}
         parts[min(hosts[me])] = mine  # the same object as ``out``'s chunk: summed in place
         for g, data in received.items():
@@ -115,6 +115,7 @@ class LeaderMesh(TcpMesh):
         gathered = self._transfer(
             {g: reduced for g in self.peers},
             {g: np.empty(spans[g].stop - spans[g].start, codec.wire) for g in self.peers},
+            codec,
             timeout,
             check,
         )
@@ -127,11 +128,12 @@ class LeaderMesh(TcpMesh):
         received = self._transfer(
             {g: outgoing for g in self.peers},
             {g: np.empty(len(hosts[g]) * out.size, codec.wire) for g in self.peers},
+            codec,
             timeout,
             check,
             idle,
         )
-        if codec.compression:  # every leader adds: all must add the same rounded values
+        if not codec.lossless:  # every leader adds: all must add the same rounded values
             parts = _unpack(hosts[me], outgoing, codec)
         else:
             parts = dict(local)

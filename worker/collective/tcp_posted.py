@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from worker.collective.allreduce import as_bytes, sum_in_shard_order
+from worker.collective.allreduce import sum_in_shard_order
 from worker.collective.compression import Codec
 from worker.collective.tcp_transport import HEADER, SCATTER_MIN_BYTES, TcpMesh
 
@@ -71,11 +71,13 @@ class PostedAllreduce:
         self.inbox, self.out = {}, {}
         for j in mesh.peers:
             views = [
-                as_bytes(self._slot(self.received[j], me, i)) for i in range(len(self.parts[me]))
+                codec.receiver(self._slot(self.received[j], me, i))
+                for i in range(len(self.parts[me]))
             ]
             if self.scatter:
                 views += [
-                    as_bytes(self._slot(self.gathered[j], j, i)) for i in range(len(self.parts[j]))
+                    codec.receiver(self._slot(self.gathered[j], j, i))
+                    for i in range(len(self.parts[j]))
                 ]
             self.inbox[j] = [memoryview(self.headers[j]), *views]
             self.out[j] = mesh._header(self._payload_to(j))
@@ -110,11 +112,16 @@ class PostedAllreduce:
         self.unposted.remove(k)
         a, b = self._part(k, me)
         rounded = codec.round(self.vector[a:b]) if a < b else None  # as the peers will see it
+        whole = None  # the exchange sends the same range to every peer: framed once
         for j in mesh.peers:
             a, b = self._part(k, j)
             if a < b:
-                piece = rounded if not self.scatter else codec.encode(self.vector[a:b])
-                self.out[j].append(as_bytes(piece))
+                if self.scatter:
+                    self.out[j].append(codec.framed(codec.encode(self.vector[a:b])))
+                else:
+                    if whole is None:
+                        whole = codec.framed(rounded)
+                    self.out[j].append(whole)
                 self.queued[j] += 1
                 mesh._pump_send(j, self.out, check)
         for j in mesh.peers:  # drain what arrived, so the peers' sends never stall on our window
@@ -215,7 +222,7 @@ class PostedAllreduce:
             own = self.vector[a:b]  # the same object in parts and out (sum_in_shard_order)
             sum_in_shard_order([own if j == me else theirs[j] for j in range(mesh.num_shards)], own)
             if self.scatter:  # every replica holds the rounded sum its peers receive
-                reduced = as_bytes(self.codec.round(self.vector[a:b]))
+                reduced = self.codec.framed(self.codec.round(self.vector[a:b]))
                 for j in mesh.peers:
                     sends.setdefault(j, []).append(reduced)
             self.reduced += 1

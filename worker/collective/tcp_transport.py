@@ -33,10 +33,10 @@ from worker.collective.allreduce import (
     WAIT_SLICE_SECONDS,
     PeerLinkError,
     PeerTimeoutError,
-    as_bytes,
     sum_in_shard_order,
 )
 from worker.collective.compression import Codec
+from worker.collective.lossless import FrameReceiver
 from worker.collective.tcp_rendezvous import connect_peers
 
 HEADER = struct.Struct("<qq")  # call number, payload bytes: catches shards out of step
@@ -104,6 +104,7 @@ class TcpMesh:
         gathered = self._transfer(
             {j: reduced for j in self.peers},
             {c: np.empty(chunk[c].size, codec.wire) for c in self.peers},
+            codec,
             timeout,
             check,
         )
@@ -114,17 +115,29 @@ class TcpMesh:
         """Send ``sends[peer]``, receive every peer's part the size of ``mine`` and sum all parts
         in shard order into ``mine`` (1-D, in place)."""
         received = self._transfer(
-            sends, {j: np.empty(mine.size, codec.wire) for j in self.peers}, timeout, check, idle
+            sends,
+            {j: np.empty(mine.size, codec.wire) for j in self.peers},
+            codec,
+            timeout,
+            check,
+            idle,
         )
         n, me = self.num_shards, self.shard
         parts = [mine if j == me else codec.decode(received[j]) for j in range(n)]
         sum_in_shard_order(parts, out=mine)
 
-    def _transfer(self, sends: dict, recvs: dict, timeout: float, check, idle=None) -> dict:
-        """Send ``sends[peer]`` and fill ``recvs[peer]`` with every peer at once; -> ``recvs``."""
-        out = {j: [*self._header(array.nbytes), as_bytes(array)] for j, array in sends.items()}
+    def _transfer(
+        self, sends: dict, recvs: dict, codec: Codec, timeout: float, check, idle=None
+    ) -> dict:
+        """Send ``sends[peer]`` and fill ``recvs[peer]`` with every peer at once (encodings,
+        carried as ``codec`` frames them); -> ``recvs``."""
+        frames: dict[int, memoryview] = {}  # an array sent to several peers is framed once
+        for array in sends.values():
+            if id(array) not in frames:
+                frames[id(array)] = codec.framed(array)
+        out = {j: [*self._header(array.nbytes), frames[id(array)]] for j, array in sends.items()}
         headers = {j: bytearray(HEADER.size) for j in recvs}
-        inbox = {j: [memoryview(headers[j]), as_bytes(recvs[j])] for j in recvs}
+        inbox = {j: [memoryview(headers[j]), codec.receiver(recvs[j])] for j in recvs}
         for j in list(out):
             if self._pump_send(j, out):  # most messages leave at once: nothing to select
                 del out[j]
@@ -222,13 +235,21 @@ class TcpMesh:
         return True
 
     def _pump_recv(self, j: int, inbox: dict, check) -> None:
+        """Fill what the socket has of ``inbox[j]``: memoryviews, or ``FrameReceiver``s whose
+        size their own prefix tells (each is one entry, popped when complete)."""
         views = inbox[j]
         try:
             while views:
-                got = self.peers[j].recv_into(views[0])
+                head = views[0]
+                frame = isinstance(head, FrameReceiver)
+                got = self.peers[j].recv_into(head.view if frame else head)
                 if got == 0:
                     self._link_failed(j, ConnectionResetError("closed by the peer"), check)
-                views[0] = views[0][got:]
+                if frame:
+                    if head.advance(got):
+                        views.pop(0)
+                    continue
+                views[0] = head[got:]
                 if not len(views[0]):
                     views.pop(0)
         except BlockingIOError:

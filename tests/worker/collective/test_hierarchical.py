@@ -63,13 +63,14 @@ def shard_vectors(n: int, size: int, seed: int) -> list[np.ndarray]:
 
 @pytest.mark.parametrize("placement", PLACEMENTS, ids=list(PLACEMENTS))
 @pytest.mark.parametrize("size", [3, SCATTER_MIN_BYTES // 4 + 3, 300_001])
+@pytest.mark.parametrize("compression", [None, "zstd"])  # zstd is lossless: the same bits
 def test_every_shard_gets_the_bits_of_the_flat_tcp_path_wherever_it_runs(
-    redis_url, placement, size
+    redis_url, placement, size, compression
 ):
     hosts = PLACEMENTS[placement]
     n = sum(map(len, hosts))
     weights = [float(i + 1) for i in range(n)]
-    exchanges = connected(redis_url, hosts, size * 4)
+    exchanges = connected(redis_url, hosts, size * 4, compression)
     client = data_client(redis_url)
     flat = [TcpMesh(i, n, "127.0.0.1") for i in range(n)]
     flat_key = f"flat{secrets.token_hex(4)}"

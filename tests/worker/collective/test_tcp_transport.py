@@ -43,11 +43,14 @@ def shard_vectors(n: int, size: int, seed: int) -> list[np.ndarray]:
     return [rng.standard_normal(size).astype(np.float32) for _ in range(n)]
 
 
+@pytest.mark.parametrize("compression", [None, "zstd"])  # zstd is lossless: the same bits
 @pytest.mark.parametrize("n", [2, 3, 4])
 @pytest.mark.parametrize("size", [7, SCATTER_MIN_BYTES // 4 + 3, 300_001])
-def test_tcp_allreduce_gives_every_shard_the_bits_of_the_redis_path(redis_url, n, size):
+def test_tcp_allreduce_gives_every_shard_the_bits_of_the_redis_path(
+    redis_url, n, size, compression
+):
     key = f"t{secrets.token_hex(4)}"
-    meshes = connected_meshes(redis_url, n, key)
+    meshes = connected_meshes(redis_url, n, key, compression)
     weights = [float(i + 1) for i in range(n)]
     client = data_client(redis_url)
     try:
@@ -72,7 +75,7 @@ def test_tcp_allreduce_gives_every_shard_the_bits_of_the_redis_path(redis_url, n
             mesh.close()
 
 
-@pytest.mark.parametrize("compression", [None, "bf16"])
+@pytest.mark.parametrize("compression", [None, "bf16", "zstd"])
 @pytest.mark.parametrize("n", [2, 3, 4])
 def test_a_posted_allreduce_gives_the_bits_of_the_whole_vector_allreduce(redis_url, n, compression):
     size = 70_001  # scatter from 3 shards on (> SCATTER_MIN_BYTES), odd chunk bounds
@@ -280,6 +283,60 @@ def test_a_job_with_fp16_compression_trains_over_tcp_close_to_the_exact_weights(
     b = model_weights(redis_client, exact["model_id"])
     assert_same_weights(a, b, rtol=1e-2)
     assert any((a[name] != b[name]).any() for name in a)  # float16 on the wire did round
+
+
+def test_zstd_frames_carry_fewer_bytes_than_the_vector_when_it_has_zero_runs(redis_url):
+    meshes = connected_meshes(redis_url, 2, f"t{secrets.token_hex(4)}", "zstd")
+    vectors = shard_vectors(2, 200_000, seed=3)
+    for vector in vectors:
+        vector[: len(vector) // 2] = 0.0  # dead units: exact zeros in a gradient
+    sent = [0, 0]
+
+    def counting(i):  # the bytes that leave shard i's socket
+        sock = meshes[i].peers[1 - i]
+        meshes[i].peers[1 - i] = _CountingSocket(sock, sent, i)
+        return meshes[i].allreduce(vectors[i], 10, None)
+
+    try:
+        run_in_threads(counting, 2)
+    finally:
+        for mesh in meshes:
+            mesh.close()
+
+    assert vectors[0].tobytes() == vectors[1].tobytes()
+    assert 0 < sent[0] < 0.6 * vectors[0].nbytes and 0 < sent[1] < 0.6 * vectors[1].nbytes
+
+
+class _CountingSocket:
+    """A peer socket that adds what ``send`` hands to the kernel to ``sent[i]``."""
+
+    def __init__(self, sock: socket.socket, sent: list[int], i: int):
+        self.sock, self.sent, self.i = sock, sent, i
+
+    def send(self, data) -> int:
+        count = self.sock.send(data)
+        self.sent[self.i] += count
+        return count
+
+    def __getattr__(self, name):
+        return getattr(self.sock, name)
+
+
+def test_a_job_with_zstd_compression_ends_with_the_uncompressed_jobs_weights(
+    redis_client, start_worker
+):
+    start_worker(concurrency=2, GRADQ_ALLREDUCE_TRANSPORT="tcp", **FAST)
+
+    plain = submit_job(redis_client, digits_spec(shards=2, overlap=False), "acme")
+    zstd = submit_job(redis_client, digits_spec(shards=2, compression="zstd"), "acme")  # measured
+    plain, zstd = (wait_finished(redis_client, job["id"]) for job in (plain, zstd))
+
+    assert plain["status"] == zstd["status"] == "succeeded", zstd["status_reason"]
+    assert zstd["history"][0]["transport"] == "tcp"
+    a = model_weights(redis_client, zstd["model_id"])
+    b = model_weights(redis_client, plain["model_id"])
+    for name in a:
+        np.testing.assert_array_equal(a[name], b[name])
 
 
 def test_a_job_with_overlap_over_tcp_ends_with_the_plain_jobs_weights(redis_client, start_worker):
