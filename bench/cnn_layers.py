@@ -42,6 +42,7 @@ use_this_cpus_kernels()  # before NumPy loads OpenBLAS
 import numpy as np  # noqa: E402
 
 from bench.multihost_models import model_spec, torch_model  # noqa: E402
+from worker.huge_pages import advise_huge_pages  # noqa: E402
 
 CLOCK = time.perf_counter
 
@@ -131,6 +132,7 @@ def main() -> None:
 
     ratios: dict[str, list[float]] = {}
     print(f"load before: {os.getloadavg()}", flush=True)
+    advise_huge_pages()  # as a worker does: BLAS buffers on huge pages
     print(describe(), flush=True)
     with threadpool_limits(limits=1):
         for r in range(args.rounds + 2):

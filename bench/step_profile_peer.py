@@ -81,6 +81,7 @@ def gradq(rank, world, key, batch, steps, model_name, compression, overlap) -> d
     from worker.collective.transport import listen_address
     from worker.config import Settings
     from worker.datasets import load_dataset
+    from worker.huge_pages import advise_huge_pages
     from worker.replica import FlatGradients, slice_sizes
     from worker.threads import thread_budget
 
@@ -121,6 +122,8 @@ def gradq(rank, world, key, batch, steps, model_name, compression, overlap) -> d
         batches = epochs_of_batches(len(data.x_train), batch, steps + 5)
         per_step, rounds_before, kernel_ms = [], rounds[0], []
         for b, index in enumerate(batches):
+            if b == 1:  # as the shard loop does after its first step
+                advise_huge_pages()
             if b == 5:
                 times.clear()  # warm-up
             started = step_started = CLOCK()

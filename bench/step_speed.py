@@ -22,6 +22,7 @@ import numpy as np  # noqa: E402
 from threadpoolctl import threadpool_limits  # noqa: E402
 
 from nnlib import build_model, parallel  # noqa: E402
+from worker.huge_pages import advise_huge_pages  # noqa: E402
 
 CLOCK = time.perf_counter
 
@@ -169,6 +170,7 @@ def main() -> None:
     if args.cpu:
         global CLOCK
         CLOCK = time.process_time
+    advise_huge_pages()  # as a worker does: BLAS buffers on huge pages
     print(describe())
     rng = np.random.default_rng(0)
     x_img = rng.random((128, 1, 28, 28), dtype=np.float32)

@@ -34,6 +34,8 @@ use_this_cpus_kernels()  # before NumPy loads OpenBLAS
 
 import numpy as np  # noqa: E402
 
+from worker.huge_pages import advise_huge_pages  # noqa: E402
+
 MLP = [("flatten",), ("dense", 256, "relu"), ("dense", 128, "relu"), ("dense", 10, None)]
 CNN = [("conv", 32), ("pool",), ("conv", 64), ("pool",), ("flatten",), ("dense", 128, "relu"),
        ("dense", 10, None)]  # fmt: skip
@@ -220,6 +222,7 @@ def main() -> None:
     peers = {"digits": "sklearn"}
     if importlib.util.find_spec("torch") is not None:  # not imported here: children measure memory
         peers.update({"mlp": "torch", "mlp-sgd": "torch", "cnn": "torch"})
+    advise_huge_pages()  # as a worker does: BLAS buffers on huge pages
     print(f"threads {args.threads}; numpy {np.__version__}; {describe()}")
     header = f"{'workload':8} {'framework':9} {'epochs':>6} {'s/epoch':>8} {'ratio':>6} "
     print(header + f"{'peak MB':>8} {'train MB':>8} {'test acc':>8} {'target':>7}")

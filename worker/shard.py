@@ -20,6 +20,7 @@ import numpy as np
 from nnlib.batching import global_batches, min_batch_for, shard_slice
 from nnlib.training import early_stopping_from_spec
 from worker.collective.local_sgd import LocalSGD
+from worker.huge_pages import advise_huge_pages
 from worker.job_finish import finish_job
 from worker.loss_curve import LossRecorder
 from worker.replica import (
@@ -97,6 +98,7 @@ def _train(ctx: ShardContext, replica: Replica, writer: CheckpointWriter) -> dic
         curve.resume(meta.get("loss_curve"))
     last_report = 0.0
     stop_early = False
+    huge_pages_advised = False
     ctx.agree_on_start(meta["global_step"])
     for epoch in range(meta["epoch"], epochs):
         epoch_started, comm_at_start = time.perf_counter(), ctx.comm_seconds
@@ -136,6 +138,9 @@ def _train(ctx: ShardContext, replica: Replica, writer: CheckpointWriter) -> dic
             meta["batch"] = b + 1
             samples_this_run += len(index)
             curve.add(meta["global_step"], batch_loss)
+            if not huge_pages_advised:  # the first step mapped every BLAS buffer it will use
+                huge_pages_advised = True
+                log.debug("huge pages advised: %d MiB", advise_huge_pages() >> 20)
             if ctx.step_hook is not None:
                 ctx.step_hook(meta["global_step"])
             if synced and checkpoint_every and _crossed_multiple(meta, checkpoint_every):
