@@ -7,9 +7,10 @@ load, one per thread that calls it), mapped with plain mmap. Under the kernel's 
 OpenBLAS's buffers, so they stay on 4 KiB pages. Where a TLB miss is dear that costs 3x:
 measured on a 2017 AMD EPYC (Zen 1) in a KVM guest, where a miss walks the guest's and the
 host's page tables, a float32 1024x784 @ 784x256 product (the MLP's first layer) took 34.8 ms
-on one thread, 11.2 ms once the buffers were advised, 11.0 ms with THP "always" and 12.1 ms in
-PyTorch (MKL) either way. ``advise_huge_pages`` asks for every private anonymous mapping of at
-least MIN_BYTES, as THP "always" would give them; the kernel's mode "never" still refuses.
+on one thread, 11.2 ms once the buffers were on huge pages, 11.0 ms with THP "always" and
+12.1 ms in PyTorch (MKL) either way. ``advise_huge_pages`` asks for every private anonymous
+mapping of at least MIN_BYTES, as THP "always" would give them; the kernel's mode "never" still
+refuses.
 Advice alone only changes later page faults, and OpenBLAS has already written the start of its
 buffers by then (the GEMM above stayed at 34.4 ms): each 2 MiB already in use is also collapsed
 into a huge page now (MADV_COLLAPSE, Linux 6.1; with it, 11.2 ms). Transparent huge pages:

@@ -29,7 +29,7 @@ _local = threading.local()  # zstd contexts are not thread-safe; each thread reu
 
 def compressed_frame(array: np.ndarray) -> memoryview:
     """``array`` (1-D, contiguous) -> one frame: length prefix, then the compressed bytes."""
-    payload = _compressor().compress(_shuffled(array))
+    payload = _contexts()[0].compress(_shuffled(array))
     frame = bytearray(LENGTH.size + len(payload))
     LENGTH.pack_into(frame, 0, len(payload))
     frame[LENGTH.size :] = payload
@@ -74,11 +74,11 @@ class FrameReceiver:
         return True
 
 
-def _compressor() -> zstandard.ZstdCompressor:
-    if not hasattr(_local, "compressor"):
-        _local.compressor = zstandard.ZstdCompressor(level=LEVEL)
-        _local.decompressor = zstandard.ZstdDecompressor()
-    return _local.compressor
+def _contexts() -> tuple[zstandard.ZstdCompressor, zstandard.ZstdDecompressor]:
+    """This thread's (compressor, decompressor)."""
+    if not hasattr(_local, "contexts"):
+        _local.contexts = zstandard.ZstdCompressor(level=LEVEL), zstandard.ZstdDecompressor()
+    return _local.contexts
 
 
 def _shuffled(array: np.ndarray) -> np.ndarray:
@@ -87,9 +87,8 @@ def _shuffled(array: np.ndarray) -> np.ndarray:
 
 
 def _unshuffle_into(destination: np.ndarray, payload: bytearray) -> None:
-    _compressor()
     try:
-        raw = _local.decompressor.decompress(payload, max_output_size=destination.nbytes)
+        raw = _contexts()[1].decompress(payload, max_output_size=destination.nbytes)
     except zstandard.ZstdError as error:
         raise RuntimeError(
             f"a frame did not decompress ({error}): the shards are out of step"
