@@ -2,18 +2,20 @@
 
 OpenBLAS packs every GEMM's operands into buffers of its own (32 MiB each: one per library at
 load, one per thread that calls it), mapped with plain mmap. Under the kernel's THP mode
-"madvise", Debian's default, memory is backed by huge pages only where someone asked
-(madvise MADV_HUGEPAGE); NumPy asks for its own arrays of 4 MiB and more, nobody asks for
-OpenBLAS's buffers, so they stay on 4 KiB pages. Where a TLB miss is dear that costs 3x:
-measured on a 2017 AMD EPYC (Zen 1) in a KVM guest, where a miss walks the guest's and the
-host's page tables, a float32 1024x784 @ 784x256 product (the MLP's first layer) took 34.8 ms
-on one thread, 11.2 ms once the buffers were on huge pages, 11.0 ms with THP "always" and
-12.1 ms in PyTorch (MKL) either way. ``advise_huge_pages`` asks for every private anonymous
-mapping of at least MIN_BYTES, as THP "always" would give them; the kernel's mode "never" still
-refuses.
-Advice alone only changes later page faults, and OpenBLAS has already written the start of its
-buffers by then (the GEMM above stayed at 34.4 ms): each 2 MiB already in use is also collapsed
-into a huge page now (MADV_COLLAPSE, Linux 6.1; with it, 11.2 ms). Transparent huge pages:
+"madvise" (this machine's; many distributions ship it), memory goes on huge pages only where a
+program asks (madvise MADV_HUGEPAGE). NumPy asks for its own arrays of 4 MiB and more; nobody
+asks for OpenBLAS's buffers, so they stay on 4 KiB pages.
+
+Where a TLB miss is dear, that costs 3x. Measured on a 2017 AMD EPYC (Zen 1) in a KVM guest,
+where a miss walks the guest's and the host's page tables, for the MLP's first layer (float32
+1024x784 @ 784x256, one thread):
+- 34.8 ms with the buffers on 4 KiB pages;
+- 34.4 ms after MADV_HUGEPAGE alone: advice only changes later page faults, and OpenBLAS had
+  already written the start of its buffers;
+- 11.2 ms once each 2 MiB in use was also collapsed into a huge page (MADV_COLLAPSE, Linux 6.1);
+- 11.0 ms with the kernel's mode "always"; PyTorch (MKL): 12.1 ms either way.
+``advise_huge_pages`` does both for every private anonymous mapping of at least MIN_BYTES: what
+mode "always" would give them. Mode "never" still refuses. Transparent huge pages:
 Documentation/admin-guide/mm/transhuge.rst in the Linux sources.
 """
 

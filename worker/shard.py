@@ -140,7 +140,7 @@ def _train(ctx: ShardContext, replica: Replica, writer: CheckpointWriter) -> dic
             curve.add(meta["global_step"], batch_loss)
             if not huge_pages_advised:  # the first step mapped every BLAS buffer it will use
                 huge_pages_advised = True
-                log.debug("huge pages advised: %d MiB", advise_huge_pages() >> 20)
+                log.info("BLAS buffers on huge pages: %d MiB advised", advise_huge_pages() >> 20)
             if ctx.step_hook is not None:
                 ctx.step_hook(meta["global_step"])
             if synced and checkpoint_every and _crossed_multiple(meta, checkpoint_every):

@@ -74,6 +74,15 @@ def model_weights(redis_client, model_id: str) -> dict[str, np.ndarray]:
     return model.parameters()
 
 
+def assert_identical_weights(redis_client, a: dict, b: dict) -> None:
+    """The models of job records ``a`` and ``b`` hold the same parameters, bit for bit."""
+    first = model_weights(redis_client, a["model_id"])
+    second = model_weights(redis_client, b["model_id"])
+    assert first.keys() == second.keys()
+    for name in first:
+        np.testing.assert_array_equal(first[name], second[name], err_msg=name)
+
+
 def assert_same_weights(a: dict, b: dict, rtol: float) -> None:
     assert a.keys() == b.keys()
     for name in a:

@@ -32,8 +32,8 @@ def test_the_probe_alternates_blocks_of_each_path_then_votes_the_median_differen
     assert choice.decided is True and choice.overlap(99) is True
     assert choice.explain() == (
         f"overlap measured over {TIMED} + {TIMED} steps in alternating blocks: plain 10.0 ms, "
-        "overlapped 7.0 ms per step here (medians), 2.0 ms faster overlapped on average over "
-        "the shards: overlapping for the rest of this attempt"
+        "overlapped 7.0 ms per step on this shard (medians); averaged over all shards, "
+        "overlapped steps were 2.0 ms faster: overlapping for the rest of this attempt"
     )
 
 

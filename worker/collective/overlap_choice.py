@@ -70,9 +70,9 @@ class OverlapChoice:
         verdict = "overlapping" if self.decided else "not overlapping"
         return (
             f"overlap measured over {TIMED} + {TIMED} steps in alternating blocks: plain "
-            f"{plain:.1f} ms, overlapped {overlapped:.1f} ms per step here (medians), "
-            f"{abs(self.voted) * 1e3:.1f} ms {'faster' if self.decided else 'slower'} "
-            f"overlapped on average over the shards: {verdict} for the rest of this attempt"
+            f"{plain:.1f} ms, overlapped {overlapped:.1f} ms per step on this shard (medians); "
+            f"averaged over all shards, overlapped steps were {abs(self.voted) * 1e3:.1f} ms "
+            f"{'faster' if self.decided else 'slower'}: {verdict} for the rest of this attempt"
         )
 
 

@@ -169,15 +169,17 @@ def attempt_transport(ctx, replica):
         hosts = attempt_hosts(ctx.store.redis, ctx.job_id, ctx.attempt)
         records = [json.loads(hosts[i]) if i in hosts else None for i in range(ctx.num_shards)]
         ctx.transport = choose_transport(records)
+    compression = replica.spec.get("compression")
     log.info(
-        "job %s attempt %d shard %d: allreduce transport %s",
+        "job %s attempt %d shard %d: allreduce transport %s%s",
         ctx.job_id,
         ctx.attempt,
         ctx.shard,
         ctx.transport,
+        _compression_note(compression, ctx.transport),
     )
     if ctx.transport == "tcp":
-        with _tcp_mesh(ctx, records, replica.spec.get("compression")):
+        with _tcp_mesh(ctx, records, compression):
             yield
         return
     if ctx.transport == "hierarchical":
@@ -197,6 +199,16 @@ def attempt_transport(ctx, replica):
             yield
         finally:
             ctx.shm = None
+
+
+def _compression_note(compression: str | None, transport: str) -> str:
+    """What the log says of the spec's ``compression`` on ``transport``: only the network hops
+    (tcp, hierarchical's) encode; shared memory and Redis carry the exact vectors."""
+    if compression is None:
+        return ""
+    if transport in ("tcp", "hierarchical"):
+        return f", {compression} compression on the network"
+    return f" ({compression} compression does not apply: no network hop)"
 
 
 @contextmanager

@@ -7,7 +7,12 @@ import pytest
 
 import nnlib
 from tests.harness import run_in_threads
-from tests.worker.jobs_helpers import FAST, digits_spec, model_weights, wait_finished
+from tests.worker.jobs_helpers import (
+    FAST,
+    assert_identical_weights,
+    digits_spec,
+    wait_finished,
+)
 from worker.collective.allreduce import data_client
 from worker.collective.overlap import (
     BLOCK_BYTES,
@@ -139,7 +144,4 @@ def test_a_job_with_overlap_ends_with_the_same_weights(redis_client, start_worke
 
     assert overlapped["status"] == plain["status"] == "succeeded", overlapped["status_reason"]
     assert overlapped["history"][0]["transport"] == "redis"
-    a = model_weights(redis_client, overlapped["model_id"])
-    b = model_weights(redis_client, plain["model_id"])
-    for name in a:
-        np.testing.assert_array_equal(a[name], b[name])
+    assert_identical_weights(redis_client, overlapped, plain)

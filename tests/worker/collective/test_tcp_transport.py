@@ -12,6 +12,7 @@ import pytest
 from tests.harness import run_in_threads
 from tests.worker.jobs_helpers import (
     FAST,
+    assert_identical_weights,
     assert_same_weights,
     digits_spec,
     model_weights,
@@ -333,10 +334,7 @@ def test_a_job_with_zstd_compression_ends_with_the_uncompressed_jobs_weights(
 
     assert plain["status"] == zstd["status"] == "succeeded", zstd["status_reason"]
     assert zstd["history"][0]["transport"] == "tcp"
-    a = model_weights(redis_client, zstd["model_id"])
-    b = model_weights(redis_client, plain["model_id"])
-    for name in a:
-        np.testing.assert_array_equal(a[name], b[name])
+    assert_identical_weights(redis_client, zstd, plain)
 
 
 def test_a_job_with_overlap_over_tcp_ends_with_the_plain_jobs_weights(redis_client, start_worker):
@@ -354,7 +352,4 @@ def test_a_job_with_overlap_over_tcp_ends_with_the_plain_jobs_weights(redis_clie
     lines = [line["message"] for line in read_logs(redis_client, overlapped["id"], count=1000)]
     verdict = "overlapping for" if decided else "not overlapping for"
     assert any(m.startswith("overlap measured over") and verdict in m for m in lines), lines
-    a = model_weights(redis_client, overlapped["model_id"])
-    b = model_weights(redis_client, plain["model_id"])
-    for name in a:
-        np.testing.assert_array_equal(a[name], b[name])
+    assert_identical_weights(redis_client, overlapped, plain)

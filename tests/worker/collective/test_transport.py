@@ -20,7 +20,7 @@ from tests.worker.jobs_helpers import (
 )
 from worker.collective.allreduce import data_client
 from worker.collective.shm_transport import SHM_DIR
-from worker.collective.transport import TransportError, choose_transport
+from worker.collective.transport import TransportError, _compression_note, choose_transport
 from worker.config import Settings
 from worker.jobs import JobStore
 from worker.runner import run_shard_task
@@ -147,3 +147,19 @@ def test_shm_tcp_and_redis_transports_train_bit_identical_weights(redis_client, 
     # one shard exchanges nothing, so the dashboard's communication chart stays at zero
     assert [(h["transport"], h["comm_seconds"]) for h in single["history"]] == [("none", 0.0)] * 2
     wait_until(lambda: not job_segments(shm["id"]), 10, "the shm job's segments to be unlinked")
+
+
+@pytest.mark.parametrize(
+    "compression, transport, note",
+    [
+        (None, "tcp", ""),
+        ("zstd", "tcp", ", zstd compression on the network"),
+        ("bf16", "hierarchical", ", bf16 compression on the network"),
+        ("zstd", "shm", " (zstd compression does not apply: no network hop)"),
+        ("fp16", "redis", " (fp16 compression does not apply: no network hop)"),
+    ],
+)
+def test_the_transport_log_line_says_whether_the_specs_compression_applies(
+    compression, transport, note
+):
+    assert _compression_note(compression, transport) == note
