@@ -5,7 +5,6 @@ from __future__ import annotations
 import itertools
 import threading
 
-import numpy as np
 import pydantic
 import pytest
 import redis
@@ -13,6 +12,7 @@ import redis
 from tests.harness import run_in_threads, wait_until
 from tests.worker.jobs_helpers import (
     FAST,
+    assert_identical_weights,
     assert_same_weights,
     digits_spec,
     model_weights,
@@ -136,13 +136,11 @@ def test_shm_tcp_and_redis_transports_train_bit_identical_weights(redis_client, 
     for transport, done in trained.items():
         assert [h["transport"] for h in done["history"]] == [transport, transport]
         assert all(h["comm_seconds"] > 0 for h in done["history"])
-    a = model_weights(redis_client, shm["model_id"])
     for other in ("tcp", "redis"):
-        b = model_weights(redis_client, trained[other]["model_id"])
-        for name in a:
-            np.testing.assert_array_equal(a[name], b[name])
+        assert_identical_weights(redis_client, shm, trained[other])
         val_losses = [h["val_loss"] for h in trained[other]["history"]]
         assert [h["val_loss"] for h in shm["history"]] == val_losses
+    a = model_weights(redis_client, shm["model_id"])
     assert_same_weights(a, model_weights(redis_client, single["model_id"]), rtol=1e-4)
     # one shard exchanges nothing, so the dashboard's communication chart stays at zero
     assert [(h["transport"], h["comm_seconds"]) for h in single["history"]] == [("none", 0.0)] * 2
