@@ -90,6 +90,9 @@ def run_nnlib(layers, x, y, xt, yt, batch, epochs, optimizer, schedule, threads)
     set_num_threads(threads)  # nnlib's own worker threads, like BLAS's
     set_blas_serial(any(layer[0] == "conv" for layer in layers))  # see child()
     model = nnlib.build_model(nnlib_spec(layers), x.shape[1:], seed=0)
+    # as a worker does after its first step: the BLAS buffers that step mapped on huge pages
+    nnlib.loss_and_gradients(model, nnlib.losses.get("cross_entropy"), x[:batch], y[:batch])
+    advise_huge_pages()
     history = nnlib.fit(model, "cross_entropy", optimizer, x, y, epochs=epochs, batch_size=batch,
                         schedule=schedule)  # fmt: skip
     result = nnlib.evaluate(model, nnlib.losses.get("cross_entropy"), xt, yt)
@@ -222,7 +225,6 @@ def main() -> None:
     peers = {"digits": "sklearn"}
     if importlib.util.find_spec("torch") is not None:  # not imported here: children measure memory
         peers.update({"mlp": "torch", "mlp-sgd": "torch", "cnn": "torch"})
-    advise_huge_pages()  # as a worker does: BLAS buffers on huge pages
     print(f"threads {args.threads}; numpy {np.__version__}; {describe()}")
     header = f"{'workload':8} {'framework':9} {'epochs':>6} {'s/epoch':>8} {'ratio':>6} "
     print(header + f"{'peak MB':>8} {'train MB':>8} {'test acc':>8} {'target':>7}")
