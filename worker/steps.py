@@ -50,8 +50,8 @@ def exact_step(
     if ctx.num_shards > 1 and overlap == "measure":
         choice = replica.overlap_choice = replica.overlap_choice or OverlapChoice()
         loss = timed_step(choice, flat, lambda overlap: _step(*args, overlap))
-        if ctx.shard == 0 and choice.steps == choice.decided_at + 1:  # just decided
-            ctx.fence.log(choice.explain(), ctx.shard)
+        if ctx.shard == 0 and choice.steps == choice.decided_at + 1 and choice.changed:
+            ctx.fence.log(choice.explain(), ctx.shard)  # the first decision, or a new path
         return loss
     return _step(*args, ctx.num_shards > 1 and overlap is True)
 

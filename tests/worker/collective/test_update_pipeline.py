@@ -8,6 +8,7 @@ import pytest
 
 import nnlib
 from tests.harness import run_in_threads
+from worker.collective import overlap_choice
 from worker.collective.allreduce import data_client
 from worker.collective.overlap_choice import PROBE_STEPS, WARMUP
 from worker.collective.tcp_transport import TcpMesh
@@ -107,8 +108,12 @@ def test_a_non_finite_gradient_fails_a_pipelined_step_as_it_fails_a_plain_one(
             _train(redis_client, redis_url, 2, overlap, OPTIMIZERS[0], (x, y), f"nan{overlap}")
 
 
-def test_unset_overlap_times_both_paths_and_every_shard_takes_the_same_one(redis_client, redis_url):
-    steps = WARMUP + PROBE_STEPS + 3
+def test_unset_overlap_times_both_paths_and_every_shard_takes_the_same_one(
+    redis_client, redis_url, monkeypatch
+):
+    reprobe = PROBE_STEPS + 4  # a second probe (and vote) soon after the first decision
+    monkeypatch.setattr(overlap_choice, "REPROBE_EVERY", reprobe)
+    steps = WARMUP + reprobe + PROBE_STEPS + 3
     rng = np.random.default_rng(1)
     data = (  # float64 rows: the primed product must cast them as Model.forward does
         rng.standard_normal((BATCH * steps, 1, 28, 28)),
@@ -120,6 +125,7 @@ def test_unset_overlap_times_both_paths_and_every_shard_takes_the_same_one(redis
 
     choices = [choice for _, _, choice in measured]
     assert choices[0].decided is not None and choices[0].steps == steps
+    assert [choice.decided_at for choice in choices] == [WARMUP + reprobe + PROBE_STEPS] * 2
     assert choices[1].decided == choices[0].decided  # from the averaged vote, not own timing
     assert all(choice.timed[True] and choice.timed[False] for choice in choices)
     for weights, _, _ in measured:
