@@ -18,9 +18,10 @@ machine, docs/distributed.md): one attempt's probe read overlapped 21.0 ms again
 20.6, so it kept plain for the whole run at 20.8 ms a step, while the forced overlap ran at
 17.6 (its other attempt's probe read 17.6 against 20.2 and overlapped). A link's speed can
 also change during a long job. A close call stays close: in a later run of the same cell a
-re-probe turned a right choice (a 6% gap) into plain; pooling halves a vote's noise and no
-single probe decides a whole job, nothing more. A re-probe costs at most ``PROBE_STEPS / 2`` steps on the
-slower path per ``REPROBE_EVERY`` steps: with the 20% gap above, under 2% of the time.
+re-probe turned a right choice (a 6% gap) into plain. Pooling halves a vote's noise and no
+single probe decides a whole job, nothing more. A re-probe costs at most ``PROBE_STEPS / 2``
+steps on the slower path per ``REPROBE_EVERY`` steps: with the 20% gap above, under 2% of the
+time.
 
 Why alternating blocks and medians: on a busy machine (three hosts sharing two cores) one plain
 block of 10 steps then one overlapped block, compared by means, picked plain, 5% slower, in one
