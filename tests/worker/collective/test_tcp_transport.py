@@ -350,6 +350,6 @@ def test_a_job_with_overlap_over_tcp_ends_with_the_plain_jobs_weights(redis_clie
     decided = overlapped["history"][-1]["overlap"]
     assert decided in (True, False) and plain["history"][-1]["overlap"] is False
     lines = [line["message"] for line in read_logs(redis_client, overlapped["id"], count=1000)]
-    verdict = "overlapping for" if decided else "not overlapping for"
+    verdict = f": {'overlapping' if decided else 'not overlapping'}; measured again every"
     assert any(m.startswith("overlap measured over") and verdict in m for m in lines), lines
     assert_identical_weights(redis_client, overlapped, plain)
