@@ -234,10 +234,11 @@ def _layout(ranges: tuple, size: int, n: int, scatter: bool):
         part_of = [tuple((int(c[o]), int(c[o + 1])) for o in range(n)) for c in cuts]
     else:
         part_of = [tuple((a, b) for _ in range(n)) for a, b in ranges]
+    # shared by every call with this plan: tuples and read-only arrays, so no call can change it
     owned = [[(k, part_of[k][c]) for k in range(len(ranges))] for c in range(n)]
-    part_ranges = [[k for k, (a, b) in parts if a < b] for parts in owned]
-    parts = [[(a, b) for _, (a, b) in parts if a < b] for parts in owned]
-    offsets = [np.cumsum([0, *(b - a for a, b in mine)]) for mine in parts]
+    part_ranges = tuple(tuple(k for k, (a, b) in parts if a < b) for parts in owned)
+    parts = tuple(tuple((a, b) for _, (a, b) in parts if a < b) for parts in owned)
+    offsets = tuple(np.cumsum([0, *(b - a for a, b in mine)]) for mine in parts)
     for array in offsets:
-        array.flags.writeable = False  # shared by every call with this plan
-    return part_of, part_ranges, parts, offsets
+        array.flags.writeable = False
+    return tuple(part_of), part_ranges, parts, offsets
