@@ -1,18 +1,18 @@
 """gradq across hosts against PyTorch DDP (gloo), on the same hosts and links, in the same run.
 
-Builds the multi-host harness (``tests/multihost``: root only): a control host with Redis and
-three worker hosts (own hostname, /dev/shm, network; links shaped with tc tbf), one Celery
-worker per host (concurrency 1, 1 BLAS thread). For each model (``bench/multihost_models.py``:
-the Fashion-MNIST MLP 784-256-128-10 and the CNN conv32-pool-conv64-pool-128-10, SGD momentum),
-link rate and global batch it trains on 1, 2, 3 hosts x 1 shard with gradq (each ``--variants``
-row: plain = ``overlap: false``, ``overlap`` = forced on, ``default`` = the spec's overlap left
-out, i.e. measured per attempt), then DDP (``bench/ddp_peer.py``, 1 thread per rank),
-``--repeat`` rounds whose order alternates: samples/s and step time of the fastest epoch after
-the first, gradq's communication time per step, efficiency thr(N) / (N thr(1)) against the
-1-host run of the same round, each round's gradq/DDP step-time ratio (paired: both ran on
-nearly the same machine) and each multi-host cell's wire floor (``multihost_report``). The
-1-minute load average is recorded with every run. ``--options`` adds 2-host rows with
-``compression`` bf16/fp16/zstd and ``sync_every: 4`` (speed, accuracy).
+Builds the multi-host harness (``tests/multihost``: root only): a control host with Redis and three
+worker hosts (own hostname, /dev/shm, network; links shaped with tc tbf), one Celery worker per
+host (concurrency 1, 1 BLAS thread). For each model (``bench/multihost_models.py``: the
+Fashion-MNIST MLP 784-256-128-10 and the CNN conv32-pool-conv64-pool-128-10, SGD momentum), link
+rate and global batch it trains on 1, 2, 3 hosts x 1 shard with gradq (each ``--variants`` row:
+plain = ``overlap: false``, ``overlap`` = forced on, ``default`` = the spec's overlap left out,
+i.e. measured per attempt), then DDP (``bench/ddp_peer.py``, 1 thread per rank), ``--repeat``
+rounds whose order alternates: samples/s and step time of the fastest epoch after the first (every
+epoch's step time is in the JSON row), gradq's communication time per step, efficiency
+thr(N) / (N thr(1)) against the 1-host run of the same round, each round's gradq/DDP step-time
+ratio (paired: both ran on nearly the same machine) and each multi-host cell's wire floor
+(``multihost_report``). The 1-minute load average is recorded with every run. ``--options`` adds
+2-host rows with ``compression`` bf16/fp16/zstd and ``sync_every: 4`` (speed, accuracy).
 Run: ``sudo python bench/multihost.py`` (the whole matrix: about 1.5 h on a quiet 2-core
 machine, mostly the CNN), ``--quick`` (MLP, 1 Gbit/s, batch 1024, 1 round: ~1 min), or any
 subset with ``--models --rates --batches --hosts --repeat --epochs``.
@@ -56,6 +56,7 @@ def gradq_row(site: Site, model: str, hosts: int, batch: int, epochs: int, **ext
     return {
         "samples_per_second": best["samples_per_second"],
         "step_seconds": batch / best["samples_per_second"],
+        "epoch_step_seconds": [batch / h["samples_per_second"] for h in record["history"]],
         "comm_seconds": best["comm_seconds"] / steps,
         "test_accuracy": record["metrics"]["test_accuracy"],
         "transport": best["transport"],

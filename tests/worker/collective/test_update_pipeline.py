@@ -96,6 +96,9 @@ def test_pipelined_steps_train_the_plain_steps_bits(
     assert all((plain[0][0][name] != start[name]).any() for name in start)
 
 
+# inf * 0 in the first layer's product is the NaN this test is about; NumPy's warning of it (seen
+# with NumPy 2.4 and OpenBLAS 0.3.31) only repeats that
+@pytest.mark.filterwarnings("ignore:invalid value encountered in dot:RuntimeWarning")
 def test_a_non_finite_gradient_fails_a_pipelined_step_as_it_fails_a_plain_one(
     redis_client, redis_url
 ):
