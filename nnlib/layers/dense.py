@@ -155,13 +155,21 @@ class BlockedProduct:
 
 INPUT_BLOCK_BYTES = 256 * 1024  # a first dense layer's W above this is used in row blocks
 MAX_INPUT_BLOCKS = 8  # each block adds one (N, units) pass to the forward
+# Blocks start on multiples of this many rows where they are at least twice that tall. A GEMM kernel
+# computes rows of x^T dout in panels of its M unroll and the rows past the last full panel
+# in a tail kernel whose sum over the samples may round differently: OpenBLAS 0.3.31's Haswell
+# SGEMM gives a block starting at row 196 of the MLP's 784 other bits than the whole product,
+# so the overlap could not ship the first layer in blocks (``blocks_keep_bits``); starting at
+# 192 it gives the same bits. 48 is a multiple of the unrolls seen (16 and 24 rows).
+INPUT_BLOCK_ALIGN = 48
 
 
 def input_row_blocks(
     rows: int, units: int, itemsize: int, block_bytes: int = INPUT_BLOCK_BYTES
 ) -> list[tuple[int, int]] | None:
     """Row blocks of about ``block_bytes`` (at most MAX_INPUT_BLOCKS) of a first Dense layer's
-    W (rows, units), last rows first; None if it is one block.
+    W (rows, units), last rows first, starting on multiples of INPUT_BLOCK_ALIGN where blocks
+    are at least twice that tall; None if it is one block.
 
     Last rows first because that is the order backward can hand them to the network (the
     bias's gradient travels with the first block): ``worker.collective.overlap``.
@@ -169,5 +177,8 @@ def input_row_blocks(
     blocks = min(rows, -(-rows * units * itemsize // block_bytes), MAX_INPUT_BLOCKS)
     if blocks <= 1:
         return None
-    bounds = [rows * k // blocks for k in range(blocks + 1)]
+    # blocks at least twice `align` tall keep within half an `align` of their even share
+    align = INPUT_BLOCK_ALIGN if rows >= 2 * blocks * INPUT_BLOCK_ALIGN else 1
+    inner = [(rows * k // blocks + align // 2) // align * align for k in range(1, blocks)]
+    bounds = [0, *inner, rows]
     return [(bounds[k], bounds[k + 1]) for k in range(blocks - 1, -1, -1)]

@@ -358,7 +358,7 @@ def test_a_large_first_dense_layer_runs_in_row_blocks_last_rows_first():
     model = build_model({"layers": [{"type": "flatten"}, {"type": "dense", "units": 256}]}, [784])
     small = build_model({"layers": [{"type": "dense", "units": 8}]}, [64])
 
-    assert model.layers[1].input_blocks == [(588, 784), (392, 588), (196, 392), (0, 196)]
+    assert model.layers[1].input_blocks == [(576, 784), (384, 576), (192, 384), (0, 192)]
     assert model.primable()
     assert small.layers[0].input_blocks is None and not small.primable()
 

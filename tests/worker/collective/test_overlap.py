@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -81,6 +86,42 @@ def test_a_large_first_dense_layer_is_bucketed_in_row_blocks_with_the_same_bits(
     reference = FlatGradients(twin.parameters())
     reference.pack(twin.gradients())
     np.testing.assert_array_equal(flat.buffer[:-1], reference.buffer[:-1])
+
+
+# Run in a child: OpenBLAS reads OPENBLAS_CORETYPE once, when it loads. "" = the CPU's own kernels.
+KEEPS_BITS = """
+import numpy as np
+from nnlib import build_model
+from worker.collective.overlap import blocks_keep_bits
+from worker.config import Settings
+from worker.threads import blas_kernels, thread_budget
+model = build_model({"layers": [{"type": "flatten"}, {"type": "dense", "units": 256}]}, [784])
+blocks = model.layers[1].input_blocks
+with thread_budget(Settings(blas_threads=1)):
+    print(blas_kernels()[0])
+    print(all(blocks_keep_bits(n, (784, 256), blocks, np.float32) for n in (128, 341, 512)))
+"""
+
+
+@pytest.mark.parametrize("core", ["Haswell", ""])
+def test_the_mlps_first_layer_blocks_keep_the_whole_products_bits_on_these_kernels(core):
+    # Unaligned blocks (a start at row 196) do not under OpenBLAS's Haswell SGEMM, and then the
+    # overlap computes that layer's gradient in one product: nothing travels during backward.
+    if "avx2" not in Path("/proc/cpuinfo").read_text():
+        pytest.skip("OpenBLAS's Haswell kernels need AVX2, which this CPU lacks")
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_CORETYPE"}
+    if core:
+        env["OPENBLAS_CORETYPE"] = core
+    root = str(Path(__file__).resolve().parents[3])
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
+    result = subprocess.run(
+        [sys.executable, "-c", KEEPS_BITS], env=env, capture_output=True, text=True, timeout=120
+    )
+
+    assert result.returncode == 0, result.stderr
+    kernels, keeps = result.stdout.strip().splitlines()
+    assert core in kernels  # the kernels asked for are the ones that ran
+    assert keeps == "True"
 
 
 @pytest.mark.parametrize("block_bytes", [BLOCK_BYTES, 320])  # 320: the first layer in 3 blocks
