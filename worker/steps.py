@@ -109,11 +109,12 @@ def _pipelined_step(ctx, flat, replica, rows, weights, step: int, epoch: int, pr
     primed, replica.primed = replica.primed, None
     if primed is not None and (primed[0] != step or primed[1] is not x):
         primed = None
-    x_next = prefetch() if prefetch is not None else None
+    x_next = None
     pipeline: UpdatePipeline | None = None
 
     def start(ranges) -> UpdatePipeline:  # the ranges come from the exchange's bucket plan
-        nonlocal pipeline
+        nonlocal pipeline, x_next
+        x_next = prefetch() if prefetch is not None else None  # while the buckets travel
         pipeline = UpdatePipeline(
             flat,
             ranges,

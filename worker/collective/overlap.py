@@ -212,9 +212,7 @@ def overlapped_gradients(
     )
     plan = bucket_plan(model, flat, block_bytes)
     if ctx.mesh is not None:
-        ranges = [(bucket.start, bucket.stop) for bucket in plan]
-        on_final = pipeline(ranges) if pipeline is not None else None
-        _over_tcp(ctx, flat, (model, loss, x, y, primed), plan, scale, channel.check, on_final)
+        _over_tcp(ctx, flat, (model, loss, x, y, primed), plan, scale, channel.check, pipeline)
         return
     if primed is not None or pipeline is not None:
         raise ValueError("primed and pipeline apply to the tcp transport only")
@@ -251,19 +249,23 @@ def _final_buckets(model, loss, x, y, flat: FlatGradients, plan: list[Bucket], p
         yield from range(len(plan))
 
 
-def _over_tcp(ctx, flat, work, plan, scale, check, on_final=None) -> None:
+def _over_tcp(ctx, flat, work, plan, scale, check, pipeline=None) -> None:
     """Each bucket's bytes go to the kernel as soon as backward finishes it, from this thread
     (``TcpMesh.posted``): no sender thread to schedule on a busy CPU, and the socket buffers
     keep the link busy while backward goes on. ``work``: (model, loss, x, y, primed).
 
-    The time ``on_final`` computes (updates, the next forward's blocks) is not counted as
-    communication: it is work the step would do anyway.
+    ``pipeline(ranges)`` is made after the last bucket is posted: making it gathers the next
+    step's rows, which the wire need not wait for (on a slow link it idles from the last
+    bytes of one step to the first of the next). The time its ``on_final`` computes (updates,
+    the next forward's blocks) is not counted as communication: the step would do it anyway.
     """
     model, loss, x, y, primed = work
-    exchange = ctx.mesh.posted(flat.buffer, [(bucket.start, bucket.stop) for bucket in plan])
+    ranges = [(bucket.start, bucket.stop) for bucket in plan]
+    exchange = ctx.mesh.posted(flat.buffer, ranges)
     for k in _final_buckets(model, loss, x, y, flat, plan, primed):
         flat.buffer[plan[k].start : plan[k].stop] *= scale
         exchange.post(k, check)
+    on_final = pipeline(ranges) if pipeline is not None else None
     computing = 0.0
 
     def timed(final: int) -> None:
