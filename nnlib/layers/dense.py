@@ -160,7 +160,8 @@ MAX_INPUT_BLOCKS = 8  # each block adds one (N, units) pass to the forward
 # in a tail kernel whose sum over the samples may round differently: OpenBLAS 0.3.31's Haswell
 # SGEMM gives a block starting at row 196 of the MLP's 784 other bits than the whole product,
 # so the overlap could not ship the first layer in blocks (``blocks_keep_bits``); starting at
-# 192 it gives the same bits. 48 is a multiple of the unrolls seen (16 and 24 rows).
+# 192 it gives the same bits. Measured there: starts on multiples of 24 rows keep the bits, of
+# 16 do not; 48 also suits kernels whose panels are 16 rows tall.
 INPUT_BLOCK_ALIGN = 48
 
 
