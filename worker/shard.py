@@ -32,7 +32,7 @@ from worker.replica import (
 )
 from worker.replica_setup import Replica
 from worker.shard_context import ShardContext
-from worker.steps import exact_step, local_step, overlap_in_use
+from worker.steps import exact_step, local_step, overlap_ignored, overlap_in_use
 from worker.stopping import WorkerStoppingError
 from worker.storage.checkpoint_writer import CheckpointWriter
 
@@ -92,6 +92,9 @@ def _train(ctx: ShardContext, replica: Replica, writer: CheckpointWriter) -> dic
     every = int(spec.get("sync_every") or 1)
     local = LocalSGD(every, ctx.num_shards, ctx.shard) if every > 1 else None
     ctx.stop.supported = local is None  # between local-SGD syncs the replicas differ
+    ignored = overlap_ignored(ctx, replica, flat, local is not None)
+    if ignored and ctx.shard == 0:  # the spec asked for it: say why it does nothing here
+        ctx.fence.log(ignored, ctx.shard)
     curve = _NoCurve()
     if ctx.shard == 0:
         curve = LossRecorder(ctx.fence, ctx.job_id, steps_total, meta["global_step"])

@@ -67,6 +67,26 @@ def overlap_in_use(ctx, replica, flat: FlatGradients) -> bool | None:
     return bool(overlap)
 
 
+def overlap_ignored(ctx, replica, flat: FlatGradients, local_sgd: bool) -> str | None:
+    """The job-log line for a spec's ``overlap: true`` that this attempt cannot apply (its steps
+    then exchange after backward, with the same bits), or None when it applies or is not set."""
+    if replica.spec.get("overlap") is not True:
+        return None
+    if ctx.num_shards <= 1:
+        why = "one shard has nothing to exchange"
+    elif local_sgd:
+        why = "local SGD (sync_every) exchanges weights between steps, not gradients"
+    elif _overlap_mode(ctx, replica, flat) is True:
+        return None
+    elif ctx.transport == "shm":
+        why = "the shards share a host: shared memory exchanges the whole vector in ~0.3 ms"
+    elif ctx.transport == "redis":
+        why = f"through Redis it applies below {RING_MIN_ELEMENTS:,} parameters only"
+    else:
+        why = f"the {ctx.transport} transport exchanges after backward"
+    return f"overlap: true has no effect on this attempt: {why}"
+
+
 def _overlap_mode(ctx, replica, flat: FlatGradients) -> bool | str:
     """``overlap_applies`` for this job's spec, transport and gradient size."""
     small = flat.buffer.size < RING_MIN_ELEMENTS

@@ -27,6 +27,7 @@ from worker.collective.overlap import (
 )
 from worker.collective.tcp_transport import TcpMesh
 from worker.config import Settings
+from worker.job_logs import read_logs
 from worker.jobs import JobStore
 from worker.replica import EXTRA_SLOTS, FlatGradients, slice_sizes
 from worker.replica_setup import Replica
@@ -186,3 +187,21 @@ def test_a_job_with_overlap_ends_with_the_same_weights(redis_client, start_worke
     assert overlapped["status"] == plain["status"] == "succeeded", overlapped["status_reason"]
     assert overlapped["history"][0]["transport"] == "redis"
     assert_identical_weights(redis_client, overlapped, plain)
+
+
+def test_a_requested_overlap_on_one_hosts_shared_memory_says_in_the_job_log_why_it_does_nothing(
+    redis_client, start_worker
+):
+    start_worker(concurrency=2, **FAST)  # two shards on one host: shared memory
+
+    submitted = submit_job(redis_client, digits_spec(overlap=True), "a")
+    job = wait_finished(redis_client, submitted["id"])
+
+    assert job["status"] == "succeeded", job["status_reason"]
+    assert job["history"][0]["transport"] == "shm" and job["history"][0]["overlap"] is False
+    messages = [line["message"] for line in read_logs(redis_client, job["id"], count=1000)]
+    said = [m for m in messages if m.startswith("overlap: true has no effect on this attempt")]
+    assert said == [
+        "overlap: true has no effect on this attempt: the shards share a host: shared memory "
+        "exchanges the whole vector in ~0.3 ms"
+    ]
