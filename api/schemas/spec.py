@@ -8,7 +8,16 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
+from pydantic import (
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from api.ids import DATASET_ID_PATTERN
 from api.schemas.base import RequestModel
@@ -214,8 +223,10 @@ class JobSpec(_Strict):
         None,
         description=(
             "send each layer's gradient while earlier layers are still computed, and update"
-            " the model as the averaged parts arrive (same bits); null (default): over tcp,"
-            " both ways are timed on the first steps and the faster is kept"
+            " the model as the averaged parts arrive (same bits); acts over tcp (and through"
+            " Redis for small models) only, else the job log says why not; null (default):"
+            " over tcp, both ways are timed on the first steps and every 250 steps, and the"
+            " faster is kept"
         ),
     )
     compression: Literal["fp16", "bf16", "zstd"] | None = Field(
@@ -228,10 +239,18 @@ class JobSpec(_Strict):
 
     @model_validator(mode="after")
     def _batch_covers_shards(self) -> JobSpec:
+        # A ValidationError with its own loc, so the 422 names batch_size rather than the whole
+        # body (a plain ValueError from a model validator is located at the model).
         if self.batch_size < self.shards:
-            raise ValueError(
-                f"batch_size ({self.batch_size}) must be >= shards ({self.shards}):"
-                " every shard needs at least one sample per step"
+            message = (
+                "batch_size ({batch_size}) must be >= shards ({shards}): every shard needs at"
+                " least one sample per step"
+            )
+            values = {"batch_size": self.batch_size, "shards": self.shards}
+            error = PydanticCustomError("value_error", message, values)
+            raise ValidationError.from_exception_data(
+                type(self).__name__,
+                [InitErrorDetails(type=error, loc=("batch_size",), input=self.batch_size)],
             )
         return self
 

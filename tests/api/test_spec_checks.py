@@ -19,6 +19,15 @@ def detail(response) -> tuple[list, str]:
     return error["loc"], error["msg"]
 
 
+def test_fewer_samples_than_shards_is_refused_naming_batch_size(alice):
+    response = alice.post("/v1/jobs", json=with_layers(FLAT, {"type": "dense", "units": 10},
+                                                        batch_size=1, shards=2))  # fmt: skip
+    assert response.status_code == 422
+    loc, msg = detail(response)
+    assert loc == ["body", "batch_size"]
+    assert msg.startswith("batch_size (1) must be >= shards (2)")
+
+
 @pytest.mark.parametrize("units", [10, 1])
 def test_mse_on_class_labels_is_refused_naming_loss(alice, units):
     spec = with_layers(FLAT, {"type": "dense", "units": units}, loss="mse")
