@@ -58,7 +58,8 @@ def test_up_serves_then_stops_every_process_it_started(tmp_path, stop_signal):
                 str(tmp_path / "state"),
             ],
             cwd=REPO_ROOT,
-            env=worker_env("redis://unused"),
+            # a forced BLAS core (as some machines' environments set) is said before the steps
+            env=worker_env("redis://unused", OPENBLAS_CORETYPE="Haswell"),
             stdout=out,
             stderr=subprocess.STDOUT,
         )
@@ -69,6 +70,7 @@ def test_up_serves_then_stops_every_process_it_started(tmp_path, stop_signal):
             "gradq up to say the API is ready",
         )
         assert up.poll() is None, log.read_text()
+        assert "note: OPENBLAS_CORETYPE=Haswell is set" in log.read_text()
         assert httpx.get(f"http://127.0.0.1:{api_port}/healthz").status_code == 200
         wait_until(lambda: "interactive API docs" in log.read_text(), 30, "the closing line")
         assert f"dashboard: http://127.0.0.1:{api_port}/ui " in log.read_text()
@@ -131,6 +133,14 @@ def test_the_demo_uses_the_client_key_else_the_first_served_key():
     assert demo_key(Settings(api_key="mine", api_keys="a:served-a")) == "mine"
     assert demo_key(Settings(api_key=None, api_keys="a:served-a, b:served-b")) == "served-a"
     assert demo_key(Settings(api_key=None, api_keys=None)) is None
+
+
+def test_up_says_when_the_environment_forces_the_workers_blas_kernels():
+    from api.cli.up import forced_blas_note
+
+    note = forced_blas_note({"OPENBLAS_CORETYPE": "Haswell"})
+    assert "OPENBLAS_CORETYPE=Haswell" in note and "Haswell kernels" in note
+    assert forced_blas_note({}) is None and forced_blas_note({"OPENBLAS_CORETYPE": ""}) is None
 
 
 def test_up_runs_the_demo_job_to_a_prediction(tmp_path):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import time
 from pathlib import Path
@@ -66,6 +67,9 @@ def up(
     except PortInUseError as error:
         console.print(str(error), style="red", markup=False)
         raise typer.Exit(1) from None
+    forced = forced_blas_note(os.environ)
+    if forced:  # a setting of this machine, said with the other settings before the steps
+        console.print(forced, style="yellow", markup=False)
     signal.signal(signal.SIGINT, _raise_stop)
     signal.signal(signal.SIGTERM, _raise_stop)
     say = _Narrator(console)
@@ -109,6 +113,19 @@ def up(
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         stack.stop()
         console.print("stopped")
+
+
+def forced_blas_note(environ) -> str | None:
+    """The start-up line when ``OPENBLAS_CORETYPE`` forces the workers' BLAS kernels (they
+    inherit it): on an AVX-512 CPU, Haswell's ran GEMMs at half the speed of the ones OpenBLAS
+    picks (README, "BLAS kernels"). Each worker's log says so too, but nobody reads it first."""
+    core = environ.get("OPENBLAS_CORETYPE")
+    if not core:
+        return None
+    return (
+        f"note: OPENBLAS_CORETYPE={core} is set, so the workers train on OpenBLAS's {core}"
+        " kernels, not the ones it would pick for this CPU; unset it unless you set it on purpose"
+    )
 
 
 def demo_key(settings) -> str | None:
