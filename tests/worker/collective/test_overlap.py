@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +10,7 @@ import numpy as np
 import pytest
 
 import nnlib
-from tests.harness import run_in_threads
+from tests.harness import run_in_threads, worker_env
 from tests.worker.jobs_helpers import (
     FAST,
     assert_identical_weights,
@@ -110,11 +109,10 @@ def test_the_mlps_first_layer_blocks_keep_the_whole_products_bits_on_these_kerne
     # overlap computes that layer's gradient in one product: nothing travels during backward.
     if "avx2" not in Path("/proc/cpuinfo").read_text():
         pytest.skip("OpenBLAS's Haswell kernels need AVX2, which this CPU lacks")
-    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_CORETYPE"}
+    env = worker_env("redis://unused")  # the repo importable, as every child of the tests
+    env.pop("OPENBLAS_CORETYPE", None)
     if core:
         env["OPENBLAS_CORETYPE"] = core
-    root = str(Path(__file__).resolve().parents[3])
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
     result = subprocess.run(
         [sys.executable, "-c", KEEPS_BITS], env=env, capture_output=True, text=True, timeout=120
     )
